@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Complete strict concurrency checking on every Swift target (Swift 6 language mode implies it;
+// the flag keeps it explicit should the language mode ever be lowered).
+let strict: [SwiftSetting] = [.enableExperimentalFeature("StrictConcurrency")]
+
+let package = Package(
+    name: "zkctl",
+    products: [
+        .executable(name: "zkctl", targets: ["zkctl"]),
+        .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZooKeeper",
+            providers: [.apt(["libzookeeper-mt-dev"])]
+        ),
+        .target(name: "ZooKeeper", dependencies: ["CZooKeeper"], swiftSettings: strict),
+        .target(name: "ZKCtl", dependencies: ["ZooKeeper"], swiftSettings: strict),
+        .executableTarget(name: "zkctl", dependencies: ["ZKCtl"], swiftSettings: strict),
+        .target(name: "ZKTestSupport", path: "Tests/ZKTestSupport", swiftSettings: strict),
+        .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "ZKTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ZKCtlTests", dependencies: ["ZKCtl"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["ZKTestSupport"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)
