@@ -1,0 +1,372 @@
+import CZooKeeper
+import Foundation
+import Synchronization
+
+/// How to connect.
+public struct ConnectOptions: Sendable {
+    /// `host:port,host:port[/chroot]`.
+    public var connectString: String
+    /// The session timeout asked of the server (it may negotiate another).
+    public var sessionTimeout: Duration
+    /// How long `connect` waits for a first session before giving up with `unavailable`.
+    public var connectTimeout: Duration
+    /// How long one request may take, including waiting for a reconnect; nil means the
+    /// connect timeout.
+    public var requestTimeout: Duration?
+    /// Digest credentials, `user:password`, sent with `zoo_add_auth` and confirmed before
+    /// `connect` returns.
+    public var digestCredentials: [String]
+    /// Accept a read-only server (one that lost its quorum).
+    public var allowReadOnly: Bool
+
+    public init(connectString: String, sessionTimeout: Duration = .seconds(10), connectTimeout: Duration = .seconds(10),
+                requestTimeout: Duration? = nil, digestCredentials: [String] = [], allowReadOnly: Bool = false) {
+        self.connectString = connectString
+        self.sessionTimeout = sessionTimeout
+        self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
+        self.digestCredentials = digestCredentials
+        self.allowReadOnly = allowReadOnly
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (s, atto) = components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+    var timeInterval: TimeInterval { Double(milliseconds) / 1000 }
+}
+
+/// A ZooKeeper session over the official multi-threaded C client.
+///
+/// Thread safety: the mt C client may be called from any thread; what it must not see is a
+/// handle after `zookeeper_close`. The handle therefore lives in a mutex that every call holds
+/// while it hands a request to the C client (which only queues it and returns), and `close()`
+/// takes it out of the mutex before closing it, exactly once. A request issued after that fails
+/// with `closing`. Completions and watchers run on the C client's completion thread and only
+/// copy data and resume continuations there; they never block.
+public final class ZooKeeperClient: Sendable {
+    /// The zhandle_t*, as a bit pattern (0 once closed).
+    private let handle: Mutex<UInt>
+    let core: SessionCore
+    public let options: ConnectOptions
+    public let connectString: ConnectString
+
+    private init(handle: OpaquePointer, core: SessionCore, options: ConnectOptions, connectString: ConnectString) {
+        self.handle = Mutex(UInt(bitPattern: handle))
+        self.core = core
+        self.options = options
+        self.connectString = connectString
+    }
+
+    deinit {
+        closeNow()
+    }
+
+    /// The C client library's version.
+    public static var libraryVersion: String { ZOO_VERSION }
+
+    // MARK: Connecting
+
+    /// Starts a session and waits until it is connected (and authenticated, when credentials are
+    /// given), at most `options.connectTimeout`.
+    public static func connect(_ options: ConnectOptions) async throws -> ZooKeeperClient {
+        let connectString = try ConnectString(parsing: options.connectString)
+        ZooKeeperLog.configureOnce()
+        let core = SessionCore(connectString: connectString)
+        let context = Unmanaged.passRetained(core).toOpaque()
+        let contextBits = UInt(bitPattern: context)
+        let flags = Int32(ZOO_NO_LOG_CLIENTENV) | (options.allowReadOnly ? Int32(ZOO_READONLY) : 0)
+        let hosts = connectString.description
+        let timeout = Int32(clamping: options.sessionTimeout.milliseconds)
+        // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool.
+        let (bits, err): (UInt, Int32) = await offload {
+            let h = zookeeper_init2(hosts, sessionWatcher, timeout, nil, UnsafeMutableRawPointer(bitPattern: contextBits), flags, logCallback)
+            return (UInt(bitPattern: h), errno)
+        }
+        guard let h = OpaquePointer(bitPattern: bits) else {
+            Unmanaged<SessionCore>.fromOpaque(context).release()
+            let reason = String(cString: strerror(err))
+            throw ZooKeeperError(.unavailable, message: "cannot start a session with \(connectString.servers.map(\.description).joined(separator: ",")): \(reason)")
+        }
+        core.adoptRetainedContext(context)
+        let client = ZooKeeperClient(handle: h, core: core, options: options, connectString: connectString)
+        let state = await core.wait(for: options.connectTimeout) { $0.isConnected || $0.isTerminal }
+        guard state.isConnected else {
+            await client.close()
+            if state == .authFailed { throw ZooKeeperError(.authFailed, message: "the server refused the credentials") }
+            throw ZooKeeperError(.unavailable, message: "no server reachable within \(options.connectTimeout.milliseconds) ms; tried \(connectString.servers.map(\.description).joined(separator: ","))")
+        }
+        for credential in options.digestCredentials {
+            do {
+                try await client.addAuth(scheme: "digest", credential: Data(credential.utf8))
+            } catch {
+                await client.close()
+                throw error
+            }
+        }
+        return client
+    }
+
+    /// Adds credentials to the session and waits for the server's answer.
+    public func addAuth(scheme: String, credential: Data) async throws {
+        let rc: Int32 = try await withCheckedThrowingContinuation { continuation in
+            let once = ResumeOnce<Int32>(continuation)
+            let box = ReplyBox { rc, _ in once.resume(.success(rc)) }
+            let context = box.retainedPointer()
+            let sync = withHandle { zh in
+                credential.withUnsafeBytes { raw in
+                    zoo_add_auth(zh, scheme, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(credential.count), voidCompletion, context)
+                }
+            } ?? ZCLOSING.rawValue
+            if sync != ZOK.rawValue {
+                ReplyBox.releaseUnused(context)
+                once.resume(.success(sync))
+            }
+            schedule(after: requestTimeout) { once.resume(.success(ZOPERATIONTIMEOUT.rawValue)) }
+        }
+        guard rc == ZOK.rawValue else {
+            // Say which user, never the password.
+            let user = scheme == "digest" ? String(decoding: credential.prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self) : scheme
+            let code = ZooKeeperError.Code(rawValue: rc)
+            throw ZooKeeperError(code == .authFailed ? .authFailed : code,
+                                 message: "authentication as '\(user)' failed: \(code)")
+        }
+    }
+
+    // MARK: Session facts
+
+    public var state: SessionState { core.currentState }
+
+    /// Every later state change, until the session is closed.
+    public func stateUpdates() -> AsyncStream<SessionState> { core.updates() }
+
+    /// The session id (0 before the first connection).
+    public var sessionID: Int64 {
+        withHandle { zh in zoo_client_id(zh)?.pointee.client_id ?? 0 } ?? 0
+    }
+
+    /// The session timeout the server granted, in milliseconds.
+    public var negotiatedTimeout: Int {
+        Int(withHandle { zh in zoo_recv_timeout(zh) } ?? 0)
+    }
+
+    /// The `host:port` the client is connected to, or trying to connect to.
+    public var connectedServer: String? {
+        withHandle { zh in zoo_get_current_server(zh).map { String(cString: $0) } } ?? nil
+    }
+
+    var requestTimeout: Duration { options.requestTimeout ?? options.connectTimeout }
+
+    // MARK: Closing
+
+    /// Ends the session: its ephemeral nodes go at once. Safe to call more than once. Must not be
+    /// called from a completion or watcher callback.
+    public func close() async {
+        await offload { self.closeNow() }
+    }
+
+    private func closeNow() {
+        let bits = handle.withLock { h -> UInt in
+            defer { h = 0 }
+            return h
+        }
+        guard let h = OpaquePointer(bitPattern: bits) else { return }
+        zookeeper_close(h)
+        // No callback runs after zookeeper_close returns: the core can go.
+        core.closed()
+    }
+
+    /// Runs `body` with the live handle while holding the handle lock; nil after close.
+    @discardableResult
+    func withHandle<T: Sendable>(_ body: (OpaquePointer) -> T) -> T? {
+        handle.withLock { bits in OpaquePointer(bitPattern: bits).map(body) }
+    }
+
+    // MARK: One request
+
+    /// Sends one operation and waits for its result. Reads that meet a connection loss are sent
+    /// again once reconnected, until the request timeout passes.
+    public func perform(_ op: Operation) async throws -> OperationResult {
+        try await perform(op, watch: nil)
+    }
+
+    func perform(_ op: Operation, watch: WatchBox?) async throws -> OperationResult {
+        if let error = Self.precheck(op) { throw error }
+        let deadline = ContinuousClock.now + requestTimeout
+        while true {
+            do {
+                return try await send(op, watch: watch, deadline: deadline)
+            } catch let error as ZooKeeperError where op.isRead && error.code == .connectionLoss {
+                let left = deadline - .now
+                guard left > .zero else { throw error }
+                let state = await core.wait(for: left) { $0.isConnected || $0.isTerminal }
+                guard state.isConnected else { throw error }
+            }
+        }
+    }
+
+    private func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
+        try await withCheckedThrowingContinuation { continuation in
+            let once = ResumeOnce<OperationResult>(continuation)
+            let buffers = CBuffers()
+            let watchKey = watch.map { core.register($0) }
+            let box = ReplyBox(keepAlive: buffers) { [core] rc, reply in
+                let result = Self.outcome(op, rc, reply)
+                if let watchKey, !Self.watchArmed(op, rc) { core.unregister(watchKey) }
+                once.resume(result.mapError { $0 })
+            }
+            let context = box.retainedPointer()
+            let rc = withHandle { zh in
+                Self.issue(op, on: zh, context: context, watcher: watchKey.map { UnsafeMutableRawPointer(bitPattern: $0) } ?? nil, buffers: buffers)
+            } ?? ZCLOSING.rawValue
+            if rc != ZOK.rawValue {
+                ReplyBox.releaseUnused(context)
+                if let watchKey { core.unregister(watchKey) }
+                once.resume(.failure(ZooKeeperError(rc: rc, path: op.path)))
+                return
+            }
+            let left = deadline - .now
+            schedule(after: left) {
+                once.resume(.failure(ZooKeeperError(.operationTimeout, path: op.path,
+                                                    message: "no answer within \(self.requestTimeout.milliseconds) ms")))
+            }
+        }
+    }
+
+    /// Whether the C client keeps a watch set by `op` that ended with `rc`.
+    static func watchArmed(_ op: Operation, _ rc: Int32) -> Bool {
+        if rc == ZOK.rawValue { return true }
+        if case .exists = op, rc == ZNONODE.rawValue { return true }
+        return false
+    }
+
+    // MARK: Convenience
+
+    /// The node's stat, or nil when it does not exist.
+    public func exists(_ path: String) async throws -> Stat? {
+        try await perform(.exists(path)).stat
+    }
+
+    public func get(_ path: String) async throws -> (data: Data, stat: Stat) {
+        let r = try await perform(.get(path))
+        return (r.data ?? Data(), r.stat ?? Stat())
+    }
+
+    /// Sets the data; with `version` the write succeeds only if the node still has that version.
+    @discardableResult
+    public func set(_ path: String, data: Data, version: Int32 = -1) async throws -> Stat {
+        try await perform(.set(path, data: data, version: version)).stat ?? Stat()
+    }
+
+    /// Creates a node and returns the path created (which differs for sequential nodes). With
+    /// `createParents`, missing parents are created as empty persistent nodes with the same ACL.
+    @discardableResult
+    public func create(_ path: String, data: Data = Data(), mode: CreateMode = .persistent,
+                       acl: [ACL] = ACL.openUnsafe, createParents: Bool = false) async throws -> String {
+        let op = Operation.create(path, data: data, mode: mode, acl: acl)
+        do {
+            return try await perform(op).createdPath ?? path
+        } catch ZooKeeperError.Code.noNode where createParents {
+            if let parent = PathRules.parent(of: path), parent != "/" {
+                try await createParentChain(parent, acl: acl)
+            }
+            return try await perform(op).createdPath ?? path
+        }
+    }
+
+    /// Creates `path` and its missing ancestors as empty persistent nodes; existing ones are fine.
+    public func createParentChain(_ path: String, acl: [ACL] = ACL.openUnsafe) async throws {
+        var missing: [String] = []
+        var cursor: String? = path
+        while let p = cursor, p != "/" {
+            if try await exists(p) != nil { break }
+            missing.append(p)
+            cursor = PathRules.parent(of: p)
+        }
+        for p in missing.reversed() {
+            do {
+                _ = try await perform(.create(p, data: Data(), mode: .persistent, acl: acl))
+            } catch ZooKeeperError.Code.nodeExists {
+                continue
+            }
+        }
+    }
+
+    /// Deletes a node; with `version` only if it still has that version.
+    public func delete(_ path: String, version: Int32 = -1) async throws {
+        _ = try await perform(.delete(path, version: version))
+    }
+
+    public func children(_ path: String) async throws -> (children: [String], stat: Stat) {
+        let r = try await perform(.children(path))
+        return (r.children ?? [], r.stat ?? Stat())
+    }
+
+    public func getACL(_ path: String) async throws -> (acl: [ACL], stat: Stat) {
+        let r = try await perform(.getACL(path))
+        return (r.acl ?? [], r.stat ?? Stat())
+    }
+
+    public func setACL(_ path: String, acl: [ACL], version: Int32 = -1) async throws {
+        _ = try await perform(.setACL(path, acl: acl, version: version))
+    }
+
+    /// Waits until the connected server has caught up with the leader for `path`.
+    public func sync(_ path: String = "/") async throws {
+        _ = try await perform(.sync(path))
+    }
+
+    /// The ensemble's dynamic configuration (`/zookeeper/config`), read past any chroot.
+    public func getConfig() async throws -> (data: Data, stat: Stat) {
+        let deadline = ContinuousClock.now + requestTimeout
+        let reply: OperationResult = try await withCheckedThrowingContinuation { continuation in
+            let once = ResumeOnce<OperationResult>(continuation)
+            let box = ReplyBox { rc, reply in
+                once.resume(rc == ZOK.rawValue ? .success(reply) : .failure(ZooKeeperError(rc: rc, path: "/zookeeper/config")))
+            }
+            let context = box.retainedPointer()
+            let rc = withHandle { zh in zoo_agetconfig(zh, 0, dataCompletion, context) } ?? ZCLOSING.rawValue
+            if rc != ZOK.rawValue {
+                ReplyBox.releaseUnused(context)
+                once.resume(.failure(ZooKeeperError(rc: rc, path: "/zookeeper/config")))
+            }
+            schedule(after: deadline - .now) { once.resume(.failure(ZooKeeperError(.operationTimeout, path: "/zookeeper/config"))) }
+        }
+        return (reply.data ?? Data(), reply.stat ?? Stat())
+    }
+
+    // MARK: Watches
+
+    /// Gets the data and leaves a one-shot watch: `onEvent` runs once, on the client's completion
+    /// thread, when the node changes or is deleted, or the session ends first.
+    public func get(_ path: String, watch onEvent: @escaping @Sendable (WatchEvent) -> Void) async throws -> (data: Data, stat: Stat) {
+        let r = try await perform(.get(path), watch: WatchBox(onEvent))
+        return (r.data ?? Data(), r.stat ?? Stat())
+    }
+
+    /// Lists the children and leaves a one-shot child watch.
+    public func children(_ path: String, watch onEvent: @escaping @Sendable (WatchEvent) -> Void) async throws -> (children: [String], stat: Stat) {
+        let r = try await perform(.children(path), watch: WatchBox(onEvent))
+        return (r.children ?? [], r.stat ?? Stat())
+    }
+
+    /// The stat (nil when missing) and a one-shot watch that fires on creation, change or deletion.
+    public func exists(_ path: String, watch onEvent: @escaping @Sendable (WatchEvent) -> Void) async throws -> Stat? {
+        try await perform(.exists(path), watch: WatchBox(onEvent)).stat
+    }
+}
+
+/// Runs blocking work on a thread of its own, off Swift's cooperative pool.
+func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: work()) }
+    }
+}
+
+/// Runs `body` once after `delay` on a global queue.
+func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
+    let ms = max(0, delay.milliseconds)
+    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms)), execute: body)
+}
