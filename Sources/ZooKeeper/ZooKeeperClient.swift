@@ -31,11 +31,11 @@ public struct ConnectOptions: Sendable {
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds.
+    public var milliseconds: Int64 {
         let (s, atto) = components
         return s * 1000 + atto / 1_000_000_000_000_000
     }
-    var timeInterval: TimeInterval { Double(milliseconds) / 1000 }
 }
 
 /// A ZooKeeper session over the official multi-threaded C client.

@@ -1,0 +1,6 @@
+import Foundation
+import ZooKeeper
+
+extension CommandTable {
+    static let backupCommands: [CommandSpec] = []
+}

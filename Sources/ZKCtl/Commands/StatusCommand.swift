@@ -1,0 +1,219 @@
+import Foundation
+import ZooKeeper
+
+extension CommandTable {
+    static let statusCommand = CommandSpec(
+        "status", summary: "report the session, every server and a health verdict",
+        description: """
+        Connects, then asks every server of the connect string and every member named by the
+        ensemble's own configuration (/zookeeper/config) for 'srvr', all in parallel within the
+        timeout. Healthy when a quorum of the ensemble's voting members is reachable and serving.
+        Exit 0 when healthy, 69 when not, so 'zkctl status && deploy' works in scripts.
+        With -v it also shows where each setting came from.
+        """,
+        examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
+        handler: runStatus)
+
+    struct ServerReport: Sendable {
+        var address: String
+        var host: String
+        var port: Int
+        var sources: [String]
+        var reachable = false
+        var error: String?
+        var fields: [String: String] = [:]
+        var roundTripMs: Double?
+
+        var mode: String? { fields["Mode"] }
+        var isServing: Bool { reachable && mode != nil && mode != "read-only" }
+        var isVoter: Bool { sources.contains("ensemble") ? !sources.contains("observer") : true }
+    }
+
+    @Sendable static func runStatus(_ inv: Invocation) async throws -> Int32 {
+        let settings = inv.settings
+        let out = inv.output
+        let connectString = try ConnectString(parsing: settings.servers.value)
+        let timeout = settings.timeout.value
+
+        // The session, if one can be had within the timeout.
+        var session: JSONValue = .null
+        var sessionError: String? = nil
+        var members: [(host: String, port: Int, observer: Bool)] = []
+        var zk: ZooKeeperClient? = nil
+        do {
+            let client = try await inv.connect()
+            zk = client
+            var s = JSONObject()
+            s["server"] = client.connectedServer.map { .string($0) } ?? .null
+            s["sessionId"] = .string(String(format: "0x%llx", client.sessionID))
+            s["timeoutMs"] = .int(client.negotiatedTimeout)
+            s["chroot"] = .string(connectString.chroot ?? "/")
+            if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }
+            session = .object(s)
+            if let config = try? await client.getConfig() {
+                members = ensembleMembers(String(decoding: config.data, as: UTF8.self))
+            }
+        } catch {
+            sessionError = ExitCode.message(for: error)
+        }
+        _ = zk
+
+        // Every server to ask: the connect string's, then the ensemble's own members.
+        var reports: [ServerReport] = []
+        func add(_ host: String, _ port: Int, _ source: String) {
+            let address = ConnectString.Server(host: host, port: port).description
+            if let i = reports.firstIndex(where: { $0.address == address }) {
+                if !reports[i].sources.contains(source) { reports[i].sources.append(source) }
+            } else {
+                reports.append(ServerReport(address: address, host: host, port: port, sources: [source]))
+            }
+        }
+        for s in connectString.servers { add(s.host, s.port, "connect-string") }
+        for m in members {
+            add(m.host, m.port, "ensemble")
+            if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
+        }
+
+        let probeTimeout = min(timeout, .seconds(5))
+        reports = await withTaskGroup(of: (Int, ServerReport).self) { group in
+            for (i, r) in reports.enumerated() {
+                group.addTask {
+                    var r = r
+                    let started = ContinuousClock.now
+                    do {
+                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: probeTimeout)
+                        r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
+                        r.fields = FourLetterWord.fields(of: answer)
+                        r.reachable = true
+                        if r.fields["Mode"] == nil {
+                            r.error = answer.contains("not in the whitelist") ? "srvr not allowed by the server" : "no Mode in the srvr answer"
+                        }
+                    } catch {
+                        r.error = (error as? ZooKeeperError)?.message ?? "\(error)"
+                    }
+                    return (i, r)
+                }
+            }
+            var done = reports
+            for await (i, r) in group { done[i] = r }
+            return done
+        }
+
+        // The verdict: the ensemble's voting members when it names them, else the connect string.
+        let voters = members.isEmpty ? reports : reports.filter { $0.sources.contains("ensemble") && $0.isVoter }
+        let serving = voters.filter(\.isServing).count
+        let needed = voters.count / 2 + 1
+        let healthy = sessionError == nil && serving >= needed
+
+        if out.isJSON {
+            var o = JSONObject()
+            o["healthy"] = .bool(healthy)
+            o["session"] = session
+            if let sessionError { o["sessionError"] = .string(sessionError) }
+            o["quorum"] = .object(JSONObject([("members", .int(voters.count)), ("serving", .int(serving)), ("needed", .int(needed))]))
+            o["servers"] = .array(reports.map(serverJSON))
+            if settings.verbose > 0 { o["settings"] = settingsJSON(settings) }
+            out.json(.object(o))
+        } else {
+            if case .object(let s) = session {
+                let server = s["server"]?.stringValue ?? "?"
+                let id = s["sessionId"]?.stringValue ?? "?"
+                let ms = s["timeoutMs"]?.intValue ?? 0
+                out.line("Session: connected to \(server), id \(id), timeout \(ms) ms, chroot \(connectString.chroot ?? "/")")
+            } else {
+                out.line("Session: " + out.styled("none", .red) + " (\(sessionError ?? "unknown error"))")
+            }
+            out.line("")
+            let rows: [[String]] = reports.map { r in
+                let status = r.isServing ? out.styled("ok", .green) : out.styled(r.reachable ? "not serving" : "down", .red)
+                let latency = r.fields["Latency min/avg/max"] ?? "-"
+                return [r.address, status, r.mode ?? "-", versionOf(r.fields) ?? "-", latency,
+                        r.fields["Node count"] ?? "-", r.fields["Connections"] ?? "-", r.fields["Outstanding"] ?? "-",
+                        r.error ?? ""]
+            }
+            out.table(["SERVER", "STATUS", "MODE", "VERSION", "LATENCY", "ZNODES", "CONNS", "OUTSTANDING", "ERROR"], rows)
+            out.line("")
+            let verdict = healthy ? out.styled("healthy", .green) : out.styled("unhealthy", .red)
+            out.line("Verdict: \(verdict) (\(serving) of \(voters.count) members serving, quorum needs \(needed))")
+            if settings.verbose > 0 {
+                out.line("")
+                out.line("Settings:")
+                if case .object(let o) = settingsJSON(settings) {
+                    for (k, v) in o { out.line("  \(k): \(v.objectValue?["value"]?.compact() ?? "") (\(v.objectValue?["source"]?.stringValue ?? ""))") }
+                }
+            }
+        }
+        return healthy ? ExitCode.success : ExitCode.unavailable
+    }
+
+    static func versionOf(_ fields: [String: String]) -> String? {
+        guard let v = fields["Zookeeper version"] else { return nil }
+        return String(v.prefix { $0 != "-" && $0 != "," })
+    }
+
+    static func serverJSON(_ r: ServerReport) -> JSONValue {
+        var o = JSONObject()
+        o["address"] = .string(r.address)
+        o["reachable"] = .bool(r.reachable)
+        o["serving"] = .bool(r.isServing)
+        o["mode"] = r.mode.map { .string($0) } ?? .null
+        o["version"] = versionOf(r.fields).map { .string($0) } ?? .null
+        let latency = (r.fields["Latency min/avg/max"] ?? "").split(separator: "/").map(String.init)
+        if latency.count == 3 {
+            o["latency"] = .object(JSONObject([("min", .number(latency[0])), ("avg", .number(latency[1])), ("max", .number(latency[2]))]))
+        } else {
+            o["latency"] = .null
+        }
+        o["roundTripMs"] = r.roundTripMs.map { .double($0) } ?? .null
+        o["nodeCount"] = r.fields["Node count"].flatMap(Int.init).map { .int($0) } ?? .null
+        o["connections"] = r.fields["Connections"].flatMap(Int.init).map { .int($0) } ?? .null
+        o["outstanding"] = r.fields["Outstanding"].flatMap(Int.init).map { .int($0) } ?? .null
+        o["sources"] = .array(r.sources.map { .string($0) })
+        o["error"] = r.error.map { .string($0) } ?? .null
+        return .object(o)
+    }
+
+    static func settingsJSON(_ s: Settings) -> JSONValue {
+        func entry(_ value: String, _ source: SettingSource) -> JSONValue {
+            .object(JSONObject([("value", .string(value)), ("source", .string(source.description))]))
+        }
+        var o = JSONObject()
+        o["servers"] = entry(s.servers.value, s.servers.source)
+        o["timeout"] = entry("\(s.timeout.value.milliseconds)ms", s.timeout.source)
+        o["output"] = entry(s.output.value.rawValue, s.output.source)
+        o["configRoot"] = entry(s.configRoot.value, s.configRoot.source)
+        o["servicesRoot"] = entry(s.servicesRoot.value, s.servicesRoot.source)
+        o["locksRoot"] = entry(s.locksRoot.value, s.locksRoot.source)
+        o["tasksRoot"] = entry(s.tasksRoot.value, s.tasksRoot.source)
+        o["maxInflight"] = entry(String(s.maxInFlight.value), s.maxInFlight.source)
+        // The user names only: a password is never shown.
+        o["auth"] = entry(s.credentialUsers.joined(separator: ","), s.credentialSource ?? .defaultValue)
+        o["configFile"] = entry(s.configFile ?? "", s.configFile == nil ? .defaultValue : .file(s.configFile!))
+        return .object(o)
+    }
+
+    /// The members of `/zookeeper/config`: `server.N=host:peer:election[:role];[clienthost:]clientport`.
+    static func ensembleMembers(_ config: String) -> [(host: String, port: Int, observer: Bool)] {
+        var out: [(String, Int, Bool)] = []
+        for line in config.split(whereSeparator: \.isNewline) where line.hasPrefix("server.") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let value = line[line.index(after: eq)...]
+            let halves = value.split(separator: ";", maxSplits: 1)
+            let quorum = halves[0].split(separator: ":")
+            guard let host = quorum.first.map(String.init) else { continue }
+            let observer = quorum.count > 3 && quorum[3] == "observer"
+            guard halves.count == 2 else { continue }
+            let client = halves[1]
+            var clientHost = host
+            var portText = Substring(client)
+            if let colon = client.lastIndex(of: ":") {
+                clientHost = String(client[..<colon])
+                portText = client[client.index(after: colon)...]
+            }
+            if clientHost == "0.0.0.0" || clientHost == "::" || clientHost.isEmpty { clientHost = host }
+            guard let port = Int(portText) else { continue }
+            out.append((clientHost, port, observer))
+        }
+        return out
+    }
+}

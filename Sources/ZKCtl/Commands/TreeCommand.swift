@@ -1,0 +1,110 @@
+import Foundation
+import ZooKeeper
+
+extension CommandTable {
+    static let treeCommand = CommandSpec(
+        "tree", summary: "draw a subtree",
+        description: """
+        Walks the subtree breadth-first with pipelined requests and draws it sorted by name.
+        JSON output is one nested document {"path", "name", "children": [...]}; ndjson output
+        streams one node per line, level by level, for very large trees.
+        """,
+        examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'"],
+        arguments: [ArgumentSpec("PATH", help: "the subtree's root (default /)", type: .znodePath, optional: true, completion: .znodePath)],
+        options: [
+            OptionSpec("path", short: "p", value: "PATH", type: .znodePath, help: "the subtree's root, as an option"),
+            OptionSpec("depth", short: "d", value: "N", type: .int(0...10_000), help: "levels below PATH to show (0 = PATH only)"),
+            OptionSpec("stat", help: "add version, data size and child count"),
+            OptionSpec("data", help: "add short values"),
+            OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
+        ],
+        handler: runTree)
+
+    @Sendable static func runTree(_ inv: Invocation) async throws -> Int32 {
+        if inv.argument(0) != nil && inv.flag("path") {
+            throw UsageError("give the path either as an argument or with --path, not both", command: ["tree"])
+        }
+        let root = inv.argument(0) ?? inv.string("path") ?? "/"
+        let depth = inv.int("depth")
+        let withData = inv.flag("data")
+        let withStat = inv.flag("stat")
+        let zk = try await inv.connect()
+        let out = inv.output
+
+        if out.format == .ndjson {
+            var seen = 0
+            try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+                for node in level {
+                    out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil))
+                    seen += 1
+                }
+            }
+            if seen == 0 { throw ZooKeeperError(.noNode, path: root) }
+            return ExitCode.success
+        }
+
+        var nodes: [String: WalkedNode] = [:]
+        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+            for node in level { nodes[node.path] = node }
+        }
+        guard let top = nodes[root] else { throw ZooKeeperError(.noNode, path: root) }
+
+        if out.format == .json {
+            func nested(_ node: WalkedNode) -> JSONValue {
+                let kids = node.children.compactMap { nodes[PathRules.join(node.path, $0)] }
+                return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested))
+            }
+            out.json(nested(top))
+            return ExitCode.success
+        }
+
+        let (branch, last, pipe, blank) = inv.flag("ascii") ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
+        func label(_ node: WalkedNode, name: String) -> String {
+            var text = out.styled(name, node.children.isEmpty ? .bold : .blue)
+            if withStat {
+                text += out.styled(" [v\(node.stat.version), \(node.stat.dataLength) B, \(node.stat.numChildren) children\(node.stat.isEphemeral ? ", ephemeral" : "")]", .dim)
+            }
+            if withData, let data = node.data, !data.isEmpty {
+                text += " = " + shortValue(data)
+            }
+            return text
+        }
+        // Depth-first printing with an explicit stack (deep trees must not overflow the call stack).
+        func visibleChildren(_ node: WalkedNode) -> [(String, WalkedNode)] {
+            node.children.compactMap { name in nodes[PathRules.join(node.path, name)].map { (name, $0) } }
+        }
+        out.line(label(top, name: root))
+        var stack: [(kids: [(String, WalkedNode)], prefix: String, index: Int)] = [(visibleChildren(top), "", 0)]
+        while let (kids, prefix, index) = stack.popLast() {
+            guard index < kids.count else { continue }
+            let (name, child) = kids[index]
+            let isLast = index == kids.count - 1
+            out.line(prefix + (isLast ? last : branch) + label(child, name: name))
+            stack.append((kids, prefix, index + 1))
+            stack.append((visibleChildren(child), prefix + (isLast ? blank : pipe), 0))
+        }
+        return ExitCode.success
+    }
+
+    static func nodeJSON(_ node: WalkedNode, withStat: Bool, withData: Bool, children: [JSONValue]?) -> JSONValue {
+        var o = JSONObject()
+        o["path"] = .string(node.path)
+        o["name"] = .string(node.path == "/" ? "/" : String(node.path.split(separator: "/").last ?? ""))
+        if withStat {
+            o["version"] = .int(Int(node.stat.version))
+            o["dataLength"] = .int(Int(node.stat.dataLength))
+            o["numChildren"] = .int(Int(node.stat.numChildren))
+            o["ephemeral"] = .bool(node.stat.isEphemeral)
+        }
+        if withData { o["data"] = jsonData(node.data ?? Data()) }
+        if let children { o["children"] = .array(children) }
+        return .object(o)
+    }
+
+    /// A value cut to one short line for `tree --data`.
+    static func shortValue(_ data: Data) -> String {
+        guard let text = String(data: data, encoding: .utf8) else { return "<\(data.count) bytes of binary>" }
+        let oneLine = text.map { $0.isNewline ? " " : String($0) }.joined()
+        return oneLine.count > 60 ? String(oneLine.prefix(57)) + "..." : oneLine
+    }
+}

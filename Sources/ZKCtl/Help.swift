@@ -1,0 +1,58 @@
+import Foundation
+
+/// Help text, generated from the command table.
+public enum Help {
+    public static func text(for path: [String], root: CommandSpec) -> String {
+        var spec = root
+        for word in path { if let sub = spec.subcommand(named: word) { spec = sub } }
+        let name = (["zkctl"] + path).joined(separator: " ")
+        var out = ""
+        if path.isEmpty {
+            out += "zkctl: \(root.summary)\n\n"
+        } else {
+            out += "\(name): \(spec.summary)\n\n"
+        }
+        out += "Usage: \(name) \(spec.usageLine)\n"
+        if !spec.description.isEmpty {
+            out += "\n" + spec.description.trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
+        }
+        let visible = spec.subcommands.filter { !$0.hidden }
+        if !visible.isEmpty {
+            out += "\nCommands:\n"
+            let width = (visible.map { $0.name.count }.max() ?? 0) + 2
+            for c in visible { out += "  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + c.summary + "\n" }
+        }
+        if !spec.arguments.isEmpty {
+            out += "\nArguments:\n"
+            let width = (spec.arguments.map { $0.name.count }.max() ?? 0) + 2
+            for a in spec.arguments { out += "  " + a.name.padding(toLength: width, withPad: " ", startingAt: 0) + a.help + "\n" }
+        }
+        let options = spec.options.filter { !$0.hidden }
+        if !options.isEmpty && !path.isEmpty {
+            out += "\nOptions:\n" + optionLines(options)
+        }
+        if !spec.examples.isEmpty {
+            out += "\nExamples:\n"
+            for e in spec.examples { out += "  \(e)\n" }
+        }
+        out += "\nGlobal options:\n" + optionLines(root.options.filter { !$0.hidden })
+        if path.isEmpty {
+            out += "\nRun 'zkctl help COMMAND' or 'zkctl COMMAND --help' for a command's options and examples.\n"
+            out += "Exit codes: 0 ok, 1 not found, 64 usage, 65 bad data, 66 no input, 69 unavailable,\n"
+            out += "70 internal error, 75 conflict, 77 not authorized, 130 interrupted. See man zkctl.\n"
+        }
+        return out
+    }
+
+    static func optionLines(_ options: [OptionSpec]) -> String {
+        let width = (options.map { $0.synopsis.count }.max() ?? 0) + 2
+        var out = ""
+        for o in options {
+            var help = o.help
+            if let d = o.defaultValue { help += " (default \(d))" }
+            if let e = o.environment { help += " [env \(e)]" }
+            out += "  " + o.synopsis.padding(toLength: width, withPad: " ", startingAt: 0) + help + "\n"
+        }
+        return out
+    }
+}

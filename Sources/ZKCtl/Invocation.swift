@@ -1,0 +1,73 @@
+import Foundation
+import Synchronization
+import ZooKeeper
+
+/// One run of one command: what was typed, the resolved settings, the output, and the sessions
+/// the command opened (closed by the runner when it ends, also on Ctrl-C).
+public final class Invocation: Sendable {
+    public let parsed: ParsedCommand
+    public let settings: Settings
+    public let output: Output
+    private let clients = Mutex<[ZooKeeperClient]>([])
+    private let cleanups = Mutex<[@Sendable () -> Void]>([])
+
+    public init(parsed: ParsedCommand, settings: Settings, output: Output) {
+        self.parsed = parsed
+        self.settings = settings
+        self.output = output
+    }
+
+    // MARK: Sessions
+
+    /// Opens a session with the resolved settings. The runner closes it when the command ends.
+    public func connect() async throws -> ZooKeeperClient {
+        try await connect(settings.connectOptions)
+    }
+
+    public func connect(_ options: ConnectOptions) async throws -> ZooKeeperClient {
+        let client = try await ZooKeeperClient.connect(options)
+        clients.withLock { $0.append(client) }
+        return client
+    }
+
+    /// Closes every session this command opened (deleting their ephemeral nodes).
+    public func closeAll() async {
+        let all = clients.withLock { c -> [ZooKeeperClient] in defer { c = [] }; return c }
+        for c in all { await c.close() }
+    }
+
+    /// Work to do if the command is interrupted (for example, stop a child process). Runs before
+    /// the sessions are closed.
+    public func onInterrupt(_ body: @escaping @Sendable () -> Void) {
+        cleanups.withLock { $0.append(body) }
+    }
+
+    func runInterruptCleanups() {
+        let all = cleanups.withLock { c -> [@Sendable () -> Void] in defer { c = [] }; return c }
+        for body in all { body() }
+    }
+
+    // MARK: Values
+
+    public func flag(_ long: String) -> Bool { parsed.has(long) }
+    public func string(_ long: String) -> String? { parsed.last(long) }
+    public func strings(_ long: String) -> [String] { parsed.values[long] ?? [] }
+    /// An int option (already range-checked by the parser), or its declared default.
+    public func int(_ long: String) -> Int? {
+        (parsed.last(long) ?? defaultValue(long)).flatMap { Int($0) }
+    }
+    public func duration(_ long: String) -> Duration? {
+        (parsed.last(long) ?? defaultValue(long)).flatMap { parseDuration($0) }
+    }
+    public var arguments: [String] { parsed.positionals }
+    public func argument(_ index: Int) -> String? {
+        index < parsed.positionals.count ? parsed.positionals[index] : nil
+    }
+    /// The command after `--`.
+    public var command: [String] { parsed.command }
+    public var maxInFlight: Int { settings.maxInFlight.value }
+
+    private func defaultValue(_ long: String) -> String? {
+        parsed.spec.option(long: long)?.defaultValue
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Synchronization
+import ZooKeeper
+
+/// Exit codes (DESIGN.md section 6), the same for every command.
+public enum ExitCode {
+    public static let success: Int32 = 0
+    public static let notFound: Int32 = 1
+    public static let usage: Int32 = 64
+    public static let badData: Int32 = 65
+    public static let noInput: Int32 = 66
+    public static let unavailable: Int32 = 69
+    public static let internalError: Int32 = 70
+    public static let conflict: Int32 = 75
+    public static let notAuthorized: Int32 = 77
+    public static let interrupted: Int32 = 130
+
+    /// The one mapping from an error to an exit code.
+    public static func code(for error: any Error) -> Int32 {
+        switch error {
+        case is UsageError: return usage
+        case let e as CommandError: return e.exitCode
+        case let e as ZooKeeperError:
+            switch e.code {
+            case .noNode: return notFound
+            case .nodeExists, .badVersion, .notEmpty: return conflict
+            case .notAuthorized, .authFailed, .sessionClosedRequiresSASLAuth, .invalidACL: return notAuthorized
+            case .connectionLoss, .operationTimeout, .unavailable, .sessionExpired, .sessionMoved,
+                 .closing, .notReadOnly, .throttled, .invalidState:
+                return unavailable
+            case .requestTooLarge, .invalidPath, .badArguments, .noChildrenForEphemerals: return badData
+            default: return internalError
+            }
+        default: return internalError
+        }
+    }
+
+    /// The one line a user sees for an error (after `zkctl: `).
+    public static func message(for error: any Error) -> String {
+        switch error {
+        case let e as ZooKeeperError:
+            switch e.code {
+            case .noNode: return e.path.map { "\($0): no such znode" } ?? e.message
+            case .nodeExists: return e.path.map { "\($0): already exists" } ?? e.message
+            case .badVersion: return e.path.map { "\($0): version mismatch (changed by someone else)" } ?? e.message
+            case .notAuthorized: return e.path.map { "\($0): not authorized" } ?? e.message
+            case .notEmpty: return e.path.map { "\($0): has children" } ?? e.message
+            default: return e.description
+            }
+        case let e as CommandError: return e.message
+        case let e as UsageError: return e.description
+        default: return "\(error)"
+        }
+    }
+}
+
+/// A command's own failure with its exit code and one-line message.
+public struct CommandError: Error, Sendable, CustomStringConvertible {
+    public var exitCode: Int32
+    public var message: String
+    public init(_ exitCode: Int32, _ message: String) {
+        self.exitCode = exitCode
+        self.message = message
+    }
+    public var description: String { message }
+
+    public static func notFound(_ m: String) -> CommandError { CommandError(ExitCode.notFound, m) }
+    public static func badData(_ m: String) -> CommandError { CommandError(ExitCode.badData, m) }
+    public static func noInput(_ m: String) -> CommandError { CommandError(ExitCode.noInput, m) }
+    public static func conflict(_ m: String) -> CommandError { CommandError(ExitCode.conflict, m) }
+    public static func unavailable(_ m: String) -> CommandError { CommandError(ExitCode.unavailable, m) }
+    public static func usage(_ m: String) -> CommandError { CommandError(ExitCode.usage, m) }
+}
+
+/// stdout for data, stderr for diagnostics. stdout is buffered and flushed at exit; every
+/// diagnostic is one line starting `zkctl: `.
+public final class Output: Sendable {
+    public let format: OutputFormat
+    public let color: Bool
+    public let quiet: Bool
+    private let buffer = Mutex<[UInt8]>([])
+    private let sink: @Sendable ([UInt8]) -> Void
+    private let errorSink: @Sendable (String) -> Void
+
+    public init(format: OutputFormat, color: Bool = false, quiet: Bool = false,
+                sink: (@Sendable ([UInt8]) -> Void)? = nil, errorSink: (@Sendable (String) -> Void)? = nil) {
+        self.format = format
+        self.color = color
+        self.quiet = quiet
+        self.sink = sink ?? { bytes in
+            bytes.withUnsafeBufferPointer { p in
+                var offset = 0
+                while offset < p.count {
+                    let n = Glibc.write(1, p.baseAddress! + offset, p.count - offset)
+                    if n <= 0 { if errno == EINTR { continue }; return }
+                    offset += n
+                }
+            }
+        }
+        self.errorSink = errorSink ?? { line in
+            var bytes = Array(line.utf8)
+            bytes.append(0x0a)
+            _ = bytes.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress!, $0.count) }
+        }
+    }
+
+    public var isJSON: Bool { format != .text }
+
+    /// Writes data to stdout (buffered).
+    public func write(_ text: String) {
+        let flushNow = buffer.withLock { b -> [UInt8]? in
+            b.append(contentsOf: text.utf8)
+            guard b.count >= 1 << 16 else { return nil }
+            defer { b.removeAll(keepingCapacity: true) }
+            return b
+        }
+        if let flushNow { sink(flushNow) }
+    }
+
+    public func line(_ text: String) { write(text + "\n") }
+
+    public func flush() {
+        let pending = buffer.withLock { b -> [UInt8] in
+            defer { b.removeAll() }
+            return b
+        }
+        if !pending.isEmpty { sink(pending) }
+    }
+
+    /// One JSON document: compact for programs.
+    public func json(_ value: JSONValue) {
+        line(value.compact())
+    }
+
+    /// A diagnostic for people; `-q` silences it.
+    public func note(_ text: String) {
+        if !quiet { errorSink("zkctl: " + text) }
+    }
+
+    /// A warning that `-q` does not silence.
+    public func warn(_ text: String) {
+        errorSink("zkctl: warning: " + text)
+    }
+
+    /// An error line.
+    public func error(_ text: String) {
+        errorSink("zkctl: " + text)
+    }
+
+    /// An aligned table; the last column is not padded.
+    public func table(_ header: [String], _ rows: [[String]]) {
+        let all = [header] + rows
+        let columns = all.map(\.count).max() ?? 0
+        var widths = [Int](repeating: 0, count: columns)
+        for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], displayWidth(cell)) } }
+        for (index, row) in all.enumerated() {
+            var text = ""
+            for (i, cell) in row.enumerated() {
+                if i == row.count - 1 { text += cell } else { text += cell + String(repeating: " ", count: widths[i] - displayWidth(cell) + 2) }
+            }
+            line(index == 0 ? styled(text, .bold) : text)
+        }
+    }
+
+    public enum Style: String { case bold = "1", dim = "2", red = "31", green = "32", yellow = "33", blue = "34" }
+
+    /// `text` in a style, only when colour is on (a terminal, and no NO_COLOR).
+    public func styled(_ text: String, _ style: Style) -> String {
+        color ? "\u{1b}[\(style.rawValue)m\(text)\u{1b}[0m" : text
+    }
+}
+
+/// Columns a string takes in a terminal, close enough for tables (wide East Asian characters
+/// take two).
+func displayWidth(_ s: String) -> Int {
+    s.unicodeScalars.reduce(0) { w, u in
+        let v = u.value
+        if v < 0x20 || (0x300...0x36f).contains(v) { return w }
+        if (0x1100...0x115f).contains(v) || (0x2e80...0xa4cf).contains(v) || (0xac00...0xd7a3).contains(v)
+            || (0xf900...0xfaff).contains(v) || (0xff00...0xff60).contains(v) || (0x1f300...0x1faff).contains(v) {
+            return w + 2
+        }
+        return w + 1
+    }
+}
+
+/// A znode's bytes as JSON: UTF-8 text as a string, anything else as `{"base64": "..."}`.
+public func jsonData(_ data: Data) -> JSONValue {
+    if let text = String(data: data, encoding: .utf8) { return .string(text) }
+    return .object(JSONObject([("base64", .string(data.base64EncodedString()))]))
+}
+
+/// A stat as JSON, with the field names ZooKeeper uses.
+public func jsonStat(_ s: Stat) -> JSONValue {
+    .object(JSONObject([
+        ("czxid", .int(Int(s.czxid))), ("mzxid", .int(Int(s.mzxid))), ("pzxid", .int(Int(s.pzxid))),
+        ("ctime", .int(Int(s.ctime))), ("mtime", .int(Int(s.mtime))),
+        ("version", .int(Int(s.version))), ("cversion", .int(Int(s.cversion))), ("aversion", .int(Int(s.aversion))),
+        ("ephemeralOwner", .string(String(format: "0x%llx", s.ephemeralOwner))),
+        ("dataLength", .int(Int(s.dataLength))), ("numChildren", .int(Int(s.numChildren))),
+    ]))
+}
+
+/// Milliseconds since the epoch as ISO 8601 UTC.
+public func isoTime(_ ms: Int64) -> String {
+    let date = Date(timeIntervalSince1970: Double(ms) / 1000)
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    f.timeZone = TimeZone(identifier: "UTC")
+    return f.string(from: date)
+}

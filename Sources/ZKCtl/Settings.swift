@@ -1,0 +1,262 @@
+import Foundation
+import ZooKeeper
+
+/// Where an effective setting came from.
+public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
+    case flag(String)
+    case environment(String)
+    case file(String)
+    case defaultValue
+
+    public var description: String {
+        switch self {
+        case .flag(let f): return "flag \(f)"
+        case .environment(let e): return "environment \(e)"
+        case .file(let f): return "file \(f)"
+        case .defaultValue: return "default"
+        }
+    }
+}
+
+public struct Sourced<T: Sendable & Hashable>: Sendable, Hashable {
+    public var value: T
+    public var source: SettingSource
+}
+
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case text, json, ndjson
+}
+
+/// Every setting a command needs, resolved with the precedence flag > environment > config file
+/// > default (DESIGN.md section 4).
+public struct Settings: Sendable {
+    /// The connect string: servers and chroot.
+    public var servers: Sourced<String>
+    public var timeout: Sourced<Duration>
+    public var output: Sourced<OutputFormat>
+    public var configRoot: Sourced<String>
+    public var servicesRoot: Sourced<String>
+    public var locksRoot: Sourced<String>
+    public var tasksRoot: Sourced<String>
+    public var maxInFlight: Sourced<Int>
+    /// Digest credentials (`user:password`); never printed.
+    public var credentials: [String]
+    public var credentialSource: SettingSource?
+    public var configFile: String?
+    public var verbose: Int
+    public var quiet: Bool
+    public var color: Bool
+    /// Warnings found while resolving (for example an auth file others can read).
+    public var warnings: [String]
+
+    public static let defaultServers = "127.0.0.1:2181"
+    public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
+
+    public var connectOptions: ConnectOptions {
+        ConnectOptions(connectString: servers.value, sessionTimeout: max(timeout.value, .seconds(4)),
+                       connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials)
+    }
+
+    /// The user names of the credentials, for display.
+    public var credentialUsers: [String] {
+        credentials.map { String($0.prefix { $0 != ":" }) }
+    }
+
+    /// Resolves the settings for a parsed command line.
+    public static func resolve(_ parsed: ParsedCommand, environment env: [String: String],
+                               isTerminal: Bool) throws(UsageError) -> Settings {
+        let path = parsed.path
+        // The config file: --config, $ZKCTL_CONFIG, $XDG_CONFIG_HOME/zkctl/config, ~/.config/zkctl/config.
+        var file: IniFile? = nil
+        var fileName: String? = nil
+        if let explicit = parsed.last("config") ?? env["ZKCTL_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            fileName = explicit
+            guard let text = try? String(contentsOfFile: explicit, encoding: .utf8) else {
+                throw UsageError("cannot read config file '\(explicit)'", command: path)
+            }
+            file = try IniFile(parsing: text, name: explicit, command: path)
+        } else {
+            let home = env["HOME"] ?? NSHomeDirectory()
+            let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.config"
+            let candidate = "\(base)/zkctl/config"
+            if let text = try? String(contentsOfFile: candidate, encoding: .utf8) {
+                fileName = candidate
+                file = try IniFile(parsing: text, name: candidate, command: path)
+            }
+        }
+
+        func pick(_ flag: String, env names: [String], file key: (String, String)?, default value: String) -> Sourced<String> {
+            if let v = parsed.last(flag) { return Sourced(value: v, source: .flag("--\(flag)")) }
+            for n in names { if let v = env[n], !v.isEmpty { return Sourced(value: v, source: .environment(n)) } }
+            if let key, let v = file?.value(key.0, key.1), let fileName { return Sourced(value: v, source: .file(fileName)) }
+            return Sourced(value: value, source: .defaultValue)
+        }
+
+        // Servers: each source in order, so that URL forms can take what they lack from lower ones.
+        var serverSources: [Sourced<String>] = []
+        if let v = parsed.last("server") { serverSources.append(Sourced(value: v, source: .flag("--server"))) }
+        for n in serverVariables { if let v = env[n], !v.isEmpty { serverSources.append(Sourced(value: v, source: .environment(n))) } }
+        if let v = file?.value("zookeeper", "servers"), let fileName {
+            var combined = v
+            if let base = file?.value("zookeeper", "path"), !base.isEmpty, !v.hasPrefix("zookeeper:") { combined += base.hasPrefix("/") ? base : "/" + base }
+            serverSources.append(Sourced(value: combined, source: .file(fileName)))
+        }
+        serverSources.append(Sourced(value: defaultServers, source: .defaultValue))
+        let servers = try resolveServers(serverSources, command: path)
+
+        let timeoutText = pick("timeout", env: ["ZKCTL_TIMEOUT"], file: ("zkctl", "timeout"), default: "10s")
+        guard let timeout = parseDuration(timeoutText.value), timeout > .zero else {
+            throw UsageError("bad timeout '\(timeoutText.value)' from \(timeoutText.source)", command: path)
+        }
+
+        var outputText = pick("output", env: ["ZKCTL_OUTPUT"], file: ("zkctl", "output"), default: "text")
+        if parsed.has("json") { outputText = Sourced(value: "json", source: .flag("--json")) }
+        guard let output = OutputFormat(rawValue: outputText.value) else {
+            throw UsageError("bad output format '\(outputText.value)' from \(outputText.source): must be text, json or ndjson", command: path)
+        }
+
+        func root(_ flag: String, _ variable: String, _ key: String, _ value: String) throws(UsageError) -> Sourced<String> {
+            let r = pick(flag, env: [variable], file: ("zkctl", key), default: value)
+            if let problem = PathRules.problem(with: r.value) {
+                throw UsageError("bad \(flag) '\(r.value)' from \(r.source): \(problem)", command: path)
+            }
+            return r
+        }
+
+        let inflightText = pick("max-inflight", env: ["ZKCTL_MAX_INFLIGHT"], file: ("zkctl", "max-inflight"),
+                                default: String(ZooKeeperClient.defaultMaxInFlight))
+        guard let inflight = Int(inflightText.value), (1...100_000).contains(inflight) else {
+            throw UsageError("bad max-inflight '\(inflightText.value)' from \(inflightText.source): must be from 1 to 100000", command: path)
+        }
+
+        // Credentials: --auth (warned), --auth-file, ZKCTL_AUTH, [zkctl] auth-file.
+        var warnings: [String] = []
+        var credentials: [String] = []
+        var credentialSource: SettingSource? = nil
+        if let inline = parsed.values["auth"] {
+            warnings.append("a password given with --auth can be seen by other users of this machine; use ZKCTL_AUTH or --auth-file")
+            credentials = inline
+            credentialSource = .flag("--auth")
+        } else if let authFile = parsed.last("auth-file") {
+            credentials = try readAuthFile(authFile, warnings: &warnings, command: path)
+            credentialSource = .flag("--auth-file")
+        } else if let v = env["ZKCTL_AUTH"], !v.isEmpty {
+            credentials = [v]
+            credentialSource = .environment("ZKCTL_AUTH")
+        } else if let authFile = file?.value("zkctl", "auth-file"), let fileName {
+            credentials = try readAuthFile(authFile, warnings: &warnings, command: path)
+            credentialSource = .file(fileName)
+        }
+        for c in credentials {
+            guard let colon = c.firstIndex(of: ":"), colon != c.startIndex else {
+                throw UsageError("bad credentials from \(credentialSource?.description ?? "settings"): expected user:password", command: path)
+            }
+        }
+
+        let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
+        return Settings(
+            servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source),
+            output: Sourced(value: output, source: outputText.source),
+            configRoot: try root("config-root", "ZKCTL_CONFIG_ROOT", "config-root", "/config"),
+            servicesRoot: try root("services-root", "ZKCTL_SERVICES_ROOT", "services-root", "/services"),
+            locksRoot: try root("locks-root", "ZKCTL_LOCKS_ROOT", "locks-root", "/locks"),
+            tasksRoot: try root("tasks-root", "ZKCTL_TASKS_ROOT", "tasks-root", "/tasks"),
+            maxInFlight: Sourced(value: inflight, source: inflightText.source),
+            credentials: credentials, credentialSource: credentialSource, configFile: fileName,
+            verbose: parsed.count("verbose"), quiet: parsed.has("quiet"),
+            color: isTerminal && !noColor && output == .text, warnings: warnings)
+    }
+
+    static func readAuthFile(_ name: String, warnings: inout [String], command: [String]) throws(UsageError) -> [String] {
+        guard let text = try? String(contentsOfFile: name, encoding: .utf8) else {
+            throw UsageError("cannot read auth file '\(name)'", command: command)
+        }
+        var info = stat()
+        if stat(name, &info) == 0, info.st_mode & 0o044 != 0 {
+            warnings.append("auth file '\(name)' can be read by other users; chmod 600 it")
+        }
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !lines.isEmpty else { throw UsageError("auth file '\(name)' holds no user:password line", command: command) }
+        return lines
+    }
+
+    /// Takes the first server source; a URL that lacks servers or a base path takes them from the
+    /// sources below it.
+    static func resolveServers(_ sources: [Sourced<String>], command: [String]) throws(UsageError) -> Sourced<String> {
+        guard let first = sources.first else { return Sourced(value: defaultServers, source: .defaultValue) }
+        let text = first.value.trimmingCharacters(in: .whitespaces)
+        func checked(_ s: String) throws(UsageError) -> String {
+            do {
+                return try ConnectString(parsing: s).description
+            } catch {
+                throw UsageError("bad server list '\(first.value)' from \(first.source): \((error as? ZooKeeperError)?.message ?? "\(error)")", command: command)
+            }
+        }
+        if text.hasPrefix("zookeeper://") {
+            let rest = String(text.dropFirst("zookeeper://".count))
+            if rest.hasPrefix("/") {
+                // zookeeper:///path: servers from the settings below, this path as the chroot.
+                let lower = try resolveServers(Array(sources.dropFirst()), command: command)
+                let hosts = lower.value.prefix { $0 != "/" }
+                return Sourced(value: try checked(hosts + (rest == "/" ? "" : rest)), source: first.source)
+            }
+            guard !rest.isEmpty else { throw UsageError("bad server URL '\(text)' from \(first.source): no servers", command: command) }
+            return Sourced(value: try checked(rest), source: first.source)
+        }
+        if text.hasPrefix("zookeeper:") {
+            // zookeeper:./relative: servers and base path from below, this path under the base.
+            var relative = String(text.dropFirst("zookeeper:".count))
+            guard relative.hasPrefix("./") || relative == "." else {
+                throw UsageError("bad server URL '\(text)' from \(first.source): expected zookeeper://HOSTS/PATH, zookeeper:///PATH or zookeeper:./PATH", command: command)
+            }
+            relative = String(relative.dropFirst(relative == "." ? 1 : 2))
+            let lower = try resolveServers(Array(sources.dropFirst()), command: command)
+            var combined = lower.value
+            if !relative.isEmpty {
+                combined += (combined.contains("/") ? "/" : "/") + relative
+            }
+            return Sourced(value: try checked(combined), source: first.source)
+        }
+        if text.contains("://") {
+            throw UsageError("bad server URL '\(text)' from \(first.source): only zookeeper:// URLs are understood", command: command)
+        }
+        return Sourced(value: try checked(text), source: first.source)
+    }
+}
+
+/// A small INI file: `[section]` headers, `key = value` lines, `#` and `;` comments.
+public struct IniFile: Sendable {
+    private var sections: [String: [String: String]] = [:]
+
+    public init(parsing text: String, name: String, command: [String] = []) throws(UsageError) {
+        var section = ""
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]"), line.count > 2 else {
+                    throw UsageError("bad config file '\(name)' line \(number + 1): malformed section header '\(line)'", command: command)
+                }
+                section = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                continue
+            }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw UsageError("bad config file '\(name)' line \(number + 1): expected key = value, got '\(line)'", command: command)
+            }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else {
+                throw UsageError("bad config file '\(name)' line \(number + 1): empty key", command: command)
+            }
+            guard !section.isEmpty else {
+                throw UsageError("bad config file '\(name)' line \(number + 1): '\(key)' is outside any [section]", command: command)
+            }
+            sections[section, default: [:]][key] = value
+        }
+    }
+
+    public func value(_ section: String, _ key: String) -> String? {
+        sections[section]?[key]
+    }
+}

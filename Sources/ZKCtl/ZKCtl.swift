@@ -1,0 +1,95 @@
+@preconcurrency import Dispatch
+import Foundation
+import Synchronization
+import ZooKeeper
+
+/// The tool: argv in, exit code out. `Sources/zkctl/main.swift` only calls `run`.
+public enum ZKCtl {
+    public static let version = "0.1.0"
+
+    /// Runs one command line (without the program name) and returns the exit code.
+    public static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) async -> Int32 {
+        let root = CommandTable.root
+        let errorOutput = Output(format: .text)
+        let parsed: ParsedCommand
+        do {
+            parsed = try Parser.parse(arguments, root: root)
+        } catch {
+            errorOutput.error("\(error)")
+            return ExitCode.usage
+        }
+        if parsed.path.isEmpty && parsed.has("version") {
+            errorOutput.line("zkctl \(version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
+            errorOutput.flush()
+            return ExitCode.success
+        }
+        if parsed.helpRequested || (parsed.path.isEmpty && parsed.spec.handler == nil) {
+            errorOutput.write(Help.text(for: parsed.path, root: root))
+            errorOutput.flush()
+            return ExitCode.success
+        }
+        let settings: Settings
+        do {
+            settings = try Settings.resolve(parsed, environment: environment, isTerminal: isatty(1) == 1)
+        } catch {
+            errorOutput.error(error.description)
+            return ExitCode.usage
+        }
+        let output = Output(format: settings.output.value, color: settings.color, quiet: settings.quiet)
+        for w in settings.warnings { output.warn(w) }
+        if settings.verbose > 0 {
+            ZooKeeperLog.setHandler(level: settings.verbose > 1 ? .info : .warning) { line in
+                output.error("zookeeper: " + line)
+            }
+        }
+        guard let handler = parsed.spec.handler else {
+            output.error("'\(parsed.path.joined(separator: " "))' is not implemented")
+            return ExitCode.internalError
+        }
+        let invocation = Invocation(parsed: parsed, settings: settings, output: output)
+        let signals = SignalGuard(invocation: invocation)
+        defer { signals.cancel() }
+        let code: Int32
+        do {
+            code = try await handler(invocation)
+        } catch {
+            output.flush()
+            output.error(ExitCode.message(for: error))
+            await invocation.closeAll()
+            return ExitCode.code(for: error)
+        }
+        output.flush()
+        await invocation.closeAll()
+        return code
+    }
+}
+
+/// Turns SIGINT and SIGTERM into an orderly exit: the command's own cleanups (such as stopping
+/// a child), then every session closed so that no ephemeral node or lock is left behind.
+final class SignalGuard: @unchecked Sendable {
+    // Sendable: `sources` is set once in init; cancel() is the only later use.
+    private let sources: [any DispatchSourceSignal]
+
+    init(invocation: Invocation) {
+        var sources: [any DispatchSourceSignal] = []
+        for (signo, code) in [(SIGINT, ExitCode.interrupted), (SIGTERM, Int32(128 + SIGTERM))] {
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                invocation.runInterruptCleanups()
+                invocation.output.flush()
+                Task {
+                    await invocation.closeAll()
+                    exit(code)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+    }
+}

@@ -1,0 +1,4 @@
+import Foundation
+import ZKCtl
+
+exit(await ZKCtl.run(Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,320 @@
+import Foundation
+import Synchronization
+import XCTest
+import ZKTestSupport
+@testable import ZooKeeper
+
+/// The client against a real standalone ZooKeeper 3.8 server started by the test harness.
+final class ClientTests: XCTestCase {
+    var server: ZooKeeperServer!
+    var zk: ZooKeeperClient!
+    var base = ""
+
+    override func setUp() async throws {
+        server = try SharedServers.standalone()
+        zk = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString, connectTimeout: .seconds(10)))
+        base = "/clienttests-\(UUID().uuidString.prefix(8))"
+        try await zk.create(base)
+    }
+
+    override func tearDown() async throws {
+        await zk?.close()
+    }
+
+    func testRoundTripKeepsExactBytes() async throws {
+        var binary = Data((0...255).map { UInt8($0) })
+        binary.append(contentsOf: [0, 0, 0xff, 0xfe])
+        let large = Data((0..<900_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let values: [(String, Data)] = [("empty", Data()), ("text", Data("héllo wörld\n".utf8)), ("binary", binary), ("large", large)]
+        for (name, value) in values {
+            let path = "\(base)/\(name)"
+            let created = try await zk.create(path, data: value)
+            XCTAssertEqual(created, path)
+            let (data, stat) = try await zk.get(path)
+            XCTAssertEqual(data, value, name)
+            XCTAssertEqual(Int(stat.dataLength), value.count, name)
+            XCTAssertEqual(stat.version, 0)
+            let changed = value + Data("!".utf8)
+            let newStat = try await zk.set(path, data: changed, version: 0)
+            XCTAssertEqual(newStat.version, 1)
+            let (again, _) = try await zk.get(path)
+            XCTAssertEqual(again, changed, name)
+            try await zk.delete(path, version: 1)
+            let gone = try await zk.exists(path)
+            XCTAssertNil(gone)
+        }
+    }
+
+    func testVersionConflictIsBadVersion() async throws {
+        let path = "\(base)/v"
+        try await zk.create(path, data: Data("a".utf8))
+        try await zk.set(path, data: Data("b".utf8), version: 0)
+        do {
+            try await zk.set(path, data: Data("c".utf8), version: 0)
+            XCTFail("a stale version was accepted")
+        } catch let error as ZooKeeperError {
+            XCTAssertEqual(error.code, .badVersion)
+            XCTAssertEqual(error.path, path)
+        }
+        do {
+            try await zk.delete(path, version: 7)
+            XCTFail("a stale delete was accepted")
+        } catch ZooKeeperError.Code.badVersion {}
+        XCTAssertEqual(try await zk.get(path).data, Data("b".utf8))
+    }
+
+    func testCreateExistingIsNodeExistsAndMissingIsNoNode() async throws {
+        let path = "\(base)/dup"
+        try await zk.create(path)
+        do { try await zk.create(path); XCTFail("created twice") } catch ZooKeeperError.Code.nodeExists {}
+        do { _ = try await zk.get("\(base)/missing"); XCTFail("got a missing node") } catch ZooKeeperError.Code.noNode {}
+        do { try await zk.create("\(base)/a/b/c"); XCTFail("created without parents") } catch ZooKeeperError.Code.noNode {}
+        try await zk.create("\(base)/a/b/c", data: Data("x".utf8), createParents: true)
+        XCTAssertEqual(try await zk.get("\(base)/a/b/c").data, Data("x".utf8))
+    }
+
+    func testInvalidPathIsRefusedBeforeSending() async throws {
+        for bad in ["relative", "/a//b", "/a/", "/a/../b", "/a\u{1}b"] {
+            do { _ = try await zk.exists(bad); XCTFail("accepted \(bad)") } catch ZooKeeperError.Code.invalidPath {}
+        }
+    }
+
+    func testOversizedValueIsRefusedClearly() async throws {
+        let path = "\(base)/big"
+        do {
+            try await zk.create(path, data: Data(count: 1_100_000))
+            XCTFail("an oversized value was sent")
+        } catch let error as ZooKeeperError {
+            XCTAssertEqual(error.code, .requestTooLarge)
+            XCTAssertTrue(error.message.contains("limit"), error.message)
+        }
+        // The session is still fine.
+        XCTAssertEqual(zk.state, .connected)
+        XCTAssertNil(try await zk.exists(path))
+    }
+
+    func testEphemeralNodesVanishWhenTheSessionCloses() async throws {
+        let other = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString))
+        let path = "\(base)/eph"
+        try await other.create(path, data: Data("e".utf8), mode: .ephemeral)
+        let stat = try await zk.exists(path)
+        XCTAssertEqual(stat?.ephemeralOwner, other.sessionID)
+        XCTAssertNotEqual(other.sessionID, 0)
+        await other.close()
+        XCTAssertEqual(other.state, .closed)
+        let after = try await zk.exists(path)
+        XCTAssertNil(after, "the ephemeral node outlived its session")
+        // A closed client refuses work instead of touching a freed handle.
+        do { _ = try await other.exists("/"); XCTFail("closed client worked") } catch ZooKeeperError.Code.closing {}
+    }
+
+    func testSequentialNamesIncrease() async throws {
+        var names: [String] = []
+        for _ in 0..<5 {
+            names.append(try await zk.create("\(base)/seq-", mode: .persistentSequential))
+        }
+        XCTAssertEqual(names, names.sorted())
+        XCTAssertEqual(Set(names).count, 5)
+        for name in names {
+            XCTAssertTrue(name.hasPrefix("\(base)/seq-"))
+            XCTAssertEqual(name.count, "\(base)/seq-".count + 10, "sequence suffix is 10 digits")
+        }
+    }
+
+    func testContainerAndTTLNodes() async throws {
+        try await zk.create("\(base)/container", mode: .container)
+        let ttlPath = try await zk.create("\(base)/ttl", mode: .persistentWithTTL(milliseconds: 60_000))
+        XCTAssertEqual(ttlPath, "\(base)/ttl")
+        XCTAssertNotNil(try await zk.exists("\(base)/container"))
+    }
+
+    func testMultiIsAllOrNothing() async throws {
+        try await zk.create("\(base)/m1", data: Data("one".utf8))
+        do {
+            _ = try await zk.multi([
+                .create("\(base)/m2", data: Data("two".utf8)),
+                .set("\(base)/m1", data: Data("changed".utf8)),
+                .delete("\(base)/does-not-exist"),
+            ])
+            XCTFail("a failing multi succeeded")
+        } catch let error as ZooKeeperError {
+            XCTAssertEqual(error.code, .noNode)
+            XCTAssertEqual(error.operationIndex, 2)
+            XCTAssertEqual(error.path, "\(base)/does-not-exist")
+        }
+        XCTAssertNil(try await zk.exists("\(base)/m2"))
+        XCTAssertEqual(try await zk.get("\(base)/m1").data, Data("one".utf8))
+
+        let results = try await zk.multi([
+            .check("\(base)/m1", version: 0),
+            .create("\(base)/m2", data: Data("two".utf8)),
+            .set("\(base)/m1", data: Data("changed".utf8)),
+            .create("\(base)/s-", mode: .persistentSequential),
+        ])
+        XCTAssertEqual(results.count, 4)
+        XCTAssertEqual(results[0], .checked)
+        XCTAssertEqual(results[1], .created("\(base)/m2"))
+        if case .set(let stat) = results[2] { XCTAssertEqual(stat.version, 1) } else { XCTFail("\(results[2])") }
+        if case .created(let p) = results[3] { XCTAssertTrue(p.hasPrefix("\(base)/s-0")) } else { XCTFail("\(results[3])") }
+    }
+
+    func testDataAndChildWatchesFireOnce() async throws {
+        let path = "\(base)/watched"
+        try await zk.create(path, data: Data("0".utf8))
+        let dataEvents = Mutex<[WatchEvent]>([])
+        let childEvents = Mutex<[WatchEvent]>([])
+        _ = try await zk.get(path) { event in dataEvents.withLock { $0.append(event) } }
+        _ = try await zk.children(path) { event in childEvents.withLock { $0.append(event) } }
+
+        try await zk.set(path, data: Data("1".utf8))
+        try await zk.set(path, data: Data("2".utf8))
+        try await zk.create("\(path)/c1")
+        try await zk.create("\(path)/c2")
+        try await zk.sync(path)
+        try await waitUntil { dataEvents.withLock { $0.count } >= 1 && childEvents.withLock { $0.count } >= 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(dataEvents.withLock { $0 }, [WatchEvent(kind: .dataChanged, path: path)])
+        XCTAssertEqual(childEvents.withLock { $0 }, [WatchEvent(kind: .childrenChanged, path: path)])
+    }
+
+    func testExistsWatchSeesCreation() async throws {
+        let path = "\(base)/later"
+        let events = Mutex<[WatchEvent]>([])
+        let stat = try await zk.exists(path) { e in events.withLock { $0.append(e) } }
+        XCTAssertNil(stat)
+        try await zk.create(path)
+        try await waitUntil { !events.withLock { $0 }.isEmpty }
+        XCTAssertEqual(events.withLock { $0 }, [WatchEvent(kind: .created, path: path)])
+    }
+
+    func testDigestACLRefusesOthersAndAllowsTheOwner() async throws {
+        let credential = "alice:s3cret-\(UUID().uuidString.prefix(4))"
+        let owner = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString, digestCredentials: [credential]))
+        let path = "\(base)/private"
+        try await owner.create(path, data: Data("secret".utf8), acl: [ACL.digest(credential)])
+        XCTAssertEqual(try await owner.get(path).data, Data("secret".utf8))
+        let (acl, _) = try await owner.getACL(path)
+        XCTAssertEqual(acl, [ACL(permissions: .all, scheme: "digest", id: ACL.digestID(forCredential: credential))])
+        do { _ = try await zk.get(path); XCTFail("read without credentials") } catch ZooKeeperError.Code.notAuthorized {}
+
+        let stranger = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString, digestCredentials: ["mallory:guess"]))
+        do { _ = try await stranger.get(path); XCTFail("read with wrong credentials") } catch ZooKeeperError.Code.notAuthorized {}
+        await stranger.close()
+        await owner.close()
+    }
+
+    func testDigestIDMatchesZooKeeper() {
+        // The value ZooKeeper's own DigestAuthenticationProvider.generateDigest gives for super:test.
+        XCTAssertEqual(ACL.digestID(forCredential: "super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+    }
+
+    func testNothingListeningIsUnavailableWithinTheDeadline() async throws {
+        let port = try freeLoopbackPort()
+        let started = ContinuousClock.now
+        do {
+            _ = try await ZooKeeperClient.connect(ConnectOptions(connectString: "127.0.0.1:\(port)", connectTimeout: .seconds(2)))
+            XCTFail("connected to nothing")
+        } catch let error as ZooKeeperError {
+            XCTAssertEqual(error.code, .unavailable)
+            XCTAssertTrue(error.message.contains("127.0.0.1:\(port)"), error.message)
+        }
+        let elapsed = ContinuousClock.now - started
+        XCTAssertLessThan(elapsed, .seconds(5))
+    }
+
+    func testPipelineReads10000Znodes() async throws {
+        let root = "\(base)/many"
+        try await zk.create(root)
+        // Create in multi batches, then read back pipelined.
+        var ops: [MultiOp] = []
+        for i in 0..<10_000 {
+            ops.append(.create("\(root)/n\(i)", data: Data("value-\(i)".utf8)))
+            if ops.count == 1000 { _ = try await zk.multi(ops); ops = [] }
+        }
+        let (children, stat) = try await zk.children(root)
+        XCTAssertEqual(children.count, 10_000)
+        XCTAssertEqual(stat.numChildren, 10_000)
+        let paths = (0..<10_000).map { "\(root)/n\($0)" }
+        let results = await zk.pipeline(paths.map { Operation.get($0) }, maxInFlight: 128)
+        XCTAssertEqual(results.count, 10_000)
+        for (i, result) in results.enumerated() {
+            guard case .success(let r) = result else { XCTFail("\(paths[i]): \(result)"); return }
+            XCTAssertEqual(r.data, Data("value-\(i)".utf8))
+        }
+        // A pipeline with failures keeps order and reports each.
+        let mixed = await zk.pipeline([.get("\(root)/n1"), .get("\(root)/nope"), .exists("\(root)/nope"), .get("\(root)/n2")])
+        XCTAssertEqual(try mixed[0].get().data, Data("value-1".utf8))
+        XCTAssertThrowsError(try mixed[1].get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.code, .noNode) }
+        XCTAssertEqual(try mixed[2].get(), .stat(nil))
+        XCTAssertEqual(try mixed[3].get().data, Data("value-2".utf8))
+    }
+
+    func testStateStreamReportsClose() async throws {
+        let other = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString))
+        let updates = other.stateUpdates()
+        await other.close()
+        var seen: [SessionState] = []
+        for await s in updates { seen.append(s) }
+        XCTAssertEqual(seen.last, .closed)
+    }
+
+    func testNoClientLogReachesStderr() async throws {
+        let captured = try captureStderr {
+            let port = try freeLoopbackPort()
+            _ = try? await ZooKeeperClient.connect(ConnectOptions(connectString: "127.0.0.1:\(port)", connectTimeout: .milliseconds(800)))
+            let c = try await ZooKeeperClient.connect(ConnectOptions(connectString: self.server.connectString))
+            _ = try? await c.get("/no/such/node")
+            await c.close()
+        }
+        XCTAssertEqual(captured, "", "the C client wrote to stderr")
+    }
+}
+
+/// Polls `condition` until it holds, for at most `timeout`.
+func waitUntil(timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now > deadline { throw ZooKeeperError(.operationTimeout, message: "condition not met in time") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// A loopback port with nothing listening on it (bound, then released).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            bind(fd, sa, len) == 0 && getsockname(fd, sa, &len) == 0
+        }
+    }
+    guard ok else { throw ZooKeeperError(.systemError, message: "cannot find a free port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Runs `body` with file descriptor 2 pointed at a temporary file, and returns what was written.
+func captureStderr(_ body: () async throws -> Void) async throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("stderr-\(UUID().uuidString)")
+    FileManager.default.createFile(atPath: url.path, contents: nil)
+    let fd = open(url.path, O_WRONLY)
+    let saved = dup(2)
+    fflush(stderr)
+    dup2(fd, 2)
+    close(fd)
+    do {
+        try await body()
+    } catch {
+        fflush(stderr); dup2(saved, 2); close(saved)
+        throw error
+    }
+    fflush(stderr)
+    dup2(saved, 2)
+    close(saved)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+}
