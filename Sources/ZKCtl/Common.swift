@@ -1,0 +1,69 @@
+import Foundation
+import ZooKeeper
+
+/// Pieces several command families share.
+public enum Common {
+    /// The `--acl SPEC` option every creating command takes.
+    public static let aclOption = OptionSpec(
+        "acl", value: "SPEC", help: "ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r",
+        repeatable: true)
+
+    /// Parses ACL specs: `scheme:id:perms`, where the id may itself hold colons
+    /// (`digest:user:HASH:cdrwa`) and may be empty (`auth::cdrwa`). Perms are letters of `cdrwa`.
+    public static func parseACL(_ specs: [String]) throws -> [ACL] {
+        try specs.map { spec in
+            guard let firstColon = spec.firstIndex(of: ":"), let lastColon = spec.lastIndex(of: ":"), firstColon != lastColon else {
+                throw UsageError("bad ACL '\(spec)': expected scheme:id:perms")
+            }
+            let scheme = String(spec[..<firstColon])
+            let id = String(spec[spec.index(after: firstColon)..<lastColon])
+            let letters = String(spec[spec.index(after: lastColon)...])
+            guard ["world", "digest", "auth", "ip", "sasl", "x509", "super"].contains(scheme) else {
+                throw UsageError("bad ACL '\(spec)': unknown scheme '\(scheme)'")
+            }
+            guard let perms = Permissions(letters: letters) else {
+                throw UsageError("bad ACL '\(spec)': permissions must be letters of cdrwa")
+            }
+            if scheme == "digest" && !id.contains(":") {
+                throw UsageError("bad ACL '\(spec)': a digest id is user:HASH (see 'zkctl digest')")
+            }
+            if scheme == "world" && id != "anyone" {
+                throw UsageError("bad ACL '\(spec)': the world scheme's only id is 'anyone'")
+            }
+            return ACL(permissions: perms, scheme: scheme, id: id)
+        }
+    }
+
+    /// The ACL for nodes a command creates: `--acl` values, else open.
+    public static func acl(for inv: Invocation) throws -> [ACL] {
+        let specs = inv.strings("acl")
+        return specs.isEmpty ? ACL.openUnsafe : try parseACL(specs)
+    }
+
+    /// `scheme:id:perms` text for an ACL entry.
+    public static func aclText(_ acl: ACL) -> String {
+        "\(acl.scheme):\(acl.id):\(acl.permissions.letters)"
+    }
+
+    public static func aclJSON(_ acl: [ACL]) -> JSONValue {
+        .array(acl.map { a in
+            .object(JSONObject([("scheme", .string(a.scheme)), ("id", .string(a.id)), ("perms", .string(a.permissions.letters))]))
+        })
+    }
+
+    /// Reads a file, or stdin for `-`; an unreadable file is exit 66.
+    public static func readInput(_ name: String) throws -> Data {
+        if name == "-" {
+            return FileHandle.standardInput.readDataToEndOfFile()
+        }
+        guard let data = FileManager.default.contents(atPath: name) else {
+            throw CommandError.noInput("cannot read '\(name)'")
+        }
+        return data
+    }
+
+    /// A znode's data as text for people: UTF-8 as is, anything else described.
+    public static func displayText(_ data: Data) -> String {
+        String(data: data, encoding: .utf8) ?? "<\(data.count) bytes, not UTF-8; use --base64 or -o json>"
+    }
+}
