@@ -173,9 +173,6 @@ public enum Parser {
         if !variadic && given.count > specs.count {
             throw UsageError("unexpected argument '\(given[specs.count])' for '\(name)'", command: parsed.path)
         }
-        if parsed.spec.takesCommand && parsed.command.isEmpty && !parsed.has("status") {
-            throw UsageError("missing command to run after '--' for '\(name)'", command: parsed.path)
-        }
         for (index, value) in given.enumerated() {
             let spec = specs[min(index, specs.count - 1)]
             try validate(value, as: spec.type, what: "\(spec.name) '\(value)'", command: parsed.path)
