@@ -199,6 +199,8 @@ public final class ZooKeeperClient: Sendable {
             do {
                 return try await send(op, watch: watch, deadline: deadline)
             } catch let error as ZooKeeperError where op.isRead && error.code == .connectionLoss {
+                // The client may not have noticed the loss yet: pause, then wait for a connection.
+                try? await Task.sleep(for: .milliseconds(50))
                 let left = deadline - .now
                 guard left > .zero else { throw error }
                 let state = await core.wait(for: left) { $0.isConnected || $0.isTerminal }

@@ -1,0 +1,88 @@
+# zkctl: build, test, demo and install. The two commands a newcomer needs: `make demo`, `make test`.
+SHELL := /bin/bash
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+DESTDIR ?=
+
+SWIFT ?= swift
+# Debian packages the build, the tests and the demo need: the C client, a real ZooKeeper server
+# (Java), and the peers and tools the tests drive (jq, sqlite3, kazoo).
+APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo
+TEST_TMP = $(CURDIR)/.tmp
+
+.PHONY: all deps build release test test-unit demo install uninstall clean help
+
+all: build
+
+help:
+	@echo "make demo      install what is missing, build, and show zkctl on a throwaway server"
+	@echo "make test      install what is missing and run the whole test suite"
+	@echo "make build     debug build (.build/debug/zkctl); make release: optimised build"
+	@echo "make install   install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local); make uninstall"
+
+# Installs only what is missing, with apt-get (through sudo when not root).
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	  else echo "make deps: not root and no sudo; run as root: apt-get update && apt-get install -y$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "make deps: apt-get failed; run: apt-get update && apt-get install -y$$missing" >&2; exit 1; }; \
+	fi; \
+	command -v $(SWIFT) >/dev/null 2>&1 || { echo "make deps: no Swift toolchain on PATH (swift 6 is needed)" >&2; exit 1; }
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+# The whole suite: unit tests, the client against real servers, and the binary end to end.
+# A skipped test is a failure here: a test that cannot reach its server must never pass quietly.
+test: deps build
+	@mkdir -p $(TEST_TMP)
+	@rm -f $(TEST_TMP)/test.log
+	@status=0; \
+	ZKCTL_BIN=$(CURDIR)/.build/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests \
+	  $(SWIFT) test 2>&1 | tee $(TEST_TMP)/test.log; status=$${PIPESTATUS[0]}; \
+	scripts/zkserver reap $(TEST_TMP)/zk-tests >/dev/null 2>&1 || true; \
+	if [ $$status -ne 0 ]; then echo "make test: tests failed" >&2; exit $$status; fi; \
+	if grep -E "with [1-9][0-9]* tests? skipped|Test skipped" $(TEST_TMP)/test.log >/dev/null; then \
+	  echo "make test: tests were skipped; that counts as a failure" >&2; exit 1; fi; \
+	if ! grep -E "Executed [1-9][0-9]* tests?" $(TEST_TMP)/test.log >/dev/null; then \
+	  echo "make test: no test ran" >&2; exit 1; fi
+
+# Pure-logic tests only (no servers): the parser, settings and formats.
+test-unit: build
+	$(SWIFT) test --filter ZKCtlTests
+
+demo: deps build
+	@scripts/demo
+
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 $$($(SWIFT) build -c release --show-bin-path)/zkctl $(DESTDIR)$(BINDIR)/zkctl
+	if [ -f man/zkctl.1 ]; then install -m 644 man/zkctl.1 $(DESTDIR)$(MANDIR)/man1/zkctl.1; fi
+	if [ -f completions/zkctl.bash ]; then install -m 644 completions/zkctl.bash $(DESTDIR)$(BASHCOMPDIR)/zkctl; fi
+	if [ -f completions/_zkctl ]; then install -m 644 completions/_zkctl $(DESTDIR)$(ZSHCOMPDIR)/_zkctl; fi
+	if [ -f completions/zkctl.fish ]; then install -m 644 completions/zkctl.fish $(DESTDIR)$(FISHCOMPDIR)/zkctl.fish; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/zkctl $(DESTDIR)$(MANDIR)/man1/zkctl.1 $(DESTDIR)$(BASHCOMPDIR)/zkctl \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_zkctl $(DESTDIR)$(FISHCOMPDIR)/zkctl.fish
+
+clean:
+	-scripts/zkserver reap $(TEST_TMP) >/dev/null 2>&1
+	rm -rf .build $(TEST_TMP)

@@ -1,0 +1,174 @@
+import Foundation
+import XCTest
+@testable import ZKCtl
+
+/// Settings precedence (flag > environment > file > default), server lists and URL forms,
+/// the config file, and credentials.
+final class SettingsTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func file(_ name: String, _ text: String, mode: Int = 0o600) throws -> String {
+        let path = dir.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, mode_t(mode))
+        return path
+    }
+
+    func resolve(_ args: [String], env: [String: String] = [:]) throws -> Settings {
+        var environment = env
+        environment["HOME"] = environment["HOME"] ?? dir.path   // no real ~/.config/zkctl/config
+        let parsed = try Parser.parse(args + ["status"], root: CommandTable.root)
+        return try Settings.resolve(parsed, environment: environment, isTerminal: false)
+    }
+
+    func resolveError(_ args: [String], env: [String: String] = [:]) -> String {
+        do {
+            _ = try resolve(args, env: env)
+            return "no error"
+        } catch {
+            return (error as? UsageError)?.message ?? "\(error)"
+        }
+    }
+
+    func testDefaults() throws {
+        let s = try resolve([])
+        XCTAssertEqual(s.servers.value, "127.0.0.1:2181")
+        XCTAssertEqual(s.servers.source, .defaultValue)
+        XCTAssertEqual(s.timeout.value, .seconds(10))
+        XCTAssertEqual(s.output.value, .text)
+        XCTAssertEqual(s.configRoot.value, "/config")
+        XCTAssertEqual(s.servicesRoot.value, "/services")
+        XCTAssertEqual(s.locksRoot.value, "/locks")
+        XCTAssertEqual(s.tasksRoot.value, "/tasks")
+        XCTAssertTrue(s.credentials.isEmpty)
+    }
+
+    func testPrecedenceFlagThenEnvironmentThenFileThenDefault() throws {
+        let config = try file("config", """
+        # a comment
+        [zookeeper]
+        servers = file-host:2181
+        [zkctl]
+        timeout = 3s
+        config-root = /from-file
+        output = json
+        """)
+        let env = ["ZKCTL_CONFIG": config]
+        let fromFile = try resolve([], env: env)
+        XCTAssertEqual(fromFile.servers.value, "file-host:2181")
+        XCTAssertEqual(fromFile.servers.source, .file(config))
+        XCTAssertEqual(fromFile.timeout.value, .seconds(3))
+        XCTAssertEqual(fromFile.configRoot.value, "/from-file")
+        XCTAssertEqual(fromFile.output.value, .json)
+
+        var withEnv = env
+        withEnv["ASAB_ZOOKEEPER_SERVERS"] = "asab:1"
+        XCTAssertEqual(try resolve([], env: withEnv).servers.value, "asab:1")
+        withEnv["ZOOKEEPER_HOSTS"] = "hosts:2"
+        XCTAssertEqual(try resolve([], env: withEnv).servers.value, "hosts:2")
+        withEnv["ZKCTL_SERVERS"] = "zkctl:3"
+        withEnv["ZKCTL_TIMEOUT"] = "7s"
+        withEnv["ZKCTL_CONFIG_ROOT"] = "/from-env"
+        let fromEnv = try resolve([], env: withEnv)
+        XCTAssertEqual(fromEnv.servers.value, "zkctl:3")
+        XCTAssertEqual(fromEnv.servers.source, .environment("ZKCTL_SERVERS"))
+        XCTAssertEqual(fromEnv.timeout.value, .seconds(7))
+        XCTAssertEqual(fromEnv.configRoot.value, "/from-env")
+
+        let fromFlags = try resolve(["-s", "flag:4", "--timeout", "1s", "--config-root", "/from-flag", "-o", "text"], env: withEnv)
+        XCTAssertEqual(fromFlags.servers.value, "flag:4")
+        XCTAssertEqual(fromFlags.servers.source, .flag("--server"))
+        XCTAssertEqual(fromFlags.timeout.value, .seconds(1))
+        XCTAssertEqual(fromFlags.configRoot.value, "/from-flag")
+        XCTAssertEqual(fromFlags.output.value, .text)
+        XCTAssertEqual(try resolve(["--json"], env: withEnv).output.value, .json)
+    }
+
+    func testExplicitConfigFlagBeatsTheEnvironmentVariable() throws {
+        let a = try file("a", "[zookeeper]\nservers = a:1\n")
+        let b = try file("b", "[zookeeper]\nservers = b:1\n")
+        XCTAssertEqual(try resolve(["--config", b], env: ["ZKCTL_CONFIG": a]).servers.value, "b:1")
+    }
+
+    func testXDGConfigFileIsFound() throws {
+        let xdg = dir.appendingPathComponent("xdg")
+        try FileManager.default.createDirectory(at: xdg.appendingPathComponent("zkctl"), withIntermediateDirectories: true)
+        try "[zookeeper]\nservers = xdg:9\npath = /app\n".write(to: xdg.appendingPathComponent("zkctl/config"), atomically: true, encoding: .utf8)
+        let s = try resolve([], env: ["XDG_CONFIG_HOME": xdg.path])
+        XCTAssertEqual(s.servers.value, "xdg:9/app")
+    }
+
+    func testServerListsGetDefaultPortsAndChroot() throws {
+        XCTAssertEqual(try resolve(["-s", "a,b:2182,[::1]:3/app"]).servers.value, "a:2181,b:2182,[::1]:3/app")
+        XCTAssertEqual(try resolve(["-s", " h1:1 , h2:2 "]).servers.value, "h1:1,h2:2")
+    }
+
+    func testURLForms() throws {
+        XCTAssertEqual(try resolve(["-s", "zookeeper://h1:2181,h2:2181/chroot"]).servers.value, "h1:2181,h2:2181/chroot")
+        // zookeeper:///path takes the servers from the settings below the flag.
+        XCTAssertEqual(try resolve(["-s", "zookeeper:///app"], env: ["ZKCTL_SERVERS": "e1:1,e2:2"]).servers.value, "e1:1,e2:2/app")
+        XCTAssertEqual(try resolve(["-s", "zookeeper:///app"]).servers.value, "127.0.0.1:2181/app")
+        // zookeeper:./relative takes servers and base path from below and appends.
+        let config = try file("config", "[zookeeper]\nservers = f:1\npath = /base\n")
+        XCTAssertEqual(try resolve(["-s", "zookeeper:./svc"], env: ["ZKCTL_CONFIG": config]).servers.value, "f:1/base/svc")
+        XCTAssertEqual(try resolve(["-s", "zookeeper:./svc"], env: ["ZKCTL_SERVERS": "e:1"]).servers.value, "e:1/svc")
+    }
+
+    func testMalformedServerSettingsNameTheBadPart() throws {
+        XCTAssertEqual(resolveError(["-s", "h:99999"]), "bad server list 'h:99999' from flag --server: bad port '99999' in server 'h:99999'")
+        XCTAssertEqual(resolveError(["-s", "h1,,h2"]), "bad server list 'h1,,h2' from flag --server: empty server in 'h1,,h2'")
+        XCTAssertEqual(resolveError(["-s", "h:1/a//b"]), "bad server list 'h:1/a//b' from flag --server: bad chroot '/a//b': empty segment ('//')")
+        XCTAssertEqual(resolveError(["-s", "http://h:1"]), "bad server URL 'http://h:1' from flag --server: only zookeeper:// URLs are understood")
+        XCTAssertEqual(resolveError(["-s", "zookeeper:relative"]),
+                       "bad server URL 'zookeeper:relative' from flag --server: expected zookeeper://HOSTS/PATH, zookeeper:///PATH or zookeeper:./PATH")
+        XCTAssertEqual(resolveError([], env: ["ZOOKEEPER_HOSTS": "h:x"]), "bad server list 'h:x' from environment ZOOKEEPER_HOSTS: bad port 'x' in server 'h:x'")
+        XCTAssertEqual(resolveError([], env: ["ZKCTL_TIMEOUT": "soon"]), "bad timeout 'soon' from environment ZKCTL_TIMEOUT")
+    }
+
+    func testMalformedConfigFileNamesTheLine() throws {
+        let noEquals = try file("c1", "[zookeeper]\nservers\n")
+        XCTAssertEqual(resolveError(["--config", noEquals]), "bad config file '\(noEquals)' line 2: expected key = value, got 'servers'")
+        let noSection = try file("c2", "servers = x\n")
+        XCTAssertEqual(resolveError(["--config", noSection]), "bad config file '\(noSection)' line 1: 'servers' is outside any [section]")
+        let badHeader = try file("c3", "[zookeeper\n")
+        XCTAssertEqual(resolveError(["--config", badHeader]), "bad config file '\(badHeader)' line 1: malformed section header '[zookeeper'")
+        XCTAssertEqual(resolveError(["--config", dir.appendingPathComponent("missing").path]),
+                       "cannot read config file '\(dir.appendingPathComponent("missing").path)'")
+    }
+
+    func testCredentialsFromEnvironmentAndFileAndFlag() throws {
+        XCTAssertEqual(try resolve([], env: ["ZKCTL_AUTH": "alice:pw"]).credentials, ["alice:pw"])
+        let auth = try file("auth", "# digest\nbob:secret\n")
+        let s = try resolve(["--auth-file", auth], env: ["ZKCTL_AUTH": "alice:pw"])
+        XCTAssertEqual(s.credentials, ["bob:secret"])
+        XCTAssertEqual(s.credentialUsers, ["bob"])
+        XCTAssertTrue(s.warnings.isEmpty)
+
+        let open = try file("open-auth", "carol:pw\n", mode: 0o644)
+        XCTAssertEqual(try resolve(["--auth-file", open]).warnings, ["auth file '\(open)' can be read by other users; chmod 600 it"])
+
+        let inline = try resolve(["--auth", "dave:pw"])
+        XCTAssertEqual(inline.credentials, ["dave:pw"])
+        XCTAssertEqual(inline.warnings.count, 1)
+        XCTAssertTrue(inline.warnings[0].contains("other users"))
+        XCTAssertFalse(inline.warnings[0].contains("pw"), "the warning never repeats the password")
+
+        XCTAssertEqual(resolveError([], env: ["ZKCTL_AUTH": "no-colon"]), "bad credentials from environment ZKCTL_AUTH: expected user:password")
+    }
+
+    func testColourOnlyOnATerminalWithoutNoColor() throws {
+        let parsed = try Parser.parse(["status"], root: CommandTable.root)
+        XCTAssertTrue(try Settings.resolve(parsed, environment: ["HOME": dir.path], isTerminal: true).color)
+        XCTAssertFalse(try Settings.resolve(parsed, environment: ["HOME": dir.path, "NO_COLOR": "1"], isTerminal: true).color)
+        XCTAssertFalse(try Settings.resolve(parsed, environment: ["HOME": dir.path], isTerminal: false).color)
+    }
+}
