@@ -126,12 +126,14 @@ public struct CommandSpec: Sendable {
     /// Everything after `--` is a command to run (`lock NAME -- CMD ARGS...`).
     public var takesCommand: Bool
     public var hidden: Bool
+    /// What `-o json` prints, in a sentence or a sketch (for the man page).
+    public var jsonOutput: String
     public var handler: Handler?
 
     public init(_ name: String, aliases: [String] = [], summary: String, description: String = "",
                 examples: [String] = [], arguments: [ArgumentSpec] = [], options: [OptionSpec] = [],
                 subcommands: [CommandSpec] = [], takesCommand: Bool = false, hidden: Bool = false,
-                handler: Handler? = nil) {
+                jsonOutput: String = "", handler: Handler? = nil) {
         self.name = name
         self.aliases = aliases
         self.summary = summary
@@ -142,6 +144,7 @@ public struct CommandSpec: Sendable {
         self.subcommands = subcommands
         self.takesCommand = takesCommand
         self.hidden = hidden
+        self.jsonOutput = jsonOutput
         self.handler = handler
     }
 
