@@ -67,3 +67,6 @@ public enum Common {
         String(data: data, encoding: .utf8) ?? "<\(data.count) bytes, not UTF-8; use --base64 or -o json>"
     }
 }
+
+/// Foundation also has an `Operation`; inside this module the name means ZooKeeper's request.
+typealias Operation = ZooKeeper.Operation
