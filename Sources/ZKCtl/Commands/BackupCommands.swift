@@ -1,6 +1,486 @@
 import Foundation
+import Synchronization
 import ZooKeeper
 
 extension CommandTable {
-    static let backupCommands: [CommandSpec] = []
+    static let backupCommands: [CommandSpec] = [exportCommand, importCommand, diffCommand]
+
+    // MARK: export
+
+    static let exportCommand = CommandSpec(
+        "export", summary: "write a subtree to a versioned JSON backup",
+        description: """
+        Reads every persistent node under PATH (default /; /zookeeper is never included) with its
+        data, ACL and type (persistent, container, or ttl with its TTL) and writes one JSON document
+        (format "zkctl-export", version 1; see docs/export-format.md). Paths in the document are
+        relative to PATH, which is recorded as "root". Data that is UTF-8 text is written as a
+        string ("data"), anything else as base64 ("dataBase64").
+
+        Ephemeral nodes belong to a live session and are left out; the document's
+        "skippedEphemeral" field and a note on stderr say how many.
+
+        The tree is read level by level with pipelined requests and written as it is read, so a
+        large tree is never held in memory whole. With --file the document goes to FILE.partial
+        first and is renamed to FILE only once complete.
+        """,
+        examples: [
+            "zkctl export /config > config-backup.json",
+            "zkctl export / --file full-backup.json",
+            "zkctl -s prod:2181 export /app -f app.json && zkctl -s staging:2181 import app.json --overwrite",
+        ],
+        arguments: [ArgumentSpec("PATH", help: "the subtree to export (default /)", type: .znodePath, optional: true, completion: .znodePath)],
+        options: [
+            OptionSpec("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout"),
+        ],
+        handler: runExport)
+
+    @Sendable static func runExport(_ inv: Invocation) async throws -> Int32 {
+        let root = inv.argument(0) ?? "/"
+        if isZooKeeperInternal(root) {
+            throw UsageError("'\(root)' is ZooKeeper's own subtree and is never exported", command: ["export"])
+        }
+        let zk = try await inv.connect()
+        guard try await zk.exists(root) != nil else { throw ZooKeeperError(.noNode, path: root) }
+
+        let sink = try ExportSink(file: inv.string("file").flatMap { $0 == "-" ? nil : $0 }, output: inv.output)
+        var written = 0
+        var skipped = 0
+        var redacted = 0
+        do {
+            sink.write(BackupFormat.header(root: root, exported: Date()))
+            try await zk.walk(root, data: true, acl: true, maxInFlight: inv.maxInFlight, exclude: isZooKeeperInternal) { level in
+                for node in level {
+                    guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else {
+                        skipped += 1
+                        continue
+                    }
+                    guard let rel = BackupFormat.relative(node.path, to: root) else { continue }
+                    let acl = node.acl ?? []
+                    if acl.contains(where: BackupFormat.isRedacted) { redacted += 1 }
+                    let line = BackupFormat.nodeLine(BackupNode(path: rel, type: type, data: node.data ?? Data(), acl: acl))
+                    sink.write(written == 0 ? line : ",\n" + line)
+                    written += 1
+                }
+                try sink.flushIfLarge()
+            }
+            sink.write(BackupFormat.footer(nodeCount: written, skippedEphemeral: skipped))
+            try sink.finish()
+        } catch {
+            sink.abandon()
+            throw error
+        }
+        var note = "exported \(written) node\(written == 1 ? "" : "s") from \(root)"
+        if skipped > 0 { note += "; left out \(skipped) ephemeral node\(skipped == 1 ? "" : "s")" }
+        inv.output.note(note)
+        if redacted > 0 {
+            inv.output.warn("the server hid the digest ACL ids of \(redacted) node\(redacted == 1 ? "" : "s") (no admin permission there); import refuses them: export with --auth as a user that has admin rights")
+        }
+        return ExitCode.success
+    }
+
+    // MARK: import
+
+    static let importCommand = CommandSpec(
+        "import", summary: "recreate a tree from an export (or a zk-shell JSON dump)",
+        description: """
+        Reads FILE (a zkctl export, or the JSON dump written by zk-shell's 'cp ... json://'; the
+        format is detected) and checks all of it before anything is written: a malformed or
+        truncated file is exit 65 and changes nothing. The tree is recreated under --to PATH (default:
+        the root recorded in the file), parents before children, with the file's data, ACLs and
+        node types. Missing ancestors of PATH are created empty with an open ACL.
+
+        First the target's state is read (pipelined) and a plan is made: create missing nodes, skip
+        nodes that are already equal, and for nodes that exist with other data or ACL: stop with
+        exit 75 and write nothing (default), replace them (--overwrite) or leave them (--skip-existing).
+        --prune also removes nodes under PATH that the file does not hold (never ephemeral ones).
+        --dry-run prints the plan and changes nothing.
+
+        Writes go in transactions (multi) kept under the server's packet limit: an import that fits
+        in one is all-or-nothing. A larger one that stops halfway (say the server went away) is
+        finished by running the same command again: equal nodes are skipped, nothing is duplicated.
+        TTL nodes cannot be created inside a transaction and are created right after their parents';
+        ACL changes on existing nodes come last. A node whose ACL would stop this session from creating
+        its children is created with create and admin added for world:anyone and given its own ACL
+        once its children exist.
+
+        The summary (created, updated, skipped, removed) goes to stderr, or to stdout as one JSON
+        document with -o json.
+        """,
+        examples: [
+            "zkctl import config-backup.json",
+            "zkctl import config-backup.json --to /config-copy --dry-run",
+            "zkctl import app.json --overwrite --prune",
+            "zkctl import zkshell-dump.json --to /restored",
+        ],
+        arguments: [ArgumentSpec("FILE", help: "the export (or zk-shell dump) to read; - for stdin", type: .file, completion: .file)],
+        options: [
+            OptionSpec("to", value: "PATH", type: .znodePath, help: "where the file's root goes (default: the root recorded in the file)"),
+            OptionSpec("dry-run", help: "print the plan and change nothing"),
+            OptionSpec("overwrite", help: "replace the data and ACL of existing nodes that differ"),
+            OptionSpec("skip-existing", help: "leave existing nodes that differ as they are"),
+            OptionSpec("prune", help: "also remove nodes under the target that the file does not hold"),
+        ],
+        handler: runImport)
+
+    @Sendable static func runImport(_ inv: Invocation) async throws -> Int32 {
+        guard let file = inv.argument(0) else { throw UsageError("missing argument FILE for 'import'", command: ["import"]) }
+        if inv.flag("overwrite") && inv.flag("skip-existing") {
+            throw UsageError("--overwrite and --skip-existing exclude each other", command: ["import"])
+        }
+        let policy: ImportConflictPolicy = inv.flag("overwrite") ? .overwrite : inv.flag("skip-existing") ? .skipExisting : .fail
+        let dryRun = inv.flag("dry-run")
+        let prune = inv.flag("prune")
+
+        let snapshot = try readSnapshot(file)
+        let targetRoot = inv.string("to") ?? snapshot.root
+        if isZooKeeperInternal(targetRoot) {
+            throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
+        }
+        // Everything that can be checked without a server, before connecting.
+        for node in snapshot.nodes {
+            let path = BackupFormat.absolute(node.path, under: targetRoot)
+            if let problem = PathRules.problem(with: path) { throw CommandError.badData("\(file): bad path '\(path)': \(problem)") }
+            if isZooKeeperInternal(path) { throw CommandError.badData("\(file): '\(path)' would land in ZooKeeper's own subtree") }
+            let op = MultiOp.create(path, data: node.data ?? Data(), mode: .persistent, acl: node.acl ?? ACL.openUnsafe)
+            if ZooKeeperClient.estimatedMultiSize([op]) > ZooKeeperClient.maxPacketSize {
+                throw CommandError.badData("\(file): '\(path)' holds \(node.data?.count ?? 0) bytes, more than the server takes in one request")
+            }
+        }
+
+        let zk = try await inv.connect()
+        let ancestors = try await readAncestors(of: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
+        let existing = try await readExisting(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
+        let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight) : []
+        var identities: Set<String> = ["world:anyone"]
+        for credential in inv.settings.credentials { identities.insert("digest:" + ACL.digestID(forCredential: credential)) }
+        let plan = ImportPlan.make(nodes: snapshot.nodes, targetRoot: targetRoot, existing: existing, ancestors: ancestors,
+                                   prune: pruneList, policy: policy, identities: identities)
+        let conflicts = plan.conflicts
+
+        if dryRun {
+            printPlan(plan, inv: inv, file: file, snapshot: snapshot, targetRoot: targetRoot)
+            if !conflicts.isEmpty { throw conflictError(conflicts) }
+            return ExitCode.success
+        }
+        if !conflicts.isEmpty { throw conflictError(conflicts) }
+
+        let steps = plan.steps()
+        let total = steps.reduce(0) { $0 + $1.count }
+        var done = 0
+        do {
+            for step in steps {
+                switch step {
+                case .multi(let ops):
+                    _ = try await zk.multi(ops)
+                case .pipelined(let ops):
+                    let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
+                    for case .failure(let error) in results { throw error }
+                }
+                done += step.count
+            }
+        } catch {
+            if done > 0 || steps.count > 1 {
+                inv.output.error("import stopped after \(done) of \(total) writes; run the same import again to finish it")
+            }
+            throw error
+        }
+        printSummary(plan, inv: inv, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: false)
+        return ExitCode.success
+    }
+
+    /// Reads and checks an export or zk-shell dump; every problem is exit 65 (66 if unreadable).
+    static func readSnapshot(_ file: String) throws -> BackupSnapshot {
+        let bytes = try Common.readInput(file)
+        do {
+            return try BackupFormat.read(bytes)
+        } catch {
+            throw CommandError.badData("\(file): \(error.message); nothing was changed")
+        }
+    }
+
+    /// The import root's ancestors (top first, without `/`) and whether each exists.
+    static func readAncestors(of root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> [(path: String, exists: Bool)] {
+        var paths: [String] = []
+        var p = PathRules.parent(of: root)
+        while let q = p, q != "/" { paths.insert(q, at: 0); p = PathRules.parent(of: q) }
+        let results = await zk.pipeline(paths.map { Operation.exists($0) }, maxInFlight: maxInFlight)
+        return try zip(paths, results).map { path, result in (path, try result.get().stat != nil) }
+    }
+
+    /// The target's state for every node of the file: data, ACL and version, or nil when missing.
+    static func readExisting(_ nodes: [BackupNode], under root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> [ExistingNode?] {
+        struct Gather {
+            var states: [ExistingNode?] = []
+            var pending: (Data, Stat)? = nil
+            var error: ZooKeeperError? = nil
+        }
+        let gather = Mutex(Gather())
+        gather.withLock { $0.states.reserveCapacity(nodes.count) }
+        let ops = nodes.lazy.flatMap { node -> [Operation] in
+            let path = BackupFormat.absolute(node.path, under: root)
+            return [.get(path), .getACL(path)]
+        }
+        await zk.pipeline(ops, maxInFlight: maxInFlight) { index, _, result in
+            gather.withLock { g in
+                let missing: Bool
+                switch result {
+                case .failure(let e) where e.code == .noNode: missing = true
+                case .failure(let e): if g.error == nil { g.error = e }; missing = true
+                case .success: missing = false
+                }
+                if index % 2 == 0 {
+                    if missing { g.pending = nil } else if case .success(let r) = result { g.pending = (r.data ?? Data(), r.stat ?? Stat()) }
+                } else {
+                    if !missing, let (data, stat) = g.pending, case .success(let r) = result {
+                        g.states.append(ExistingNode(data: data, acl: r.acl ?? [], version: stat.version,
+                                                     kind: ZnodeKind(ephemeralOwner: stat.ephemeralOwner)))
+                    } else {
+                        g.states.append(nil)
+                    }
+                    g.pending = nil
+                }
+            }
+        }
+        let (states, error) = gather.withLock { ($0.states, $0.error) }
+        if let error { throw error }
+        return states
+    }
+
+    /// Existing nodes under the root that the file does not hold, deepest first. Ephemeral nodes
+    /// (and so their ancestors) are kept.
+    static func pruneCandidates(_ nodes: [BackupNode], under root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> [(path: String, version: Int32)] {
+        var wanted = Set<String>()
+        wanted.reserveCapacity(nodes.count)
+        for n in nodes { wanted.insert(BackupFormat.absolute(n.path, under: root)) }
+        var found: [(path: String, version: Int32)] = []
+        var keep = Set<String>()
+        try await zk.walk(root, maxInFlight: maxInFlight, exclude: isZooKeeperInternal) { level in
+            for node in level where !wanted.contains(node.path) {
+                if node.stat.ephemeralOwner != 0 && ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner) == .ephemeral {
+                    var p = PathRules.parent(of: node.path)
+                    while let q = p, !keep.contains(q) { keep.insert(q); p = PathRules.parent(of: q) }
+                    continue
+                }
+                found.append((node.path, node.stat.version))
+            }
+        }
+        return found.reversed().filter { !keep.contains($0.path) }
+    }
+
+    static func conflictError(_ conflicts: [(path: String, what: [String])]) -> CommandError {
+        let shown = conflicts.prefix(3).map { "\($0.path) (\($0.what.joined(separator: ", ")))" }.joined(separator: ", ")
+        let more = conflicts.count > 3 ? " and \(conflicts.count - 3) more" : ""
+        let n = conflicts.count
+        return CommandError.conflict("\(n) existing node\(n == 1 ? " differs" : "s differ") from the file: \(shown)\(more); nothing was written (use --overwrite to replace them or --skip-existing to keep them)")
+    }
+
+    static func printPlan(_ plan: ImportPlan, inv: Invocation, file: String, snapshot: BackupSnapshot, targetRoot: String) {
+        let out = inv.output
+        if out.isJSON {
+            var items: [JSONValue] = []
+            for action in plan.actions {
+                var o = JSONObject()
+                switch action {
+                case .create: o["action"] = "create"
+                case .update(_, _, _, _, let what): o["action"] = "update"; o["what"] = .array(what.map { .string($0) })
+                case .remove: o["action"] = "remove"
+                case .conflict(_, let what): o["action"] = "conflict"; o["what"] = .array(what.map { .string($0) })
+                case .skip: continue
+                }
+                o["path"] = .string(action.path)
+                items.append(.object(o))
+            }
+            var doc = summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: true)
+            doc["plan"] = .array(items)
+            out.json(.object(doc))
+            return
+        }
+        for action in plan.actions {
+            switch action {
+            case .create(let p, _, _, _, _): out.line("create \(p)")
+            case .update(let p, _, _, _, let what): out.line("update \(p) (\(what.joined(separator: ", ")))")
+            case .remove(let p, _): out.line("remove \(p)")
+            case .conflict(let p, let what): out.line("conflict \(p) (\(what.joined(separator: ", ")))")
+            case .skip: continue
+            }
+        }
+        out.note("dry run, nothing changed: would create \(plan.created), update \(plan.updated), skip \(plan.skipped), remove \(plan.removed) under \(targetRoot)")
+    }
+
+    static func printSummary(_ plan: ImportPlan, inv: Invocation, file: String, snapshot: BackupSnapshot, targetRoot: String, dryRun: Bool) {
+        if inv.output.isJSON {
+            inv.output.json(.object(summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: dryRun)))
+        } else {
+            inv.output.note("imported \(file) into \(targetRoot): \(plan.created) created, \(plan.updated) updated, \(plan.skipped) skipped, \(plan.removed) removed")
+        }
+    }
+
+    static func summaryObject(_ plan: ImportPlan, file: String, snapshot: BackupSnapshot, targetRoot: String, dryRun: Bool) -> JSONObject {
+        JSONObject([
+            ("file", .string(file)), ("format", .string(snapshot.source.rawValue)), ("root", .string(targetRoot)),
+            ("dryRun", .bool(dryRun)), ("created", .int(plan.created)), ("updated", .int(plan.updated)),
+            ("skipped", .int(plan.skipped)), ("removed", .int(plan.removed)), ("conflicts", .int(plan.conflicts.count)),
+        ])
+    }
+
+    // MARK: diff
+
+    static let diffCommand = CommandSpec(
+        "diff", summary: "compare two trees (live paths or export files)",
+        description: """
+        Compares SOURCE with TARGET. Each is a live path (it starts with '/') or a file: a zkctl
+        export or a zk-shell JSON dump (anything else; write file:NAME for a file whose name starts
+        with '/'). Nodes are compared by their path relative to each side's root, so /app on one
+        server compares with an export of /app-copy. Ephemeral nodes of a live side are left out,
+        as export leaves them out.
+
+        Text output has one line per difference, in tree order, with paths relative to the roots
+        ('.' is the root itself):
+          + PATH            only in TARGET
+          - PATH            only in SOURCE
+          ~ PATH (WHAT)     in both, but the data, acl or type differs
+        JSON output is one document: {"source","target","equal","added":[...],"removed":[...],
+        "changed":[{"path","what":[...]}]}.
+
+        Exit 0 when the trees are equal and 1 when they differ, like diff(1).
+        """,
+        examples: [
+            "zkctl diff /config backup.json",
+            "zkctl diff /app /app-staging",
+            "zkctl -o json diff old.json new.json | jq .changed",
+        ],
+        arguments: [
+            ArgumentSpec("SOURCE", help: "a live path (/...) or an export file", completion: .file),
+            ArgumentSpec("TARGET", help: "a live path (/...) or an export file", completion: .file),
+        ],
+        handler: runDiff)
+
+    @Sendable static func runDiff(_ inv: Invocation) async throws -> Int32 {
+        guard let sourceArg = inv.argument(0), let targetArg = inv.argument(1) else {
+            throw UsageError("diff needs SOURCE and TARGET", command: ["diff"])
+        }
+        var client: ZooKeeperClient? = nil
+        func load(_ side: String) async throws -> BackupSnapshot {
+            if side.hasPrefix("file:") { return try readSnapshot(String(side.dropFirst(5))) }
+            guard side.hasPrefix("/") else { return try readSnapshot(side) }
+            if let problem = PathRules.problem(with: side) { throw UsageError("bad path '\(side)': \(problem)", command: ["diff"]) }
+            if isZooKeeperInternal(side) { throw UsageError("'\(side)' is ZooKeeper's own subtree", command: ["diff"]) }
+            let zk: ZooKeeperClient
+            if let client { zk = client } else { zk = try await inv.connect(); client = zk }
+            do {
+                return try await liveSnapshot(side, zk: zk, maxInFlight: inv.maxInFlight)
+            } catch ZooKeeperError.Code.noNode where FileManager.default.fileExists(atPath: side) {
+                throw CommandError.notFound("\(side): no such znode (for the file of that name, write file:\(side))")
+            }
+        }
+        let source = try await load(sourceArg)
+        let target = try await load(targetArg)
+        let entries = TreeDiff.compare(source.nodes, target.nodes, compareTypes: source.source != .live && target.source != .live)
+        let out = inv.output
+        if out.isJSON {
+            var added: [JSONValue] = [], removed: [JSONValue] = [], changed: [JSONValue] = []
+            for e in entries {
+                switch e {
+                case .added(let p): added.append(.string(BackupFormat.display(p)))
+                case .removed(let p): removed.append(.string(BackupFormat.display(p)))
+                case .changed(let p, let what):
+                    changed.append(.object(JSONObject([("path", .string(BackupFormat.display(p))), ("what", .array(what.map { .string($0) }))])))
+                }
+            }
+            out.json(.object(JSONObject([
+                ("source", .string(sourceArg)), ("target", .string(targetArg)), ("equal", .bool(entries.isEmpty)),
+                ("added", .array(added)), ("removed", .array(removed)), ("changed", .array(changed)),
+            ])))
+        } else {
+            for e in entries {
+                switch e {
+                case .added(let p): out.line("+ " + BackupFormat.display(p))
+                case .removed(let p): out.line("- " + BackupFormat.display(p))
+                case .changed(let p, let what): out.line("~ \(BackupFormat.display(p)) (\(what.joined(separator: ", ")))")
+                }
+            }
+        }
+        return entries.isEmpty ? ExitCode.success : 1
+    }
+
+    /// A live subtree as a snapshot: persistent nodes only, /zookeeper left out.
+    static func liveSnapshot(_ root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> BackupSnapshot {
+        var nodes: [BackupNode] = []
+        var skipped = 0
+        var sawRoot = false
+        try await zk.walk(root, data: true, acl: true, maxInFlight: maxInFlight, exclude: isZooKeeperInternal) { level in
+            for node in level {
+                if node.path == root { sawRoot = true }
+                guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else { skipped += 1; continue }
+                guard let rel = BackupFormat.relative(node.path, to: root) else { continue }
+                nodes.append(BackupNode(path: rel, type: type, data: node.data ?? Data(), acl: node.acl ?? []))
+            }
+        }
+        guard sawRoot else { throw ZooKeeperError(.noNode, path: root) }
+        return BackupSnapshot(source: .live, root: root, nodes: nodes, skippedEphemeral: skipped)
+    }
+
+    /// `/zookeeper` and everything under it: the server's own nodes, never backed up or written.
+    @Sendable static func isZooKeeperInternal(_ path: String) -> Bool {
+        path == "/zookeeper" || path.hasPrefix("/zookeeper/")
+    }
+}
+
+/// Where an export goes: stdout through `Output`, or FILE written as FILE.partial and renamed
+/// once complete (so a failed export never leaves a file that looks whole).
+final class ExportSink {
+    private let output: Output
+    private let handle: FileHandle?
+    private let finalPath: String?
+    private let partialPath: String?
+    private var buffer: [UInt8] = []
+
+    init(file: String?, output: Output) throws {
+        self.output = output
+        guard let file else {
+            handle = nil; finalPath = nil; partialPath = nil
+            return
+        }
+        let partial = file + ".partial"
+        guard FileManager.default.createFile(atPath: partial, contents: nil),
+              let h = FileHandle(forWritingAtPath: partial) else {
+            throw CommandError(ExitCode.noInput, "cannot write '\(partial)'")
+        }
+        handle = h; finalPath = file; partialPath = partial
+    }
+
+    func write(_ text: String) {
+        if handle == nil { output.write(text) } else { buffer.append(contentsOf: text.utf8) }
+    }
+
+    func flushIfLarge() throws {
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    private func flush() throws {
+        guard let handle, !buffer.isEmpty else { return }
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw CommandError(ExitCode.noInput, "cannot write '\(partialPath ?? "")': \(error.localizedDescription)")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func finish() throws {
+        guard let handle, let partialPath, let finalPath else { return }
+        try flush()
+        do { try handle.close() } catch { throw CommandError(ExitCode.noInput, "cannot write '\(partialPath)': \(error.localizedDescription)") }
+        if rename(partialPath, finalPath) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(partialPath)
+            throw CommandError(ExitCode.noInput, "cannot rename '\(partialPath)' to '\(finalPath)': \(reason)")
+        }
+    }
+
+    func abandon() {
+        guard let handle, let partialPath else { return }
+        try? handle.close()
+        unlink(partialPath)
+    }
 }
