@@ -1,6 +1,579 @@
 import Foundation
 import ZooKeeper
 
+/// Plain znode commands with zkCli's names: get, stat, exists, ls, set, create, delete, acl, watch.
 extension CommandTable {
-    static let znodeCommands: [CommandSpec] = []
+    static let znodeCommands: [CommandSpec] = [
+        getCommand, statCommand, existsCommand, lsCommand, setCommand, createCommand, deleteCommand, aclCommand,
+    ]
+
+    // MARK: - Shared pieces
+
+    private static let pathArgument = ArgumentSpec("PATH", help: "the znode", type: .znodePath, completion: .znodePath)
+    private static let ifVersionOption = OptionSpec(
+        "if-version", value: "N", type: .int(0...Int(Int32.max)),
+        help: "write only if the node still has this version (else exit 75)")
+
+    /// A subtree larger than this needs `--force` to be deleted.
+    static let recursiveDeleteThreshold = 1000
+
+    /// The value a write command stores: its VALUE argument or `--file` (`-` for stdin), exactly one.
+    static func valueSource(argument: String?, file: String?, required: Bool, command: [String]) throws -> ValueSource {
+        switch (argument, file) {
+        case (.some, .some):
+            throw UsageError("give the value either as an argument or with --file, not both", command: command)
+        case (.some(let text), nil):
+            return .text(text)
+        case (nil, .some(let name)):
+            return .file(name)
+        case (nil, nil):
+            if required { throw UsageError("missing VALUE (or --file FILE)", command: command) }
+            return .text("")
+        }
+    }
+
+    enum ValueSource: Equatable {
+        case text(String)
+        case file(String)
+
+        func read() throws -> Data {
+            switch self {
+            case .text(let t): return Data(t.utf8)
+            case .file(let name): return try Common.readInput(name)
+            }
+        }
+    }
+
+    /// An `auth::` entry stands for the session's own identities; without credentials the server
+    /// would refuse it as an invalid ACL, so say what is missing before connecting.
+    static func checkAuthEntries(_ acl: [ACL], _ inv: Invocation, command: [String]) throws {
+        if acl.contains(where: { $0.scheme == "auth" }) && inv.settings.credentials.isEmpty {
+            throw UsageError("an auth:: ACL entry needs credentials (ZKCTL_AUTH or --auth-file)", command: command)
+        }
+    }
+
+    /// `--if-version` as the client takes it (-1: any version).
+    private static func expectedVersion(_ inv: Invocation) -> Int32 {
+        inv.int("if-version").map { Int32($0) } ?? -1
+    }
+
+    /// The stat as zkCli names its fields, in its order, for text output.
+    static func statFields(_ s: Stat) -> [(String, String)] {
+        func hex(_ v: Int64) -> String { "0x" + String(UInt64(bitPattern: v), radix: 16) }
+        return [
+            ("cZxid", hex(s.czxid)), ("ctime", isoTime(s.ctime)), ("mZxid", hex(s.mzxid)), ("mtime", isoTime(s.mtime)),
+            ("pZxid", hex(s.pzxid)), ("cversion", String(s.cversion)), ("dataVersion", String(s.version)),
+            ("aclVersion", String(s.aversion)), ("ephemeralOwner", hex(s.ephemeralOwner)),
+            ("dataLength", String(s.dataLength)), ("numChildren", String(s.numChildren)),
+        ]
+    }
+
+    /// `name  value` lines, names padded to one width.
+    static func statText(_ s: Stat) -> [String] {
+        let fields = statFields(s)
+        let width = fields.map(\.0.count).max() ?? 0
+        return fields.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }
+    }
+
+    /// `{"path": ..., <stat fields>}`.
+    static func statJSON(path: String, _ s: Stat) -> JSONValue {
+        var o = JSONObject()
+        o["path"] = .string(path)
+        if case .object(let fields) = jsonStat(s) { for (k, v) in fields { o[k] = v } }
+        return .object(o)
+    }
+
+    // MARK: - get
+
+    static let getCommand = CommandSpec(
+        "get", summary: "print a znode's data",
+        description: """
+        Prints the data of PATH followed by a newline. Data that is not UTF-8 text is not written
+        raw to the terminal: use --base64 (text) or -o json to get it. With --stat the node's stat
+        follows the data, as 'zkctl stat' prints it.
+        Exit 1 when the node does not exist, 77 when its ACL refuses reading.
+        """,
+        examples: ["zkctl get /app/settings", "zkctl get --stat /app/settings", "zkctl get --base64 /app/blob | base64 -d > blob.bin",
+                   "zkctl -o json get /app/settings | jq -r .data"],
+        arguments: [pathArgument],
+        options: [
+            OptionSpec("stat", help: "also print the stat"),
+            OptionSpec("base64", help: "print the data base64-encoded"),
+        ],
+        jsonOutput: #"{"path", "data", "stat"?}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" as in 'zkctl stat' (without "path")"#,
+        handler: runGet)
+
+    @Sendable static func runGet(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        let zk = try await inv.connect()
+        let (data, stat) = try await zk.get(path)
+        let out = inv.output
+        let base64 = inv.flag("base64")
+        if out.isJSON {
+            var o = JSONObject()
+            o["path"] = .string(path)
+            o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
+            if inv.flag("stat") { o["stat"] = jsonStat(stat) }
+            out.json(.object(o))
+        } else {
+            out.line(base64 ? data.base64EncodedString() : Common.displayText(data))
+            if inv.flag("stat") { statText(stat).forEach(out.line) }
+        }
+        return ExitCode.success
+    }
+
+    // MARK: - stat
+
+    static let statCommand = CommandSpec(
+        "stat", summary: "print a znode's stat",
+        description: """
+        Prints the node's metadata with ZooKeeper's field names: cZxid, ctime, mZxid, mtime, pZxid,
+        cversion, dataVersion, aclVersion, ephemeralOwner, dataLength, numChildren. Times are
+        ISO 8601 UTC in text; zxids and the owner session are hexadecimal.
+        Exit 1 when the node does not exist.
+        """,
+        examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .version"],
+        arguments: [pathArgument],
+        jsonOutput: #"{"path", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}; times in ms since the epoch, ephemeralOwner as a hex string"#,
+        handler: runStat)
+
+    @Sendable static func runStat(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        let zk = try await inv.connect()
+        guard let stat = try await zk.exists(path) else { throw ZooKeeperError(.noNode, path: path) }
+        if inv.output.isJSON {
+            inv.output.json(statJSON(path: path, stat))
+        } else {
+            statText(stat).forEach(inv.output.line)
+        }
+        return ExitCode.success
+    }
+
+    // MARK: - exists
+
+    static let existsCommand = CommandSpec(
+        "exists", summary: "test whether a znode exists (exit 0 or 1)",
+        description: """
+        Prints nothing: exit 0 when PATH exists, 1 when it does not, so it can drive a shell 'if'.
+        Other failures keep their exit codes (69 unavailable, 77 not authorized).
+        """,
+        examples: ["zkctl exists /app/ready && echo ready", "until zkctl exists /app/ready; do sleep 1; done"],
+        arguments: [pathArgument],
+        jsonOutput: "nothing: the exit code is the answer",
+        handler: runExists)
+
+    @Sendable static func runExists(_ inv: Invocation) async throws -> Int32 {
+        let zk = try await inv.connect()
+        return try await zk.exists(inv.argument(0)!) == nil ? ExitCode.notFound : ExitCode.success
+    }
+
+    // MARK: - ls
+
+    static let lsCommand = CommandSpec(
+        "ls", summary: "list a znode's children",
+        description: """
+        Prints the names of PATH's children sorted, one per line. With --stat, a table of each
+        child's version, data size, child count and modification time (stats are read pipelined,
+        so large directories are quick). Directories whose list of names is larger than 1 MB work.
+        Exit 1 when the node does not exist.
+        """,
+        examples: ["zkctl ls /", "zkctl ls --stat /services/api", "zkctl -o json ls /config | jq length"],
+        arguments: [pathArgument],
+        options: [OptionSpec("stat", help: "show each child's stat")],
+        jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"}"#,
+        handler: runLs)
+
+    @Sendable static func runLs(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        let zk = try await inv.connect()
+        let names = try await zk.children(path).children.sorted()
+        let out = inv.output
+        guard inv.flag("stat") else {
+            if out.isJSON {
+                out.json(.array(names.map { .string($0) }))
+            } else {
+                for name in names { out.line(name) }
+            }
+            return ExitCode.success
+        }
+        let results = await zk.pipeline(names.map { Operation.exists(PathRules.join(path, $0)) }, maxInFlight: inv.maxInFlight)
+        var rows: [(String, Stat)] = []
+        for (name, result) in zip(names, results) {
+            // A child deleted since the listing is left out.
+            if let stat = try result.get().stat { rows.append((name, stat)) }
+        }
+        if out.isJSON {
+            out.json(.array(rows.map { name, stat in
+                .object(JSONObject([("name", .string(name)), ("path", .string(PathRules.join(path, name))), ("stat", jsonStat(stat))]))
+            }))
+        } else {
+            out.table(["NAME", "VERSION", "BYTES", "CHILDREN", "EPHEMERAL", "MODIFIED"], rows.map { name, s in
+                [name, String(s.version), String(s.dataLength), String(s.numChildren), s.isEphemeral ? "yes" : "no", isoTime(s.mtime)]
+            })
+        }
+        return ExitCode.success
+    }
+
+    // MARK: - set
+
+    static let setCommand = CommandSpec(
+        "set", summary: "set a znode's data",
+        description: """
+        Replaces the data of an existing node with VALUE, or with the bytes of FILE (--file -
+        reads stdin; binary data is stored as is). With --if-version N the write happens only if
+        the node's version is still N, which makes read-modify-write safe.
+        Exit 1 when the node does not exist, 75 when its version is not N.
+        """,
+        examples: ["zkctl set /app/mode maintenance", "zkctl set /app/cert --file cert.pem",
+                   "zkctl set /app/mode active --if-version 3", "echo -n on | zkctl set /app/flag --file -"],
+        arguments: [pathArgument, ArgumentSpec("VALUE", help: "the new data (or use --file)", optional: true)],
+        options: [
+            OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
+            ifVersionOption,
+        ],
+        jsonOutput: #"{"path", "stat"} with the node's new stat (text output prints nothing)"#,
+        handler: runSet)
+
+    @Sendable static func runSet(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        let source = try valueSource(argument: inv.argument(1), file: inv.string("file"), required: true, command: ["set"])
+        let data = try source.read()
+        let zk = try await inv.connect()
+        let stat = try await zk.set(path, data: data, version: expectedVersion(inv))
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("path", .string(path)), ("stat", jsonStat(stat))])))
+        }
+        return ExitCode.success
+    }
+
+    // MARK: - create
+
+    static let createCommand = CommandSpec(
+        "create", summary: "create a znode",
+        description: """
+        Creates PATH with VALUE (or the bytes of FILE; empty when neither is given) and prints the
+        path created, which for --sequential carries the server's 10-digit counter.
+        --container makes a container node, removed by the server once its last child is gone.
+        --ttl makes a node the server removes when it has had no children and no change for that
+        long (the server needs zookeeper.extendedTypesEnabled=true); it combines with --sequential
+        but not with --container. --parents creates missing parents as empty persistent nodes.
+        --acl sets the ACL of the node (and of parents it creates); the default is world:anyone:cdrwa.
+        Ephemeral nodes are not offered: they would vanish when this command's session ends.
+        Exit 75 when the node exists, 1 when the parent is missing (without --parents).
+        """,
+        examples: ["zkctl create /app/settings '{\"debug\":false}'", "zkctl create --parents /app/a/b/c",
+                   "zkctl create --sequential /queue/job- payload", "zkctl create --ttl 1h /tmp/marker",
+                   "zkctl create /secret --acl digest:$(zkctl digest < admin-credentials):cdrwa"],
+        arguments: [pathArgument, ArgumentSpec("VALUE", help: "the data (or use --file)", optional: true)],
+        options: [
+            OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
+            OptionSpec("sequential", help: "append a sequence number to the name"),
+            OptionSpec("container", help: "create a container node"),
+            OptionSpec("ttl", value: "DURATION", type: .duration, help: "remove the node after this long unchanged and childless"),
+            OptionSpec("parents", short: "p", help: "create missing parents"),
+            Common.aclOption,
+        ],
+        jsonOutput: #"{"path"}: the path created (with its sequence number for --sequential)"#,
+        handler: runCreate)
+
+    /// The create mode for the flags given.
+    static func createMode(sequential: Bool, container: Bool, ttl: Duration?) throws -> CreateMode {
+        if let ttl {
+            if container { throw UsageError("--container and --ttl cannot be combined", command: ["create"]) }
+            let ms = ttl.milliseconds
+            guard ms > 0 else { throw UsageError("--ttl must be longer than 0", command: ["create"]) }
+            return sequential ? .persistentSequentialWithTTL(milliseconds: ms) : .persistentWithTTL(milliseconds: ms)
+        }
+        if container {
+            if sequential { throw UsageError("--container and --sequential cannot be combined", command: ["create"]) }
+            return .container
+        }
+        return sequential ? .persistentSequential : .persistent
+    }
+
+    @Sendable static func runCreate(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        if path == "/" { throw UsageError("'/' always exists", command: ["create"]) }
+        let mode = try createMode(sequential: inv.flag("sequential"), container: inv.flag("container"), ttl: inv.duration("ttl"))
+        let acl: [ACL]
+        do {
+            acl = try Common.acl(for: inv)
+        } catch let error as UsageError {
+            throw UsageError(error.message, command: ["create"])
+        }
+        try checkAuthEntries(acl, inv, command: ["create"])
+        let source = try valueSource(argument: inv.argument(1), file: inv.string("file"), required: false, command: ["create"])
+        let data = try source.read()
+        let zk = try await inv.connect()
+        let created: String
+        do {
+            created = try await zk.create(path, data: data, mode: mode, acl: acl, createParents: inv.flag("parents"))
+        } catch let error as ZooKeeperError where error.code == .unimplemented && mode.isTTL {
+            throw CommandError.unavailable("\(path): the server does not accept TTL nodes (it needs zookeeper.extendedTypesEnabled=true)")
+        } catch let error as ZooKeeperError where error.code == .noNode && error.path == path {
+            let parent = PathRules.parent(of: path) ?? "/"
+            throw CommandError.notFound("\(parent): no such znode (use --parents to create it)")
+        }
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("path", .string(created))])))
+        } else {
+            inv.output.line(created)
+        }
+        return ExitCode.success
+    }
+
+    // MARK: - delete
+
+    static let deleteCommand = CommandSpec(
+        "delete", aliases: ["rm"], summary: "delete a znode (or a subtree)",
+        description: """
+        Deletes PATH, which must have no children unless --recursive is given. With --if-version N
+        the node is deleted only if its version is still N (exit 75 otherwise, nothing deleted).
+        --recursive walks the subtree and deletes it bottom-up in multi-operation batches; nodes
+        that change meanwhile are retried one by one. A subtree of more than \(recursiveDeleteThreshold)
+        nodes also needs --force. '/' and '/zookeeper' are never deleted.
+        Exit 1 when the node does not exist, 75 when it has children (without --recursive).
+        """,
+        examples: ["zkctl delete /app/old", "zkctl delete --recursive /app/cache", "zkctl delete -r --force /big/tree",
+                   "zkctl delete /app/lock --if-version 0"],
+        arguments: [pathArgument],
+        options: [
+            ifVersionOption,
+            OptionSpec("recursive", short: "r", help: "delete the whole subtree"),
+            OptionSpec("force", help: "with --recursive: delete even a subtree of more than \(recursiveDeleteThreshold) nodes"),
+        ],
+        jsonOutput: #"{"path", "deleted"}: the number of znodes deleted (text output prints nothing)"#,
+        handler: runDelete)
+
+    /// Why a path may not be deleted, or nil.
+    static func protectedPathProblem(_ path: String) -> String? {
+        if path == "/" { return "refusing to delete '/'" }
+        if path == "/zookeeper" || path.hasPrefix("/zookeeper/") { return "refusing to delete '\(path)': ZooKeeper's own tree" }
+        return nil
+    }
+
+    @Sendable static func runDelete(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        if let problem = protectedPathProblem(path) { throw UsageError(problem, command: ["delete"]) }
+        if inv.flag("force") && !inv.flag("recursive") {
+            throw UsageError("--force only applies with --recursive", command: ["delete"])
+        }
+        let version = expectedVersion(inv)
+        let zk = try await inv.connect()
+        var deleted = 1
+        if inv.flag("recursive") {
+            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight)
+                .run(root: path, rootVersion: version, force: inv.flag("force"))
+        } else {
+            do {
+                try await zk.delete(path, version: version)
+            } catch let error as ZooKeeperError where error.code == .notEmpty {
+                throw CommandError.conflict("\(path): has children (use --recursive to delete the subtree)")
+            }
+        }
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("path", .string(path)), ("deleted", .int(deleted))])))
+        }
+        return ExitCode.success
+    }
+
+    /// Splits operations into `multi` batches under the server's packet limit (and at most
+    /// `maxCount` operations each), keeping their order.
+    static func multiBatches(_ ops: [MultiOp], limit: Int = ZooKeeperClient.maxPacketSize, maxCount: Int = 5000) -> [[MultiOp]] {
+        var batches: [[MultiOp]] = []
+        var current: [MultiOp] = []
+        var size = ZooKeeperClient.estimatedMultiSize([])
+        for op in ops {
+            if !current.isEmpty && (size + op.estimatedSize > limit || current.count >= maxCount) {
+                batches.append(current)
+                current = []
+                size = ZooKeeperClient.estimatedMultiSize([])
+            }
+            current.append(op)
+            size += op.estimatedSize
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    // MARK: - acl
+
+    static let aclCommand = CommandSpec(
+        "acl", summary: "read or set a znode's ACL",
+        description: """
+        ACL entries are written scheme:id:perms, perms being letters of cdrwa (create, delete,
+        read, write, admin): world:anyone:r, digest:user:HASH:cdrwa (HASH from 'zkctl digest'),
+        auth::cdrwa (every identity of this session), ip:10.0.0.0/8:r.
+        """,
+        examples: ["zkctl acl get /app", "zkctl acl set /app world:anyone:r digest:admin:HASH:cdrwa"],
+        subcommands: [aclGetCommand, aclSetCommand])
+
+    static let aclGetCommand = CommandSpec(
+        "get", summary: "print a znode's ACL",
+        description: """
+        Prints one scheme:id:perms line per ACL entry. Reading an ACL needs read or admin
+        permission; without admin, the server shows digest entries as digest:user:x.
+        Exit 1 when the node does not exist.
+        """,
+        examples: ["zkctl acl get /app", "zkctl -o json acl get /app | jq -r '.[].scheme'"],
+        arguments: [pathArgument],
+        jsonOutput: #"[{"scheme", "id", "perms"}, ...]"#,
+        handler: runACLGet)
+
+    @Sendable static func runACLGet(_ inv: Invocation) async throws -> Int32 {
+        let zk = try await inv.connect()
+        let acl = try await zk.getACL(inv.argument(0)!).acl
+        if inv.output.isJSON {
+            inv.output.json(Common.aclJSON(acl))
+        } else {
+            for entry in acl { inv.output.line(Common.aclText(entry)) }
+        }
+        return ExitCode.success
+    }
+
+    static let aclSetCommand = CommandSpec(
+        "set", summary: "replace a znode's ACL",
+        description: """
+        Replaces the ACL of PATH with the SPEC entries. --recursive applies them to every node of
+        the subtree (pipelined). With --if-version N the ACL is set only if PATH's ACL version
+        (aclVersion) is still N; with --recursive that check is made on PATH before anything else
+        is changed. Keep an entry that lets you administer the node, or you lock yourself out.
+        Exit 1 when the node does not exist, 75 on a version mismatch, 77 without admin permission.
+        """,
+        examples: ["zkctl acl set /app world:anyone:r auth::cdrwa",
+                   "zkctl acl set --recursive /app digest:admin:HASH:cdrwa world:anyone:r",
+                   "zkctl acl set /app ip:10.0.0.0/8:cdrwa --if-version 2"],
+        arguments: [pathArgument, ArgumentSpec("SPEC", help: "an ACL entry scheme:id:perms", variadic: true)],
+        options: [
+            OptionSpec("recursive", short: "r", help: "apply to the whole subtree"),
+            ifVersionOption,
+        ],
+        jsonOutput: #"{"path", "acl", "updated"}: the ACL set and the number of znodes changed (text output prints nothing)"#,
+        handler: runACLSet)
+
+    @Sendable static func runACLSet(_ inv: Invocation) async throws -> Int32 {
+        let path = inv.argument(0)!
+        let acl: [ACL]
+        do {
+            acl = try Common.parseACL(Array(inv.arguments.dropFirst()))
+        } catch let error as UsageError {
+            throw UsageError(error.message, command: ["acl", "set"])
+        }
+        try checkAuthEntries(acl, inv, command: ["acl", "set"])
+        let version = expectedVersion(inv)
+        let zk = try await inv.connect()
+        var updated = 1
+        if inv.flag("recursive") {
+            // Everything below PATH first (the walk needs read access), then PATH with the version
+            // check, then the rest pipelined.
+            var below: [String] = []
+            var found = false
+            try await zk.walk(path, maxInFlight: inv.maxInFlight) { level in
+                for node in level where node.depth > 0 { below.append(node.path) }
+                if level.contains(where: { $0.depth == 0 }) { found = true }
+            }
+            guard found else { throw ZooKeeperError(.noNode, path: path) }
+            try await zk.setACL(path, acl: acl, version: version)
+            let results = await zk.pipeline(below.map { Operation.setACL($0, acl: acl) }, maxInFlight: inv.maxInFlight)
+            for result in results {
+                switch result {
+                case .success: updated += 1
+                case .failure(let e) where e.code == .noNode: continue
+                case .failure(let e): throw e
+                }
+            }
+        } else {
+            try await zk.setACL(path, acl: acl, version: version)
+        }
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("path", .string(path)), ("acl", Common.aclJSON(acl)), ("updated", .int(updated))])))
+        }
+        return ExitCode.success
+    }
+}
+
+extension CreateMode {
+    fileprivate var isTTL: Bool {
+        switch self {
+        case .persistentWithTTL, .persistentSequentialWithTTL: return true
+        default: return false
+        }
+    }
+}
+
+/// `delete --recursive`: walk the subtree, then delete it level by level from the deepest, each
+/// level in `multi` batches. A batch that fails because a node changed under it (a child added,
+/// a node already gone) is retried node by node, pipelined; a node that gained children is
+/// walked and deleted again, a bounded number of times.
+struct RecursiveDelete {
+    let zk: ZooKeeperClient
+    let maxInFlight: Int
+    static let maxAttempts = 3
+
+    /// Deletes the subtree at `root` and returns how many nodes were deleted.
+    func run(root: String, rootVersion: Int32, force: Bool) async throws -> Int {
+        try await deleteSubtree(root, rootVersion: rootVersion, force: force, attempt: 0)
+    }
+
+    private func deleteSubtree(_ root: String, rootVersion: Int32, force: Bool, attempt: Int) async throws -> Int {
+        var levels: [[String]] = []
+        var rootStat: Stat? = nil
+        try await zk.walk(root, maxInFlight: maxInFlight) { level in
+            if rootStat == nil, let first = level.first, first.depth == 0 { rootStat = first.stat }
+            levels.append(level.map(\.path))
+        }
+        guard let rootStat else {
+            if attempt > 0 { return 0 }
+            throw ZooKeeperError(.noNode, path: root)
+        }
+        let total = levels.reduce(0) { $0 + $1.count }
+        if attempt == 0 {
+            // Nothing is deleted when the version is already wrong.
+            if rootVersion >= 0 && rootStat.version != rootVersion {
+                throw ZooKeeperError(.badVersion, path: root)
+            }
+            if total > CommandTable.recursiveDeleteThreshold && !force {
+                throw UsageError("\(root) holds \(total) znodes (more than \(CommandTable.recursiveDeleteThreshold)); add --force to delete them all",
+                                 command: ["delete"])
+            }
+        }
+        var deleted = 0
+        for level in levels.reversed() {
+            let ops = level.map { MultiOp.delete($0, version: $0 == root ? rootVersion : -1) }
+            for batch in CommandTable.multiBatches(ops) {
+                do {
+                    _ = try await zk.multi(batch)
+                    deleted += batch.count
+                } catch let error as ZooKeeperError where error.code == .noNode || error.code == .notEmpty {
+                    deleted += try await deleteOneByOne(batch, root: root, rootVersion: rootVersion, attempt: attempt)
+                }
+            }
+        }
+        return deleted
+    }
+
+    private func deleteOneByOne(_ batch: [MultiOp], root: String, rootVersion: Int32, attempt: Int) async throws -> Int {
+        let ops = batch.map { op -> ZooKeeper.Operation in
+            if case .delete(let p, let v) = op { return .delete(p, version: v) }
+            return .delete(op.path)
+        }
+        let results = await zk.pipeline(ops, maxInFlight: maxInFlight)
+        var deleted = 0
+        var grown: [String] = []
+        for (op, result) in zip(ops, results) {
+            switch result {
+            case .success: deleted += 1
+            case .failure(let e) where e.code == .noNode: continue
+            case .failure(let e) where e.code == .notEmpty: grown.append(op.path)
+            case .failure(let e): throw e
+            }
+        }
+        for path in grown {
+            guard attempt + 1 < Self.maxAttempts else {
+                throw CommandError.conflict("\(path): children keep being added while deleting; try again")
+            }
+            deleted += try await deleteSubtree(path, rootVersion: path == root ? rootVersion : -1, force: true, attempt: attempt + 1)
+        }
+        return deleted
+    }
 }

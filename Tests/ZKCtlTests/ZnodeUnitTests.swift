@@ -1,0 +1,122 @@
+import Foundation
+import XCTest
+import ZooKeeper
+@testable import ZKCtl
+
+/// The pure parts of the znode commands: value sources, create modes, protected paths, multi
+/// batching, stat text and the digest command's input.
+final class ZnodeUnitTests: XCTestCase {
+    func testValueSource() throws {
+        XCTAssertEqual(try CommandTable.valueSource(argument: "v", file: nil, required: true, command: ["set"]), .text("v"))
+        XCTAssertEqual(try CommandTable.valueSource(argument: nil, file: "f", required: true, command: ["set"]), .file("f"))
+        XCTAssertEqual(try CommandTable.valueSource(argument: nil, file: nil, required: false, command: ["create"]), .text(""))
+        XCTAssertThrowsError(try CommandTable.valueSource(argument: nil, file: nil, required: true, command: ["set"])) { error in
+            XCTAssertEqual(error as? UsageError, UsageError("missing VALUE (or --file FILE)", command: ["set"]))
+        }
+        XCTAssertThrowsError(try CommandTable.valueSource(argument: "v", file: "f", required: false, command: ["create"])) { error in
+            XCTAssertEqual((error as? UsageError)?.commandPath, ["create"])
+        }
+        XCTAssertEqual(try CommandTable.ValueSource.text("grüße").read(), Data("grüße".utf8))
+        XCTAssertThrowsError(try CommandTable.ValueSource.file("/nonexistent/zkctl").read()) { error in
+            XCTAssertEqual(ExitCode.code(for: error), ExitCode.noInput)
+        }
+    }
+
+    func testCreateModes() throws {
+        XCTAssertEqual(try CommandTable.createMode(sequential: false, container: false, ttl: nil), .persistent)
+        XCTAssertEqual(try CommandTable.createMode(sequential: true, container: false, ttl: nil), .persistentSequential)
+        XCTAssertEqual(try CommandTable.createMode(sequential: false, container: true, ttl: nil), .container)
+        XCTAssertEqual(try CommandTable.createMode(sequential: false, container: false, ttl: .seconds(90)), .persistentWithTTL(milliseconds: 90_000))
+        XCTAssertEqual(try CommandTable.createMode(sequential: true, container: false, ttl: .milliseconds(5)), .persistentSequentialWithTTL(milliseconds: 5))
+        for (sequential, container, ttl) in [(false, true, Duration.seconds(1)), (true, true, nil), (false, false, .zero)] as [(Bool, Bool, Duration?)] {
+            XCTAssertThrowsError(try CommandTable.createMode(sequential: sequential, container: container, ttl: ttl)) { error in
+                XCTAssertEqual(ExitCode.code(for: error), ExitCode.usage)
+            }
+        }
+    }
+
+    func testProtectedPaths() {
+        XCTAssertNotNil(CommandTable.protectedPathProblem("/"))
+        XCTAssertNotNil(CommandTable.protectedPathProblem("/zookeeper"))
+        XCTAssertNotNil(CommandTable.protectedPathProblem("/zookeeper/config"))
+        XCTAssertNil(CommandTable.protectedPathProblem("/zookeeperish"))
+        XCTAssertNil(CommandTable.protectedPathProblem("/app/zookeeper"))
+    }
+
+    func testMultiBatchesStayUnderTheLimitAndKeepOrder() {
+        let ops = (0..<30_000).map { MultiOp.delete("/some/rather/long/path/for/batching/node-\($0)") }
+        let batches = CommandTable.multiBatches(ops)
+        XCTAssertGreaterThan(batches.count, 1)
+        XCTAssertEqual(batches.flatMap { $0 }, ops)
+        for batch in batches {
+            XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(batch), ZooKeeperClient.maxPacketSize)
+            XCTAssertLessThanOrEqual(batch.count, 5000)
+        }
+        // Large values: each batch holds what fits.
+        let big = (0..<10).map { MultiOp.create("/n\($0)", data: Data(count: 300_000)) }
+        let bigBatches = CommandTable.multiBatches(big)
+        XCTAssertEqual(bigBatches.map(\.count), [3, 3, 3, 1])
+        XCTAssertEqual(CommandTable.multiBatches([]).count, 0)
+        // A small count cap.
+        XCTAssertEqual(CommandTable.multiBatches(Array(ops.prefix(10)), maxCount: 4).map(\.count), [4, 4, 2])
+    }
+
+    func testStatTextUsesZooKeeperNamesAlignedAndHex() {
+        let stat = Stat(czxid: 0x1a, mzxid: 0x2b, ctime: 0, mtime: 1_700_000_000_123, version: 3, cversion: 4, aversion: 5,
+                        ephemeralOwner: 0x100_0000_abcd, dataLength: 42, numChildren: 7, pzxid: 0x3c)
+        let lines = CommandTable.statText(stat)
+        XCTAssertEqual(lines, [
+            "cZxid           0x1a",
+            "ctime           1970-01-01T00:00:00.000Z",
+            "mZxid           0x2b",
+            "mtime           2023-11-14T22:13:20.123Z",
+            "pZxid           0x3c",
+            "cversion        4",
+            "dataVersion     3",
+            "aclVersion      5",
+            "ephemeralOwner  0x1000000abcd",
+            "dataLength      42",
+            "numChildren     7",
+        ])
+        // A negative owner (as containers use internally) prints as its unsigned bits.
+        XCTAssertEqual(CommandTable.statFields(Stat(ephemeralOwner: Int64.min)).first { $0.0 == "ephemeralOwner" }?.1, "0x8000000000000000")
+        let json = CommandTable.statJSON(path: "/a", stat)
+        XCTAssertEqual(json.objectValue?.keys.first, "path")
+        XCTAssertEqual(json.objectValue?["version"], .int(3))
+        XCTAssertEqual(json.objectValue?["aversion"], .int(5))
+    }
+
+    func testDigestInput() throws {
+        XCTAssertEqual(try CommandTable.digestCredential(fromStdin: "u:p\n"), "u:p")
+        XCTAssertEqual(try CommandTable.digestCredential(fromStdin: "u:p\r\n"), "u:p")
+        XCTAssertEqual(try CommandTable.digestCredential(fromStdin: "u: spaced p "), "u: spaced p ")
+        XCTAssertThrowsError(try CommandTable.digestCredential(fromStdin: "")) { XCTAssertEqual(ExitCode.code(for: $0), ExitCode.badData) }
+        XCTAssertThrowsError(try CommandTable.digestCredential(fromStdin: "a:b\nc:d")) { XCTAssertEqual(ExitCode.code(for: $0), ExitCode.badData) }
+        XCTAssertThrowsError(try CommandTable.digestCredential(fromStdin: "a:b\r\nc:d\r\n")) { XCTAssertEqual(ExitCode.code(for: $0), ExitCode.badData) }
+        XCTAssertThrowsError(try CommandTable.digestCredential(fromStdin: "\n")) { XCTAssertEqual(ExitCode.code(for: $0), ExitCode.badData) }
+        XCTAssertNil(CommandTable.credentialProblem("user:pass"))
+        XCTAssertNil(CommandTable.credentialProblem("user:"))
+        XCTAssertNotNil(CommandTable.credentialProblem("userpass"))
+        XCTAssertNotNil(CommandTable.credentialProblem(":pass"))
+        // Never quotes the password.
+        XCTAssertFalse(CommandTable.credentialProblem(":secret")?.contains("secret") ?? true)
+        XCTAssertEqual(ACL.digestID(forCredential: "super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+    }
+
+    func testEveryZnodeCommandIsDocumented() {
+        func check(_ spec: CommandSpec) {
+            if !spec.subcommands.isEmpty { spec.subcommands.forEach(check); return }
+            XCTAssertFalse(spec.summary.isEmpty, spec.name)
+            XCTAssertFalse(spec.description.isEmpty, spec.name)
+            XCTAssertFalse(spec.examples.isEmpty, spec.name)
+            XCTAssertFalse(spec.jsonOutput.isEmpty, spec.name)
+            XCTAssertNotNil(spec.handler, spec.name)
+            for example in spec.examples { XCTAssertTrue(example.hasPrefix("zkctl ") || example.contains("zkctl "), example) }
+        }
+        (CommandTable.znodeCommands + CommandTable.toolCommands).forEach(check)
+        let globals = Set(CommandTable.globalOptions.map(\.long))
+        for spec in CommandTable.znodeCommands + CommandTable.toolCommands + CommandTable.aclCommand.subcommands {
+            for option in spec.options { XCTAssertFalse(globals.contains(option.long), "\(spec.name) --\(option.long)") }
+        }
+    }
+}
