@@ -1,6 +1,746 @@
+import Dispatch
 import Foundation
+import Synchronization
 import ZooKeeper
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension CommandTable {
-    static let serviceCommands: [CommandSpec] = []
+    static let serviceCommands: [CommandSpec] = [serviceCommand]
+
+    static let serviceCommand = CommandSpec(
+        "service", summary: "register and discover service instances (Apache Curator compatible)",
+        description: """
+        Service instances live at <services-root>/<name>/<id> (default root /services) as Apache
+        Curator service-discovery JSON, so that Java services registered through Curator or Spring
+        Cloud ZooKeeper show up here and zkctl's registrations show up there. zkctl keeps its
+        metadata in payload.metadata (Spring Cloud ZooKeeper's ZookeeperInstance payload).
+
+        Service names and instance ids are one path segment each: 1 to 255 bytes of letters,
+        digits, '.', '_', ':' and '-' (non-ASCII letters and digits too), and not '.' or '..'.
+        """,
+        examples: [
+            "zkctl service register backend localhost 8000 --metadata '{\"version\": \"1.0\"}'",
+            "zkctl service discover backend",
+            "zkctl service list",
+        ],
+        subcommands: [serviceRegister, serviceDiscover, serviceList, serviceDeregister])
+
+    static let serviceRegister = CommandSpec(
+        "register", summary: "register an instance of a service",
+        description: """
+        Writes the instance document at <services-root>/NAME/ID and prints the id (with -o json,
+        the document). Without --ephemeral the instance is persistent (serviceType STATIC) and
+        stays until 'zkctl service deregister'. Registering the same id again updates it, keeping
+        fields other programs added.
+
+        With --ephemeral the instance is an ephemeral node (serviceType DYNAMIC) and zkctl stays in
+        the foreground holding the session: SIGINT or SIGTERM removes the instance at once, and
+        after a session expiry zkctl opens a new session and registers again. If zkctl is killed
+        outright, the server removes the instance when the session times out (--timeout, at
+        least 4s).
+
+        With --ephemeral -- CMD ARGS..., zkctl runs CMD as a sidecar: the instance is registered
+        before CMD starts and while it runs, SIGINT and SIGTERM are forwarded to CMD (which gets
+        5 seconds to exit before SIGKILL), and when CMD exits the instance is removed and zkctl
+        exits with CMD's code (128+N when a signal N ended it). CMD inherits stdin, stdout and
+        stderr, and finds ZKCTL_SERVICE_NAME and ZKCTL_SERVICE_ID in its environment; the id goes
+        to stderr instead of stdout. A CMD that cannot be found is exit 127, one that cannot be
+        run exit 126, and nothing is registered.
+
+        The URL others build from the instance is SCHEME://HOST:PORT: --scheme when given, else
+        http. --acl applies to the instance node; missing parents are created open, the service
+        node as a container, as Curator does. Exit 64 for a malformed argument, 65 when
+        --metadata is not a JSON object; nothing is written in either case.
+        """,
+        examples: [
+            "zkctl service register backend localhost 8000 --metadata '{\"version\": \"1.0\"}'",
+            "zkctl service register backend 10.0.0.7 8443 --id backend-7 --scheme https",
+            "zkctl service register worker $(hostname) 9000 --ephemeral",
+            "zkctl service register web 127.0.0.1 8080 --ephemeral -- python3 -m http.server 8080",
+        ],
+        arguments: [
+            ArgumentSpec("NAME", help: "the service's name", completion: .serviceName),
+            ArgumentSpec("HOST", help: "the address clients connect to (host name or IP address)"),
+            ArgumentSpec("PORT", help: "the port clients connect to (1-65535)", type: .int(1...65535)),
+        ],
+        options: [
+            OptionSpec("metadata", value: "JSON", type: .json, help: "a JSON object stored as payload.metadata"),
+            OptionSpec("id", value: "ID", help: "the instance id (default: a random UUID)"),
+            OptionSpec("ssl-port", value: "N", type: .int(1...65535), help: "the instance's SSL port"),
+            OptionSpec("scheme", value: "S", help: "the URL scheme clients use (default http)"),
+            OptionSpec("ephemeral", help: "register an ephemeral instance held while zkctl (or -- CMD) runs"),
+            Common.aclOption,
+        ],
+        takesCommand: true,
+        jsonOutput: """
+        The instance document as written: {"name", "id", "address", "port", "sslPort", "payload":
+        {"@class", "id", "name", "metadata"}, "registrationTimeUTC", "serviceType", "uriSpec":
+        {"parts": [...]}, "enabled"}. Nothing on stdout with -- CMD.
+        """,
+        handler: runServiceRegister)
+
+    static let serviceDiscover = CommandSpec(
+        "discover", summary: "show the instances of a service",
+        description: """
+        Reads every instance of NAME (pipelined) and shows its id, address, ports, type,
+        registration time and metadata. JSON output is an array of objects with the keys id,
+        name, address, port, sslPort, serviceType, registrationTimeUTC, registered (ISO 8601),
+        enabled, ephemeral, metadata and url. Documents written by Curator or Spring Cloud
+        ZooKeeper are read as they are; a node that is not a JSON object is skipped with a warning.
+
+        --url prints the URL of one enabled instance picked at random, --all-urls the URLs of all
+        enabled instances. Exit 1 when the service has no instances (or none with a URL).
+        """,
+        examples: [
+            "zkctl service discover backend",
+            "curl \"$(zkctl service discover backend --url)/health\"",
+            "zkctl service discover backend -o json | jq -r '.[].url'",
+        ],
+        arguments: [ArgumentSpec("NAME", help: "the service's name", completion: .serviceName)],
+        options: [
+            OptionSpec("url", help: "print the URL of one instance picked at random"),
+            OptionSpec("all-urls", help: "print the URL of every instance, one per line"),
+        ],
+        jsonOutput: """
+        [{"id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
+        "registered", "enabled", "ephemeral", "metadata", "url"}, ...]; with --url one string,
+        with --all-urls an array of strings.
+        """,
+        handler: runServiceDiscover)
+
+    static let serviceList = CommandSpec(
+        "list", summary: "list services with their instance counts",
+        description: """
+        Every service under the services root with its number of instances, sorted by name.
+        JSON output is one object {"name": count, ...}.
+        """,
+        examples: ["zkctl service list", "zkctl service list -o json | jq .backend"],
+        jsonOutput: #"{"NAME": INSTANCE_COUNT, ...}"#,
+        handler: runServiceList)
+
+    static let serviceDeregister = CommandSpec(
+        "deregister", summary: "remove an instance (or every instance) of a service",
+        description: """
+        Deletes the instance NAME/ID, or with --all every instance of NAME, and then the service
+        node itself when it is left empty. Exit 1 when the instance or service does not exist.
+        With -o json it prints {"name": NAME, "deregistered": [ids]}.
+        """,
+        examples: ["zkctl service deregister backend 3f0c9a52-0d6e-4a43-9b8a-2f4b1c7e9d10", "zkctl service deregister backend --all"],
+        arguments: [
+            ArgumentSpec("NAME", help: "the service's name", completion: .serviceName),
+            ArgumentSpec("ID", help: "the instance id", optional: true),
+        ],
+        options: [OptionSpec("all", help: "remove every instance of NAME")],
+        jsonOutput: #"{"name": NAME, "deregistered": [ID, ...]}"#,
+        handler: runServiceDeregister)
+
+    // MARK: register
+
+    @Sendable static func runServiceRegister(_ inv: Invocation) async throws -> Int32 {
+        let command = ["service", "register"]
+        let name = inv.argument(0) ?? ""
+        let rawHost = inv.argument(1) ?? ""
+        guard let port = inv.argument(2).flatMap({ Int($0) }) else {
+            throw UsageError("missing argument PORT for 'service register'", command: command)
+        }
+        try checkSegment(name, what: "NAME", command: command)
+        let id = inv.string("id") ?? UUID().uuidString.lowercased()
+        try checkSegment(id, what: "--id", command: command)
+        if let problem = ServiceInstance.hostProblem(rawHost) {
+            throw UsageError("bad HOST '\(rawHost)': \(problem)", command: command)
+        }
+        let scheme = inv.string("scheme")
+        if let scheme, let problem = ServiceInstance.schemeProblem(scheme) {
+            throw UsageError("bad --scheme '\(scheme)': \(problem)", command: command)
+        }
+        let ephemeral = inv.flag("ephemeral")
+        let child = inv.command
+        if !child.isEmpty && !ephemeral {
+            throw UsageError("a command after '--' needs --ephemeral", command: command)
+        }
+        let acl = try Common.acl(for: inv)
+        var metadata = JSONObject()
+        if let text = inv.string("metadata") {
+            let value: JSONValue
+            do {
+                value = try JSONValue.parse(text)
+            } catch {
+                throw CommandError.badData("bad --metadata: \(error)")
+            }
+            guard case .object(let object) = value else {
+                throw CommandError.badData("bad --metadata: a JSON object is required, not a JSON \(value.typeName)")
+            }
+            metadata = object
+        }
+        if let program = child.first, let problem = Sidecar.launchProblem(program) {
+            throw CommandError(problem.code, problem.message)
+        }
+        let registration = ServiceInstance.Registration(
+            name: name, id: id, address: ServiceInstance.normalizedHost(rawHost), port: port, sslPort: inv.int("ssl-port"),
+            scheme: scheme, metadata: metadata, dynamic: ephemeral,
+            registrationTimeUTC: Int64(Date().timeIntervalSince1970 * 1000))
+        let target = ServiceTarget(root: inv.settings.servicesRoot.value, name: name, id: id, acl: acl,
+                                   replaceACL: !inv.strings("acl").isEmpty)
+
+        let zk = try await inv.connect()
+        if !ephemeral {
+            let doc = try await target.write(registration, with: zk)
+            printRegistered(inv, doc, id: id)
+            return ExitCode.success
+        }
+        return try await holdEphemeral(inv, zk: zk, target: target, registration: registration, command: child)
+    }
+
+    static func printRegistered(_ inv: Invocation, _ doc: JSONObject, id: String) {
+        if inv.output.isJSON {
+            inv.output.json(.object(doc))
+        } else {
+            inv.output.line(id)
+        }
+    }
+
+    static func checkSegment(_ value: String, what: String, command: [String]) throws {
+        if let problem = ServiceInstance.segmentProblem(value) {
+            throw UsageError("bad \(what) '\(value)': \(problem)", command: command)
+        }
+    }
+
+    /// `register --ephemeral`: registers, then holds the session (registering again after an
+    /// expiry) until a signal ends zkctl or the sidecar command exits.
+    static func holdEphemeral(_ inv: Invocation, zk: ZooKeeperClient, target: ServiceTarget,
+                              registration: ServiceInstance.Registration, command: [String]) async throws -> Int32 {
+        // Subscribe before writing, so that an expiry right after the write is not missed.
+        let updates = zk.stateUpdates()
+        let doc = try await target.write(registration, with: zk)
+        let current = CurrentSession(zk)
+        let label = "\(registration.name)/\(registration.id)"
+        if command.isEmpty {
+            printRegistered(inv, doc, id: registration.id)
+        } else {
+            inv.output.note("registered \(label) (ephemeral) while '\(command[0])' runs")
+        }
+        inv.output.flush()
+
+        let keeper = Task {
+            await keepRegistered(inv, first: zk, updates: updates, target: target, registration: registration, current: current)
+        }
+
+        if command.isEmpty {
+            await keeper.value
+            if Task.isCancelled { return ExitCode.interrupted }
+            throw CommandError.unavailable("the session ended; \(label) is no longer registered")
+        }
+
+        var environment = ProcessInfo.processInfo.environment
+        environment["ZKCTL_SERVICE_NAME"] = registration.name
+        environment["ZKCTL_SERVICE_ID"] = registration.id
+        let sidecar: Sidecar
+        do {
+            sidecar = try Sidecar.spawn(command, environment: environment)
+        } catch {
+            keeper.cancel()
+            await keeper.value
+            await target.removeOwn(with: current.client, output: inv.output)
+            throw error
+        }
+        let forwarding = sidecar.forwardSignals([SIGINT, SIGTERM])
+        inv.onInterrupt {
+            // Our own signal source forwards the very signal; give it a moment, then make sure.
+            if !sidecar.waitUntilForwarded(.milliseconds(200)) { sidecar.send(SIGTERM) }
+            if sidecar.exitCode(within: .seconds(5)) == nil {
+                sidecar.send(SIGKILL)
+                _ = sidecar.exitCode(within: .seconds(1))
+            }
+        }
+        let code = await sidecar.exitCode()
+        for source in forwarding { source.cancel() }
+        keeper.cancel()
+        await keeper.value
+        await target.removeOwn(with: current.client, output: inv.output)
+        if sidecar.wasSignalled {
+            // The child ended because zkctl got SIGINT or SIGTERM: the runner's signal handler is
+            // finishing and exits 130 or 143. Returning now would race it for the exit code.
+            try? await Task.sleep(for: .seconds(10))
+        }
+        return code
+    }
+
+    /// Watches the session; after an expiry opens a new one and writes the instance again, until
+    /// cancelled or the session is closed.
+    static func keepRegistered(_ inv: Invocation, first: ZooKeeperClient, updates initialUpdates: AsyncStream<SessionState>,
+                               target: ServiceTarget, registration: ServiceInstance.Registration,
+                               current: CurrentSession) async {
+        var zk = first
+        var updates = initialUpdates
+        let label = "\(registration.name)/\(registration.id)"
+        while !Task.isCancelled {
+            var expired = false
+            for await state in updates {
+                if state == .expired { expired = true; break }
+                if state == .closed || state == .authFailed { return }
+            }
+            guard expired, !Task.isCancelled else { return }
+            inv.output.warn("session expired; registering \(label) again")
+            await zk.close()
+            var delay = Duration.milliseconds(500)
+            while !Task.isCancelled {
+                do {
+                    let fresh = try await inv.connect()
+                    let freshUpdates = fresh.stateUpdates()
+                    do {
+                        _ = try await target.write(registration, with: fresh)
+                    } catch {
+                        await fresh.close()
+                        throw error
+                    }
+                    current.client = fresh
+                    zk = fresh
+                    updates = freshUpdates
+                    inv.output.note("registered \(label) again")
+                    break
+                } catch {
+                    inv.output.warn("cannot register \(label) again yet: \(ExitCode.message(for: error))")
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(10))
+                }
+            }
+        }
+    }
+
+    // MARK: discover
+
+    @Sendable static func runServiceDiscover(_ inv: Invocation) async throws -> Int32 {
+        let command = ["service", "discover"]
+        let name = inv.argument(0) ?? ""
+        try checkSegment(name, what: "NAME", command: command)
+        if inv.flag("url") && inv.flag("all-urls") {
+            throw UsageError("give either --url or --all-urls, not both", command: command)
+        }
+        let root = inv.settings.servicesRoot.value
+        let zk = try await inv.connect()
+        let found = try await readInstances(zk, root: root, name: name, maxInFlight: inv.maxInFlight, output: inv.output)
+        guard !found.isEmpty else {
+            throw CommandError.notFound("service '\(name)' has no instances under \(root)")
+        }
+        let out = inv.output
+        if inv.flag("url") || inv.flag("all-urls") {
+            let urls = found.filter { $0.instance.enabled }.compactMap { $0.instance.url }
+            guard !urls.isEmpty else {
+                throw CommandError.notFound("no enabled instance of service '\(name)' has an address and a port")
+            }
+            if inv.flag("url") {
+                let url = urls.randomElement() ?? urls[0]
+                if out.isJSON { out.json(.string(url)) } else { out.line(url) }
+            } else if out.isJSON {
+                out.json(.array(urls.map { .string($0) }))
+            } else {
+                for url in urls { out.line(url) }
+            }
+            return ExitCode.success
+        }
+        if out.isJSON {
+            out.json(.array(found.map { $0.instance.summaryJSON(ephemeral: $0.stat.isEphemeral) }))
+            return ExitCode.success
+        }
+        let rows: [[String]] = found.map { entry in
+            let i = entry.instance
+            var type = i.serviceType ?? "-"
+            if !i.enabled { type += " (disabled)" }
+            return [i.id, i.address ?? "-", i.port.map(String.init) ?? "-", i.sslPort.map(String.init) ?? "-", type,
+                    i.registrationTimeUTC.map(isoTime) ?? "-", i.metadata.isEmpty ? "-" : JSONValue.object(i.metadata).compact()]
+        }
+        out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"], rows)
+        return ExitCode.success
+    }
+
+    /// Every readable instance of a service, oldest registration first. A missing service is
+    /// exit 1; a node that vanished meanwhile is left out; one that is not an instance is
+    /// skipped with a warning.
+    static func readInstances(_ zk: ZooKeeperClient, root: String, name: String, maxInFlight: Int,
+                              output: Output) async throws -> [(instance: ServiceInstance, stat: Stat)] {
+        let servicePath = PathRules.join(root, name)
+        let ids: [String]
+        do {
+            ids = try await zk.children(servicePath).children
+        } catch ZooKeeperError.Code.noNode {
+            throw CommandError.notFound("no service '\(name)' under \(root)")
+        }
+        let results = await zk.pipeline(ids.map { Operation.get(PathRules.join(servicePath, $0)) }, maxInFlight: maxInFlight)
+        var found: [(instance: ServiceInstance, stat: Stat)] = []
+        for (id, result) in zip(ids, results) {
+            switch result {
+            case .success(let reply):
+                do {
+                    let instance = try ServiceInstance.parse(reply.data ?? Data(), name: name, id: id)
+                    found.append((instance, reply.stat ?? Stat()))
+                } catch {
+                    output.warn("\(PathRules.join(servicePath, id)): skipped: \(ExitCode.message(for: error))")
+                }
+            case .failure(let error) where error.code == .noNode:
+                continue
+            case .failure(let error):
+                throw error
+            }
+        }
+        found.sort { a, b in
+            let ta = a.instance.registrationTimeUTC ?? 0, tb = b.instance.registrationTimeUTC ?? 0
+            return ta != tb ? ta < tb : a.instance.id < b.instance.id
+        }
+        return found
+    }
+
+    // MARK: list
+
+    @Sendable static func runServiceList(_ inv: Invocation) async throws -> Int32 {
+        let root = inv.settings.servicesRoot.value
+        let zk = try await inv.connect()
+        var names: [String]
+        do {
+            names = try await zk.children(root).children
+        } catch ZooKeeperError.Code.noNode {
+            names = []
+        }
+        names.sort()
+        let results = await zk.pipeline(names.map { Operation.exists(PathRules.join(root, $0)) }, maxInFlight: inv.maxInFlight)
+        var counts: [(String, Int)] = []
+        for (name, result) in zip(names, results) {
+            switch result {
+            case .success(let reply):
+                guard let stat = reply.stat else { continue }   // removed meanwhile
+                counts.append((name, Int(stat.numChildren)))
+            case .failure(let error):
+                throw error
+            }
+        }
+        let out = inv.output
+        if out.isJSON {
+            out.json(.object(JSONObject(counts.map { ($0.0, .int($0.1)) })))
+        } else if counts.isEmpty {
+            out.note("no services under \(root)")
+        } else {
+            out.table(["SERVICE", "INSTANCES"], counts.map { [$0.0, String($0.1)] })
+        }
+        return ExitCode.success
+    }
+
+    // MARK: deregister
+
+    @Sendable static func runServiceDeregister(_ inv: Invocation) async throws -> Int32 {
+        let command = ["service", "deregister"]
+        let name = inv.argument(0) ?? ""
+        try checkSegment(name, what: "NAME", command: command)
+        let all = inv.flag("all")
+        let id = inv.argument(1)
+        if all && id != nil { throw UsageError("give either ID or --all, not both", command: command) }
+        guard all || id != nil else { throw UsageError("missing argument ID (or --all) for 'service deregister'", command: command) }
+        if let id { try checkSegment(id, what: "ID", command: command) }
+        let root = inv.settings.servicesRoot.value
+        let servicePath = PathRules.join(root, name)
+        let zk = try await inv.connect()
+
+        var removed: [String] = []
+        if let id {
+            do {
+                try await zk.delete(PathRules.join(servicePath, id))
+            } catch ZooKeeperError.Code.noNode {
+                throw CommandError.notFound("no instance '\(id)' of service '\(name)' under \(root)")
+            }
+            removed = [id]
+        } else {
+            let ids: [String]
+            do {
+                ids = try await zk.children(servicePath).children
+            } catch ZooKeeperError.Code.noNode {
+                throw CommandError.notFound("no service '\(name)' under \(root)")
+            }
+            removed = try await deleteAll(zk, servicePath: servicePath, ids: ids)
+            if removed.isEmpty {
+                throw CommandError.notFound("service '\(name)' has no instances under \(root)")
+            }
+        }
+        await removeIfEmpty(zk, servicePath)
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("name", .string(name)), ("deregistered", .array(removed.map { .string($0) }))])))
+        }
+        return ExitCode.success
+    }
+
+    /// Deletes instances in `multi` batches under the packet limit. An instance that vanished
+    /// meanwhile is dropped from its batch, which is sent again. Returns the ids deleted.
+    static func deleteAll(_ zk: ZooKeeperClient, servicePath: String, ids: [String]) async throws -> [String] {
+        var batches: [[String]] = [[]]
+        var size = ZooKeeperClient.estimatedMultiSize([])
+        for id in ids {
+            let op = MultiOp.delete(PathRules.join(servicePath, id))
+            if size + op.estimatedSize > ZooKeeperClient.maxPacketSize / 2, !batches[batches.count - 1].isEmpty {
+                batches.append([])
+                size = ZooKeeperClient.estimatedMultiSize([])
+            }
+            batches[batches.count - 1].append(id)
+            size += op.estimatedSize
+        }
+        var removed: [String] = []
+        for var batch in batches where !batch.isEmpty {
+            while !batch.isEmpty {
+                do {
+                    _ = try await zk.multi(batch.map { .delete(PathRules.join(servicePath, $0)) })
+                    removed += batch
+                    break
+                } catch let error as ZooKeeperError where error.code == .noNode && error.operationIndex != nil {
+                    batch.remove(at: error.operationIndex!)
+                }
+            }
+        }
+        return removed
+    }
+
+    /// Removes a service node left without instances; someone registering meanwhile wins.
+    static func removeIfEmpty(_ zk: ZooKeeperClient, _ servicePath: String) async {
+        do {
+            if let stat = try await zk.exists(servicePath), stat.numChildren == 0 {
+                try await zk.delete(servicePath, version: stat.version)
+            }
+        } catch {
+            // notEmpty, noNode, badVersion: someone else is using it; anything else is harmless.
+        }
+    }
+}
+
+/// The session an ephemeral registration currently lives in (a new one after an expiry).
+final class CurrentSession: Sendable {
+    private let box: Mutex<ZooKeeperClient>
+    init(_ client: ZooKeeperClient) { box = Mutex(client) }
+    var client: ZooKeeperClient {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+}
+
+/// Where one instance goes and with which ACL.
+struct ServiceTarget: Sendable {
+    var root: String
+    var name: String
+    var id: String
+    var acl: [ACL]
+    /// `--acl` was given: an update sets the instance's ACL too.
+    var replaceACL: Bool
+
+    var servicePath: String { PathRules.join(root, name) }
+    var path: String { PathRules.join(servicePath, id) }
+
+    /// Writes the instance: creates it (and missing parents), or updates an existing one,
+    /// keeping fields other programs added. An ephemeral node of another session with the same
+    /// id is replaced, as Curator does: the same id means the same instance. Conflicts with
+    /// concurrent writers and connection losses are retried.
+    func write(_ registration: ServiceInstance.Registration, with zk: ZooKeeperClient) async throws -> JSONObject {
+        let mode: CreateMode = registration.dynamic ? .ephemeral : .persistent
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let existing: (data: Data, stat: Stat)?
+                do {
+                    existing = try await zk.get(path)
+                } catch ZooKeeperError.Code.noNode {
+                    existing = nil
+                }
+                if let existing {
+                    let old = (try? JSONValue.parse(existing.data))?.objectValue
+                    let doc = registration.document(updating: old)
+                    let data = Data(JSONValue.object(doc).compact().utf8)
+                    let owner = existing.stat.ephemeralOwner
+                    let keepsNode = registration.dynamic ? (owner != 0 && owner == zk.sessionID) : owner == 0
+                    if keepsNode {
+                        try await zk.set(path, data: data, version: existing.stat.version)
+                        if replaceACL { try await zk.setACL(path, acl: acl) }
+                    } else {
+                        _ = try await zk.multi([.delete(path, version: existing.stat.version),
+                                                .create(path, data: data, mode: mode, acl: acl)])
+                    }
+                    return doc
+                }
+                let doc = registration.document()
+                try await ensureServiceNode(zk)
+                try await zk.create(path, data: Data(JSONValue.object(doc).compact().utf8), mode: mode, acl: acl)
+                return doc
+            } catch let error as ZooKeeperError
+                where attempt < 5 && [.nodeExists, .noNode, .badVersion, .connectionLoss].contains(error.code) {
+                continue
+            }
+        }
+    }
+
+    /// The root chain as persistent nodes, the service node as a container (removed by the
+    /// server once its last instance is gone), all with the open ACL, as Curator creates them.
+    func ensureServiceNode(_ zk: ZooKeeperClient) async throws {
+        if try await zk.exists(servicePath) != nil { return }
+        if root != "/" { try await zk.createParentChain(root) }
+        do {
+            try await zk.create(servicePath, mode: .container)
+        } catch ZooKeeperError.Code.nodeExists {
+        }
+    }
+
+    /// Deletes the instance if it is still this session's ephemeral node (someone may have
+    /// replaced it), then the service node if it is left empty.
+    func removeOwn(with zk: ZooKeeperClient, output: Output) async {
+        do {
+            if let stat = try await zk.exists(path), stat.ephemeralOwner != 0, stat.ephemeralOwner == zk.sessionID {
+                try await zk.delete(path, version: stat.version)
+            }
+            await CommandTable.removeIfEmpty(zk, servicePath)
+        } catch {
+            // Closing the session (which the runner does next) removes the node anyway.
+            output.warn("\(path): \(ExitCode.message(for: error)); it goes when the session closes")
+        }
+    }
+}
+
+/// The command `register --ephemeral -- CMD` runs: spawned with posix_spawn, with signal
+/// dispositions and the signal mask reset (zkctl ignores SIGINT and SIGTERM itself, and an
+/// ignored signal stays ignored across exec), reaped by a thread of its own.
+///
+/// Sendable: all mutable state is behind the mutex. Signals are sent only while the child has
+/// not been reaped (the reaper first waits without reaping, then reaps under the lock), so a
+/// signal never reaches a recycled pid.
+final class Sidecar: Sendable {
+    private struct State {
+        var reaped = false
+        var code: Int32?
+        var forwarded = false
+        var waiters: [CheckedContinuation<Int32, Never>] = []
+    }
+
+    let pid: pid_t
+    private let state = Mutex(State())
+
+    private init(pid: pid_t) {
+        self.pid = pid
+    }
+
+    /// Why `program` cannot be run (exit 127 not found, 126 not executable), or nil.
+    static func launchProblem(_ program: String) -> (code: Int32, message: String)? {
+        if program.isEmpty { return (127, "cannot run '': empty command") }
+        if program.contains("/") {
+            if access(program, F_OK) != 0 { return (127, "cannot run '\(program)': no such file") }
+            if access(program, X_OK) != 0 { return (126, "cannot run '\(program)': not executable") }
+            return nil
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        var sawNonExecutable = false
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + program
+            var info = stat()
+            guard stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if access(candidate, X_OK) == 0 { return nil }
+            sawNonExecutable = true
+        }
+        return sawNonExecutable ? (126, "cannot run '\(program)': not executable")
+                                : (127, "cannot run '\(program)': command not found")
+    }
+
+    static func spawn(_ argv: [String], environment: [String: String]) throws -> Sidecar {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signo in 1..<32 where signo != SIGKILL && signo != SIGSTOP { sigaddset(&defaults, Int32(signo)) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in cArgs { free(p) }
+            for p in cEnv { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], nil, &attributes, cArgs, cEnv)
+        guard rc == 0 else {
+            let code: Int32 = rc == ENOENT ? 127 : 126
+            throw CommandError(code, "cannot run '\(argv[0])': \(String(cString: strerror(rc)))")
+        }
+        let child = Sidecar(pid: pid)
+        Thread.detachNewThread { child.reap() }
+        return child
+    }
+
+    /// Waits (on its own thread) for the child to end, then records its exit code: the code
+    /// it exited with, or 128+N when signal N ended it.
+    private func reap() {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+        let waiters = state.withLock { s -> [CheckedContinuation<Int32, Never>] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            s.reaped = true
+            let signal = status & 0x7f
+            s.code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        let code = state.withLock { $0.code } ?? 1
+        for w in waiters { w.resume(returning: code) }
+    }
+
+    /// The child's exit code, once it has exited.
+    func exitCode() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { s -> Int32? in
+                if let code = s.code { return code }
+                s.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    /// Blocks the calling thread for at most `timeout` waiting for the child to exit.
+    func exitCode(within timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let code = state.withLock({ $0.code }) { return code }
+            if ContinuousClock.now >= deadline { return nil }
+            usleep(10_000)
+        }
+    }
+
+    /// Sends `signo` to the child unless it has already been reaped.
+    func send(_ signo: Int32) {
+        state.withLock { s in
+            if !s.reaped { kill(pid, signo) }
+        }
+    }
+
+    /// Forwards each of `signals` to the child as it arrives; cancel the sources when done.
+    func forwardSignals(_ signals: [Int32]) -> [any DispatchSourceSignal] {
+        signals.map { signo in
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { [self] in
+                state.withLock { $0.forwarded = true }
+                send(signo)
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// A signal for zkctl has arrived (and was passed on to the child).
+    var wasSignalled: Bool { state.withLock { $0.forwarded } }
+
+    /// Blocks for at most `timeout` until a signal has been forwarded.
+    func waitUntilForwarded(_ timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if state.withLock({ $0.forwarded || $0.reaped }) { return true }
+            if ContinuousClock.now >= deadline { return false }
+            usleep(5_000)
+        }
+    }
 }
