@@ -170,8 +170,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(servers.count, 3, one.stdoutText)
 
         // One member down: listed, not hidden; still healthy (2 of 3).
-        let stopped = ensemble.leader() == 3 ? 2 : 3
-        ensemble.stop(member: stopped)
+        let stopped = try ensemble.leader() == 3 ? 2 : 3
+        try ensemble.stop(member: stopped)
         let degraded = try zkctl(["-s", ensemble.connectString, "--timeout", "5s", "status"])
         XCTAssertEqual(degraded.status, 0, degraded.stdoutText + degraded.stderrText)
         XCTAssertTrue(degraded.stdoutText.contains("down"), degraded.stdoutText)
@@ -179,7 +179,7 @@ final class CommandLineTests: XCTestCase {
 
         // Two down: no quorum, exit 69.
         let other = [1, 2, 3].first { $0 != stopped }!
-        ensemble.stop(member: other)
+        try ensemble.stop(member: other)
         let broken = try zkctl(["-s", ensemble.connectString, "--timeout", "3s", "status"])
         XCTAssertEqual(broken.status, 69, broken.stdoutText)
         XCTAssertTrue(broken.stdoutText.contains("Verdict: unhealthy"), broken.stdoutText)

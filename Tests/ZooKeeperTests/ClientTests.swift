@@ -60,7 +60,8 @@ final class ClientTests: XCTestCase {
             try await zk.delete(path, version: 7)
             XCTFail("a stale delete was accepted")
         } catch ZooKeeperError.Code.badVersion {}
-        XCTAssertEqual(try await zk.get(path).data, Data("b".utf8))
+        let value1 = try await zk.get(path).data
+        XCTAssertEqual(value1, Data("b".utf8))
     }
 
     func testCreateExistingIsNodeExistsAndMissingIsNoNode() async throws {
@@ -70,7 +71,8 @@ final class ClientTests: XCTestCase {
         do { _ = try await zk.get("\(base)/missing"); XCTFail("got a missing node") } catch ZooKeeperError.Code.noNode {}
         do { try await zk.create("\(base)/a/b/c"); XCTFail("created without parents") } catch ZooKeeperError.Code.noNode {}
         try await zk.create("\(base)/a/b/c", data: Data("x".utf8), createParents: true)
-        XCTAssertEqual(try await zk.get("\(base)/a/b/c").data, Data("x".utf8))
+        let value2 = try await zk.get("\(base)/a/b/c").data
+        XCTAssertEqual(value2, Data("x".utf8))
     }
 
     func testInvalidPathIsRefusedBeforeSending() async throws {
@@ -90,7 +92,8 @@ final class ClientTests: XCTestCase {
         }
         // The session is still fine.
         XCTAssertEqual(zk.state, .connected)
-        XCTAssertNil(try await zk.exists(path))
+        let value3 = try await zk.exists(path)
+        XCTAssertNil(value3)
     }
 
     func testEphemeralNodesVanishWhenTheSessionCloses() async throws {
@@ -125,7 +128,8 @@ final class ClientTests: XCTestCase {
         try await zk.create("\(base)/container", mode: .container)
         let ttlPath = try await zk.create("\(base)/ttl", mode: .persistentWithTTL(milliseconds: 60_000))
         XCTAssertEqual(ttlPath, "\(base)/ttl")
-        XCTAssertNotNil(try await zk.exists("\(base)/container"))
+        let value4 = try await zk.exists("\(base)/container")
+        XCTAssertNotNil(value4)
     }
 
     func testMultiIsAllOrNothing() async throws {
@@ -142,8 +146,10 @@ final class ClientTests: XCTestCase {
             XCTAssertEqual(error.operationIndex, 2)
             XCTAssertEqual(error.path, "\(base)/does-not-exist")
         }
-        XCTAssertNil(try await zk.exists("\(base)/m2"))
-        XCTAssertEqual(try await zk.get("\(base)/m1").data, Data("one".utf8))
+        let value5 = try await zk.exists("\(base)/m2")
+        XCTAssertNil(value5)
+        let value6 = try await zk.get("\(base)/m1").data
+        XCTAssertEqual(value6, Data("one".utf8))
 
         let results = try await zk.multi([
             .check("\(base)/m1", version: 0),
@@ -192,7 +198,8 @@ final class ClientTests: XCTestCase {
         let owner = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString, digestCredentials: [credential]))
         let path = "\(base)/private"
         try await owner.create(path, data: Data("secret".utf8), acl: [ACL.digest(credential)])
-        XCTAssertEqual(try await owner.get(path).data, Data("secret".utf8))
+        let value7 = try await owner.get(path).data
+        XCTAssertEqual(value7, Data("secret".utf8))
         let (acl, _) = try await owner.getACL(path)
         XCTAssertEqual(acl, [ACL(permissions: .all, scheme: "digest", id: ACL.digestID(forCredential: credential))])
         do { _ = try await zk.get(path); XCTFail("read without credentials") } catch ZooKeeperError.Code.notAuthorized {}
@@ -259,7 +266,7 @@ final class ClientTests: XCTestCase {
     }
 
     func testNoClientLogReachesStderr() async throws {
-        let captured = try captureStderr {
+        let captured = try await captureStderr {
             let port = try freeLoopbackPort()
             _ = try? await ZooKeeperClient.connect(ConnectOptions(connectString: "127.0.0.1:\(port)", connectTimeout: .milliseconds(800)))
             let c = try await ZooKeeperClient.connect(ConnectOptions(connectString: self.server.connectString))
@@ -303,16 +310,16 @@ func captureStderr(_ body: () async throws -> Void) async throws -> String {
     FileManager.default.createFile(atPath: url.path, contents: nil)
     let fd = open(url.path, O_WRONLY)
     let saved = dup(2)
-    fflush(stderr)
+    fflush(nil)
     dup2(fd, 2)
     close(fd)
     do {
         try await body()
     } catch {
-        fflush(stderr); dup2(saved, 2); close(saved)
+        fflush(nil); dup2(saved, 2); close(saved)
         throw error
     }
-    fflush(stderr)
+    fflush(nil)
     dup2(saved, 2)
     close(saved)
     defer { try? FileManager.default.removeItem(at: url) }

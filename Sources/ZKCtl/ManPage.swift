@@ -1,0 +1,143 @@
+import Foundation
+
+/// The man page, zkctl(1), generated from the command table and the facts below.
+public enum ManPage {
+    /// Examples shown in EXAMPLES and run in order by the test suite against a fresh server, with
+    /// ZKCTL_SERVERS set: each is a shell line and the exit code it must give.
+    public static let examples: [(command: String, exitCode: Int32, note: String)] = [
+        ("zkctl status", 0, "Is the ensemble healthy? Exit 0 when a quorum serves."),
+        ("zkctl config set feature_flags '{\"new_ui\": true}'", 0, "Store a JSON value."),
+        ("zkctl config get feature_flags", 0, "Read it back, indented."),
+        ("zkctl config set feature_flags beta true", 0, "Set one field of a JSON object, keeping the others."),
+        ("zkctl config get feature_flags beta", 0, "Read one field."),
+        ("zkctl config set test_key test_value", 0, "A bare word is stored as a JSON string."),
+        ("zkctl config list", 0, "Every key with its value."),
+        ("zkctl -o json config list | jq -r 'keys[]'", 0, "Scripts read JSON."),
+        ("zkctl config get missing_key --default 42", 0, "A fallback instead of exit 1."),
+        ("zkctl config remove test_key", 0, "Remove a key."),
+        ("zkctl service register backend-api 10.0.0.5 8080 --id api-1 --metadata '{\"version\": \"1.0\"}'", 0,
+         "Register a persistent service instance (Curator format)."),
+        ("zkctl -o json service discover backend-api | jq -r '.[0].address'", 0, "Find an instance's address."),
+        ("zkctl service list", 0, "Every service with its instance count."),
+        ("zkctl lock nightly-report --wait 10s -- echo generating", 0, "Run a command under a cluster-wide lock."),
+        ("zkctl create /app/settings 'hello' --parents", 0, "Create a znode and its parents."),
+        ("zkctl get /app/settings", 0, "Print a znode's data."),
+        ("zkctl tree / --depth 2", 0, "Draw the tree."),
+        ("zkctl export /app --file /tmp/app-backup.json", 0, "Back up a subtree."),
+        ("zkctl diff /app /tmp/app-backup.json", 0, "Compare live data with a backup: exit 0 when equal."),
+        ("zkctl delete /app --recursive", 0, "Delete a subtree."),
+        ("zkctl import /tmp/app-backup.json", 0, "Restore it."),
+    ]
+
+    static func escape(_ s: String) -> String {
+        var out = s.replacingOccurrences(of: "\\", with: "\\e")
+        out = out.replacingOccurrences(of: "-", with: "\\-")
+        // A line must not start with a control character.
+        if out.hasPrefix(".") || out.hasPrefix("'") { out = "\\&" + out }
+        return out
+    }
+
+    static func paragraph(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { escape($0.trimmingCharacters(in: .whitespaces)) }
+            .map { $0.isEmpty ? ".PP" : $0 }
+            .joined(separator: "\n")
+    }
+
+    static func optionItem(_ o: OptionSpec) -> String {
+        var head = ""
+        if let s = o.short { head += "\\fB\\-\(s)\\fR, " }
+        head += "\\fB\\-\\-\(escape(o.long))\\fR"
+        if let v = o.valueName { head += " \\fI\(escape(v))\\fR" }
+        var help = escape(o.help)
+        if case .choice(let c) = o.type { help += " One of: " + escape(c.joined(separator: ", ")) + "." }
+        if let d = o.defaultValue { help += " Default: " + escape(d) + "." }
+        if let e = o.environment { help += " Environment: \\fB\(escape(e))\\fR." }
+        if o.repeatable { help += " May be repeated." }
+        return ".TP\n\(head)\n\(help)\n"
+    }
+
+    public static func render(_ root: CommandSpec, date: String = "2026-11-22") -> String {
+        var s = ""
+        s += ".TH ZKCTL 1 \(date) \"zkctl \(ZKCtl.version)\" \"User Commands\"\n"
+        s += ".SH NAME\nzkctl \\- a command\\-line admin tool for Apache ZooKeeper\n"
+        s += ".SH SYNOPSIS\n.B zkctl\n[\\fIGLOBAL OPTIONS\\fR]\n\\fICOMMAND\\fR\n[\\fIOPTIONS\\fR]\n[\\fIARGUMENTS\\fR]\n"
+        s += ".SH DESCRIPTION\n"
+        s += paragraph("""
+        zkctl manages Apache ZooKeeper ensembles from a terminal or a script: configuration keys, service \
+        discovery in the Apache Curator format, locks, plain znodes, backups and health checks. It talks to \
+        ZooKeeper through the official C client. Data goes to standard output, diagnostics to standard error \
+        as one line starting with zkctl:, and every command exits with a documented code.
+        """) + "\n"
+        s += ".SH COMMANDS\n"
+        for (path, spec) in Completions.paths(root) where !path.isEmpty && spec.handler != nil {
+            s += ".SS \"zkctl \(escape(path)) \(escape(spec.usageLine))\"\n"
+            s += escape(spec.summary.prefix(1).uppercased() + spec.summary.dropFirst()) + ".\n"
+            if !spec.description.isEmpty { s += ".PP\n" + paragraph(spec.description) + "\n" }
+            if !spec.arguments.isEmpty {
+                for a in spec.arguments { s += ".TP\n\\fI\(escape(a.name))\\fR\n\(escape(a.help))\n" }
+            }
+            for o in spec.options where !o.hidden { s += optionItem(o) }
+            if !spec.jsonOutput.isEmpty { s += ".PP\nJSON output: " + escape(spec.jsonOutput) + "\n" }
+            if !spec.examples.isEmpty {
+                s += ".PP\nExamples:\n.RS\n.nf\n" + spec.examples.map(escape).joined(separator: "\n") + "\n.fi\n.RE\n"
+            }
+        }
+        s += ".SH GLOBAL OPTIONS\n"
+        s += "These are accepted before or after the command name.\n"
+        for o in root.options where !o.hidden { s += optionItem(o) }
+        s += ".SH SETTINGS\n"
+        s += paragraph("""
+        Each setting is taken from the first of: a command-line flag, an environment variable, the config file, \
+        the default. zkctl \\-v status shows where each effective value came from.
+
+        Servers are host:port,host:port[/chroot] (a host without a port gets 2181, IPv6 hosts in brackets) or a URL: \
+        zookeeper://h1:2181,h2:2181/chroot; zookeeper:///path, which takes the servers from the settings below the \
+        one that names it and uses path as the chroot; zookeeper:./relative, which takes servers and base path from \
+        the settings below and appends relative to the base path. A chroot applies underneath every root.
+        """) + "\n"
+        s += ".SH ENVIRONMENT\n"
+        let env: [(String, String)] = [
+            ("ZKCTL_SERVERS", "servers (first of the three server variables)"),
+            ("ZOOKEEPER_HOSTS", "servers, when ZKCTL_SERVERS is not set"),
+            ("ASAB_ZOOKEEPER_SERVERS", "servers, when neither of the above is set"),
+            ("ZKCTL_AUTH", "digest credentials user:password; never printed"),
+            ("ZKCTL_CONFIG", "the config file"),
+            ("ZKCTL_TIMEOUT", "connect and request timeout"),
+            ("ZKCTL_OUTPUT", "output format"),
+            ("ZKCTL_CONFIG_ROOT, ZKCTL_SERVICES_ROOT, ZKCTL_LOCKS_ROOT, ZKCTL_TASKS_ROOT", "the roots"),
+            ("ZKCTL_MAX_INFLIGHT", "bound on pipelined requests"),
+            ("XDG_CONFIG_HOME", "where the default config file is looked for"),
+            ("NO_COLOR", "no colour, even on a terminal"),
+        ]
+        for (name, text) in env { s += ".TP\n.B \(escape(name))\n\(escape(text)).\n" }
+        s += ".SH FILES\n"
+        s += ".TP\n.I $XDG_CONFIG_HOME/zkctl/config\n(or \\fI~/.config/zkctl/config\\fR, or the file named by \\fB\\-\\-config\\fR or \\fBZKCTL_CONFIG\\fR) an INI file:\n"
+        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\n.fi\n.RE\n"
+        s += ".PP\nLines starting with # or ; are comments. A malformed file is a usage error naming the line.\n"
+        s += ".SH OUTPUT\n"
+        s += paragraph("""
+        \\-o text (the default) is for people: aligned tables, trees drawn with box characters, colour only on a \
+        terminal. \\-o json prints exactly one JSON document; streaming commands (watch) print one JSON object per \
+        line, as does \\-o ndjson. Znode data is shown as a string when it is UTF\\-8 text, else as {"base64": "..."}. \
+        The JSON shape of each command is given with the command above.
+        """) + "\n"
+        s += ".SH EXIT STATUS\n"
+        let codes: [(Int32, String)] = [
+            (0, "success"), (1, "not found: the key, path, service or instance does not exist"),
+            (64, "usage: unknown command or option, missing or malformed argument"),
+            (65, "bad data: a value that is not valid JSON where JSON is required, a file that does not parse"),
+            (66, "an input file cannot be read"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
+            (70, "internal error"), (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
+            (77, "not authorized: authentication failed or an ACL refused the operation"), (130, "interrupted by SIGINT"),
+        ]
+        for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }
+        s += ".PP\nCommands that run a child (lock, run\\-once) exit with the child's code when it ran.\n"
+        s += ".SH EXAMPLES\n"
+        for e in examples {
+            s += ".PP\n\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"
+        }
+        s += ".SH SEE ALSO\n.BR zkCli.sh (1),\n.BR jq (1)\n"
+        return s
+    }
+}
