@@ -1,6 +1,770 @@
+@preconcurrency import Dispatch
 import Foundation
+import Synchronization
 import ZooKeeper
 
+// `zkctl lock` and `zkctl run-once`: run a command under a distributed lock, or once per period
+// among any number of concurrent invocations.
+
 extension CommandTable {
-    static let coordinationCommands: [CommandSpec] = []
+    static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand]
+
+    static let graceOption = OptionSpec(
+        "grace", value: "DURATION", type: .duration,
+        help: "how long CMD has to exit after SIGTERM (or a passed-on SIGINT) before SIGKILL", default: "10s")
+
+    // MARK: - lock
+
+    static let lockCommand = CommandSpec(
+        "lock", summary: "run a command while holding a distributed lock",
+        description: """
+        Takes the exclusive lock NAME under the locks root (default /locks), runs CMD while
+        holding it, releases it when CMD exits and exits with CMD's exit code (128+N when a
+        signal N killed it; 127 when CMD is not found).
+
+        The lock is Apache Curator's InterProcessMutex recipe: each contender creates an
+        ephemeral sequential node <locks-root>/NAME/_c_<uuid>-lock-<seq> and waits, watching only
+        the contender just ahead of it, until its node is first. Contenders written by kazoo's
+        Lock (<hex>__lock__<seq>) are honoured too: all contenders are ordered by their
+        10-digit sequence number. A kazoo Lock waits for zkctl when it is created with
+        extra_lock_patterns=["-lock-"].
+
+        CMD inherits stdin, stdout and stderr and finds its lock node in ZKCTL_LOCK_PATH.
+
+        --wait bounds the wait for the lock (--timeout stays the connect and request
+        timeout): when it passes, zkctl removes its contender node and exits 75 without running
+        CMD. By default it waits for ever; --wait 0 takes the lock only if it is free.
+
+        SIGINT and SIGTERM are passed on to CMD; once CMD has exited (or was killed after the
+        --grace period) the lock is released and zkctl exits 130 or 143.
+
+        If the session is lost while CMD runs (it expired, its lock node was deleted, or the
+        connection stayed down for longer than the negotiated session timeout), CMD gets SIGTERM
+        (SIGKILL after --grace) and zkctl exits 75: a lock that may be held by someone else is
+        never silently kept.
+        """,
+        examples: [
+            "zkctl lock nightly-backup -- /usr/local/bin/backup.sh --full",
+            "zkctl lock --wait 30s deploy -- ./deploy.sh   # exit 75 if busy for 30 s",
+            "zkctl lock --wait 0 reindex -- make reindex    # only if nobody holds it",
+            "zkctl lock db-migrate -- sh -c 'echo \"holding $ZKCTL_LOCK_PATH\"; ./migrate'",
+        ],
+        arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
+        options: [
+            OptionSpec("wait", value: "DURATION", type: .duration,
+                       help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever"),
+            graceOption,
+            Common.aclOption,
+        ],
+        takesCommand: true,
+        handler: runLock)
+
+    @Sendable static func runLock(_ inv: Invocation) async throws -> Int32 {
+        let name = inv.argument(0) ?? ""
+        let command = inv.command
+        guard !command.isEmpty else {
+            throw UsageError("missing '-- CMD [ARGS...]', the command to run while holding the lock", command: ["lock"])
+        }
+        let directory = try namedPath(root: inv.settings.locksRoot.value, name: name, what: "lock name", command: ["lock"])
+        let acl = try Common.acl(for: inv)
+        let wait = inv.duration("wait")
+        let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
+        do {
+            return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
+                                      command: command, supervisor: supervisor)
+        } catch {
+            // On SIGINT/SIGTERM the runner closes the session under us; its exit, not this
+            // error, is the outcome.
+            await supervisor.parkIfInterrupted()
+            throw error
+        }
+    }
+
+    private static func holdLock(_ inv: Invocation, name: String, directory: String, acl: [ACL], wait: Duration?,
+                                 command: [String], supervisor: ChildSupervisor) async throws -> Int32 {
+        let out = inv.output
+        let verbose = inv.settings.verbose > 0
+        let deadline = wait.map { ContinuousClock.now + $0 }
+        let mutex = CuratorMutex(directory: directory, acl: acl, data: Data(lockHolderIdentity().utf8))
+
+        // Acquire; an expired session takes our contender node with it, so start again with a
+        // new session (the --wait deadline stays).
+        var zk = try await inv.connect()
+        var node: String
+        while true {
+            do {
+                node = try await mutex.acquire(on: zk, deadline: deadline) { ahead, count in
+                    if verbose { out.note("waiting for lock '\(name)': \(count) ahead, watching \(ahead)") }
+                }
+                break
+            } catch let error as ZooKeeperError where zk.state == .expired {
+                if verbose { out.note("session expired while waiting for lock '\(name)' (\(error.message)); starting a new one") }
+                zk = try await inv.connect()
+            } catch is LockWaitTimeout {
+                throw CommandError.conflict("lock '\(name)' not acquired within \(wait.map(durationText) ?? "the wait")")
+            }
+        }
+        if verbose { out.note("acquired lock '\(name)' as \(node)") }
+
+        // Hold: watch for anything that means the lock may no longer be ours, then run CMD.
+        let monitor = LockLossMonitor(client: zk, node: node) { _ in supervisor.abandon() }
+        await monitor.start()
+        let child: ChildProcess
+        do {
+            child = try supervisor.spawn(command, extraEnvironment: ["ZKCTL_LOCK_PATH": node])
+        } catch {
+            monitor.stop()
+            if let reason = monitor.reason {
+                throw CommandError.conflict("lock '\(name)' lost before CMD started (\(reason)); CMD was not run")
+            }
+            try? await zk.delete(node)
+            throw error
+        }
+        let end = await child.wait()
+        monitor.stop()
+        await supervisor.parkIfInterrupted()
+        if let reason = monitor.reason {
+            throw CommandError.conflict("lock '\(name)' lost while CMD ran (\(reason)); CMD was stopped (\(end))")
+        }
+        // Release. Should this fail, closing the session (the runner does it next) removes the node.
+        do {
+            try await zk.delete(node)
+        } catch ZooKeeperError.Code.noNode {
+        } catch {
+            if verbose { out.note("releasing lock '\(name)': \(ExitCode.message(for: error)); closing the session releases it") }
+        }
+        if verbose { out.note("released lock '\(name)'; CMD ended with \(end)") }
+        return end.exitCode
+    }
+
+    /// What a lock node holds: who holds it, for people reading the tree.
+    static func lockHolderIdentity() -> String {
+        "\(localHostName()):\(getpid())"
+    }
+
+    // MARK: - run-once
+
+    static let runOnceCommand = CommandSpec(
+        "run-once", summary: "run a command once per period (or key) among concurrent invocations",
+        description: """
+        Among any number of concurrent invocations (for example the same cron job on every
+        host), exactly one runs CMD for each period (--every) or key (--key); the others exit 0
+        without running it and say so on stderr (silenced by -q). The one that runs exits with
+        CMD's exit code.
+
+        The claim is a persistent node <tasks-root>/NAME/<key> (default root /tasks), created
+        only if absent. With --every D the key is every-<D>-<N> with N = floor(now / D) by the
+        local clock, so schedule the job away from period boundaries (cron at 00:05 rather
+        than 00:00 for --every 24h), or give an explicit key such as --key $(date +%F).
+
+        The node holds a JSON record: task, key, period and periodStart (with --every), host,
+        pid, command (the program only, never its arguments), start, end and exitCode (null
+        until CMD ends), runId. CMD finds the record's path in ZKCTL_TASK_PATH and the key in
+        ZKCTL_TASK_KEY. SIGINT and SIGTERM are passed on to CMD and recorded.
+
+        If the claimer dies while CMD runs, the record stays unfinished (no end, no exit code)
+        and the task is NOT run again for that period or key: delete the record node to allow
+        another run.
+
+        --status lists the records of NAME (only the given key with --key or --every) as a
+        table, or as a JSON list with -o json; it exits 1 when NAME has no records node.
+        """,
+        examples: [
+            "zkctl run-once nightly-report --every 24h -- /usr/local/bin/report.sh",
+            "zkctl run-once migrate --key v42 -- ./migrate.sh",
+            "zkctl run-once nightly-report --status",
+            "zkctl -o json run-once nightly-report --status | jq '.[] | select(.exitCode != 0)'",
+        ],
+        arguments: [ArgumentSpec("NAME", help: "the task's name under the tasks root (may contain '/')")],
+        options: [
+            OptionSpec("every", value: "DURATION", type: .duration, help: "run once per period of this length (24h, 1h, 15m)"),
+            OptionSpec("key", value: "K", help: "run once for this key (a single znode name)"),
+            OptionSpec("status", help: "show the records instead of running anything"),
+            graceOption,
+            Common.aclOption,
+        ],
+        takesCommand: true,
+        handler: runRunOnce)
+
+    /// Which run a `run-once` invocation is about.
+    struct RunOnceKey: Sendable {
+        var name: String
+        /// For --every: the period's length and index.
+        var period: (milliseconds: Int64, index: Int64)?
+    }
+
+    static func runOnceKey(_ inv: Invocation, required: Bool) throws -> RunOnceKey? {
+        let every = inv.string("every")
+        let key = inv.string("key")
+        if every != nil && key != nil {
+            throw UsageError("give either --every or --key, not both", command: ["run-once"])
+        }
+        if let key {
+            guard !key.isEmpty, !key.contains("/"), key != ".", key != "..",
+                  PathRules.problem(with: "/" + key) == nil else {
+                throw UsageError("bad key '\(key)': it must be a single znode name (no '/')", command: ["run-once"])
+            }
+            return RunOnceKey(name: key, period: nil)
+        }
+        if every != nil {
+            guard let duration = inv.duration("every"), duration.milliseconds > 0 else {
+                throw UsageError("bad --every '\(every ?? "")': the period must be longer than zero", command: ["run-once"])
+            }
+            let ms = duration.milliseconds
+            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+            let index = now / ms
+            return RunOnceKey(name: "every-\(durationText(duration))-\(index)", period: (ms, index))
+        }
+        if required {
+            throw UsageError("give --every DURATION or --key K: which period or key this run is for", command: ["run-once"])
+        }
+        return nil
+    }
+
+    @Sendable static func runRunOnce(_ inv: Invocation) async throws -> Int32 {
+        let name = inv.argument(0) ?? ""
+        let directory = try namedPath(root: inv.settings.tasksRoot.value, name: name, what: "task name", command: ["run-once"])
+        if inv.flag("status") {
+            guard inv.command.isEmpty else {
+                throw UsageError("--status runs nothing; drop '-- \(inv.command.joined(separator: " "))'", command: ["run-once"])
+            }
+            return try await showRunOnceStatus(inv, name: name, directory: directory, key: try runOnceKey(inv, required: false))
+        }
+        guard !inv.command.isEmpty else {
+            throw UsageError("missing '-- CMD [ARGS...]', the command to run once", command: ["run-once"])
+        }
+        guard let key = try runOnceKey(inv, required: true) else { return ExitCode.usage }
+        let acl = try Common.acl(for: inv)
+        let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
+        do {
+            return try await runOnce(inv, name: name, directory: directory, key: key, acl: acl, supervisor: supervisor)
+        } catch {
+            await supervisor.parkIfInterrupted()
+            throw error
+        }
+    }
+
+    private static func runOnce(_ inv: Invocation, name: String, directory: String, key: RunOnceKey, acl: [ACL],
+                                supervisor: ChildSupervisor) async throws -> Int32 {
+        let out = inv.output
+        let path = PathRules.join(directory, key.name)
+        let runID = UUID().uuidString.lowercased()
+        var record = JSONObject()
+        record["task"] = .string(name)
+        record["key"] = .string(key.name)
+        if let period = key.period {
+            record["period"] = .string(durationText(.milliseconds(period.milliseconds)))
+            record["periodStart"] = .string(isoTime(period.index * period.milliseconds))
+        }
+        record["host"] = .string(localHostName())
+        record["pid"] = .int(Int(getpid()))
+        record["command"] = .string(inv.command[0])
+        record["start"] = .string(isoTime(nowMilliseconds()))
+        record["end"] = .null
+        record["exitCode"] = .null
+        record["runId"] = .string(runID)
+
+        let zk = try await inv.connect()
+        let claim = try await claimRecord(zk, path: path, data: Data(JSONValue.object(record).compact().utf8), acl: acl, runID: runID)
+        if case .taken(let other) = claim {
+            out.note("'\(name)' already ran for \(key.name)\(describeRun(other)); not running it again")
+            return ExitCode.success
+        }
+        if inv.settings.verbose > 0 { out.note("claimed \(path); running \(inv.command[0])") }
+
+        let writer = RecordWriter(inv: inv, client: zk, path: path, record: record)
+        supervisor.afterInterrupt { end in
+            var extra = JSONObject()
+            extra["exitCode"] = end.map { .int(Int($0.exitCode)) } ?? .null
+            extra["interrupted"] = .string(signalName(supervisor.interruption ?? SIGTERM))
+            writer.finishBlocking(extra)
+        }
+        let child: ChildProcess
+        do {
+            child = try supervisor.spawn(inv.command, extraEnvironment: ["ZKCTL_TASK_PATH": path, "ZKCTL_TASK_KEY": key.name])
+        } catch let error as CommandError {
+            await supervisor.parkIfInterrupted()
+            var extra = JSONObject()
+            extra["exitCode"] = .int(Int(error.exitCode))
+            extra["error"] = .string(error.message)
+            await writer.finish(extra)
+            throw error
+        }
+        let end = await child.wait()
+        await supervisor.parkIfInterrupted()
+        var extra = JSONObject()
+        extra["exitCode"] = .int(Int(end.exitCode))
+        if case .signaled(let signo) = end { extra["signal"] = .string(signalName(signo)) }
+        await writer.finish(extra)
+        return end.exitCode
+    }
+
+    enum Claim {
+        case ours
+        case taken(JSONObject?)
+    }
+
+    /// Creates the record if absent. A connection loss leaves the outcome unknown, so the node is
+    /// read back and recognised by its run id.
+    private static func claimRecord(_ zk: ZooKeeperClient, path: String, data: Data, acl: [ACL], runID: String) async throws -> Claim {
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                _ = try await zk.create(path, data: data, mode: .persistent, acl: acl, createParents: true)
+                return .ours
+            } catch ZooKeeperError.Code.nodeExists {
+                return .taken(try await readRecord(zk, path: path))
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
+                do {
+                    let existing = try await zk.get(path)
+                    let object = try? JSONValue.parse(existing.data).objectValue
+                    return object?["runId"]?.stringValue == runID ? .ours : .taken(object)
+                } catch ZooKeeperError.Code.noNode {
+                    continue
+                }
+            }
+        }
+    }
+
+    private static func readRecord(_ zk: ZooKeeperClient, path: String) async throws -> JSONObject? {
+        do {
+            let data = try await zk.get(path).data
+            return try? JSONValue.parse(data).objectValue
+        } catch ZooKeeperError.Code.noNode {
+            return nil
+        }
+    }
+
+    /// ` by HOST at START (exit N)` for the skip message.
+    static func describeRun(_ record: JSONObject?) -> String {
+        guard let record else { return "" }
+        var text = ""
+        if let host = record["host"]?.stringValue { text += " on \(host)" }
+        if let start = record["start"]?.stringValue { text += " at \(start)" }
+        if let code = record["exitCode"]?.intValue {
+            text += " (exit \(code))"
+        } else if record["end"]?.isNull ?? true {
+            text += " (not finished: still running, or its runner died)"
+        }
+        return text
+    }
+
+    /// Writes the end of a run into its record, once.
+    final class RecordWriter: Sendable {
+        let inv: Invocation
+        let client: ZooKeeperClient
+        let path: String
+        let record: JSONObject
+        private let done = Mutex(false)
+
+        init(inv: Invocation, client: ZooKeeperClient, path: String, record: JSONObject) {
+            self.inv = inv
+            self.client = client
+            self.path = path
+            self.record = record
+        }
+
+        func finish(_ extra: JSONObject) async {
+            guard done.withLock({ d -> Bool in defer { d = true }; return !d }) else { return }
+            var updated = record
+            updated["end"] = .string(isoTime(nowMilliseconds()))
+            for (k, v) in extra { updated[k] = v }
+            let data = Data(JSONValue.object(updated).compact().utf8)
+            var zk = client
+            for attempt in 1...3 {
+                do {
+                    // Version 0: the record as we created it. Anything else was changed by someone.
+                    try await zk.set(path, data: data, version: 0)
+                    return
+                } catch ZooKeeperError.Code.badVersion {
+                    if let now = try? await zk.get(path), now.data == data { return }
+                    inv.output.warn("\(path): changed by someone else while the task ran; its end was not recorded")
+                    return
+                } catch ZooKeeperError.Code.noNode {
+                    inv.output.warn("\(path): deleted while the task ran; its end was not recorded")
+                    return
+                } catch let error as ZooKeeperError where attempt < 3 {
+                    if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
+                        guard let fresh = try? await inv.connect() else { break }
+                        zk = fresh
+                    }
+                    // Otherwise a connection problem: try again (a versioned write is safe to repeat).
+                } catch {
+                    inv.output.warn("\(path): recording the end of the run failed: \(ExitCode.message(for: error))")
+                    return
+                }
+            }
+            inv.output.warn("\(path): recording the end of the run failed; the record stays unfinished")
+        }
+
+        /// `finish` for a synchronous caller (an interrupt cleanup), bounded by the request timeout.
+        func finishBlocking(_ extra: JSONObject) {
+            let semaphore = DispatchSemaphore(value: 0)
+            Task {
+                await finish(extra)
+                semaphore.signal()
+            }
+            let ms = inv.settings.timeout.value.milliseconds
+            _ = semaphore.wait(timeout: .now() + .milliseconds(Int(clamping: ms)))
+        }
+    }
+
+    private static func showRunOnceStatus(_ inv: Invocation, name: String, directory: String, key: RunOnceKey?) async throws -> Int32 {
+        let zk = try await inv.connect()
+        let out = inv.output
+        var names: [String]
+        do {
+            names = try await zk.children(directory).children.sorted()
+        } catch ZooKeeperError.Code.noNode {
+            throw CommandError.notFound("no run-once records for '\(name)' (\(directory) does not exist)")
+        }
+        if let key { names = names.filter { $0 == key.name } }
+        let results = await zk.pipeline(names.map { Operation.get(PathRules.join(directory, $0)) }, maxInFlight: inv.maxInFlight)
+        var records: [(key: String, record: JSONObject)] = []
+        for (child, result) in zip(names, results) {
+            switch result {
+            case .success(let reply):
+                var object = (try? JSONValue.parse(reply.data ?? Data()).objectValue) ?? JSONObject()
+                object["key"] = .string(child)
+                object["path"] = .string(PathRules.join(directory, child))
+                records.append((child, object))
+            case .failure(let error) where error.code == .noNode:
+                continue
+            case .failure(let error):
+                throw error
+            }
+        }
+        records.sort { a, b in
+            let sa = a.record["start"]?.stringValue ?? "", sb = b.record["start"]?.stringValue ?? ""
+            return sa == sb ? a.key < b.key : sa < sb
+        }
+        if out.isJSON {
+            out.json(.array(records.map { .object($0.record) }))
+            return ExitCode.success
+        }
+        if records.isEmpty {
+            out.note("no run-once records for '\(name)'\(key.map { " and key \($0.name)" } ?? "")")
+            return ExitCode.success
+        }
+        func text(_ v: JSONValue?) -> String {
+            switch v {
+            case .string(let s)?: return s
+            case .number(let n)?: return n
+            case .bool(let b)?: return String(b)
+            default: return "-"
+            }
+        }
+        let rows = records.map { entry -> [String] in
+            let r = entry.record
+            let finished = !(r["end"]?.isNull ?? true)
+            var exit = text(r["exitCode"])
+            if let signal = r["interrupted"]?.stringValue { exit += " (\(signal))" }
+            return [entry.key, text(r["host"]), text(r["pid"]), text(r["start"]), finished ? text(r["end"]) : "unfinished", exit]
+        }
+        out.table(["KEY", "HOST", "PID", "START", "END", "EXIT"], rows)
+        return ExitCode.success
+    }
+
+    // MARK: - Shared pieces
+
+    /// `<root>/<name>` for a name given on the command line (relative, may contain '/').
+    static func namedPath(root: String, name: String, what: String, command: [String]) throws -> String {
+        guard !name.isEmpty else { throw UsageError("empty \(what)", command: command) }
+        guard !name.hasPrefix("/") else {
+            throw UsageError("bad \(what) '\(name)': give a name under the root, not an absolute path", command: command)
+        }
+        let path = PathRules.join(root, name)
+        if let problem = PathRules.problem(with: path) {
+            throw UsageError("bad \(what) '\(name)': \(problem)", command: command)
+        }
+        return path
+    }
+
+    /// `86400s`, `500ms`: a duration as the parser reads it back.
+    static func durationText(_ d: Duration) -> String {
+        let ms = d.milliseconds
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// This machine's name, without a DNS lookup.
+    static func localHostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+// MARK: - The lock recipe
+
+/// The lock was not acquired before the deadline.
+struct LockWaitTimeout: Error {}
+
+/// An exclusive lock with Apache Curator's InterProcessMutex layout, which also honours kazoo's
+/// Lock contenders.
+///
+/// Contenders are ephemeral sequential children of `directory` named `_c_<uuid>-lock-<seq>`;
+/// the uuid ("protection" in Curator's words) lets a create whose answer was lost to a
+/// connection loss find its node again. Children named `...__lock__<seq>` (kazoo) are
+/// contenders too. All contenders are ordered by their sequence number; the first holds the
+/// lock and every other watches only the one just ahead of it, so a release wakes one waiter.
+struct CuratorMutex: Sendable {
+    let directory: String
+    let acl: [ACL]
+    /// What our contender node holds.
+    let data: Data
+
+    static let curatorMarker = "-lock-"
+    static let kazooMarker = "__lock__"
+
+    /// The sequence number of a contender node's name, nil for a child that is no contender.
+    /// Mirrors kazoo's `(?:__lock__|-lock-)(-?\d{10})$`.
+    static func sequence(ofContender name: String) -> Int? {
+        let bytes = Array(name.utf8)
+        guard bytes.count > 10 else { return nil }
+        let digits = bytes.suffix(10)
+        guard digits.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(String(decoding: digits, as: UTF8.self)) else {
+            return nil
+        }
+        let head = String(decoding: bytes.dropLast(10), as: UTF8.self)
+        if head.hasSuffix(curatorMarker) || head.hasSuffix(kazooMarker) { return value }
+        if head.hasSuffix("-") {
+            let shorter = head.dropLast()
+            if shorter.hasSuffix(curatorMarker) || shorter.hasSuffix(kazooMarker) { return -value }
+        }
+        return nil
+    }
+
+    /// The contenders among `children`, first (the holder) first.
+    static func ordered(_ children: [String]) -> [String] {
+        var contenders: [(sequence: Int, name: String)] = []
+        for name in children {
+            if let sequence = sequence(ofContender: name) { contenders.append((sequence, name)) }
+        }
+        contenders.sort { a, b in a.sequence == b.sequence ? a.name < b.name : a.sequence < b.sequence }
+        return contenders.map { $0.name }
+    }
+
+    /// Waits until this process holds the lock and returns its node's path. Without a deadline
+    /// it waits for ever; past the deadline it removes its node and throws `LockWaitTimeout`.
+    /// `waiting` hears of each wait (the contender watched and how many are ahead).
+    func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
+                 waiting: @Sendable (String, Int) -> Void) async throws -> String {
+        let prefix = "_c_\(UUID().uuidString.lowercased())\(Self.curatorMarker)"
+        var node = try await createContender(zk, prefix: prefix)
+        do {
+            while true {
+                let children: [String]
+                do {
+                    children = try await zk.children(directory).children
+                } catch ZooKeeperError.Code.noNode {
+                    children = []
+                }
+                let contenders = Self.ordered(children)
+                guard let index = contenders.firstIndex(of: lastSegment(node)) else {
+                    // Our node is gone (someone deleted it): take a place again.
+                    node = try await createContender(zk, prefix: prefix)
+                    continue
+                }
+                if index == 0 { return node }
+                if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
+                let ahead = PathRules.join(directory, contenders[index - 1])
+                waiting(ahead, index)
+                let wake = Wakeup<WaitEnd>()
+                do {
+                    _ = try await zk.get(ahead) { event in
+                        wake.fire(event.kind == .sessionEnded ? .sessionEnded : .changed)
+                    }
+                } catch ZooKeeperError.Code.noNode {
+                    continue
+                }
+                if let deadline {
+                    let ms = max(0, (deadline - .now).milliseconds)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms))) {
+                        wake.fire(.timedOut)
+                    }
+                }
+                switch await wake.wait() {
+                case .changed:
+                    continue
+                case .timedOut:
+                    throw LockWaitTimeout()
+                case .sessionEnded:
+                    throw ZooKeeperError(zk.state == .expired ? .sessionExpired : .closing, path: ahead,
+                                         message: "the session ended while waiting for the lock")
+                }
+            }
+        } catch {
+            // Give up our place (closing the session would also remove it).
+            if zk.state.isConnected { try? await zk.delete(node) }
+            throw error
+        }
+    }
+
+    private enum WaitEnd: Sendable { case changed, timedOut, sessionEnded }
+
+    /// Creates our ephemeral sequential node, creating the lock's directory when missing.
+    private func createContender(_ zk: ZooKeeperClient, prefix: String) async throws -> String {
+        let base = PathRules.join(directory, prefix)
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
+            } catch ZooKeeperError.Code.noNode where attempts < 5 {
+                try await createDirectory(zk)
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
+                // The node may have been created: look for our prefix (the read waits for the
+                // reconnect).
+                do {
+                    if let mine = try await zk.children(directory).children.first(where: { $0.hasPrefix(prefix) }) {
+                        return PathRules.join(directory, mine)
+                    }
+                } catch ZooKeeperError.Code.noNode {
+                }
+            }
+        }
+    }
+
+    /// The lock's parents as persistent nodes, the lock itself as a container (the server
+    /// removes it once it has no contenders), as Curator does.
+    private func createDirectory(_ zk: ZooKeeperClient) async throws {
+        if let parent = PathRules.parent(of: directory), parent != "/" {
+            try await zk.createParentChain(parent, acl: acl)
+        }
+        do {
+            _ = try await zk.create(directory, mode: .container, acl: acl)
+        } catch ZooKeeperError.Code.nodeExists {
+        }
+    }
+
+    private func lastSegment(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+/// A one-shot event: the first `fire` wins, `wait` returns its value.
+final class Wakeup<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiter: CheckedContinuation<Value, Never>?
+    }
+    private let state = Mutex(State())
+
+    func fire(_ value: Value) {
+        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.value == nil else { return nil }
+            s.value = value
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    func wait() async -> Value {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { s -> Value? in
+                if let value = s.value { return value }
+                s.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// Watches a held lock for anything that means it may no longer be ours: the session expired,
+/// the connection stayed down for longer than the negotiated session timeout (the server has
+/// expired the session by then, or will), or the lock node was deleted. Reports the first such
+/// reason once, unless stopped first.
+final class LockLossMonitor: Sendable {
+    private struct State {
+        var reason: String?
+        var stopped = false
+        var generation = 0
+        var task: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+    private let client: ZooKeeperClient
+    private let node: String
+    private let onLost: @Sendable (String) -> Void
+
+    init(client: ZooKeeperClient, node: String, onLost: @escaping @Sendable (String) -> Void) {
+        self.client = client
+        self.node = node
+        self.onLost = onLost
+    }
+
+    /// Why the lock was lost, if it was.
+    var reason: String? { state.withLock { $0.reason } }
+
+    func start() async {
+        let updates = client.stateUpdates()
+        let task = Task { [self] in
+            for await next in updates { observe(next) }
+        }
+        state.withLock { $0.task = task }
+        observe(client.state)
+        await watchNode()
+    }
+
+    func stop() {
+        let task = state.withLock { s -> Task<Void, Never>? in
+            s.stopped = true
+            defer { s.task = nil }
+            return s.task
+        }
+        task?.cancel()
+    }
+
+    private func observe(_ session: SessionState) {
+        switch session {
+        case .expired:
+            lost("the session expired")
+        case .authFailed:
+            lost("the server refused the session's credentials")
+        case .suspended:
+            let generation = state.withLock { s -> Int in s.generation += 1; return s.generation }
+            let timeout = max(client.negotiatedTimeout, 1)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [self] in
+                let still = state.withLock { $0.generation == generation }
+                if still && !client.state.isConnected {
+                    lost("disconnected for longer than the session timeout of \(timeout) ms")
+                }
+            }
+        case .connected, .connectedReadOnly:
+            state.withLock { $0.generation += 1 }
+        case .connecting, .closed:
+            break
+        }
+    }
+
+    /// One-shot watches on the node, armed again after any change other than deletion.
+    private func watchNode() async {
+        do {
+            let stat = try await client.exists(node) { [self] event in
+                switch event.kind {
+                case .deleted: lost("its node \(node) was deleted")
+                case .sessionEnded: break
+                default: Task { await self.watchNode() }
+                }
+            }
+            if stat == nil { lost("its node \(node) is gone") }
+        } catch {
+            // A session problem; the state stream reports it.
+        }
+    }
+
+    private func lost(_ reason: String) {
+        let first = state.withLock { s -> Bool in
+            guard !s.stopped, s.reason == nil else { return false }
+            s.reason = reason
+            return true
+        }
+        if first { onLost(reason) }
+    }
 }

@@ -1,0 +1,368 @@
+@preconcurrency import Dispatch
+import Foundation
+import Glibc
+import Synchronization
+
+// Running a user's command as a child of zkctl (`lock`, `run-once`, and anything else that holds
+// something in ZooKeeper while a program runs). Three pieces, usable on their own:
+//
+// - `ChildProcess`: posix_spawn, exact exit status, signals that never reach a recycled pid.
+// - `SignalRecorder`: which termination signal zkctl received (the runner's interrupt cleanups
+//   are not told).
+// - `ChildSupervisor`: ties one child to an `Invocation`: on SIGINT/SIGTERM the signal is passed
+//   on to the child, which gets a grace period before SIGKILL, before the runner closes the
+//   sessions and exits.
+
+/// How a child process ended.
+enum ChildTermination: Sendable, Hashable, CustomStringConvertible {
+    /// It exited with this code.
+    case exited(Int32)
+    /// A signal killed it.
+    case signaled(Int32)
+
+    /// The code zkctl exits with: the child's own, or 128+N for a child killed by signal N, as
+    /// shells report it.
+    var exitCode: Int32 {
+        switch self {
+        case .exited(let code): return code
+        case .signaled(let signo): return 128 + signo
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .exited(let code): return "exit code \(code)"
+        case .signaled(let signo): return "killed by \(signalName(signo))"
+        }
+    }
+
+    /// Decodes a `waitpid` status.
+    init(waitStatus status: Int32) {
+        let low = status & 0x7f
+        if low == 0 {
+            self = .exited((status >> 8) & 0xff)
+        } else {
+            self = .signaled(low)
+        }
+    }
+}
+
+/// `SIGTERM` for 15, and so on.
+func signalName(_ signo: Int32) -> String {
+    switch signo {
+    case SIGHUP: return "SIGHUP"
+    case SIGINT: return "SIGINT"
+    case SIGQUIT: return "SIGQUIT"
+    case SIGILL: return "SIGILL"
+    case SIGABRT: return "SIGABRT"
+    case SIGBUS: return "SIGBUS"
+    case SIGFPE: return "SIGFPE"
+    case SIGKILL: return "SIGKILL"
+    case SIGUSR1: return "SIGUSR1"
+    case SIGSEGV: return "SIGSEGV"
+    case SIGUSR2: return "SIGUSR2"
+    case SIGPIPE: return "SIGPIPE"
+    case SIGALRM: return "SIGALRM"
+    case SIGTERM: return "SIGTERM"
+    default: return "signal \(signo)"
+    }
+}
+
+/// The child could not be started.
+struct SpawnError: Error, Sendable, CustomStringConvertible {
+    var program: String
+    var errorNumber: Int32
+
+    /// What a shell exits with: 127 when the program is not found, 126 when it cannot be run.
+    var exitCode: Int32 { errorNumber == ENOENT || errorNumber == ENOTDIR ? 127 : 126 }
+
+    var description: String {
+        if errorNumber == ENOENT { return "\(program): command not found" }
+        return "\(program): cannot run: \(String(cString: strerror(errorNumber)))"
+    }
+
+    var commandError: CommandError { CommandError(exitCode, description) }
+}
+
+/// A child process started with `posix_spawn`, sharing zkctl's stdin, stdout, stderr and
+/// process group (so Ctrl-C at a terminal reaches it too, and it may read the terminal).
+///
+/// The child starts with SIGINT, SIGTERM and SIGPIPE at their default action and no signal
+/// blocked, whatever zkctl itself does with them. No other descriptor of zkctl (such as a
+/// ZooKeeper socket) is passed on.
+///
+/// Thread safety: one thread, started with the child, waits for it to end without reaping it
+/// (`waitid` with `WNOWAIT`), then reaps it under `state`'s lock; `signal` sends only under the
+/// same lock and only while the child is not yet reaped, so a signal can never reach another
+/// process that was given the same pid later.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    /// The program as given (argv[0]).
+    let program: String
+    private let state = Mutex<ChildTermination?>(nil)
+    private let ended = DispatchGroup()
+
+    private init(pid: pid_t, program: String) {
+        self.pid = pid
+        self.program = program
+    }
+
+    /// Starts `arguments[0]` (searched in `PATH` when it has no slash) with `arguments` as its
+    /// argv and exactly `environment` as its environment.
+    static func spawn(_ arguments: [String], environment: [String: String]) throws(SpawnError) -> ChildProcess {
+        guard let program = arguments.first, !program.isEmpty else {
+            throw SpawnError(program: arguments.first ?? "", errorNumber: ENOENT)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // zkctl ignores SIGINT and SIGTERM (it handles them through dispatch sources) and every
+        // thread blocks them; an ignored signal stays ignored across exec, so both are reset.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signo in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, signo) }
+        // glibc's posix_spawn sets its own internal signals (32 and 33) to SIG_IGN in the
+        // child, which exec keeps; sigaddset refuses them, so their bits are set directly.
+        withUnsafeMutableBytes(of: &defaults) { raw in
+            let words = raw.bindMemory(to: UInt.self)
+            if words.count > 0 && UInt.bitWidth == 64 { words[0] |= (1 << 31) | (1 << 32) }
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        closeInheritedDescriptors(&actions)
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = argv.withUnsafeBufferPointer { a in
+            envp.withUnsafeBufferPointer { e in
+                posix_spawnp(&pid, program, &actions, &attributes, a.baseAddress!, e.baseAddress!)
+            }
+        }
+        guard rc == 0 else { throw SpawnError(program: program, errorNumber: rc) }
+        let child = ChildProcess(pid: pid, program: program)
+        child.ended.enter()
+        Thread.detachNewThread { child.awaitEnd() }
+        return child
+    }
+
+    /// Adds actions that close every descriptor above stderr in the child: glibc's
+    /// `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; not visible to Swift, whose
+    /// Glibc module is built without _GNU_SOURCE, hence dlsym), else one close per descriptor
+    /// open now.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+            if closeFrom(&actions, 3) == 0 { return }
+        }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+    }
+
+    /// The reaper thread's body.
+    private func awaitEnd() {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+        state.withLock { termination in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            termination = ChildTermination(waitStatus: status)
+        }
+        ended.leave()
+    }
+
+    /// How it ended, or nil while it runs.
+    var termination: ChildTermination? { state.withLock { $0 } }
+
+    /// Sends `signo` unless the child has already ended; says whether it was sent.
+    @discardableResult
+    func signal(_ signo: Int32) -> Bool {
+        state.withLock { termination in
+            guard termination == nil else { return false }
+            return kill(pid, signo) == 0
+        }
+    }
+
+    /// Waits until the child ends.
+    func wait() async -> ChildTermination {
+        await withCheckedContinuation { continuation in
+            ended.notify(queue: .global()) { [self] in
+                continuation.resume(returning: termination ?? .exited(0))
+            }
+        }
+    }
+
+    /// Blocks the calling thread until the child ends or `timeout` passes.
+    func wait(timeout: Duration) -> ChildTermination? {
+        let ms = max(0, timeout.milliseconds)
+        _ = ended.wait(timeout: .now() + .milliseconds(Int(clamping: ms)))
+        return termination
+    }
+
+    /// Sends `signo`, waits up to `grace` for the child to end, then kills it. Blocks.
+    @discardableResult
+    func stop(_ signo: Int32 = SIGTERM, grace: Duration) -> ChildTermination {
+        if let done = termination { return done }
+        signal(signo)
+        if let done = wait(timeout: grace) { return done }
+        signal(SIGKILL)
+        return wait(timeout: .seconds(3600)) ?? .signaled(SIGKILL)
+    }
+
+    /// `stop` on a thread of its own, off the cooperative pool.
+    func stop(_ signo: Int32 = SIGTERM, grace: Duration) async -> ChildTermination {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: self.stop(signo, grace: grace)) }
+        }
+    }
+}
+
+/// Records the first SIGINT or SIGTERM the process receives (through dispatch sources, which
+/// work alongside the runner's own). Lets an interrupt cleanup pass on the very signal.
+final class SignalRecorder: @unchecked Sendable {
+    // Sendable: `sources` is set once in init and only cancelled later; `first` is a mutex.
+    private final class First: Sendable {
+        let signo = Mutex<Int32?>(nil)
+    }
+    private let sources: [any DispatchSourceSignal]
+    private let first = First()
+
+    init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
+        let first = self.first
+        sources = signals.map { signo in
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                first.signo.withLock { if $0 == nil { $0 = signo } }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// The first signal received, if any.
+    var received: Int32? { first.signo.withLock { $0 } }
+
+    /// Waits (blocking, polling) up to `limit` for a signal to be recorded.
+    func wait(upTo limit: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if let signo = received { return signo }
+            if ContinuousClock.now >= deadline { return nil }
+            usleep(2_000)
+        }
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+    }
+}
+
+/// One child process tied to a command's interrupt handling.
+///
+/// When zkctl gets SIGINT or SIGTERM, the runner calls the command's interrupt cleanups and then
+/// closes every session and exits 130/143. The supervisor's cleanup passes the signal on to the
+/// child, waits up to `grace` for it to end (then SIGKILL), and runs the `afterInterrupt` hooks,
+/// so that whatever the child held (a lock, a registration) is let go only once it has stopped.
+/// A child is never started once an interrupt has begun.
+final class ChildSupervisor: Sendable {
+    let grace: Duration
+    private let recorder = SignalRecorder()
+    private struct State {
+        var child: ChildProcess?
+        var interruptedBy: Int32?
+        var abandoned = false
+        var hooks: [@Sendable (ChildTermination?) -> Void] = []
+    }
+    private let state = Mutex(State())
+
+    init(_ inv: Invocation, grace: Duration) {
+        self.grace = grace
+        inv.onInterrupt { [self] in interrupted() }
+    }
+
+    deinit {
+        recorder.cancel()
+    }
+
+    /// Work to do after an interrupt has stopped the child (it gets the child's end, or nil when
+    /// no child had started), still before the sessions are closed. Runs on a dispatch thread
+    /// and may block briefly.
+    func afterInterrupt(_ body: @escaping @Sendable (ChildTermination?) -> Void) {
+        state.withLock { $0.hooks.append(body) }
+    }
+
+    /// The signal that interrupted zkctl, once one has.
+    var interruption: Int32? { state.withLock { $0.interruptedBy } }
+
+    /// Starts the child with zkctl's environment plus `extraEnvironment`, unless zkctl is being
+    /// interrupted (then it throws `CommandError` with 128+signal, which the caller should not
+    /// get to report: see `parkIfInterrupted`). A program that cannot be started is a
+    /// `CommandError` with 127 or 126, as in a shell.
+    func spawn(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in extraEnvironment { environment[k] = v }
+        return try state.withLock { s throws -> ChildProcess in
+            if let signo = s.interruptedBy {
+                throw CommandError(128 + signo, "interrupted by \(signalName(signo))")
+            }
+            if s.abandoned {
+                throw CommandError(ExitCode.conflict, "\(arguments.first ?? "the command") was not started")
+            }
+            do throws(SpawnError) {
+                let child = try ChildProcess.spawn(arguments, environment: environment)
+                s.child = child
+                return child
+            } catch {
+                throw error.commandError
+            }
+        }
+    }
+
+    /// Stops the child (SIGTERM, then SIGKILL after the grace period) without waiting for it, and
+    /// keeps one from being started afterwards: for a command that lost what its child needs.
+    func abandon() {
+        let child = state.withLock { s -> ChildProcess? in
+            s.abandoned = true
+            return s.child
+        }
+        if let child {
+            let grace = grace
+            Thread.detachNewThread { child.stop(SIGTERM, grace: grace) }
+        }
+    }
+
+    /// When an interrupt has begun, waits for the runner to finish it (it closes the sessions and
+    /// exits the process), so that the command does not race it to an exit of its own. Returns at
+    /// once otherwise.
+    func parkIfInterrupted() async {
+        guard interruption != nil else { return }
+        // The runner exits the process long before this passes; it is only a backstop.
+        try? await Task.sleep(for: grace + .seconds(30))
+    }
+
+    private func interrupted() {
+        // The runner does not say which signal arrived; the recorder saw the same one.
+        let signo = recorder.wait(upTo: .milliseconds(500)) ?? SIGTERM
+        let (child, hooks) = state.withLock { s -> (ChildProcess?, [@Sendable (ChildTermination?) -> Void]) in
+            if s.interruptedBy == nil { s.interruptedBy = signo }
+            defer { s.hooks = [] }
+            return (s.child, s.hooks)
+        }
+        let end = child.map { $0.stop(signo, grace: grace) }
+        for hook in hooks { hook(end) }
+    }
+}
