@@ -46,7 +46,7 @@ final class ParserTests: XCTestCase {
         let b = try parse("get", "--depth=4", "/a")
         XCTAssertEqual(b.last("depth"), "4")
         XCTAssertEqual(b.positionals, ["/a"])
-        let c = try parse("set", "k", "--tag=a=b")
+        let c = try parse("set", "k", "v", "--tag=a=b")
         XCTAssertEqual(c.last("tag"), "a=b", "only the first '=' splits")
     }
 
