@@ -275,9 +275,11 @@ final class ZnodeTests: XCTestCase {
         // TTL: removed when unchanged and childless for that long.
         try ok(["create", "--ttl", "500ms", "\(base)/ephemeral-ish", "x"])
         XCTAssertTrue(try waitUntilGone("\(base)/ephemeral-ish"), "the TTL node was not removed")
-        let ttlSeq = try ok(["create", "--ttl", "1h", "--sequential", "\(base)/t-"])
-        XCTAssertEqual(ttlSeq, "\(base)/t-0000000000\n")
-        XCTAssertEqual(try ok(["exists", "\(base)/t-0000000000"]), "")
+        // The sequence number counts the parent's child changes: a fresh parent starts at 0.
+        try ok(["create", "\(base)/ttl-queue"])
+        let ttlSeq = try ok(["create", "--ttl", "1h", "--sequential", "\(base)/ttl-queue/t-"])
+        XCTAssertEqual(ttlSeq, "\(base)/ttl-queue/t-0000000000\n")
+        XCTAssertEqual(try ok(["exists", "\(base)/ttl-queue/t-0000000000"]), "")
 
         // Combinations that make no sense are usage errors, and nothing is created.
         XCTAssertEqual(try fails(["create", "--container", "--ttl", "1m", "\(base)/bad"], 64),
@@ -346,16 +348,16 @@ final class ZnodeTests: XCTestCase {
             paths.append("\(root)/a\(a)")
             for b in 0..<10 {
                 paths.append("\(root)/a\(a)/b\(b)")
-                for c in 0..<98 { paths.append("\(root)/a\(a)/b\(b)/node-with-a-longer-name-\(c)") }
+                for c in 0..<99 { paths.append("\(root)/a\(a)/b\(b)/node-with-a-longer-name-\(c)") }
             }
         }
         XCTAssertEqual(paths.count + 1, 10_011)
         try makeTree(root: root, paths: paths)
-        XCTAssertEqual(try jsonObject(try ok(["-o", "json", "stat", "\(root)/a3/b7"]))["numChildren"] as? Int, 98)
+        XCTAssertEqual(try jsonObject(try ok(["-o", "json", "stat", "\(root)/a3/b7"]))["numChildren"] as? Int, 99)
 
         XCTAssertEqual(try fails(["delete", "--recursive", root], 64),
                        "zkctl: \(root) holds 10011 znodes (more than 1000); add --force to delete them all; see 'zkctl delete --help'\n")
-        XCTAssertEqual(try ok(["exists", "\(root)/a9/b9/node-with-a-longer-name-97"]), "")
+        XCTAssertEqual(try ok(["exists", "\(root)/a9/b9/node-with-a-longer-name-98"]), "")
 
         let doc = try jsonObject(try ok(["-o", "json", "delete", "--recursive", "--force", root]))
         XCTAssertEqual(doc["deleted"] as? Int, 10_011)

@@ -12,7 +12,7 @@ extension CommandTable {
     private static let pathArgument = ArgumentSpec("PATH", help: "the znode", type: .znodePath, completion: .znodePath)
     private static let ifVersionOption = OptionSpec(
         "if-version", value: "N", type: .int(0...Int(Int32.max)),
-        help: "write only if the node still has this version (else exit 75)")
+        help: "act only if the node still has this version (else exit 75)")
 
     /// A subtree larger than this needs `--force` to be deleted.
     static let recursiveDeleteThreshold = 1000
@@ -330,8 +330,8 @@ extension CommandTable {
         Deletes PATH, which must have no children unless --recursive is given. With --if-version N
         the node is deleted only if its version is still N (exit 75 otherwise, nothing deleted).
         --recursive walks the subtree and deletes it bottom-up in multi-operation batches; nodes
-        that change meanwhile are retried one by one. A subtree of more than \(recursiveDeleteThreshold)
-        nodes also needs --force. '/' and '/zookeeper' are never deleted.
+        that change meanwhile are retried one by one. A subtree of more than
+        \(recursiveDeleteThreshold) nodes also needs --force. '/' and '/zookeeper' are never deleted.
         Exit 1 when the node does not exist, 75 when it has children (without --recursive).
         """,
         examples: ["zkctl delete /app/old", "zkctl delete --recursive /app/cache", "zkctl delete -r --force /big/tree",
