@@ -282,6 +282,25 @@ final class ServiceTests: XCTestCase {
         XCTAssertTrue(try eventually(60) { try discovered("worker") == nil }, "still registered long after the session timeout")
     }
 
+    /// Stopping zkctl (SIGSTOP) past its session timeout makes the server expire the session;
+    /// once it runs again it learns of the expiry, opens a new session and registers again.
+    func testEphemeralRegistersAgainAfterSessionExpiry() throws {
+        let b = try startInBackground(["--timeout", "4s", "service", "register", "worker", "127.0.0.1", "9000", "--ephemeral", "--id", "w1"])
+        XCTAssertTrue(try eventually(30) { try discovered("worker") != nil }, "never registered: \(b.stderr)")
+        b.signal(SIGSTOP)
+        defer { b.signal(SIGCONT) }
+        XCTAssertTrue(try eventually(60) { try discovered("worker") == nil }, "the stopped session never expired")
+        b.signal(SIGCONT)
+        XCTAssertTrue(try eventually(60) { try discovered("worker") != nil }, "not registered again: \(b.stderr)")
+        let instance = try XCTUnwrap(try discovered("worker")?.first)
+        XCTAssertEqual(instance["id"] as? String, "w1")
+        XCTAssertEqual(instance["ephemeral"] as? Bool, true)
+        XCTAssertEqual(b.stderr, "zkctl: warning: session expired; registering worker/w1 again\nzkctl: registered worker/w1 again\n")
+        b.signal(SIGTERM)
+        XCTAssertEqual(b.waitForExit(seconds: 30), 143)
+        XCTAssertNil(try discovered("worker"))
+    }
+
     func testSidecarExitsWithTheChildsCodeAndLeavesNothing() throws {
         let zkctl = zkctlBinaryPath()
         // The child looks itself up while it runs, then exits 7.

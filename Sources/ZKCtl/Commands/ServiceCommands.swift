@@ -42,12 +42,13 @@ extension CommandTable {
         least 4s).
 
         With --ephemeral -- CMD ARGS..., zkctl runs CMD as a sidecar: the instance is registered
-        before CMD starts and while it runs, SIGINT and SIGTERM are forwarded to CMD (which gets
-        5 seconds to exit before SIGKILL), and when CMD exits the instance is removed and zkctl
-        exits with CMD's code (128+N when a signal N ended it). CMD inherits stdin, stdout and
-        stderr, and finds ZKCTL_SERVICE_NAME and ZKCTL_SERVICE_ID in its environment; the id goes
-        to stderr instead of stdout. A CMD that cannot be found is exit 127, one that cannot be
-        run exit 126, and nothing is registered.
+        before CMD starts and stays while it runs; SIGINT and SIGTERM are forwarded to CMD (which
+        gets 5 seconds to exit before SIGKILL); when CMD exits the instance is removed and zkctl
+        exits with CMD's code (128+N when signal N ended it; 130 or 143 when zkctl itself got
+        SIGINT or SIGTERM). CMD inherits stdin, stdout and stderr and finds ZKCTL_SERVICE_NAME
+        and ZKCTL_SERVICE_ID in its environment; zkctl names the id on stderr, not stdout. A
+        CMD that cannot be found is exit 127, one that cannot be run exit 126, and nothing is
+        registered then.
 
         The URL others build from the instance is SCHEME://HOST:PORT: --scheme when given, else
         http. --acl applies to the instance node; missing parents are created open, the service
