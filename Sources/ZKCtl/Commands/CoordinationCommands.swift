@@ -57,6 +57,7 @@ extension CommandTable {
             Common.aclOption,
         ],
         takesCommand: true,
+        jsonOutput: "nothing: stdout is CMD's",
         handler: runLock)
 
     @Sendable static func runLock(_ inv: Invocation) async throws -> Int32 {
@@ -184,6 +185,7 @@ extension CommandTable {
             Common.aclOption,
         ],
         takesCommand: true,
+        jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (end and exitCode null while unfinished; period and periodStart only with --every; "interrupted", "signal" or "error" when CMD was interrupted, killed or could not start); otherwise nothing: stdout is CMD's"#,
         handler: runRunOnce)
 
     /// Which run a `run-once` invocation is about.

@@ -1,0 +1,201 @@
+import Foundation
+import XCTest
+import ZKTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `zkctl run-once` against a real server, through the binary. Shares `CoordinationKit` with
+/// LockTests.
+final class RunOnceTests: XCTestCase {
+    var server: ZooKeeperServer!
+    var kit: CoordinationKit!
+
+    override func setUpWithError() throws {
+        server = try SharedServers.standalone()
+        kit = try CoordinationKit(server: server, label: "runonce")
+    }
+
+    override func tearDown() {
+        kit?.finish()
+    }
+
+    /// The records `--status -o json` shows.
+    private func records(_ kit: CoordinationKit, _ name: String) throws -> [[String: Any]] {
+        let r = try kit.zkctl(["-o", "json", "run-once", name, "--status"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [[String: Any]], r.stdoutText)
+    }
+
+    func testTenConcurrentInvocationsRunItExactlyOnce() throws {
+        let kit = self.kit!
+        let log = kit.file("log")
+        // A period of 10000 days: no boundary falls inside the test (the next is in 2052).
+        let runs = (0..<10).map { _ in
+            kit.background {
+                try kit.zkctl(["run-once", "nightly", "--every", "10000d", "--", "sh", "-c", #"echo "ran $$" >> "$LOG""#],
+                              env: ["LOG": log])
+            }
+        }
+        var skipped = 0, ran = 0
+        for run in runs {
+            let r = try run.wait()
+            XCTAssertEqual(r.status, 0, r.stderrText)
+            XCTAssertEqual(r.stdoutText, "")
+            if r.stderrText.isEmpty {
+                ran += 1
+            } else {
+                skipped += 1
+                XCTAssertTrue(r.stderrText.hasPrefix("zkctl: 'nightly' already ran for every-864000000s-"), r.stderrText)
+                XCTAssertTrue(r.stderrText.hasSuffix("; not running it again\n"), r.stderrText)
+                XCTAssertEqual(r.stderrText.filter { $0 == "\n" }.count, 1, "one line")
+            }
+        }
+        XCTAssertEqual(ran, 1)
+        XCTAssertEqual(skipped, 9)
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "exactly one ran CMD: \(lines)")
+
+        let all = try records(kit, "nightly")
+        XCTAssertEqual(all.count, 1)
+        let record = try XCTUnwrap(all.first)
+        let key = try XCTUnwrap(record["key"] as? String)
+        XCTAssertTrue(key.hasPrefix("every-864000000s-"), key)
+        let index = try XCTUnwrap(Int(key.dropFirst("every-864000000s-".count)))
+        XCTAssertEqual(index, Int(Date().timeIntervalSince1970) / 864_000_000, "period key = floor(now / period)")
+        XCTAssertEqual(record["task"] as? String, "nightly")
+        XCTAssertEqual(record["period"] as? String, "864000000s")
+        XCTAssertEqual(record["exitCode"] as? Int, 0)
+        XCTAssertEqual(record["command"] as? String, "sh")
+        XCTAssertNotNil(record["start"] as? String)
+        XCTAssertNotNil(record["end"] as? String)
+        XCTAssertNotNil(record["host"] as? String)
+        XCTAssertEqual(record["path"] as? String, kit.tasksRoot + "/nightly/" + key)
+    }
+
+    func testStatusTableAndJSON() throws {
+        let kit = self.kit!
+        XCTAssertEqual(try kit.zkctl(["run-once", "report", "--key", "2024-01-01", "--", "true"]).status, 0)
+        let failed = try kit.zkctl(["run-once", "report", "--key", "2024-01-02", "--", "sh", "-c", "exit 3"])
+        XCTAssertEqual(failed.status, 3, "the runner exits with CMD's code")
+
+        let table = try kit.zkctl(["run-once", "report", "--status"])
+        XCTAssertEqual(table.status, 0, table.stderrText)
+        XCTAssertEqual(table.stderrText, "")
+        let lines = table.stdoutText.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        XCTAssertEqual(lines.count, 3, table.stdoutText)
+        XCTAssertEqual(lines.first, ["KEY", "HOST", "PID", "START", "END", "EXIT"])
+        XCTAssertEqual(lines.dropFirst().map { $0.first }, ["2024-01-01", "2024-01-02"])
+        XCTAssertEqual(lines.dropFirst().map { $0.last }, ["0", "3"])
+
+        let all = try records(kit, "report")
+        XCTAssertEqual(all.map { $0["key"] as? String }, ["2024-01-01", "2024-01-02"])
+        XCTAssertEqual(all.map { $0["exitCode"] as? Int }, [0, 3])
+
+        let one = try kit.zkctl(["-o", "json", "run-once", "report", "--status", "--key", "2024-01-02"])
+        let filtered = try XCTUnwrap(JSONSerialization.jsonObject(with: one.stdout) as? [[String: Any]])
+        XCTAssertEqual(filtered.map { $0["key"] as? String }, ["2024-01-02"])
+
+        let unknown = try kit.zkctl(["run-once", "never-ran", "--status"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertEqual(unknown.stdoutText, "")
+        XCTAssertTrue(unknown.stderrText.hasPrefix("zkctl: no run-once records for 'never-ran'"), unknown.stderrText)
+    }
+
+    func testASecondRunForTheSameKeyIsSkippedAndQuietSilencesIt() throws {
+        let kit = self.kit!
+        let log = kit.file("log")
+        let first = try kit.zkctl(["run-once", "migrate", "--key", "v42", "--", "sh", "-c", #"echo first >> "$LOG""#], env: ["LOG": log])
+        XCTAssertEqual(first.status, 0, first.stderrText)
+        let second = try kit.zkctl(["run-once", "migrate", "--key", "v42", "--", "sh", "-c", #"echo second >> "$LOG""#], env: ["LOG": log])
+        XCTAssertEqual(second.status, 0)
+        XCTAssertTrue(second.stderrText.hasPrefix("zkctl: 'migrate' already ran for v42 on "), second.stderrText)
+        XCTAssertTrue(second.stderrText.contains("(exit 0)"), second.stderrText)
+        let quiet = try kit.zkctl(["-q", "run-once", "migrate", "--key", "v42", "--", "sh", "-c", #"echo third >> "$LOG""#], env: ["LOG": log])
+        XCTAssertEqual(quiet.status, 0)
+        XCTAssertEqual(quiet.stderrText, "")
+        XCTAssertEqual(try String(contentsOfFile: log, encoding: .utf8), "first\n")
+        // Another key runs.
+        let other = try kit.zkctl(["run-once", "migrate", "--key", "v43", "--", "sh", "-c", #"echo other >> "$LOG""#], env: ["LOG": log])
+        XCTAssertEqual(other.status, 0)
+        XCTAssertEqual(try String(contentsOfFile: log, encoding: .utf8), "first\nother\n")
+    }
+
+    func testChildSeesItsRecordAndKey() throws {
+        let kit = self.kit!
+        let r = try kit.zkctl(["run-once", "envtask", "--key", "k1", "--", "sh", "-c", #"echo "$ZKCTL_TASK_KEY $ZKCTL_TASK_PATH"; exit 5"#])
+        XCTAssertEqual(r.status, 5)
+        XCTAssertEqual(r.stdoutText, "k1 \(kit.tasksRoot)/envtask/k1\n")
+        XCTAssertEqual(r.stderrText, "")
+    }
+
+    func testAClaimerThatDiesLeavesAnUnfinishedRecordThatIsNotRunAgain() throws {
+        let kit = self.kit!
+        let pids = kit.file("pids")
+        // The child writes zkctl's pid and its own; the test kills zkctl with SIGKILL (no cleanup).
+        let run = kit.background {
+            try kit.zkctl(["run-once", "fragile", "--key", "k", "--", "sh", "-c", #"echo "$PPID $$" > "$PIDS"; while :; do sleep 0.05; done"#],
+                          env: ["PIDS": pids])
+        }
+        try kit.waitForFile(pids, nonEmpty: true)
+        let numbers = try String(contentsOfFile: pids, encoding: .utf8).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { pid_t($0) }
+        XCTAssertEqual(numbers.count, 2)
+        defer { for pid in numbers { kill(pid, SIGKILL) } }
+        XCTAssertEqual(kill(numbers[0], SIGKILL), 0)
+        // The orphaned child keeps zkctl's output pipes open: it goes too before the wait.
+        usleep(100_000)
+        kill(numbers[1], SIGKILL)
+        XCTAssertEqual(try run.wait().status, 128 + SIGKILL)
+
+        let all = try records(kit, "fragile")
+        XCTAssertEqual(all.count, 1)
+        XCTAssertTrue(all.first?["end"] is NSNull, "no end: \(all)")
+        XCTAssertTrue(all.first?["exitCode"] is NSNull)
+        let table = try kit.zkctl(["run-once", "fragile", "--status"])
+        XCTAssertTrue(table.stdoutText.contains("unfinished"), table.stdoutText)
+
+        let ran = kit.file("ran")
+        let again = try kit.zkctl(["run-once", "fragile", "--key", "k", "--", "touch", ran])
+        XCTAssertEqual(again.status, 0)
+        XCTAssertTrue(again.stderrText.contains("not finished"), again.stderrText)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "not re-run for the same key")
+    }
+
+    func testSIGTERMIsPassedOnAndRecorded() throws {
+        let kit = self.kit!
+        let pidFile = kit.file("pid"), got = kit.file("got")
+        let script = #"trap 'echo got TERM > "$GOT"; exit 9' TERM; echo $PPID > "$PIDFILE"; while :; do sleep 0.05; done"#
+        let run = kit.background {
+            try kit.zkctl(["run-once", "stoppable", "--key", "k", "--", "sh", "-c", script], env: ["GOT": got, "PIDFILE": pidFile])
+        }
+        try kit.waitForFile(pidFile, nonEmpty: true)
+        let pid = try XCTUnwrap(pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertEqual(kill(pid, SIGTERM), 0)
+        let r = try run.wait()
+        XCTAssertEqual(r.status, 143, r.stderrText)
+        XCTAssertEqual(try String(contentsOfFile: got, encoding: .utf8), "got TERM\n")
+        let record = try XCTUnwrap(try records(kit, "stoppable").first)
+        XCTAssertEqual(record["exitCode"] as? Int, 9, "the child's own exit code")
+        XCTAssertEqual(record["interrupted"] as? String, "SIGTERM")
+        XCTAssertNotNil(record["end"] as? String)
+    }
+
+    func testUsageErrors() throws {
+        let kit = self.kit!
+        for args in [["run-once", "t", "--key", "k"],
+                     ["run-once", "t", "--key", "k", "--"],
+                     ["run-once", "t", "--", "true"],
+                     ["run-once", "t", "--key", "k", "--every", "1h", "--", "true"],
+                     ["run-once", "t", "--key", "a/b", "--", "true"],
+                     ["run-once", "t", "--every", "0", "--", "true"],
+                     ["run-once", "t", "--status", "--", "true"]] {
+            let r = try kit.zkctl(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, "")
+            XCTAssertTrue(r.stderrText.hasPrefix("zkctl: "), r.stderrText)
+            XCTAssertEqual(r.stderrText.filter { $0 == "\n" }.count, 1, r.stderrText)
+        }
+    }
+}
