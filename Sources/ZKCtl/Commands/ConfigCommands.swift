@@ -1,6 +1,960 @@
 import Foundation
+import Synchronization
 import ZooKeeper
 
+// `zkctl config`: one znode per key under the config root (DESIGN.md section 3), each holding
+// the compact UTF-8 JSON text of its value. Field paths (`config get database host`) reach into
+// a JSON object, which is the layout Confo uses (`--config-root /confo/systemA`).
+
 extension CommandTable {
-    static let configCommands: [CommandSpec] = []
+    static let configCommands: [CommandSpec] = [configCommand]
+
+    static let configCommand = CommandSpec(
+        "config", summary: "read and write configuration keys (one znode per key, JSON values)",
+        description: """
+        Configuration lives under the config root (default /config; --config-root, ZKCTL_CONFIG_ROOT
+        or [zkctl] config-root), one znode per key, each holding the compact JSON text of its
+        value. A value that is not JSON (written by another program) is shown as a JSON string.
+        Field paths reach into JSON objects, so with --config-root /confo/systemA,
+        'config get database host' reads the field "host" of /confo/systemA/database (Confo's layout).
+        """,
+        examples: [
+            "zkctl config set feature_flags '{\"new_ui\": true}'",
+            "zkctl config get feature_flags",
+            "zkctl config list",
+            "zkctl config remove old_setting",
+            "zkctl config set test_key \"test_value\"",
+        ],
+        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport])
+
+    // MARK: set
+
+    static let configSet = CommandSpec(
+        "set", summary: "set a key, or one field of a key's JSON object",
+        description: """
+        VALUE is JSON when it starts like JSON ({, [, ", a digit, -, true, false, null) and must
+        then parse, or nothing is written and the exit code is 65. Anything else (a bare word
+        such as test_value) is stored as a JSON string. --string always stores a string; --raw
+        stores the bytes exactly as given, for readers that expect plain text (such as Spring
+        Cloud ZooKeeper Config). VALUE '-' or --file F reads the value from stdin or a file;
+        text read that way loses one trailing newline unless --raw is given.
+
+        With three or more arguments, 'config set KEY FIELD... VALUE' sets one field of the
+        key's JSON object, creating the objects between; '--merge JSON' deep-merges an object's
+        fields at once (under FIELD... when given). Both read the object, change it and write it
+        back only if nobody wrote in between, retrying otherwise, so concurrent writers of
+        different fields never lose each other's fields.
+
+        --if-version N writes only if the key still has version N (compare-and-set) and
+        --if-absent only if the key does not exist yet; otherwise the exit code is 75. The root
+        and missing parents are created. Keys may not be empty, '.', '..', or hold control
+        characters or '/' (unless --nested, which makes a/b a key below a). A value larger than
+        ZooKeeper's packet limit (about 1 MB) is refused with exit 65.
+        """,
+        examples: [
+            "zkctl config set feature_flags '{\"new_ui\": true}'",
+            "zkctl config set test_key \"test_value\"",
+            "zkctl config set database host db1.example.com",
+            "zkctl config set database pool max 20",
+            "zkctl config set database --merge '{\"port\": 5432, \"ssl\": true}'",
+            "zkctl config set limits '{\"rps\": 100}' --if-version 3",
+            "zkctl config set greeting --raw 'hello world'",
+            "zkctl config set big --file ./big.json",
+            "echo '[1,2,3]' | zkctl config set list -",
+        ],
+        arguments: [
+            ArgumentSpec("KEY", help: "the key (a znode name under the config root)", completion: .configKey),
+            ArgumentSpec("VALUE", help: "the value; with more arguments FIELD... VALUE sets a field ('-' reads stdin)",
+                         optional: true, variadic: true),
+        ],
+        options: [
+            OptionSpec("string", help: "store VALUE as a JSON string, whatever it looks like"),
+            OptionSpec("raw", help: "store the bytes as given, not as JSON"),
+            OptionSpec("file", short: "f", value: "FILE", type: .file, help: "read the value from FILE ('-' for stdin)"),
+            OptionSpec("merge", value: "JSON", type: .json, help: "deep-merge this JSON object into the key's object (at FIELD... when given)"),
+            OptionSpec("if-version", value: "N", type: .int(0...Int(Int32.max)), help: "write only if the key has version N (else exit 75)"),
+            OptionSpec("if-absent", help: "create only; exit 75 if the key exists"),
+            OptionSpec("nested", help: "allow '/' in KEY (a/b is a key below a)"),
+            Common.aclOption,
+        ],
+        jsonOutput: #"{"key": "k", "version": 3, "created": false}"#,
+        handler: runConfigSet)
+
+    @Sendable static func runConfigSet(_ inv: Invocation) async throws -> Int32 {
+        let command = ["config", "set"]
+        var rest = inv.arguments
+        let key = rest.removeFirst()
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: command)
+        let raw = inv.flag("raw"), forceString = inv.flag("string")
+        let file = inv.string("file"), mergeText = inv.string("merge")
+        let ifVersion = inv.int("if-version").map { Int32($0) }
+        let ifAbsent = inv.flag("if-absent")
+        if raw && forceString { throw UsageError("--raw and --string cannot be used together", command: command) }
+        if ifVersion != nil && ifAbsent { throw UsageError("--if-version and --if-absent cannot be used together", command: command) }
+        let acl = try Common.acl(for: inv)
+
+        // Everything is read and checked before the first request.
+        var fields: [String] = []
+        var change: ConfigSupport.Change
+        if let mergeText {
+            if file != nil { throw UsageError("--merge takes its value itself; it cannot be used with --file", command: command) }
+            if raw || forceString { throw UsageError("--merge merges a JSON object; --raw and --string do not apply", command: command) }
+            fields = rest
+            let parsed: JSONValue
+            do { parsed = try JSONValue.parse(mergeText) } catch {
+                throw CommandError.badData("--merge value is not valid JSON: \(error)")
+            }
+            guard case .object(let object) = parsed else {
+                throw CommandError.badData("--merge needs a JSON object, not \(parsed.typeName == "array" ? "an" : "a") \(parsed.typeName)")
+            }
+            change = .merge(object)
+        } else {
+            let input: Data
+            let fromArgument: Bool
+            if let file {
+                fields = rest
+                input = try Common.readInput(file)
+                fromArgument = false
+            } else {
+                guard let last = rest.popLast() else { throw UsageError("missing argument VALUE for 'config set'", command: command) }
+                fields = rest
+                if last == "-" {
+                    input = try Common.readInput("-")
+                    fromArgument = false
+                } else {
+                    input = Data(last.utf8)
+                    fromArgument = true
+                }
+            }
+            if raw {
+                if !fields.isEmpty { throw UsageError("--raw stores a whole value; it cannot set a field", command: command) }
+                change = .replace(.rawBytes(input))
+            } else {
+                let value = try ConfigSupport.value(from: input, fromArgument: fromArgument, forceString: forceString, what: "value for '\(key)'")
+                change = fields.isEmpty ? .replace(.json(value)) : .setField(value)
+            }
+        }
+        let zk = try await inv.connect()
+        let result = try await ConfigSupport.write(zk, key: key, path: path, fields: fields, change: change,
+                                                   ifVersion: ifVersion, ifAbsent: ifAbsent, acl: acl)
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("key", .string(key)), ("version", .int(Int(result.version))),
+                                                ("created", .bool(result.created))])))
+        }
+        return ExitCode.success
+    }
+
+    // MARK: get
+
+    static let configGet = CommandSpec(
+        "get", summary: "print a key's value, or a field inside it",
+        description: """
+        Prints the value as JSON: indented for people, compact with -o json. With FIELD...,
+        prints the value at that path inside the key's JSON object (Confo-style layout). A value
+        that is not JSON is printed as a JSON string. A missing key (or field) is exit 1 with one
+        line on stderr, unless --default gives a value to print instead (parsed like
+        'config set' values). --raw prints a string without JSON quotes; --stat adds the
+        version and the modification time.
+        """,
+        examples: [
+            "zkctl config get feature_flags",
+            "zkctl config get database host --raw",
+            "zkctl --config-root /confo/systemA config get database host",
+            "zkctl config get timeout_ms --default 3000",
+            "zkctl -o json config get feature_flags --stat",
+        ],
+        arguments: [
+            ArgumentSpec("KEY", help: "the key", completion: .configKey),
+            ArgumentSpec("FIELD", help: "a field path inside the value's JSON object", optional: true, variadic: true),
+        ],
+        options: [
+            OptionSpec("default", value: "VALUE", help: "print VALUE (exit 0) when the key or field is missing"),
+            OptionSpec("raw", help: "print a string value without JSON quotes"),
+            OptionSpec("stat", help: "add the version and the modification time"),
+            OptionSpec("nested", help: "allow '/' in KEY"),
+        ],
+        jsonOutput: #"the value, compact; with --stat {"key", "field" (with FIELD), "value", "version", "modified"}"#,
+        handler: runConfigGet)
+
+    @Sendable static func runConfigGet(_ inv: Invocation) async throws -> Int32 {
+        let command = ["config", "get"]
+        let key = inv.arguments[0]
+        let fields = Array(inv.arguments.dropFirst())
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: command)
+        let fallback = try inv.string("default").map {
+            try ConfigSupport.value(from: Data($0.utf8), fromArgument: true, forceString: false, what: "--default value")
+        }
+        let zk = try await inv.connect()
+        let out = inv.output
+        let raw = inv.flag("raw"), withStat = inv.flag("stat")
+
+        func show(_ value: JSONValue, stat: Stat?) {
+            let text: String
+            if raw, case .string(let s) = value { text = s } else { text = out.isJSON ? value.compact() : value.pretty() }
+            if withStat {
+                if out.isJSON {
+                    var o = JSONObject([("key", .string(key))])
+                    if !fields.isEmpty { o["field"] = .array(fields.map { .string($0) }) }
+                    o["value"] = value
+                    o["version"] = stat.map { .int(Int($0.version)) } ?? .null
+                    o["modified"] = stat.map { .string(isoTime($0.mtime)) } ?? .null
+                    out.json(.object(o))
+                } else {
+                    out.line(text)
+                    if let stat {
+                        out.line("version: \(stat.version)")
+                        out.line("modified: \(isoTime(stat.mtime))")
+                    }
+                }
+            } else {
+                out.line(text)
+            }
+        }
+
+        let data: Data, stat: Stat
+        do {
+            (data, stat) = try await zk.get(path)
+        } catch ZooKeeperError.Code.noNode {
+            if let fallback { show(fallback, stat: nil); return ExitCode.success }
+            throw CommandError.notFound("config key '\(key)' not found (\(path))")
+        }
+        let value = ConfigSupport.decode(data)
+        if fields.isEmpty {
+            show(value, stat: stat)
+            return ExitCode.success
+        }
+        guard let inner = value.value(at: fields) else {
+            if let fallback { show(fallback, stat: nil); return ExitCode.success }
+            throw CommandError.notFound("config key '\(key)' has no field '\(fields.joined(separator: "."))'")
+        }
+        show(inner, stat: stat)
+        return ExitCode.success
+    }
+
+    // MARK: list
+
+    static let configList = CommandSpec(
+        "list", summary: "list every key with its value",
+        description: """
+        Reads every key under the config root with pipelined requests. Text output is a table
+        KEY VALUE with compact JSON values (KEY VERSION MODIFIED VALUE with --stat); JSON output
+        is one object {key: value} ({key: {"value", "version", "modified"}} with --stat, an array
+        of names with --keys). Nested keys (written with --nested) are listed as a/b. A missing
+        root is an empty configuration.
+        """,
+        examples: ["zkctl config list", "zkctl config list --keys", "zkctl -o json config list | jq .feature_flags"],
+        options: [
+            OptionSpec("keys", help: "names only"),
+            OptionSpec("stat", help: "add each key's version and modification time"),
+        ],
+        jsonOutput: #"{"key": value, ...}; with --stat {"key": {"value", "version", "modified"}}; with --keys ["key", ...]"#,
+        handler: runConfigList)
+
+    @Sendable static func runConfigList(_ inv: Invocation) async throws -> Int32 {
+        let keysOnly = inv.flag("keys"), withStat = inv.flag("stat")
+        let zk = try await inv.connect()
+        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: !keysOnly, maxInFlight: inv.maxInFlight)
+        let out = inv.output
+        if keysOnly {
+            if out.isJSON {
+                out.json(.array(entries.map { .string($0.key) }))
+            } else {
+                for e in entries { out.line(e.key) }
+            }
+            return ExitCode.success
+        }
+        if out.isJSON {
+            var o = JSONObject()
+            for e in entries {
+                let value = ConfigSupport.decode(e.data)
+                if withStat {
+                    o[e.key] = .object(JSONObject([("value", value), ("version", .int(Int(e.stat.version))),
+                                                   ("modified", .string(isoTime(e.stat.mtime)))]))
+                } else {
+                    o[e.key] = value
+                }
+            }
+            out.json(.object(o))
+            return ExitCode.success
+        }
+        guard !entries.isEmpty else { return ExitCode.success }
+        if withStat {
+            out.table(["KEY", "VERSION", "MODIFIED", "VALUE"], entries.map {
+                [$0.key, String($0.stat.version), isoTime($0.stat.mtime), ConfigSupport.decode($0.data).compact()]
+            })
+        } else {
+            out.table(["KEY", "VALUE"], entries.map { [$0.key, ConfigSupport.decode($0.data).compact()] })
+        }
+        return ExitCode.success
+    }
+
+    // MARK: remove
+
+    static let configRemove = CommandSpec(
+        "remove", aliases: ["rm", "delete"], summary: "remove a key",
+        description: """
+        Removes the key's znode. A missing key is exit 1 unless --ignore-missing is given;
+        with --if-version N the key is removed only if it still has version N (else exit 75).
+        A key that holds nested keys is not removed (exit 75).
+        """,
+        examples: ["zkctl config remove old_setting", "zkctl config remove old_setting --ignore-missing",
+                   "zkctl config remove limits --if-version 4"],
+        arguments: [ArgumentSpec("KEY", help: "the key", completion: .configKey)],
+        options: [
+            OptionSpec("ignore-missing", help: "exit 0 when the key does not exist"),
+            OptionSpec("if-version", value: "N", type: .int(0...Int(Int32.max)), help: "remove only if the key has version N (else exit 75)"),
+            OptionSpec("nested", help: "allow '/' in KEY"),
+        ],
+        jsonOutput: #"{"key": "k", "removed": true}"#,
+        handler: runConfigRemove)
+
+    @Sendable static func runConfigRemove(_ inv: Invocation) async throws -> Int32 {
+        let key = inv.arguments[0]
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: ["config", "remove"])
+        let version = inv.int("if-version").map { Int32($0) } ?? -1
+        let zk = try await inv.connect()
+        var removed = true
+        do {
+            try await zk.delete(path, version: version)
+        } catch ZooKeeperError.Code.noNode {
+            guard inv.flag("ignore-missing") else { throw CommandError.notFound("config key '\(key)' not found (\(path))") }
+            removed = false
+        } catch ZooKeeperError.Code.badVersion {
+            throw CommandError.conflict("config key '\(key)' does not have version \(version) (changed by someone else)")
+        } catch ZooKeeperError.Code.notEmpty {
+            throw CommandError.conflict("config key '\(key)' holds nested keys; remove them first")
+        }
+        if inv.output.isJSON {
+            inv.output.json(.object(JSONObject([("key", .string(key)), ("removed", .bool(removed))])))
+        }
+        return ExitCode.success
+    }
+
+    // MARK: watch
+
+    static let configWatch = CommandSpec(
+        "watch", summary: "print keys' values, then every change as it happens",
+        description: """
+        Prints the current value of each KEY (event 'initial'), then one line per change
+        ('created', 'changed', 'removed') until interrupted. With no KEY, every key under the
+        config root is watched, including keys created later (--nested follows nested keys too).
+        Text lines read 'EVENT KEY = VALUE'; with -o json each line is one object such as
+        {"event":"changed","key":"k","value":{"a":1},"version":3}.
+
+        The watch survives lost connections and server restarts: after reconnecting (with a new
+        session if the old one expired) it re-reads every key and reports what changed meanwhile.
+        A key that does not exist yet is announced on stderr and waited for. --once exits 0 after
+        the first change, which makes a script wait for a flag:
+            zkctl config watch deploy_ready --once && ./deploy.sh
+        """,
+        examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once"],
+        arguments: [ArgumentSpec("KEY", help: "keys to watch (default: every key)", optional: true, variadic: true, completion: .configKey)],
+        options: [
+            OptionSpec("once", help: "exit 0 after the first change (the initial values do not count)"),
+            OptionSpec("nested", help: "allow '/' in keys; with no KEY, also follow nested keys"),
+        ],
+        jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "key": "k", "value": ..., "version": 3} (no value or version for removed)"#,
+        handler: runConfigWatch)
+
+    @Sendable static func runConfigWatch(_ inv: Invocation) async throws -> Int32 {
+        let root = inv.settings.configRoot.value
+        let nested = inv.flag("nested")
+        let paths = try inv.arguments.map { try ConfigSupport.path(for: $0, root: root, nested: nested, command: ["config", "watch"]) }
+        let spec = paths.isEmpty ? WatchSpec(parents: [root], recursive: nested) : WatchSpec(paths: paths)
+        let out = inv.output
+        let once = inv.flag("once")
+        let seen = Mutex<Set<String>>([])
+        let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
+                                  connect: { try await inv.connect() },
+                                  onSession: { event in out.note("watch: \(event)") })
+        let end = try await watcher.run { change in
+            if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
+            let key = ConfigSupport.key(for: change.path, root: root)
+            let value = change.data.map(ConfigSupport.decode)
+            if out.isJSON {
+                var o = JSONObject([("event", .string(change.kind.rawValue)), ("key", .string(key))])
+                if let value { o["value"] = value }
+                if let stat = change.stat { o["version"] = .int(Int(stat.version)) }
+                out.json(.object(o))
+            } else if let value {
+                out.line("\(change.kind.rawValue) \(key) = \(value.compact())")
+            } else {
+                out.line("\(change.kind.rawValue) \(key)")
+            }
+            out.flush()
+            return once && change.kind != .initial ? .stop : .proceed
+        } onReady: {
+            // The initial look is over: say which keys are not there (yet).
+            let found = seen.withLock { $0 }
+            for p in paths where !found.contains(p) {
+                out.note("config key '\(ConfigSupport.printable(ConfigSupport.key(for: p, root: root)))' does not exist yet; waiting")
+            }
+            if paths.isEmpty && found.isEmpty { out.note("no keys under \(root) yet; waiting") }
+        }
+        // Closed from outside: the runner is ending the command on a signal.
+        return end == .stopped ? ExitCode.success : ExitCode.interrupted
+    }
+
+    // MARK: export
+
+    static let configExport = CommandSpec(
+        "export", summary: "print the whole configuration (JSON, shell variables or SQL)",
+        description: """
+        json (the default): one JSON object {key: value}, indented for people, compact with -o json;
+        'config import' reads it back.
+        env: KEY='value' lines that a POSIX shell can source. Names are made valid shell names:
+        upper case, every character other than A-Z, 0-9 turned into '_', a leading digit given a
+        '_' (feature-flags becomes FEATURE_FLAGS); --prefix is put in front. Strings are given as
+        they are, other values as compact JSON, always single-quoted. Two keys that make the same
+        name are an error (exit 65).
+        sql: statements that sqlite3 and psql accept: CREATE TABLE IF NOT EXISTS
+        configurations(key, value, version), then one INSERT ... ON CONFLICT (key) DO UPDATE per
+        key, in one transaction. value holds the compact JSON text.
+        """,
+        examples: [
+            "zkctl config export > config.json",
+            "zkctl config export --format env > app.env && . ./app.env",
+            "zkctl config export --format sql | sqlite3 config.db",
+            "zkctl config export --format sql | psql -q mydb",
+        ],
+        options: [
+            OptionSpec("format", short: "F", value: "FORMAT", type: .choice(["json", "env", "sql"]), help: "json, env or sql", default: "json"),
+            OptionSpec("prefix", value: "PREFIX", help: "with --format env: put PREFIX before every name (e.g. APP_)"),
+        ],
+        jsonOutput: #"--format json: {"key": value, ...} (env and sql print their own formats)"#,
+        handler: runConfigExport)
+
+    @Sendable static func runConfigExport(_ inv: Invocation) async throws -> Int32 {
+        let format = inv.string("format") ?? "json"
+        let prefix = inv.string("prefix") ?? ""
+        if !prefix.isEmpty && format != "env" { throw UsageError("--prefix applies only to --format env", command: ["config", "export"]) }
+        if !prefix.isEmpty && !ConfigSupport.isShellName(prefix + "X") {
+            throw UsageError("--prefix '\(prefix)' must be letters, digits and '_', not starting with a digit", command: ["config", "export"])
+        }
+        let zk = try await inv.connect()
+        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight)
+        let out = inv.output
+        switch format {
+        case "env":
+            let lines = try ConfigSupport.envLines(entries.map { ($0.key, ConfigSupport.decode($0.data)) }, prefix: prefix)
+            for l in lines { out.line(l) }
+        case "sql":
+            for l in ConfigSupport.sqlLines(entries.map { ($0.key, ConfigSupport.decode($0.data), $0.stat.version) }) { out.line(l) }
+        default:
+            let o = JSONValue.object(JSONObject(entries.map { ($0.key, ConfigSupport.decode($0.data)) }))
+            out.line(out.isJSON ? o.compact() : o.pretty())
+        }
+        return ExitCode.success
+    }
+
+    // MARK: import
+
+    static let configImport = CommandSpec(
+        "import", summary: "set every key of a JSON object at once",
+        description: """
+        Reads one JSON object {key: value} (as 'config export' writes it) from FILE or stdin and
+        sets every key in one atomic multi-operation: all keys change or none does. When the
+        whole change does not fit in one request (about 1 MB), it is written in several batches,
+        each atomic on its own but not together. Keys whose stored value is already the same are
+        left alone. --prune also removes keys that are not in the file. --dry-run prints what
+        would happen (create, update, unchanged, remove) and changes nothing. Input that does not
+        parse, is not an object or holds a bad key is exit 65 and changes nothing.
+        """,
+        examples: [
+            "zkctl config import config.json",
+            "zkctl config import --dry-run --prune config.json",
+            "zkctl -s old:2181 config export | zkctl -s new:2181 config import -",
+        ],
+        arguments: [ArgumentSpec("FILE", help: "a JSON object, or '-' for stdin", type: .file, completion: .file)],
+        options: [
+            OptionSpec("dry-run", short: "n", help: "print what would change; change nothing"),
+            OptionSpec("prune", help: "also remove keys that are not in the file"),
+            OptionSpec("nested", help: "allow '/' in keys"),
+            Common.aclOption,
+        ],
+        jsonOutput: #"{"dryRun": false, "create": [keys], "update": [keys], "unchanged": [keys], "remove": [keys]}"#,
+        handler: runConfigImport)
+
+    @Sendable static func runConfigImport(_ inv: Invocation) async throws -> Int32 {
+        let input = try Common.readInput(inv.arguments[0])
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(input) } catch {
+            throw CommandError.badData("\(inv.arguments[0] == "-" ? "stdin" : inv.arguments[0]): \(error)")
+        }
+        guard case .object(let wanted) = parsed else {
+            throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typeName == "array" ? "an" : "a") \(parsed.typeName)")
+        }
+        let root = inv.settings.configRoot.value
+        let nested = inv.flag("nested")
+        let acl = try Common.acl(for: inv)
+        var items: [(key: String, path: String, data: Data)] = []
+        for (key, value) in wanted {
+            if let problem = ConfigSupport.keyProblem(key, nested: nested) {
+                throw CommandError.badData("bad key '\(ConfigSupport.printable(key))' in the input: \(problem)")
+            }
+            let path = PathRules.join(root, key)
+            if let problem = PathRules.problem(with: path) {
+                throw CommandError.badData("bad key '\(ConfigSupport.printable(key))' in the input: \(problem)")
+            }
+            let data = ConfigSupport.encode(value)
+            try ConfigSupport.checkSize(key: key, path: path, data: data, acl: acl)
+            items.append((key, path, data))
+        }
+        let zk = try await inv.connect()
+        let dryRun = inv.flag("dry-run"), prune = inv.flag("prune")
+
+        var attempt = 0
+        while true {
+            attempt += 1
+            let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight)
+            if dryRun {
+                ConfigSupport.printPlan(plan, output: inv.output, applied: false)
+                return ExitCode.success
+            }
+            let batches = ConfigSupport.batches(plan.ops)
+            var done = 0
+            do {
+                for batch in batches {
+                    _ = try await zk.multi(batch)
+                    done += 1
+                }
+            } catch let error as ZooKeeperError where [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) {
+                // Someone changed the configuration between our read and our write.
+                if done == 0 && attempt < 5 { continue }
+                let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
+                throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
+            }
+            ConfigSupport.printPlan(plan, output: inv.output, applied: true)
+            return ExitCode.success
+        }
+    }
+}
+
+// MARK: - Helpers
+
+/// The pieces of `zkctl config` that are plain logic (unit tested in ConfigUnitTests).
+enum ConfigSupport {
+    // MARK: Keys
+
+    /// Why `key` cannot be a config key, or nil.
+    static func keyProblem(_ key: String, nested: Bool) -> String? {
+        if key.isEmpty { return "a key cannot be empty" }
+        for scalar in key.unicodeScalars {
+            let v = scalar.value
+            if v < 0x20 || (0x7f...0x9f).contains(v) { return "a key cannot hold control characters" }
+        }
+        if key.contains("/") {
+            guard nested else { return "a key cannot hold '/' (use --nested for nested keys)" }
+            if key.hasPrefix("/") || key.hasSuffix("/") { return "a nested key cannot start or end with '/'" }
+            for part in key.split(separator: "/", omittingEmptySubsequences: false) {
+                if part.isEmpty { return "a nested key cannot hold an empty part ('//')" }
+                if part == "." || part == ".." { return "a key cannot be '.' or '..'" }
+            }
+        }
+        if key == "." || key == ".." { return "a key cannot be '.' or '..'" }
+        return nil
+    }
+
+    /// The znode path of `key`; a bad key is a usage error (exit 64).
+    static func path(for key: String, root: String, nested: Bool, command: [String]) throws -> String {
+        if let problem = keyProblem(key, nested: nested) {
+            throw UsageError("bad key '\(printable(key))': \(problem)", command: command)
+        }
+        let path = PathRules.join(root, key)
+        if let problem = PathRules.problem(with: path) {
+            throw UsageError("bad key '\(printable(key))': \(problem)", command: command)
+        }
+        return path
+    }
+
+    /// The key of a znode path under `root`.
+    static func key(for path: String, root: String) -> String {
+        if root == "/" { return String(path.dropFirst()) }
+        guard path.hasPrefix(root + "/") else { return path }
+        return String(path.dropFirst(root.count + 1))
+    }
+
+    /// A key as one safe line (control characters escaped).
+    static func printable(_ key: String) -> String {
+        var out = ""
+        for scalar in key.unicodeScalars {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) {
+                out += String(format: "\\x%02x", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    // MARK: Values
+
+    /// A value as typed or read: JSON when it starts like JSON (and then it must parse), else a
+    /// string. Text read from a file or stdin loses one trailing newline when it becomes a string.
+    static func value(from input: Data, fromArgument: Bool, forceString: Bool, what: String) throws -> JSONValue {
+        guard var text = String(data: input, encoding: .utf8) else {
+            throw CommandError.badData("\(what) is not valid UTF-8 (use --raw to store bytes as they are)")
+        }
+        if forceString || !JSONValue.looksLikeJSON(text) {
+            if !fromArgument {
+                if text.hasSuffix("\r\n") { text.removeLast() } else if text.hasSuffix("\n") { text.removeLast() }
+            }
+            return .string(text)
+        }
+        do {
+            return try JSONValue.parse(text)
+        } catch {
+            throw CommandError.badData("\(what) is not valid JSON (\(error)); use --string to store it as text")
+        }
+    }
+
+    /// What a stored value means: its JSON, or a string for anything else (a base64 object when
+    /// the bytes are not even UTF-8).
+    static func decode(_ data: Data) -> JSONValue {
+        if let value = try? JSONValue.parse(data) { return value }
+        return jsonData(data)
+    }
+
+    /// The stored form of a value: compact JSON, UTF-8.
+    static func encode(_ value: JSONValue) -> Data {
+        Data(value.compact().utf8)
+    }
+
+    /// Refuses a value that ZooKeeper would not take in one request.
+    static func checkSize(key: String, path: String, data: Data, acl: [ACL]) throws {
+        let size = ZooKeeperClient.estimatedMultiSize([.create(path, data: data, acl: acl)])
+        if size > ZooKeeperClient.maxPacketSize {
+            let room = data.count - (size - ZooKeeperClient.maxPacketSize)
+            throw CommandError.badData("value for '\(printable(key))' is \(data.count) bytes; ZooKeeper takes at most about \(room) bytes in one znode (jute.maxbuffer, 1 MB)")
+        }
+    }
+
+    // MARK: Writing
+
+    enum Stored: Sendable {
+        case json(JSONValue)
+        case rawBytes(Data)
+        var data: Data {
+            switch self {
+            case .json(let v): return ConfigSupport.encode(v)
+            case .rawBytes(let d): return d
+            }
+        }
+    }
+
+    enum Change: Sendable {
+        case replace(Stored)
+        case setField(JSONValue)
+        case merge(JSONObject)
+    }
+
+    /// Applies `change` to the value at `path`: a replacement is written directly; a field set
+    /// or merge reads the object, changes it and writes it back with the version it read,
+    /// trying again when someone else wrote in between.
+    static func write(_ zk: ZooKeeperClient, key: String, path: String, fields: [String], change: Change,
+                      ifVersion: Int32?, ifAbsent: Bool, acl: [ACL]) async throws -> (version: Int32, created: Bool) {
+        if case .replace(let stored) = change {
+            let data = stored.data
+            try checkSize(key: key, path: path, data: data, acl: acl)
+            if ifAbsent {
+                do {
+                    try await zk.create(path, data: data, acl: acl, createParents: true)
+                    return (0, true)
+                } catch ZooKeeperError.Code.nodeExists {
+                    throw CommandError.conflict("config key '\(key)' already exists")
+                }
+            }
+            if let ifVersion {
+                do {
+                    return (try await zk.set(path, data: data, version: ifVersion).version, false)
+                } catch ZooKeeperError.Code.badVersion {
+                    throw CommandError.conflict("config key '\(key)' does not have version \(ifVersion) (changed by someone else)")
+                } catch ZooKeeperError.Code.noNode {
+                    throw CommandError.conflict("config key '\(key)' does not exist (expected version \(ifVersion))")
+                }
+            }
+            for attempt in 1...maxAttempts {
+                do {
+                    return (try await zk.set(path, data: data).version, false)
+                } catch ZooKeeperError.Code.noNode {
+                    do {
+                        try await zk.create(path, data: data, acl: acl, createParents: true)
+                        return (0, true)
+                    } catch ZooKeeperError.Code.nodeExists {
+                        try await pause(attempt)   // created meanwhile: set it
+                    }
+                }
+            }
+            throw CommandError.conflict("config key '\(key)' kept changing; gave up after \(maxAttempts) attempts")
+        }
+
+        for attempt in 1...maxAttempts {
+            var current: JSONValue = .object(JSONObject())
+            var stat: Stat? = nil
+            do {
+                let (data, s) = try await zk.get(path)
+                stat = s
+                if !data.isEmpty {
+                    do { current = try JSONValue.parse(data) } catch {
+                        throw CommandError.badData("config key '\(key)' does not hold JSON (\(error)); cannot set a field in it")
+                    }
+                }
+            } catch ZooKeeperError.Code.noNode {
+                stat = nil
+            }
+            if ifAbsent && stat != nil { throw CommandError.conflict("config key '\(key)' already exists") }
+            if let ifVersion, stat?.version != ifVersion {
+                throw CommandError.conflict(stat == nil ? "config key '\(key)' does not exist (expected version \(ifVersion))"
+                                                        : "config key '\(key)' has version \(stat!.version), not \(ifVersion)")
+            }
+            var updated = current
+            do {
+                switch change {
+                case .setField(let value):
+                    try updated.setValue(value, at: fields)
+                case .merge(let object):
+                    let base = fields.isEmpty ? current : current.value(at: fields)
+                    switch base {
+                    case nil:
+                        try updated.setValue(.object(object), at: fields)
+                    case .object(let existing)?:
+                        try updated.setValue(.object(existing.merging(object)), at: fields)
+                    case let other?:
+                        let place = fields.isEmpty ? "the value of '\(key)'" : "field '\(fields.joined(separator: "."))' of '\(key)'"
+                        throw CommandError.badData("cannot merge into \(place): it is \(other.typeName == "array" ? "an" : "a") \(other.typeName), not an object")
+                    }
+                case .replace:
+                    break
+                }
+            } catch let error as JSONPathError {
+                throw CommandError.badData("config key '\(key)': \(error)")
+            }
+            let data = encode(updated)
+            try checkSize(key: key, path: path, data: data, acl: acl)
+            do {
+                if let stat {
+                    return (try await zk.set(path, data: data, version: stat.version).version, false)
+                }
+                try await zk.create(path, data: data, acl: acl, createParents: true)
+                return (0, true)
+            } catch let error as ZooKeeperError where error.code == .badVersion || error.code == .nodeExists || error.code == .noNode {
+                if ifVersion != nil || ifAbsent {
+                    throw CommandError.conflict("config key '\(key)' was changed by someone else")
+                }
+                try await pause(attempt)
+            }
+        }
+        throw CommandError.conflict("config key '\(key)' kept changing; gave up after \(maxAttempts) attempts")
+    }
+
+    static let maxAttempts = 200
+
+    /// A short random pause before trying again, so that contenders spread out.
+    static func pause(_ attempt: Int) async throws {
+        try await Task.sleep(for: .milliseconds(Int.random(in: 1...min(100, 5 + attempt * 5))))
+    }
+
+    // MARK: Reading every key
+
+    struct Entry: Sendable {
+        var key: String
+        var data: Data
+        var stat: Stat
+    }
+
+    /// Every key under `root`, sorted: every node below it that holds data or has no children
+    /// (nodes that only hold nested keys are not keys themselves). Pipelined through `walk`.
+    static func readAll(_ zk: ZooKeeperClient, root: String, data: Bool, maxInFlight: Int) async throws -> [Entry] {
+        var entries: [Entry] = []
+        try await zk.walk(root, data: data, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            for node in level where node.path != root {
+                guard node.stat.numChildren == 0 || node.stat.dataLength > 0 else { continue }
+                entries.append(Entry(key: key(for: node.path, root: root), data: node.data ?? Data(), stat: node.stat))
+            }
+        }
+        return entries.sorted { $0.key < $1.key }
+    }
+
+    // MARK: Export formats
+
+    /// True for a valid POSIX shell variable name.
+    static func isShellName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+
+    /// A key as a shell variable name: upper case, anything but A-Z and 0-9 turned into '_',
+    /// a '_' in front of a leading digit.
+    static func shellName(_ key: String, prefix: String = "") -> String {
+        var name = ""
+        for scalar in key.unicodeScalars {
+            switch scalar {
+            case "a"..."z": name.unicodeScalars.append(Unicode.Scalar(scalar.value - 32)!)
+            case "A"..."Z", "0"..."9": name.unicodeScalars.append(scalar)
+            default: name += "_"
+            }
+        }
+        if prefix.isEmpty, let first = name.unicodeScalars.first, ("0"..."9").contains(first) { name = "_" + name }
+        return prefix + name
+    }
+
+    /// `'text'` for a POSIX shell, with every `'` written as `'\''`.
+    static func shellQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    static func envLines(_ entries: [(String, JSONValue)], prefix: String) throws -> [String] {
+        var owners: [String: String] = [:]
+        var lines: [String] = []
+        for (key, value) in entries {
+            let name = shellName(key, prefix: prefix)
+            if let other = owners[name] {
+                throw CommandError.badData("keys '\(printable(other))' and '\(printable(key))' both become the shell name \(name)")
+            }
+            owners[name] = key
+            let text: String
+            if case .string(let s) = value { text = s } else { text = value.compact() }
+            if text.contains("\0") {
+                throw CommandError.badData("the value of '\(printable(key))' holds a NUL character, which a shell variable cannot")
+            }
+            lines.append("\(name)=\(shellQuoted(text))")
+        }
+        return lines
+    }
+
+    /// `'text'` for SQL, with every `'` doubled.
+    static func sqlQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    static func sqlLines(_ entries: [(String, JSONValue, Int32)]) -> [String] {
+        var lines = [
+            "BEGIN;",
+            "CREATE TABLE IF NOT EXISTS configurations (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);",
+        ]
+        for (key, value, version) in entries {
+            lines.append("INSERT INTO configurations (key, value, version) VALUES (\(sqlQuoted(key)), \(sqlQuoted(value.compact())), \(version))"
+                         + " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version;")
+        }
+        lines.append("COMMIT;")
+        return lines
+    }
+
+    // MARK: Import
+
+    struct ImportPlan: Sendable {
+        var create: [String] = []
+        var update: [String] = []
+        var unchanged: [String] = []
+        var remove: [String] = []
+        var ops: [MultiOp] = []
+    }
+
+    /// Compares the wanted keys with what is stored and lists the operations that make them so:
+    /// missing ancestors first (root included), then creates and version-checked sets, then
+    /// version-checked deletes (deepest first).
+    static func importPlan(_ zk: ZooKeeperClient, root: String, items: [(key: String, path: String, data: Data)],
+                           prune: Bool, acl: [ACL], maxInFlight: Int) async throws -> ImportPlan {
+        var existing: [String: WalkedNode] = [:]
+        try await zk.walk(root, data: true, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            for node in level { existing[node.path] = node }
+        }
+        var plan = ImportPlan()
+        var creates: [MultiOp] = []
+        var planned: Set<String> = []
+        // Missing ancestors of the root, found with one pipelined round of exists.
+        if existing[root] == nil {
+            var chain: [String] = []
+            var cursor: String? = root
+            while let p = cursor, p != "/" { chain.append(p); cursor = PathRules.parent(of: p) }
+            let results = await zk.pipeline(chain.map { Operation.exists($0) }, maxInFlight: maxInFlight)
+            for (p, r) in zip(chain, results).reversed() {
+                switch r {
+                case .success(let res) where res.stat != nil: continue
+                case .success: creates.append(.create(p, acl: acl)); planned.insert(p)
+                case .failure(let e): throw e
+                }
+            }
+        }
+        for item in items {
+            // Intermediate nodes of nested keys.
+            var parents: [String] = []
+            var cursor = PathRules.parent(of: item.path)
+            while let p = cursor, p != root, p.hasPrefix(root) {
+                parents.append(p)
+                cursor = PathRules.parent(of: p)
+            }
+            for p in parents.reversed() where existing[p] == nil && !planned.contains(p) {
+                creates.append(.create(p, acl: acl))
+                planned.insert(p)
+            }
+            if let node = existing[item.path] {
+                if node.data ?? Data() == item.data {
+                    plan.unchanged.append(item.key)
+                } else {
+                    plan.update.append(item.key)
+                    creates.append(.set(item.path, data: item.data, version: node.stat.version))
+                }
+            } else {
+                plan.create.append(item.key)
+                creates.append(.create(item.path, data: item.data, acl: acl))
+                planned.insert(item.path)
+            }
+        }
+        var deletes: [MultiOp] = []
+        if prune {
+            let wanted = Set(items.map(\.path))
+            let gone = existing.values.filter { node in
+                node.path != root && !wanted.contains(node.path) && node.stat.numChildren == 0
+            }.sorted { ($0.depth, $0.path) > ($1.depth, $1.path) }
+            for node in gone {
+                deletes.append(.delete(node.path, version: node.stat.version))
+            }
+            plan.remove = gone.map { key(for: $0.path, root: root) }.sorted()
+        }
+        plan.ops = creates + deletes
+        return plan
+    }
+
+    /// `ops` cut, in order, into multi-operations under the packet limit.
+    static func batches(_ ops: [MultiOp]) -> [[MultiOp]] {
+        var result: [[MultiOp]] = []
+        var current: [MultiOp] = []
+        var size = ZooKeeperClient.estimatedMultiSize([])
+        for op in ops {
+            if !current.isEmpty && size + op.estimatedSize > ZooKeeperClient.maxPacketSize {
+                result.append(current)
+                current = []
+                size = ZooKeeperClient.estimatedMultiSize([])
+            }
+            current.append(op)
+            size += op.estimatedSize
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
+    }
+
+    static func printPlan(_ plan: ImportPlan, output out: Output, applied: Bool) {
+        if out.isJSON {
+            var o = JSONObject()
+            o["dryRun"] = .bool(!applied)
+            o["create"] = .array(plan.create.map { .string($0) })
+            o["update"] = .array(plan.update.map { .string($0) })
+            o["unchanged"] = .array(plan.unchanged.map { .string($0) })
+            o["remove"] = .array(plan.remove.map { .string($0) })
+            out.json(.object(o))
+            return
+        }
+        if applied {
+            out.note("imported: \(plan.create.count) created, \(plan.update.count) updated, \(plan.unchanged.count) unchanged, \(plan.remove.count) removed")
+            return
+        }
+        var rows: [[String]] = []
+        rows += plan.create.map { ["create", $0] }
+        rows += plan.update.map { ["update", $0] }
+        rows += plan.unchanged.map { ["unchanged", $0] }
+        rows += plan.remove.map { ["remove", $0] }
+        if !rows.isEmpty { out.table(["ACTION", "KEY"], rows) }
+    }
+
 }
