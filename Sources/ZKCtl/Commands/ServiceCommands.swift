@@ -229,9 +229,13 @@ extension CommandTable {
         }
 
         if command.isEmpty {
-            await keeper.value
-            if Task.isCancelled { return ExitCode.interrupted }
-            throw CommandError.unavailable("the session ended; \(label) is no longer registered")
+            if await keeper.value == .authFailed {
+                throw CommandError(ExitCode.notAuthorized, "the server refused the credentials; \(label) is no longer registered")
+            }
+            // Closed: only the runner closes sessions, on SIGINT or SIGTERM, and it is about to
+            // exit with 130 or 143. Returning now would race it for the exit code.
+            try? await Task.sleep(for: .seconds(10))
+            return ExitCode.interrupted
         }
 
         var environment = ProcessInfo.processInfo.environment
@@ -242,7 +246,7 @@ extension CommandTable {
             sidecar = try Sidecar.spawn(command, environment: environment)
         } catch {
             keeper.cancel()
-            await keeper.value
+            _ = await keeper.value
             await target.removeOwn(with: current.client, output: inv.output)
             throw error
         }
@@ -258,7 +262,7 @@ extension CommandTable {
         let code = await sidecar.exitCode()
         for source in forwarding { source.cancel() }
         keeper.cancel()
-        await keeper.value
+        _ = await keeper.value
         await target.removeOwn(with: current.client, output: inv.output)
         if sidecar.wasSignalled {
             // The child ended because zkctl got SIGINT or SIGTERM: the runner's signal handler is
@@ -269,10 +273,10 @@ extension CommandTable {
     }
 
     /// Watches the session; after an expiry opens a new one and writes the instance again, until
-    /// cancelled or the session is closed.
+    /// cancelled (nil) or the session is closed or refused (that state).
     static func keepRegistered(_ inv: Invocation, first: ZooKeeperClient, updates initialUpdates: AsyncStream<SessionState>,
                                target: ServiceTarget, registration: ServiceInstance.Registration,
-                               current: CurrentSession) async {
+                               current: CurrentSession) async -> SessionState? {
         var zk = first
         var updates = initialUpdates
         let label = "\(registration.name)/\(registration.id)"
@@ -280,9 +284,9 @@ extension CommandTable {
             var expired = false
             for await state in updates {
                 if state == .expired { expired = true; break }
-                if state == .closed || state == .authFailed { return }
+                if state == .closed || state == .authFailed { return state }
             }
-            guard expired, !Task.isCancelled else { return }
+            guard expired, !Task.isCancelled else { return nil }
             inv.output.warn("session expired; registering \(label) again")
             await zk.close()
             var delay = Duration.milliseconds(500)
@@ -308,6 +312,7 @@ extension CommandTable {
                 }
             }
         }
+        return nil
     }
 
     // MARK: discover
