@@ -125,6 +125,8 @@ public struct CommandSpec: Sendable {
     public var subcommands: [CommandSpec]
     /// Everything after `--` is a command to run (`lock NAME -- CMD ARGS...`).
     public var takesCommand: Bool
+    /// With `takesCommand`: whether the command after `--` must be there (usage shows it so).
+    public var commandRequired: Bool
     public var hidden: Bool
     /// What `-o json` prints, in a sentence or a sketch (for the man page).
     public var jsonOutput: String
@@ -132,7 +134,7 @@ public struct CommandSpec: Sendable {
 
     public init(_ name: String, aliases: [String] = [], summary: String, description: String = "",
                 examples: [String] = [], arguments: [ArgumentSpec] = [], options: [OptionSpec] = [],
-                subcommands: [CommandSpec] = [], takesCommand: Bool = false, hidden: Bool = false,
+                subcommands: [CommandSpec] = [], takesCommand: Bool = false, commandRequired: Bool = true, hidden: Bool = false,
                 jsonOutput: String = "", handler: Handler? = nil) {
         self.name = name
         self.aliases = aliases
@@ -143,6 +145,7 @@ public struct CommandSpec: Sendable {
         self.options = options
         self.subcommands = subcommands
         self.takesCommand = takesCommand
+        self.commandRequired = commandRequired
         self.hidden = hidden
         self.jsonOutput = jsonOutput
         self.handler = handler
@@ -160,7 +163,7 @@ public struct CommandSpec: Sendable {
         if !subcommands.isEmpty { parts.append("COMMAND") }
         if !options.filter({ !$0.hidden }).isEmpty { parts.append("[OPTIONS]") }
         parts += arguments.map(\.usage)
-        if takesCommand { parts.append("-- CMD [ARGS...]") }
+        if takesCommand { parts.append(commandRequired ? "-- CMD [ARGS...]" : "[-- CMD [ARGS...]]") }
         return parts.joined(separator: " ")
     }
 }

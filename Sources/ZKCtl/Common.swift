@@ -10,25 +10,25 @@ public enum Common {
 
     /// Parses ACL specs: `scheme:id:perms`, where the id may itself hold colons
     /// (`digest:user:HASH:cdrwa`) and may be empty (`auth::cdrwa`). Perms are letters of `cdrwa`.
-    public static func parseACL(_ specs: [String]) throws -> [ACL] {
+    public static func parseACL(_ specs: [String], command: [String] = []) throws -> [ACL] {
         try specs.map { spec in
             guard let firstColon = spec.firstIndex(of: ":"), let lastColon = spec.lastIndex(of: ":"), firstColon != lastColon else {
-                throw UsageError("bad ACL '\(spec)': expected scheme:id:perms")
+                throw UsageError("bad ACL '\(spec)': expected scheme:id:perms", command: command)
             }
             let scheme = String(spec[..<firstColon])
             let id = String(spec[spec.index(after: firstColon)..<lastColon])
             let letters = String(spec[spec.index(after: lastColon)...])
             guard ["world", "digest", "auth", "ip", "sasl", "x509", "super"].contains(scheme) else {
-                throw UsageError("bad ACL '\(spec)': unknown scheme '\(scheme)'")
+                throw UsageError("bad ACL '\(spec)': unknown scheme '\(scheme)'", command: command)
             }
             guard let perms = Permissions(letters: letters) else {
-                throw UsageError("bad ACL '\(spec)': permissions must be letters of cdrwa")
+                throw UsageError("bad ACL '\(spec)': permissions must be letters of cdrwa", command: command)
             }
             if scheme == "digest" && !id.contains(":") {
-                throw UsageError("bad ACL '\(spec)': a digest id is user:HASH (see 'zkctl digest')")
+                throw UsageError("bad ACL '\(spec)': a digest id is user:HASH (see 'zkctl digest')", command: command)
             }
             if scheme == "world" && id != "anyone" {
-                throw UsageError("bad ACL '\(spec)': the world scheme's only id is 'anyone'")
+                throw UsageError("bad ACL '\(spec)': the world scheme's only id is 'anyone'", command: command)
             }
             return ACL(permissions: perms, scheme: scheme, id: id)
         }
@@ -37,7 +37,7 @@ public enum Common {
     /// The ACL for nodes a command creates: `--acl` values, else open.
     public static func acl(for inv: Invocation) throws -> [ACL] {
         let specs = inv.strings("acl")
-        return specs.isEmpty ? ACL.openUnsafe : try parseACL(specs)
+        return specs.isEmpty ? ACL.openUnsafe : try parseACL(specs, command: inv.parsed.path)
     }
 
     /// `scheme:id:perms` text for an ACL entry.

@@ -10,6 +10,7 @@ public final class Invocation: Sendable {
     public let output: Output
     private let clients = Mutex<[ZooKeeperClient]>([])
     private let cleanups = Mutex<[@Sendable () -> Void]>([])
+    private let signal = Mutex<Int32?>(nil)
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
         self.parsed = parsed
@@ -40,6 +41,19 @@ public final class Invocation: Sendable {
     /// the sessions are closed.
     public func onInterrupt(_ body: @escaping @Sendable () -> Void) {
         cleanups.withLock { $0.append(body) }
+    }
+
+    /// The signal (SIGINT or SIGTERM) that interrupted the command, once one has. The runner then
+    /// exits 128 + that signal, whatever the handler returns.
+    public var interruptSignal: Int32? { signal.withLock { $0 } }
+
+    /// Records the signal; true for the first one.
+    func recordSignal(_ signo: Int32) -> Bool {
+        signal.withLock { s in
+            guard s == nil else { return false }
+            s = signo
+            return true
+        }
     }
 
     func runInterruptCleanups() {

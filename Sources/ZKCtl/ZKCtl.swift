@@ -54,13 +54,23 @@ public enum ZKCtl {
             code = try await handler(invocation)
         } catch {
             output.flush()
+            if let signo = invocation.interruptSignal { return await interrupted(invocation, signo) }
             output.error(ExitCode.message(for: error))
             await invocation.closeAll()
             return ExitCode.code(for: error)
         }
         output.flush()
+        // An interrupted command exits 128 + the signal, however its handler ended, so the
+        // signal path and this one agree on the code.
+        if let signo = invocation.interruptSignal { return await interrupted(invocation, signo) }
         await invocation.closeAll()
         return code
+    }
+
+    /// Waits for the signal path to finish its cleanups and exit; returns its code meanwhile.
+    static func interrupted(_ invocation: Invocation, _ signo: Int32) async -> Int32 {
+        await invocation.closeAll()
+        return 128 + signo
     }
 }
 
@@ -72,15 +82,17 @@ final class SignalGuard: @unchecked Sendable {
 
     init(invocation: Invocation) {
         var sources: [any DispatchSourceSignal] = []
-        for (signo, code) in [(SIGINT, ExitCode.interrupted), (SIGTERM, Int32(128 + SIGTERM))] {
+        for signo in [SIGINT, SIGTERM] {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
+                // A second signal while the first is handled changes nothing.
+                guard invocation.recordSignal(signo) else { return }
                 invocation.runInterruptCleanups()
                 invocation.output.flush()
                 Task {
                     await invocation.closeAll()
-                    exit(code)
+                    exit(128 + signo)
                 }
             }
             source.resume()

@@ -74,7 +74,7 @@ extension CommandTable {
             OptionSpec("ephemeral", help: "register an ephemeral instance held while zkctl (or -- CMD) runs"),
             Common.aclOption,
         ],
-        takesCommand: true,
+        takesCommand: true, commandRequired: false,
         jsonOutput: """
         The instance document as written: {"name", "id", "address", "port", "sslPort", "payload":
         {"@class", "id", "name", "metadata"}, "registrationTimeUTC", "serviceType", "uriSpec":
