@@ -260,7 +260,8 @@ final class CoordinationKit: Sendable {
     let server: ZooKeeperServer
     let root: String
     let directory: URL
-    let python: String
+    /// The Python that runs kazoo_peer.py, looked for once per test process.
+    static let python = Result { try pythonWithKazoo() }
 
     var locksRoot: String { root + "/locks" }
     var tasksRoot: String { root + "/tasks" }
@@ -269,7 +270,6 @@ final class CoordinationKit: Sendable {
         self.server = server
         root = uniqueZnodePath(label)
         directory = try ZKTestPaths.makeTemporaryDirectory(label: label)
-        python = try Self.pythonWithKazoo()
     }
 
     /// Removes the scratch directory (the znodes stay on the throwaway server).
@@ -303,7 +303,7 @@ final class CoordinationKit: Sendable {
     /// Tests/EndToEndTests/kazoo_peer.py with its arguments after the connect string.
     func kazoo(_ args: [String], timeout: TimeInterval = 120) throws -> ProcessResult {
         let script = ZKTestPaths.packageRoot.appendingPathComponent("Tests/EndToEndTests/kazoo_peer.py").path
-        return try runProcess(python, [script, server.connectString] + args, environment: environment(), timeout: timeout)
+        return try runProcess(try Self.python.get(), [script, server.connectString] + args, environment: environment(), timeout: timeout)
     }
 
     /// The children of `<locks-root>/NAME` that are lock contenders, in no particular order
