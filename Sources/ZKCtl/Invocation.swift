@@ -31,9 +31,10 @@ public final class Invocation: Sendable {
         return client
     }
 
-    /// Closes every session this command opened (deleting their ephemeral nodes).
+    /// Closes every session this command opened (deleting their ephemeral nodes). Returns only
+    /// when each is closed, also when another caller (the signal path) is closing them already.
     public func closeAll() async {
-        let all = clients.withLock { c -> [ZooKeeperClient] in defer { c = [] }; return c }
+        let all = clients.withLock { $0 }
         for c in all { await c.close() }
     }
 

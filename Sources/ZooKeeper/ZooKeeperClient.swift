@@ -49,6 +49,9 @@ extension Duration {
 public final class ZooKeeperClient: Sendable {
     /// The zhandle_t*, as a bit pattern (0 once closed).
     private let handle: Mutex<UInt>
+    /// Held for the whole of a close, so that a second `close()` returns only once the session is
+    /// really closed (closing runs on threads of its own, where blocking is fine).
+    private let closing = NSLock()
     let core: SessionCore
     public let options: ConnectOptions
     public let connectString: ConnectString
@@ -168,6 +171,8 @@ public final class ZooKeeperClient: Sendable {
     }
 
     private func closeNow() {
+        closing.lock()
+        defer { closing.unlock() }
         let bits = handle.withLock { h -> UInt in
             defer { h = 0 }
             return h
