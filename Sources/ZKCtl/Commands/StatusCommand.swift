@@ -35,30 +35,7 @@ extension CommandTable {
         let connectString = try ConnectString(parsing: settings.servers.value)
         let timeout = settings.timeout.value
 
-        // The session, if one can be had within the timeout.
-        var session: JSONValue = .null
-        var sessionError: String? = nil
-        var members: [(host: String, port: Int, observer: Bool)] = []
-        var zk: ZooKeeperClient? = nil
-        do {
-            let client = try await inv.connect()
-            zk = client
-            var s = JSONObject()
-            s["server"] = client.connectedServer.map { .string($0) } ?? .null
-            s["sessionId"] = .string(String(format: "0x%llx", client.sessionID))
-            s["timeoutMs"] = .int(client.negotiatedTimeout)
-            s["chroot"] = .string(connectString.chroot ?? "/")
-            if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }
-            session = .object(s)
-            if let config = try? await client.getConfig() {
-                members = ensembleMembers(String(decoding: config.data, as: UTF8.self))
-            }
-        } catch {
-            sessionError = ExitCode.message(for: error)
-        }
-        _ = zk
-
-        // Every server to ask: the connect string's, then the ensemble's own members.
+        let probeTimeout = min(timeout, .seconds(5))
         var reports: [ServerReport] = []
         func add(_ host: String, _ port: Int, _ source: String) {
             let address = ConnectString.Server(host: host, port: port).description
@@ -68,35 +45,44 @@ extension CommandTable {
                 reports.append(ServerReport(address: address, host: host, port: port, sources: [source]))
             }
         }
+
+        // First the connect string's servers, all at once: when none answers, no session is tried
+        // (it could only wait out the timeout).
         for s in connectString.servers { add(s.host, s.port, "connect-string") }
+        reports = await probe(reports, timeout: probeTimeout)
+
+        var session: JSONValue = .null
+        var sessionError: String? = nil
+        var members: [(host: String, port: Int, observer: Bool)] = []
+        if reports.contains(where: \.reachable) {
+            do {
+                let client = try await inv.connect()
+                var s = JSONObject()
+                s["server"] = client.connectedServer.map { .string($0) } ?? .null
+                s["sessionId"] = .string(String(format: "0x%llx", client.sessionID))
+                s["timeoutMs"] = .int(client.negotiatedTimeout)
+                s["chroot"] = .string(connectString.chroot ?? "/")
+                if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }
+                session = .object(s)
+                if let config = try? await client.getConfig() {
+                    members = ensembleMembers(String(decoding: config.data, as: UTF8.self))
+                }
+            } catch {
+                sessionError = ExitCode.message(for: error)
+            }
+        } else {
+            sessionError = "no server of \(connectString.servers.map(\.description).joined(separator: ",")) answered"
+        }
+
+        // Then the members the ensemble names itself that the connect string did not.
+        let known = reports.count
         for m in members {
             add(m.host, m.port, "ensemble")
             if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
         }
-
-        let probeTimeout = min(timeout, .seconds(5))
-        reports = await withTaskGroup(of: (Int, ServerReport).self) { group in
-            for (i, r) in reports.enumerated() {
-                group.addTask {
-                    var r = r
-                    let started = ContinuousClock.now
-                    do {
-                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: probeTimeout)
-                        r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
-                        r.fields = FourLetterWord.fields(of: answer)
-                        r.reachable = true
-                        if r.fields["Mode"] == nil {
-                            r.error = answer.contains("not in the whitelist") ? "srvr not allowed by the server" : "no Mode in the srvr answer"
-                        }
-                    } catch {
-                        r.error = (error as? ZooKeeperError)?.message ?? "\(error)"
-                    }
-                    return (i, r)
-                }
-            }
-            var done = reports
-            for await (i, r) in group { done[i] = r }
-            return done
+        if reports.count > known {
+            let extra = await probe(Array(reports[known...]), timeout: probeTimeout)
+            reports.replaceSubrange(known..., with: extra)
         }
 
         // The verdict: the ensemble's voting members when it names them, else the connect string.
@@ -144,6 +130,33 @@ extension CommandTable {
             }
         }
         return healthy ? ExitCode.success : ExitCode.unavailable
+    }
+
+    /// Asks every server for `srvr` in parallel; results in the same order.
+    static func probe(_ reports: [ServerReport], timeout: Duration) async -> [ServerReport] {
+        await withTaskGroup(of: (Int, ServerReport).self) { group in
+            for (i, r) in reports.enumerated() {
+                group.addTask {
+                    var r = r
+                    let started = ContinuousClock.now
+                    do {
+                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: timeout)
+                        r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
+                        r.fields = FourLetterWord.fields(of: answer)
+                        r.reachable = true
+                        if r.fields["Mode"] == nil {
+                            r.error = answer.contains("not in the whitelist") ? "srvr not allowed by the server" : "no Mode in the srvr answer"
+                        }
+                    } catch {
+                        r.error = (error as? ZooKeeperError)?.message ?? "\(error)"
+                    }
+                    return (i, r)
+                }
+            }
+            var done = reports
+            for await (i, r) in group { done[i] = r }
+            return done
+        }
     }
 
     static func versionOf(_ fields: [String: String]) -> String? {
