@@ -11,10 +11,16 @@ extension CommandTable {
         "export", summary: "write a subtree to a versioned JSON backup",
         description: """
         Reads every persistent node under PATH (default /; /zookeeper is never included) with its
-        data, ACL and type (persistent, container, or ttl with its TTL) and writes one JSON document
-        (format "zkctl-export", version 1; see docs/export-format.md). Paths in the document are
-        relative to PATH, which is recorded as "root". Data that is UTF-8 text is written as a
-        string ("data"), anything else as base64 ("dataBase64").
+        data, ACL and type and writes one JSON document (format "zkctl-export", version 1; see
+        docs/export-format.md). Paths in the document are relative to PATH, which is recorded as
+        "root". Data that is UTF-8 text is written as a string ("data"), anything else as base64
+        ("dataBase64"). ZooKeeper servers (3.5 to 3.9) report containers and TTL nodes to clients
+        as plain persistent nodes, so they are exported as "persistent"; import still creates
+        "container" and "ttl" nodes a file asks for.
+
+        ACLs are read as the server shows them: without admin permission on a node, it hides the
+        hash of digest entries (user:x). Export then warns, and import refuses such a file; export
+        with --auth as a user with admin rights.
 
         Ephemeral nodes belong to a live session and are left out; the document's
         "skippedEphemeral" field and a note on stderr say how many.
@@ -32,6 +38,7 @@ extension CommandTable {
         options: [
             OptionSpec("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout"),
         ],
+        jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\"} (docs/export-format.md)",
         handler: runExport)
 
     @Sendable static func runExport(_ inv: Invocation) async throws -> Int32 {
@@ -98,8 +105,8 @@ extension CommandTable {
         Writes go in transactions (multi) kept under the server's packet limit: an import that fits
         in one is all-or-nothing. A larger one that stops halfway (say the server went away) is
         finished by running the same command again: equal nodes are skipped, nothing is duplicated.
-        TTL nodes cannot be created inside a transaction and are created right after their parents';
-        ACL changes on existing nodes come last. A node whose ACL would stop this session from creating
+        TTL and container nodes are created outside transactions, right after their parents'
+        transaction; ACL changes on existing nodes come last. A node whose ACL would stop this session from creating
         its children is created with create and admin added for world:anyone and given its own ACL
         once its children exist.
 
@@ -120,6 +127,7 @@ extension CommandTable {
             OptionSpec("skip-existing", help: "leave existing nodes that differ as they are"),
             OptionSpec("prune", help: "also remove nodes under the target that the file does not hold"),
         ],
+        jsonOutput: "{\"file\",\"format\",\"root\",\"dryRun\",\"created\",\"updated\",\"skipped\",\"removed\",\"conflicts\"}; with --dry-run also \"plan\":[{\"action\":\"create|update|remove|conflict\",\"path\",\"what\"?}]",
         handler: runImport)
 
     @Sendable static func runImport(_ inv: Invocation) async throws -> Int32 {
@@ -353,6 +361,7 @@ extension CommandTable {
             ArgumentSpec("SOURCE", help: "a live path (/...) or an export file", completion: .file),
             ArgumentSpec("TARGET", help: "a live path (/...) or an export file", completion: .file),
         ],
+        jsonOutput: "{\"source\",\"target\",\"equal\",\"added\":[PATH...],\"removed\":[PATH...],\"changed\":[{\"path\",\"what\":[\"data\"|\"acl\"|\"type\"]}]}, paths relative to each side's root (\".\" is the root)",
         handler: runDiff)
 
     @Sendable static func runDiff(_ inv: Invocation) async throws -> Int32 {
