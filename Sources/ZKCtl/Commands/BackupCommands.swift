@@ -156,7 +156,7 @@ extension CommandTable {
         }
 
         let zk = try await inv.connect()
-        let ancestors = try await readAncestors(of: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
+        let ancestors = snapshot.nodes.isEmpty ? [] : try await readAncestors(of: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
         let existing = try await readExisting(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
         let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight) : []
         var identities: Set<String> = ["world:anyone"]
