@@ -451,10 +451,134 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(try ok(["acl", "get", "\(base)/tree/a/b"]), "world:anyone:cdrwa\n")
     }
 
+    // MARK: watch
+
+    /// Starts `zkctl watch` in the background; it is killed when the test ends.
+    func startWatch(_ args: [String], server: ZooKeeperServer? = nil, env: [String: String] = [:]) throws -> ZnodeWatchRun {
+        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "HOME": FileManager.default.temporaryDirectory.path]
+        environment.merge(env) { $1 }
+        let run = try ZnodeWatchRun(["-s", (server ?? self.server).connectString] + args, environment: environment)
+        addTeardownBlock { run.kill() }
+        return run
+    }
+
+    func testWatchANodeThroughItsLife() throws {
+        let p = "\(base)/watched"
+        let watch = try startWatch(["watch", p])
+        // Not there yet: said on stderr, then waited for.
+        XCTAssertTrue(watch.waitForStderr { $0.contains("does not exist yet") }, watch.stderr)
+        XCTAssertEqual(watch.stderr, "zkctl: \(p) does not exist yet; waiting\n")
+        try ok(["create", p, "one"])
+        XCTAssertTrue(watch.waitForLines(1), watch.stdout)
+        try ok(["set", p, "two\nlines"])
+        XCTAssertTrue(watch.waitForLines(2), watch.stdout)
+        try ok(["set", p, "two\nlines"])   // the same value again is still a change
+        XCTAssertTrue(watch.waitForLines(3), watch.stdout)
+        try ok(["create", "\(p)/child"])        // children are not followed without --children
+        try ok(["delete", "\(p)/child"])
+        try ok(["delete", p])
+        XCTAssertTrue(watch.waitForLines(4), watch.stdout)
+        try ok(["create", p, "back"])
+        XCTAssertTrue(watch.waitForLines(5), watch.stdout)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 10), 130)
+        XCTAssertEqual(watch.stdout, """
+        created \(p) = one
+        changed \(p) = two\\nlines
+        changed \(p) = two\\nlines
+        removed \(p)
+        created \(p) = back
+
+        """)
+
+        // An existing node starts with 'initial'; JSON is one object per line.
+        let json = try startWatch(["-o", "json", "watch", p])
+        XCTAssertTrue(json.waitForLines(1), json.stdout)
+        try ok(["set", p, "again"])
+        XCTAssertTrue(json.waitForLines(2), json.stdout)
+        try ok(["delete", p])
+        XCTAssertTrue(json.waitForLines(3), json.stdout)
+        json.signal(SIGINT)
+        XCTAssertEqual(json.waitForExit(seconds: 10), 130)
+        XCTAssertEqual(json.stderr, "")
+        let events = try json.stdout.split(separator: "\n").map { try jsonObject(String($0)) }
+        XCTAssertEqual(events.map { $0["event"] as? String }, ["initial", "changed", "removed"])
+        XCTAssertEqual(events.map { $0["path"] as? String }, [p, p, p])
+        XCTAssertEqual(events.map { $0["data"] as? String }, ["back", "again", nil])
+        XCTAssertEqual((events[1]["stat"] as? [String: Any])?["version"] as? Int, 1)
+        XCTAssertNil(events[2]["stat"])
+    }
+
+    func testWatchChildrenAndRecursive() throws {
+        let p = "\(base)/parent"
+        try ok(["create", p, "top"])
+        try ok(["create", "\(p)/old", "o"])
+        let children = try startWatch(["watch", "--children", p])
+        let subtree = try startWatch(["watch", "--recursive", p])
+        XCTAssertTrue(children.waitForLines(2), children.stdout)
+        XCTAssertTrue(subtree.waitForLines(2), subtree.stdout)
+        try ok(["create", "\(p)/new", "n"])
+        XCTAssertTrue(children.waitForLines(3), children.stdout)
+        XCTAssertTrue(subtree.waitForLines(3), subtree.stdout)
+        try ok(["create", "\(p)/new/deep", "d"])   // below the children: only --recursive sees it
+        XCTAssertTrue(subtree.waitForLines(4), subtree.stdout)
+        try ok(["set", "\(p)/new/deep", "d2"])
+        XCTAssertTrue(subtree.waitForLines(5), subtree.stdout)
+        try ok(["set", "\(p)/old", "o2"])          // child data: only --recursive reports it
+        XCTAssertTrue(subtree.waitForLines(6), subtree.stdout)
+        try ok(["delete", "\(p)/old"])
+        XCTAssertTrue(children.waitForLines(4), children.stdout)
+        XCTAssertTrue(subtree.waitForLines(7), subtree.stdout)
+        for run in [children, subtree] {
+            run.signal(SIGINT)
+            XCTAssertEqual(run.waitForExit(seconds: 10), 130)
+            XCTAssertEqual(run.stderr, "")
+        }
+        XCTAssertEqual(children.stdout, """
+        initial \(p) = top
+        initial \(p)/old
+        created \(p)/new
+        removed \(p)/old
+
+        """)
+        XCTAssertEqual(subtree.stdout, """
+        initial \(p) = top
+        initial \(p)/old = o
+        created \(p)/new = n
+        created \(p)/new/deep = d
+        changed \(p)/new/deep = d2
+        changed \(p)/old = o2
+        removed \(p)/old
+
+        """)
+    }
+
+    /// The server goes away and comes back: the watch says so on stderr, keeps running, and
+    /// reports what changed.
+    func testWatchSurvivesAServerRestart() throws {
+        let own = try ZooKeeperServer.standalone()
+        defer { own.shutdown() }
+        let p = "/watch-restart"
+        XCTAssertEqual(try zkctl(["-s", own.connectString, "create", p, "before"]).status, 0)
+        let watch = try startWatch(["--timeout", "30s", "watch", p], server: own)
+        XCTAssertTrue(watch.waitForLines(1), watch.stdout)
+        try own.stop(member: 1)
+        XCTAssertTrue(watch.waitForStderr { $0.contains("connection lost") }, watch.stderr)
+        try own.restart(member: 1)
+        XCTAssertTrue(watch.waitForStderr { $0.contains("reconnected") || $0.contains("new session") }, watch.stderr)
+        XCTAssertEqual(try zkctl(["-s", own.connectString, "set", p, "after"]).status, 0)
+        XCTAssertTrue(watch.waitForLines(2, seconds: 30), watch.stdout + watch.stderr)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 10), 130)
+        XCTAssertEqual(watch.stdout, "initial \(p) = before\nchanged \(p) = after\n")
+        for line in watch.stderr.split(separator: "\n") { XCTAssertTrue(line.hasPrefix("zkctl: watch: "), String(line)) }
+    }
+
     // MARK: help
 
     func testEveryZnodeCommandHasHelpWithExamples() throws {
-        for command in [["get"], ["stat"], ["exists"], ["ls"], ["set"], ["create"], ["delete"], ["acl", "get"], ["acl", "set"], ["digest"]] {
+        for command in [["get"], ["stat"], ["exists"], ["ls"], ["set"], ["create"], ["delete"], ["acl", "get"], ["acl", "set"], ["digest"], ["watch"]] {
             let r = try zkctl(command + ["--help"])
             XCTAssertEqual(r.status, 0, "\(command)")
             XCTAssertTrue(r.stdoutText.contains("Usage: zkctl \(command.joined(separator: " "))"), r.stdoutText)
@@ -501,5 +625,73 @@ enum PathParent {
     static func of(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
         return String(path[..<slash])
+    }
+}
+
+/// `zkctl watch` running in the background, its output going to files (no pipe to fill up).
+final class ZnodeWatchRun: @unchecked Sendable {
+    // Unchecked: used from the test's thread only.
+    private let process = Process()
+    private let directory: URL
+
+    init(_ args: [String], environment: [String: String]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-watch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for name in ["out", "err"] {
+            _ = FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: nil)
+        }
+        process.executableURL = URL(fileURLWithPath: zkctlBinaryPath())
+        process.arguments = args
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
+        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
+        try process.run()
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var stdout: String { (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "" }
+
+    /// Waits until stdout holds at least `count` complete lines.
+    func waitForLines(_ count: Int, seconds: TimeInterval = 15) -> Bool {
+        waitUntil(seconds: seconds) { self.stdout.filter { $0 == "\n" }.count >= count }
+    }
+
+    func waitForStderr(seconds: TimeInterval = 15, _ predicate: @escaping (String) -> Bool) -> Bool {
+        waitUntil(seconds: seconds) { predicate(self.stderr) }
+    }
+
+    private func waitUntil(seconds: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            if Date() >= deadline || !process.isRunning { return condition() }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return true
+    }
+
+    func signal(_ signo: Int32) {
+        if process.isRunning { Glibc.kill(process.processIdentifier, signo) }
+    }
+
+    /// The exit status (128+N for a signal), or nil if it still runs after `seconds`.
+    func waitForExit(seconds: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning {
+            if Date() >= deadline { return nil }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        _ = waitForExit(seconds: 10)
     }
 }

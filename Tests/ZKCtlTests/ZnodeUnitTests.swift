@@ -103,6 +103,34 @@ final class ZnodeUnitTests: XCTestCase {
         XCTAssertEqual(ACL.digestID(forCredential: "super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
     }
 
+    func testWatchSpecsAndLines() {
+        XCTAssertEqual(CommandTable.watchSpec(path: "/a", children: false, recursive: false), WatchSpec(paths: ["/a"]))
+        XCTAssertEqual(CommandTable.watchSpec(path: "/a", children: true, recursive: false),
+                       WatchSpec(paths: ["/a"], parents: ["/a"], recursive: false, childData: false))
+        XCTAssertEqual(CommandTable.watchSpec(path: "/a", children: true, recursive: true),
+                       WatchSpec(paths: ["/a"], parents: ["/a"], recursive: true, childData: true))
+        XCTAssertEqual(CommandTable.watchSpec(path: "/a", children: false, recursive: true),
+                       WatchSpec(paths: ["/a"], parents: ["/a"], recursive: true, childData: true))
+
+        let stat = Stat(version: 2, dataLength: 5)
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .changed, path: "/a", data: Data("hello".utf8), stat: stat)), "changed /a = hello")
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .initial, path: "/a", data: Data("x\ny\r\nz\\".utf8), stat: stat)),
+                       "initial /a = x\\ny\\r\\nz\\\\")
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .created, path: "/a", data: Data(), stat: stat)), "created /a = ")
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .created, path: "/a/child", stat: stat, parent: "/a")), "created /a/child")
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .removed, path: "/a")), "removed /a")
+        XCTAssertEqual(CommandTable.watchLine(NodeChange(kind: .changed, path: "/b", data: Data([0xff, 0x00]), stat: stat)),
+                       "changed /b = <2 bytes, not UTF-8; use -o json>")
+
+        XCTAssertEqual(CommandTable.watchJSON(NodeChange(kind: .removed, path: "/a")).compact(), #"{"event":"removed","path":"/a"}"#)
+        let changed = CommandTable.watchJSON(NodeChange(kind: .changed, path: "/a", data: Data([0xff]), stat: stat)).objectValue
+        XCTAssertEqual(changed?.keys, ["event", "path", "data", "stat"])
+        XCTAssertEqual(changed?["data"], .object(JSONObject([("base64", .string("/w=="))])))
+        XCTAssertEqual(changed?["stat"]?.objectValue?["version"], .int(2))
+        XCTAssertEqual(CommandTable.watchJSON(NodeChange(kind: .created, path: "/a/c", stat: stat, parent: "/a")).objectValue?.keys,
+                       ["event", "path", "stat"])
+    }
+
     func testEveryZnodeCommandIsDocumented() {
         func check(_ spec: CommandSpec) {
             if !spec.subcommands.isEmpty { spec.subcommands.forEach(check); return }
