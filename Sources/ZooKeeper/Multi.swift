@@ -45,8 +45,10 @@ extension ZooKeeperClient {
     public func multi(_ ops: [MultiOp]) async throws -> [MultiOpResult] {
         if ops.isEmpty { return [] }
         for op in ops {
-            if case .create(_, _, let mode, _) = op, mode.ttl != nil {
-                throw ZooKeeperError(.badArguments, path: op.path, message: "TTL nodes cannot be created in a multi")
+            // The 3.8.0 C client cannot read the reply to a container or TTL create inside a multi
+            // (it asserts and aborts the process after the server committed), so refuse them here.
+            if case .create(_, _, let mode, _) = op, mode.ttl != nil || mode == .container {
+                throw ZooKeeperError(.badArguments, path: op.path, message: "container and TTL nodes cannot be created in a multi")
             }
             if let problem = PathRules.problem(with: op.path) {
                 throw ZooKeeperError(.invalidPath, path: op.path, message: problem)

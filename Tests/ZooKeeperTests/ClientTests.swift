@@ -132,6 +132,18 @@ final class ClientTests: XCTestCase {
         XCTAssertNotNil(value4)
     }
 
+    func testMultiRefusesContainerAndTTLCreatesBeforeSending() async throws {
+        for mode in [CreateMode.container, .persistentWithTTL(milliseconds: 5000)] {
+            do {
+                _ = try await zk.multi([.create("\(base)/c", mode: mode)])
+                XCTFail("\(mode) went into a multi")
+            } catch ZooKeeperError.Code.badArguments {}
+        }
+        let stat = try await zk.exists("\(base)/c")
+        XCTAssertNil(stat)
+        XCTAssertEqual(zk.state, .connected)
+    }
+
     func testMultiIsAllOrNothing() async throws {
         try await zk.create("\(base)/m1", data: Data("one".utf8))
         do {
