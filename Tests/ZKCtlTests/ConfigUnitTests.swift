@@ -18,6 +18,7 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertNotNil(ConfigSupport.keyProblem("a\u{1}b", nested: false))
         XCTAssertNotNil(ConfigSupport.keyProblem("a\nb", nested: false))
         XCTAssertNotNil(ConfigSupport.keyProblem("a\u{85}b", nested: false))
+        XCTAssertNotNil(ConfigSupport.keyProblem("key-🔑", nested: false))
         XCTAssertNotNil(ConfigSupport.keyProblem("a/b", nested: false))
         XCTAssertNil(ConfigSupport.keyProblem("a/b", nested: true))
         XCTAssertNotNil(ConfigSupport.keyProblem("/a", nested: true))

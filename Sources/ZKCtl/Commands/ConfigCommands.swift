@@ -542,6 +542,8 @@ enum ConfigSupport {
         for scalar in key.unicodeScalars {
             let v = scalar.value
             if v < 0x20 || (0x7f...0x9f).contains(v) { return "a key cannot hold control characters" }
+            // ZooKeeper (Java, UTF-16) refuses surrogates, so nothing beyond U+FFFF (emoji).
+            if v > 0xffff { return "ZooKeeper does not allow characters beyond U+FFFF (such as emoji) in names" }
         }
         if key.contains("/") {
             guard nested else { return "a key cannot hold '/' (use --nested for nested keys)" }
