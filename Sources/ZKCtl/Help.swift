@@ -39,7 +39,8 @@ public enum Help {
         if path.isEmpty {
             out += "\nRun 'zkctl help COMMAND' or 'zkctl COMMAND --help' for a command's options and examples.\n"
             out += "Exit codes: 0 ok, 1 not found, 64 usage, 65 bad data, 66 no input, 69 unavailable,\n"
-            out += "70 internal error, 75 conflict, 77 not authorized, 130 interrupted. See man zkctl.\n"
+            out += "70 internal error, 73 cannot write output, 75 conflict, 77 not authorized, 130 interrupted.\n"
+            out += "See man zkctl.\n"
         }
         return out
     }

@@ -9,6 +9,8 @@ public enum ExitCode {
     public static let usage: Int32 = 64
     public static let badData: Int32 = 65
     public static let noInput: Int32 = 66
+    /// An output file cannot be written (sysexits' EX_CANTCREAT; not in DESIGN.md's first table).
+    public static let cannotCreate: Int32 = 73
     public static let unavailable: Int32 = 69
     public static let internalError: Int32 = 70
     public static let conflict: Int32 = 75

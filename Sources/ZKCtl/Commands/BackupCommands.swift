@@ -453,7 +453,7 @@ final class ExportSink {
         let partial = file + ".partial"
         guard FileManager.default.createFile(atPath: partial, contents: nil),
               let h = FileHandle(forWritingAtPath: partial) else {
-            throw CommandError(ExitCode.noInput, "cannot write '\(partial)'")
+            throw CommandError(ExitCode.cannotCreate, "cannot write '\(partial)'")
         }
         handle = h; finalPath = file; partialPath = partial
     }
@@ -471,7 +471,7 @@ final class ExportSink {
         do {
             try handle.write(contentsOf: buffer)
         } catch {
-            throw CommandError(ExitCode.noInput, "cannot write '\(partialPath ?? "")': \(error.localizedDescription)")
+            throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath ?? "")': \(error.localizedDescription)")
         }
         buffer.removeAll(keepingCapacity: true)
     }
@@ -479,11 +479,11 @@ final class ExportSink {
     func finish() throws {
         guard let handle, let partialPath, let finalPath else { return }
         try flush()
-        do { try handle.close() } catch { throw CommandError(ExitCode.noInput, "cannot write '\(partialPath)': \(error.localizedDescription)") }
+        do { try handle.close() } catch { throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath)': \(error.localizedDescription)") }
         if rename(partialPath, finalPath) != 0 {
             let reason = String(cString: strerror(errno))
             unlink(partialPath)
-            throw CommandError(ExitCode.noInput, "cannot rename '\(partialPath)' to '\(finalPath)': \(reason)")
+            throw CommandError(ExitCode.cannotCreate, "cannot rename '\(partialPath)' to '\(finalPath)': \(reason)")
         }
     }
 
