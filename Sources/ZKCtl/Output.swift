@@ -28,7 +28,7 @@ public enum ExitCode {
             case .nodeExists, .badVersion, .notEmpty: return conflict
             case .notAuthorized, .authFailed, .sessionClosedRequiresSASLAuth, .invalidACL: return notAuthorized
             case .connectionLoss, .operationTimeout, .unavailable, .sessionExpired, .sessionMoved,
-                 .closing, .notReadOnly, .throttled, .invalidState:
+                 .closing, .notReadOnly, .throttled, .invalidState, .unimplemented:
                 return unavailable
             case .requestTooLarge, .invalidPath, .badArguments, .noChildrenForEphemerals: return badData
             default: return internalError
