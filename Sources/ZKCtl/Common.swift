@@ -5,7 +5,7 @@ import ZooKeeper
 public enum Common {
     /// The `--acl SPEC` option every creating command takes.
     public static let aclOption = OptionSpec(
-        "acl", value: "SPEC", help: "ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r",
+        "acl", value: "SPEC", help: "ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.",
         repeatable: true)
 
     /// Parses ACL specs: `scheme:id:perms`, where the id may itself hold colons

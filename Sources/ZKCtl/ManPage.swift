@@ -134,8 +134,8 @@ public enum ManPage {
         for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }
         s += ".PP\nCommands that run a child (lock, run\\-once) exit with the child's code when it ran.\n"
         s += ".SH EXAMPLES\n"
-        for e in examples {
-            s += ".PP\n\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"
+        for (i, e) in examples.enumerated() {
+            s += (i == 0 ? "" : ".PP\n") + "\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"
         }
         s += ".SH SEE ALSO\n.BR zkCli.sh (1),\n.BR jq (1)\n"
         return s
