@@ -40,6 +40,9 @@ import ZooKeeper
 // again and again reports the differences. The first connection's failure is thrown from `run`;
 // later ones are only reported through `onSession`.
 //
+// Clients: the engine closes a client it replaces after an expiry; the one in use when `run`
+// returns is left to whoever made it (`Invocation.connect()` clients are closed by the runner).
+//
 // `run` returns (saying which) when the handler says `.stop` or the current client is closed by
 // someone else (for example the runner on Ctrl-C). It throws the handler's errors, a refused authentication,
 // and errors of reads that are not connection problems (such as `notAuthorized`).

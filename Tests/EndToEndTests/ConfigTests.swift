@@ -47,8 +47,9 @@ final class ConfigTests: XCTestCase {
 
     /// A command that must fail with `status`, nothing on stdout and one `zkctl: ` line on stderr.
     @discardableResult
-    func fails(_ args: [String], _ status: Int32, stdin: Data? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let r = try zk(args, stdin: stdin)
+    func fails(_ args: [String], _ status: Int32, stdin: Data? = nil, root: String? = nil,
+               file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try zk(args, stdin: stdin, root: root)
         XCTAssertEqual(r.status, status, "\(args): \(r.stderrText)", file: file, line: line)
         XCTAssertEqual(r.stdoutText, "", "\(args)", file: file, line: line)
         XCTAssertTrue(r.stderrText.hasPrefix("zkctl: "), "\(args): \(r.stderrText)", file: file, line: line)
@@ -491,6 +492,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try ok(["-o", "json", "config", "export"], root: copy), try ok(["-o", "json", "config", "export"]))
         // Nested keys need --nested.
         try fails(["config", "import", "-"], 65, stdin: Data(#"{"a/b": 1}"#.utf8))
+        try fails(["config", "import", "--acl", "bogus", "-"], 64, stdin: Data(#"{"x": 1}"#.utf8))
+        try imports(["--acl", "world:anyone:r", "-"], stdin: Data(#"{"readonly": 1}"#.utf8), root: copy,
+                    summary: "1 created, 0 updated, 0 unchanged, 0 removed")
+        try fails(["config", "set", "readonly", "2"], 77, root: copy)
         try imports(["--nested", "-"], stdin: Data(#"{"a/b": 1, "a/c/d": 2}"#.utf8), root: copy,
                     summary: "2 created, 0 updated, 0 unchanged, 0 removed")
         // -q keeps the summary off stderr.
@@ -560,6 +565,36 @@ final class ConfigTests: XCTestCase {
             """)
         XCTAssertEqual(watch.stderrText, "")
         try fails(["config", "watch", "bad/key"], 64)
+    }
+
+    func testWatchNestedFollowsTheSubtree() throws {
+        try ok(["config", "set", "top", "1"])
+        let watch = try startWatch(["config", "watch", "--nested"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("initial top") }, watch.stderrText)
+        try ok(["config", "set", "--nested", "app/db/host", "h1"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created app/db/host") }, watch.stdoutText)
+        try ok(["config", "set", "--nested", "app/db/host", "h2"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("changed app/db/host") }, watch.stdoutText)
+        try ok(["config", "remove", "--nested", "app/db/host"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("removed app/db/host") }, watch.stdoutText)
+        watch.interrupt()
+        XCTAssertEqual(watch.wait(timeout: 30), 130)
+        XCTAssertEqual(watch.stdoutText, """
+            initial top = 1
+            created app/db/host = "h1"
+            changed app/db/host = "h2"
+            removed app/db/host
+
+            """)
+    }
+
+    func testUnreachableServerIsUnavailable() throws {
+        let r = try runProcess(zkctlBinaryPath(), ["-s", "127.0.0.1:1", "--timeout", "1s", "config", "get", "k"], environment: Self.environment())
+        XCTAssertEqual(r.status, 69, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "")
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: "), r.stderrText)
+        let w = try runProcess(zkctlBinaryPath(), ["-s", "127.0.0.1:1", "--timeout", "1s", "config", "watch"], environment: Self.environment())
+        XCTAssertEqual(w.status, 69, w.stderrText)
     }
 
     func testWatchSurvivesServerRestart() throws {

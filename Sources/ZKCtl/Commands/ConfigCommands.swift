@@ -367,8 +367,20 @@ extension CommandTable {
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
                                   onSession: { event in out.note("watch: \(event)") })
+        // Following nested keys, the nodes that only hold other keys (no data) are not keys.
+        let skipEmpty = paths.isEmpty && nested
+        let shown = Mutex<Set<String>>([])
         let end = try await watcher.run { change in
             if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
+            if skipEmpty {
+                let show = shown.withLock { shown -> Bool in
+                    if change.kind == .removed { return shown.remove(change.path) != nil }
+                    guard let data = change.data, !data.isEmpty else { return false }
+                    shown.insert(change.path)
+                    return true
+                }
+                if !show { return .proceed }
+            }
             let key = ConfigSupport.key(for: change.path, root: root)
             let value = change.data.map(ConfigSupport.decode)
             if out.isJSON {
