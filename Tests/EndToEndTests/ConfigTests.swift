@@ -567,6 +567,18 @@ final class ConfigTests: XCTestCase {
         try fails(["config", "watch", "bad/key"], 64)
     }
 
+    func testWatchWaitsForTheRoot() throws {
+        let watch = try startWatch(["config", "watch"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { _, err in err.contains("no keys under \(self.root) yet") }, watch.stderrText)
+        try ok(["config", "set", "a", "1"])
+        try ok(["config", "set", "b", "two"])
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created b") }, watch.stdoutText)
+        watch.interrupt()
+        XCTAssertEqual(watch.wait(timeout: 30), 130)
+        XCTAssertEqual(watch.stdoutText, "created a = 1\ncreated b = \"two\"\n")
+        XCTAssertEqual(watch.stderrText, "zkctl: no keys under \(root) yet; waiting\n")
+    }
+
     func testWatchNestedFollowsTheSubtree() throws {
         try ok(["config", "set", "top", "1"])
         let watch = try startWatch(["config", "watch", "--nested"])
