@@ -255,7 +255,8 @@ public enum PathRules {
             let v = scalar.value
             if v == 0 { return "NUL character" }
             if (0x01...0x1f).contains(v) || (0x7f...0x9f).contains(v) { return "control character" }
-            if (0xd800...0xf8ff).contains(v) || (0xfff0...0xffff).contains(v) { return "character not allowed in znode names" }
+            // The server checks UTF-16 units: a scalar above U+FFFF becomes a surrogate pair, which it refuses.
+            if (0xd800...0xf8ff).contains(v) || v >= 0xfff0 { return "character not allowed in znode names" }
         }
         return nil
     }
