@@ -24,7 +24,7 @@ public enum ManPage {
         ("zkctl get /app/settings", 0, "Print a znode's data."),
         ("zkctl tree / --depth 2", 0, "Draw the tree."),
         ("zkctl export /app --file /tmp/app-backup.json", 0, "Back up a subtree."),
-        ("zkctl diff /app /tmp/app-backup.json", 0, "Compare live data with a backup: exit 0 when equal."),
+        ("zkctl diff /app file:/tmp/app-backup.json", 0, "Compare live data with a backup (file: marks a file whose name starts with /): exit 0 when equal."),
         ("zkctl delete /app --recursive", 0, "Delete a subtree."),
         ("zkctl import /tmp/app-backup.json", 0, "Restore it."),
     ]

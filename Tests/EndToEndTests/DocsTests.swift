@@ -46,7 +46,8 @@ final class DocsTests: XCTestCase {
     }
 
     func testBashCompletesCommandsOptionsAndChoices() throws {
-        XCTAssertEqual(try bashComplete(["zkctl", "sta"]), ["status"])
+        XCTAssertEqual(try bashComplete(["zkctl", "statu"]), ["status"])
+        XCTAssertEqual(try bashComplete(["zkctl", "sta"]).sorted(), ["stat", "status"])
         XCTAssertTrue(try bashComplete(["zkctl", ""]).contains("tree"))
         XCTAssertEqual(try bashComplete(["zkctl", "tree", "--de"]), ["--depth"])
         XCTAssertEqual(try bashComplete(["zkctl", "-o", ""]), ["text", "json", "ndjson"])
@@ -88,18 +89,28 @@ final class DocsTests: XCTestCase {
         // compadd and compdef stubbed to print what completion would offer.
         let script = """
         compdef() { : }
-        compadd() { local a; for a in "$@"; do [[ $a == -* ]] || print -r -- $a; done }
+        compadd() {
+            while [[ $# -gt 0 && $1 != -- ]]; do [[ $1 == -S ]] && shift; shift; done
+            shift
+            print -rl -- "$@"
+        }
         _files() { : }
         _command_names() { : }
         source '\(file)'
         words=(zkctl tree --de); CURRENT=3; _zkctl
+        print -- '==='
         words=(zkctl con); CURRENT=2; _zkctl
         """
         let r = try runProcess("/usr/bin/zsh", ["-f", "-c", script], environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()], timeout: 20)
         XCTAssertEqual(r.status, 0, r.stderrText)
-        let offered = r.stdoutText.split(separator: "\n").map(String.init)
-        XCTAssertTrue(offered.contains("--depth"), r.stdoutText)
-        XCTAssertTrue(offered.contains("config") || offered.contains("status"), r.stdoutText)
+        let parts = r.stdoutText.components(separatedBy: "===\n")
+        XCTAssertEqual(parts.count, 2, r.stdoutText)
+        let options = parts[0].split(separator: "\n").map(String.init)
+        let commands = parts.last!.split(separator: "\n").map(String.init)
+        XCTAssertTrue(options.contains("--depth"), r.stdoutText)
+        XCTAssertTrue(options.contains("--server"), "global options after the command")
+        XCTAssertTrue(commands.contains("config"), r.stdoutText)
+        XCTAssertFalse(commands.contains("--server"), "options only after a dash")
     }
 
     // MARK: man page
