@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds Fuzz/.out/zkctl-fuzz: the ZooKeeper and ZKCtl sources compiled by swiftc with libFuzzer
+# and AddressSanitizer, plus Fuzz/FuzzMain.swift in the ZKCtl module (so that internal parsers
+# are reachable). No Package.swift change: SwiftPM cannot build a fuzzer binary without one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${FUZZ_OUT:-Fuzz/.out}
+SWIFTC=${SWIFTC:-swiftc}
+mkdir -p "$OUT"
+SAN="-sanitize=fuzzer,address"
+COMMON=(-swift-version 6 -parse-as-library -O -g -use-ld=lld -I Sources/CZooKeeper $SAN)
+newer() {  # true when $1 is missing or older than any later argument
+  local target=$1; shift
+  [ -e "$target" ] || return 0
+  for f in "$@"; do [ "$f" -nt "$target" ] && return 0; done
+  return 1
+}
+zk_sources=(Sources/ZooKeeper/*.swift)
+if newer "$OUT/ZooKeeper.o" "${zk_sources[@]}" "$0"; then
+  echo "fuzz: compiling ZooKeeper"
+  "$SWIFTC" "${COMMON[@]}" -wmo -module-name ZooKeeper -emit-module -emit-module-path "$OUT/ZooKeeper.swiftmodule" \
+    -c "${zk_sources[@]}" -o "$OUT/ZooKeeper.o"
+fi
+mapfile -t ctl_sources < <(find Sources/ZKCtl -name '*.swift' | sort)
+if newer "$OUT/zkctl-fuzz" "${ctl_sources[@]}" Fuzz/FuzzMain.swift "$OUT/ZooKeeper.o" "$0"; then
+  echo "fuzz: compiling ZKCtl and the fuzz entry"
+  "$SWIFTC" "${COMMON[@]}" -wmo -module-name ZKCtl -I "$OUT" "${ctl_sources[@]}" Fuzz/FuzzMain.swift \
+    "$OUT/ZooKeeper.o" -lzookeeper_mt -o "$OUT/zkctl-fuzz"
+fi
+echo "$OUT/zkctl-fuzz"
