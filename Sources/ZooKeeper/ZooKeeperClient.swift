@@ -268,16 +268,19 @@ public final class ZooKeeperClient: Sendable {
     }
 
     /// Creates a node and returns the path created (which differs for sequential nodes). With
-    /// `createParents`, missing parents are created as empty persistent nodes with the same ACL.
+    /// `createParents`, missing parents are created as empty persistent nodes with `parentACL`
+    /// (open by default, as Curator does), so a restrictive ACL on the node does not lock its
+    /// siblings out of a shared parent.
     @discardableResult
     public func create(_ path: String, data: Data = Data(), mode: CreateMode = .persistent,
-                       acl: [ACL] = ACL.openUnsafe, createParents: Bool = false) async throws -> String {
+                       acl: [ACL] = ACL.openUnsafe, createParents: Bool = false,
+                       parentACL: [ACL] = ACL.openUnsafe) async throws -> String {
         let op = Operation.create(path, data: data, mode: mode, acl: acl)
         do {
             return try await perform(op).createdPath ?? path
         } catch ZooKeeperError.Code.noNode where createParents {
             if let parent = PathRules.parent(of: path), parent != "/" {
-                try await createParentChain(parent, acl: acl)
+                try await createParentChain(parent, acl: parentACL)
             }
             return try await perform(op).createdPath ?? path
         }

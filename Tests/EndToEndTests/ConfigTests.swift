@@ -266,6 +266,11 @@ final class ConfigTests: XCTestCase {
         try fails(["config", "set", "locked", "2"], 77)
         try fails(["config", "set", "other", "1", "--acl", "nonsense"], 64)
         try fails(["config", "get", "other"], 1)
+        // A read-only first key does not lock the root it creates: the root is open.
+        let fresh = "\(base)/fresh/config"
+        try ok(["config", "set", "ro", "1", "--acl", "world:anyone:r"], root: fresh)
+        try ok(["config", "set", "rw", "2"], root: fresh)
+        XCTAssertEqual(try ok(["config", "list", "--keys"], root: fresh), "ro\nrw\n")
     }
 
     func testConfoLayout() throws {
