@@ -297,6 +297,10 @@ final class FaultTests: XCTestCase {
                     XCTAssertTrue(r.stderrText.contains(String(server)) || r.stderrText.contains(host),
                                   "\(what) \(args): the message does not name \(server): \(r.stderrText)")
                 }
+                if what == "does not resolve" {
+                    // The reason, in words: not an unrelated errno text.
+                    XCTAssertTrue(r.stderrText.contains("resolve"), "\(what) \(args): the message does not say the name does not resolve: \(r.stderrText)")
+                }
                 print("FaultTests: \(what) \(args.prefix(2).joined(separator: " ")): exit \(r.status) after \(String(format: "%.1f", took)) s")
             }
         }
