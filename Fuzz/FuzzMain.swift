@@ -71,16 +71,21 @@ func fuzzParser(_ data: Data) {
     // fuzzer never reads /dev/zero or a huge file.
     if parsed.has("config") || parsed.has("auth-file") { return }
     let environment = ["HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"]
+    // A password long enough to be recognised, and typed nowhere else, must never be shown.
+    let passwords = (parsed.values["auth"] ?? []).compactMap { value -> String? in
+        let password = String(value.drop { $0 != ":" }.dropFirst())
+        let elsewhere = words.filter { $0 != value && $0 != "--auth=" + value }.contains { $0.contains(password) }
+        let inUser = value.prefix { $0 != ":" }.contains(password)
+        return password.count >= 6 && !elsewhere && !inUser ? password : nil
+    }
     do {
         let settings = try Settings.resolve(parsed, environment: environment, isTerminal: false)
-        for credential in settings.credentials {
-            let password = credential.drop { $0 != ":" }.dropFirst()
-            if !password.isEmpty {
-                for user in settings.credentialUsers { check(!user.contains(password) || user.isEmpty, "credentialUsers shows a password") }
-            }
+        for warning in settings.warnings {
+            for p in passwords { check(!warning.contains(p), "a warning shows a password: \(warning)") }
         }
     } catch {
         oneLine(error.description, "settings error")
+        for p in passwords { check(!error.description.contains(p), "a settings error shows a password: \(error.description)") }
     }
 }
 

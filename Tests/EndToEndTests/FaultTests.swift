@@ -587,6 +587,7 @@ final class LiveProcess: @unchecked Sendable {
     var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
     var stdoutData: Data { (try? Data(contentsOf: outURL)) ?? Data() }
+    var stderrData: Data { (try? Data(contentsOf: errURL)) ?? Data() }
 
     /// The exit status (128 + N for signal N), or nil while it runs.
     var exitStatus: Int32? {
