@@ -17,6 +17,10 @@ import Glibc
 /// exactly one `zkctl: ` line on stderr (nothing on stdout), before its process limit. Every loop
 /// has an iteration count and a deadline, so the suite's run time stays bounded.
 final class FaultTests: XCTestCase {
+    /// Bounds of the worker loops under faults.
+    static let mergeCount = 400
+    static let keyCount = 200
+    static let importCount = 30
 
     // MARK: Faults while commands run
 
@@ -47,44 +51,53 @@ final class FaultTests: XCTestCase {
         let log = CommandLog()
         let deadline = Date().addingTimeInterval(150)
         let stop = StopFlag()
-        func loop(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> Thread {
+        // Each loop goes on until the faults are over, at most `count` times and until the deadline,
+        // pausing `pause` seconds between runs.
+        func loop(_ count: Int, pause: TimeInterval = 0, _ body: @escaping @Sendable (Int) -> Void) -> Thread {
             let thread = Thread {
-                for i in 0..<count where Date() < deadline && !stop.isSet { body(i) }
+                for i in 0..<count {
+                    if Date() >= deadline || stop.isSet { break }
+                    body(i)
+                    if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+                }
             }
             thread.start()
             return thread
         }
         var workers: [Thread] = []
         for prefix in ["a", "b"] {
-            workers.append(loop(60) { i in
+            workers.append(loop(Self.mergeCount) { i in
                 log.record(kit, ["config", "set", "merged", "--merge", "{\"\(prefix)\(i)\":\(i)}"], tag: "merge \(prefix)\(i)")
             })
         }
-        workers.append(loop(40) { i in
+        workers.append(loop(Self.keyCount, pause: 0.2) { i in
             log.record(kit, ["config", "set", "k\(i)", "\(i)"], tag: "set k\(i)")
         })
-        workers.append(loop(40) { i in
+        workers.append(loop(400) { i in
             if i % 2 == 0 {
                 log.record(kit, ["-o", "json", "tree", kit.root, "--data", "--stat"], tag: "tree")
             } else {
                 log.record(kit, ["-o", "json", "config", "list"], tag: "list")
             }
         })
-        workers.append(loop(8) { i in
+        workers.append(loop(Self.importCount, pause: 2) { i in
             log.record(kit, ["import", importFile, "--to", "\(kit.root)/imp-\(i)"], tag: "import \(i)")
         })
-        workers.append(loop(12) { i in
+        workers.append(loop(100, pause: 0.3) { i in
             log.record(kit, ["lock", "--wait", "15s", "short", "--", "true"], tag: "lock")
         })
 
         // The faults: the leader stopped, each other member killed, the new leader killed, each
         // restarted after a pause during which the workers go on.
         var faults: [String] = []
+        var downWindows: [(Date, Date)] = []
         func fault(_ what: String, _ member: Int, _ action: (Int) throws -> Void) throws {
+            let down = Date()
             try action(member)
             faults.append("\(what) member \(member)")
             Thread.sleep(forTimeInterval: 3)
             try ensemble.restart(member: member)
+            downWindows.append((down, Date()))
             faults.append("restart member \(member)")
             Thread.sleep(forTimeInterval: 2)
         }
@@ -133,7 +146,7 @@ final class FaultTests: XCTestCase {
         // field nobody tried to write, every succeeded key.
         let merged = try kit.jsonObject(["-o", "json", "config", "get", "merged"])
         for prefix in ["a", "b"] {
-            for i in 0..<60 {
+            for i in 0..<Self.mergeCount {
                 let field = "\(prefix)\(i)"
                 let tag = "merge \(field)"
                 guard runs.contains(where: { $0.tag == tag }) else {
@@ -150,14 +163,14 @@ final class FaultTests: XCTestCase {
         }
         XCTAssertTrue(merged.keys.allSatisfy { k in runs.contains { $0.tag == "merge \(k)" } }, "unexpected fields: \(merged.keys.sorted())")
         let list = try kit.jsonObject(["-o", "json", "config", "list"])
-        for i in 0..<40 where runs.contains(where: { $0.tag == "set k\(i)" }) && !failedTags.contains("set k\(i)") {
+        for i in 0..<Self.keyCount where runs.contains(where: { $0.tag == "set k\(i)" }) && !failedTags.contains("set k\(i)") {
             XCTAssertEqual(list["k\(i)"] as? Int, i, "a succeeded set lost key k\(i)")
         }
 
         // No partial import: each target is the whole file or nothing, and running a failed
         // import again completes it.
         let expected = try kit.exportedNodes(of: kit.importSourceRoot)
-        for i in 0..<8 where runs.contains(where: { $0.tag == "import \(i)" }) {
+        for i in 0..<Self.importCount where runs.contains(where: { $0.tag == "import \(i)" }) {
             let target = "\(kit.root)/imp-\(i)"
             let exists = try kit.run(["exists", target]).status == 0
             if !failedTags.contains("import \(i)") {
@@ -211,8 +224,9 @@ final class FaultTests: XCTestCase {
                       "the expired holder's contender node is still there")
 
         let failures = runs.filter { $0.result?.status != 0 }.count
+        let duringFaults = runs.filter { run in downWindows.contains { run.start < $0.1 && run.end > $0.0 } }.count
         let slowest = runs.compactMap(\.seconds).max() ?? 0
-        print("FaultTests: \(faults.count) faults (\(faults.joined(separator: ", "))); \(runs.count) commands under faults, "
+        print("FaultTests: \(faults.count) faults (\(faults.joined(separator: ", "))); \(runs.count) commands (\(duringFaults) while a member was down), "
               + "\(failures) failed as documented; slowest \(String(format: "%.1f", slowest)) s")
     }
 
@@ -433,6 +447,8 @@ final class CommandLog: @unchecked Sendable {
         var result: ProcessResult?
         var error: String?
         var seconds: Double?
+        var start = Date()
+        var end = Date()
     }
     private let lock = NSLock()
     private var runs: [Run] = []
@@ -446,6 +462,8 @@ final class CommandLog: @unchecked Sendable {
         } catch {
             run.error = "\(error)"
         }
+        run.start = start
+        run.end = Date()
         lock.lock()
         runs.append(run)
         lock.unlock()
