@@ -3,12 +3,11 @@ import Foundation
 import Glibc
 import Synchronization
 
-// Running a user's command as a child of zkctl (`lock`, `run-once`, and anything else that holds
-// something in ZooKeeper while a program runs). Three pieces, usable on their own:
+// Running a user's command as a child of zkctl (`lock`, `run-once`, `service register
+// --ephemeral -- CMD`: anything that holds something in ZooKeeper while a program runs). Two
+// pieces:
 //
 // - `ChildProcess`: posix_spawn, exact exit status, signals that never reach a recycled pid.
-// - `SignalRecorder`: which termination signal zkctl received (the runner's interrupt cleanups
-//   are not told).
 // - `ChildSupervisor`: ties one child to an `Invocation`: on SIGINT/SIGTERM the signal is passed
 //   on to the child, which gets a grace period before SIGKILL, before the runner closes the
 //   sessions and exits.
@@ -87,8 +86,8 @@ struct SpawnError: Error, Sendable, CustomStringConvertible {
 /// A child process started with `posix_spawn`, sharing zkctl's stdin, stdout, stderr and
 /// process group (so Ctrl-C at a terminal reaches it too, and it may read the terminal).
 ///
-/// The child starts with SIGINT, SIGTERM and SIGPIPE at their default action and no signal
-/// blocked, whatever zkctl itself does with them. No other descriptor of zkctl (such as a
+/// The child starts with every signal at its default action and none blocked, whatever zkctl
+/// itself (or whoever started zkctl) does with them. No other descriptor of zkctl (such as a
 /// ZooKeeper socket) is passed on.
 ///
 /// Thread safety: one thread, started with the child, waits for it to end without reaping it
@@ -117,10 +116,10 @@ final class ChildProcess: Sendable {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         // zkctl ignores SIGINT and SIGTERM (it handles them through dispatch sources) and every
-        // thread blocks them; an ignored signal stays ignored across exec, so both are reset.
+        // thread blocks them; an ignored signal stays ignored across exec, so all are reset.
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signo in [SIGINT, SIGTERM, SIGPIPE] { sigaddset(&defaults, signo) }
+        for signo in 1..<Int32(32) where signo != SIGKILL && signo != SIGSTOP { sigaddset(&defaults, signo) }
         // glibc's posix_spawn sets its own internal signals (32 and 33) to SIG_IGN in the
         // child, which exec keeps; sigaddset refuses them, so their bits are set directly.
         withUnsafeMutableBytes(of: &defaults) { raw in
@@ -231,71 +230,30 @@ final class ChildProcess: Sendable {
     }
 }
 
-/// Records the first SIGINT or SIGTERM the process receives (through dispatch sources, which
-/// work alongside the runner's own). Lets an interrupt cleanup pass on the very signal.
-final class SignalRecorder: @unchecked Sendable {
-    // Sendable: `sources` is set once in init and only cancelled later; `first` is a mutex.
-    private final class First: Sendable {
-        let signo = Mutex<Int32?>(nil)
-    }
-    private let sources: [any DispatchSourceSignal]
-    private let first = First()
-
-    init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
-        let first = self.first
-        sources = signals.map { signo in
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler {
-                first.signo.withLock { if $0 == nil { $0 = signo } }
-            }
-            source.resume()
-            return source
-        }
-    }
-
-    /// The first signal received, if any.
-    var received: Int32? { first.signo.withLock { $0 } }
-
-    /// Waits (blocking, polling) up to `limit` for a signal to be recorded.
-    func wait(upTo limit: Duration) -> Int32? {
-        let deadline = ContinuousClock.now + limit
-        while true {
-            if let signo = received { return signo }
-            if ContinuousClock.now >= deadline { return nil }
-            usleep(2_000)
-        }
-    }
-
-    func cancel() {
-        for s in sources { s.cancel() }
-    }
-}
-
 /// One child process tied to a command's interrupt handling.
 ///
-/// When zkctl gets SIGINT or SIGTERM, the runner calls the command's interrupt cleanups and then
-/// closes every session and exits 130/143. The supervisor's cleanup passes the signal on to the
-/// child, waits up to `grace` for it to end (then SIGKILL), and runs the `afterInterrupt` hooks,
-/// so that whatever the child held (a lock, a registration) is let go only once it has stopped.
-/// A child is never started once an interrupt has begun.
+/// When zkctl gets SIGINT or SIGTERM, the runner records the signal, calls the command's
+/// interrupt cleanups and then closes every session and exits 128+signal. The supervisor's
+/// cleanup passes the signal on to the child, waits up to `grace` for it to end (then SIGKILL),
+/// and runs the `afterInterrupt` hooks, so that whatever the child held (a lock, a registration)
+/// is let go only once it has stopped. A child is never started once an interrupt has begun.
 final class ChildSupervisor: Sendable {
     let grace: Duration
-    private let recorder = SignalRecorder()
+    private let inv: Invocation
     private struct State {
         var child: ChildProcess?
-        var interruptedBy: Int32?
+        var interrupted = false
         var abandoned = false
         var hooks: [@Sendable (ChildTermination?) -> Void] = []
     }
     private let state = Mutex(State())
+    /// Fired once the interrupt cleanup has stopped the child and run the hooks.
+    private let handled = Wakeup<Bool>()
 
     init(_ inv: Invocation, grace: Duration) {
         self.grace = grace
+        self.inv = inv
         inv.onInterrupt { [self] in interrupted() }
-    }
-
-    deinit {
-        recorder.cancel()
     }
 
     /// Work to do after an interrupt has stopped the child (it gets the child's end, or nil when
@@ -305,18 +263,17 @@ final class ChildSupervisor: Sendable {
         state.withLock { $0.hooks.append(body) }
     }
 
-    /// The signal that interrupted zkctl, once one has.
-    var interruption: Int32? { state.withLock { $0.interruptedBy } }
-
     /// Starts the child with zkctl's environment plus `extraEnvironment`, unless zkctl is being
-    /// interrupted (then it throws `CommandError` with 128+signal, which the caller should not
-    /// get to report: see `parkIfInterrupted`). A program that cannot be started is a
-    /// `CommandError` with 127 or 126, as in a shell.
-    func spawn(_ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
+    /// interrupted (then it throws `CommandError` with 128+signal, which the runner does not
+    /// report). A program that cannot be started is the `CommandError` `failure` makes of it
+    /// (by default 127 or 126, as in a shell).
+    func spawn(_ arguments: [String], extraEnvironment: [String: String] = [:],
+               failure: (SpawnError) -> CommandError = \.commandError) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in extraEnvironment { environment[k] = v }
         return try state.withLock { s throws -> ChildProcess in
-            if let signo = s.interruptedBy {
+            // Under the lock: an interrupt recorded after this check finds the child to stop.
+            if let signo = inv.interruptSignal {
                 throw CommandError(128 + signo, "interrupted by \(signalName(signo))")
             }
             if s.abandoned {
@@ -327,7 +284,7 @@ final class ChildSupervisor: Sendable {
                 s.child = child
                 return child
             } catch {
-                throw error.commandError
+                throw failure(error)
             }
         }
     }
@@ -345,24 +302,24 @@ final class ChildSupervisor: Sendable {
         }
     }
 
-    /// When an interrupt has begun, waits for the runner to finish it (it closes the sessions and
-    /// exits the process), so that the command does not race it to an exit of its own. Returns at
-    /// once otherwise.
-    func parkIfInterrupted() async {
-        guard interruption != nil else { return }
-        // The runner exits the process long before this passes; it is only a backstop.
-        try? await Task.sleep(for: grace + .seconds(30))
+    /// When this supervisor's interrupt cleanup has begun, waits until it has stopped the child
+    /// and run the `afterInterrupt` hooks, so that the command does not do their work twice or
+    /// end (and let the runner close the sessions) under them. Returns at once otherwise.
+    func interruptHandled() async {
+        guard state.withLock({ $0.interrupted }) else { return }
+        _ = await handled.wait()
     }
 
     private func interrupted() {
-        // The runner does not say which signal arrived; the recorder saw the same one.
-        let signo = recorder.wait(upTo: .milliseconds(500)) ?? SIGTERM
+        // The runner records the signal before it runs the cleanups.
+        let signo = inv.interruptSignal ?? SIGTERM
         let (child, hooks) = state.withLock { s -> (ChildProcess?, [@Sendable (ChildTermination?) -> Void]) in
-            if s.interruptedBy == nil { s.interruptedBy = signo }
+            s.interrupted = true
             defer { s.hooks = [] }
             return (s.child, s.hooks)
         }
         let end = child.map { $0.stop(signo, grace: grace) }
         for hook in hooks { hook(end) }
+        handled.fire(true)
     }
 }

@@ -70,15 +70,8 @@ extension CommandTable {
         let acl = try Common.acl(for: inv)
         let wait = inv.duration("wait")
         let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
-        do {
-            return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
-                                      command: command, supervisor: supervisor)
-        } catch {
-            // On SIGINT/SIGTERM the runner closes the session under us; its exit, not this
-            // error, is the outcome.
-            await supervisor.parkIfInterrupted()
-            throw error
-        }
+        return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
+                                  command: command, supervisor: supervisor)
     }
 
     private static func holdLock(_ inv: Invocation, name: String, directory: String, acl: [ACL], wait: Duration?,
@@ -123,10 +116,11 @@ extension CommandTable {
         }
         let end = await child.wait()
         monitor.stop()
-        await supervisor.parkIfInterrupted()
         if let reason = monitor.reason {
             throw CommandError.conflict("lock '\(name)' lost while CMD ran (\(reason)); CMD was stopped (\(end))")
         }
+        // Interrupted: the runner is closing the session, which releases the lock.
+        if inv.interruptSignal != nil { return end.exitCode }
         // Release. Should this fail, closing the session (the runner does it next) removes the node.
         do {
             try await zk.delete(node)
@@ -238,12 +232,7 @@ extension CommandTable {
         guard let key = try runOnceKey(inv, required: true) else { return ExitCode.usage }
         let acl = try Common.acl(for: inv)
         let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
-        do {
-            return try await runOnce(inv, name: name, directory: directory, key: key, acl: acl, supervisor: supervisor)
-        } catch {
-            await supervisor.parkIfInterrupted()
-            throw error
-        }
+        return try await runOnce(inv, name: name, directory: directory, key: key, acl: acl, supervisor: supervisor)
     }
 
     private static func runOnce(_ inv: Invocation, name: String, directory: String, key: RunOnceKey, acl: [ACL],
@@ -278,22 +267,27 @@ extension CommandTable {
         supervisor.afterInterrupt { end in
             var extra = JSONObject()
             extra["exitCode"] = end.map { .int(Int($0.exitCode)) } ?? .null
-            extra["interrupted"] = .string(signalName(supervisor.interruption ?? SIGTERM))
+            extra["interrupted"] = .string(signalName(inv.interruptSignal ?? SIGTERM))
             writer.finishBlocking(extra)
         }
         let child: ChildProcess
         do {
             child = try supervisor.spawn(inv.command, extraEnvironment: ["ZKCTL_TASK_PATH": path, "ZKCTL_TASK_KEY": key.name])
         } catch let error as CommandError {
-            await supervisor.parkIfInterrupted()
-            var extra = JSONObject()
-            extra["exitCode"] = .int(Int(error.exitCode))
-            extra["error"] = .string(error.message)
-            await writer.finish(extra)
+            // Interrupted: the interrupt hook records the end (unless the interrupt came before
+            // it was set); the runner closes the session once it has.
+            await supervisor.interruptHandled()
+            if inv.interruptSignal == nil {
+                var extra = JSONObject()
+                extra["exitCode"] = .int(Int(error.exitCode))
+                extra["error"] = .string(error.message)
+                await writer.finish(extra)
+            }
             throw error
         }
         let end = await child.wait()
-        await supervisor.parkIfInterrupted()
+        // Interrupted: the interrupt hook records the end; the session must stay open until it has.
+        await supervisor.interruptHandled()
         var extra = JSONObject()
         extra["exitCode"] = .int(Int(end.exitCode))
         if case .signaled(let signo) = end { extra["signal"] = .string(signalName(signo)) }

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Synchronization
 import ZooKeeper
@@ -232,44 +231,32 @@ extension CommandTable {
             if await keeper.value == .authFailed {
                 throw CommandError(ExitCode.notAuthorized, "the server refused the credentials; \(label) is no longer registered")
             }
-            // Closed: only the runner closes sessions, on SIGINT or SIGTERM, and it is about to
-            // exit with 130 or 143. Returning now would race it for the exit code.
-            try? await Task.sleep(for: .seconds(10))
+            // Closed: only the runner closes sessions, on SIGINT or SIGTERM, and it exits 130 or
+            // 143 whatever this returns.
             return ExitCode.interrupted
         }
 
-        var environment = ProcessInfo.processInfo.environment
-        environment["ZKCTL_SERVICE_NAME"] = registration.name
-        environment["ZKCTL_SERVICE_ID"] = registration.id
-        let sidecar: Sidecar
-        do {
-            sidecar = try Sidecar.spawn(command, environment: environment)
-        } catch {
+        // On SIGINT or SIGTERM the supervisor passes the signal on, and the runner closes the
+        // session (removing the instance) only once CMD has stopped.
+        let supervisor = ChildSupervisor(inv, grace: .seconds(5))
+        func unregister() async {
             keeper.cancel()
             _ = await keeper.value
-            await target.removeOwn(with: current.client, output: inv.output)
+            if inv.interruptSignal == nil { await target.removeOwn(with: current.client, output: inv.output) }
+        }
+        let child: ChildProcess
+        do {
+            child = try supervisor.spawn(
+                command, extraEnvironment: ["ZKCTL_SERVICE_NAME": registration.name, "ZKCTL_SERVICE_ID": registration.id],
+                failure: { CommandError($0.errorNumber == ENOENT ? 127 : 126,
+                                        "cannot run '\($0.program)': \(String(cString: strerror($0.errorNumber)))") })
+        } catch {
+            await unregister()
             throw error
         }
-        let forwarding = sidecar.forwardSignals([SIGINT, SIGTERM])
-        inv.onInterrupt {
-            // Our own signal source forwards the very signal; give it a moment, then make sure.
-            if !sidecar.waitUntilForwarded(.milliseconds(200)) { sidecar.send(SIGTERM) }
-            if sidecar.exitCode(within: .seconds(5)) == nil {
-                sidecar.send(SIGKILL)
-                _ = sidecar.exitCode(within: .seconds(1))
-            }
-        }
-        let code = await sidecar.exitCode()
-        for source in forwarding { source.cancel() }
-        keeper.cancel()
-        _ = await keeper.value
-        await target.removeOwn(with: current.client, output: inv.output)
-        if sidecar.wasSignalled {
-            // The child ended because zkctl got SIGINT or SIGTERM: the runner's signal handler is
-            // finishing and exits 130 or 143. Returning now would race it for the exit code.
-            try? await Task.sleep(for: .seconds(10))
-        }
-        return code
+        let end = await child.wait()
+        await unregister()
+        return end.exitCode
     }
 
     /// Watches the session; after an expiry opens a new one and writes the instance again, until
@@ -604,29 +591,10 @@ struct ServiceTarget: Sendable {
     }
 }
 
-/// The command `register --ephemeral -- CMD` runs: spawned with posix_spawn, with signal
-/// dispositions and the signal mask reset (zkctl ignores SIGINT and SIGTERM itself, and an
-/// ignored signal stays ignored across exec), reaped by a thread of its own.
-///
-/// Sendable: all mutable state is behind the mutex. Signals are sent only while the child has
-/// not been reaped (the reaper first waits without reaping, then reaps under the lock), so a
-/// signal never reaches a recycled pid.
-final class Sidecar: Sendable {
-    private struct State {
-        var reaped = false
-        var code: Int32?
-        var forwarded = false
-        var waiters: [CheckedContinuation<Int32, Never>] = []
-    }
-
-    let pid: pid_t
-    private let state = Mutex(State())
-
-    private init(pid: pid_t) {
-        self.pid = pid
-    }
-
-    /// Why `program` cannot be run (exit 127 not found, 126 not executable), or nil.
+/// The command `register --ephemeral -- CMD` runs (started by a `ChildSupervisor`).
+enum Sidecar {
+    /// Why `program` cannot be run (exit 127 not found, 126 not executable), or nil. Checked
+    /// before anything is registered.
     static func launchProblem(_ program: String) -> (code: Int32, message: String)? {
         if program.isEmpty { return (127, "cannot run '': empty command") }
         if program.contains("/") {
@@ -645,108 +613,5 @@ final class Sidecar: Sendable {
         }
         return sawNonExecutable ? (126, "cannot run '\(program)': not executable")
                                 : (127, "cannot run '\(program)': command not found")
-    }
-
-    static func spawn(_ argv: [String], environment: [String: String]) throws -> Sidecar {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signo in 1..<32 where signo != SIGKILL && signo != SIGSTOP { sigaddset(&defaults, Int32(signo)) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in cArgs { free(p) }
-            for p in cEnv { free(p) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], nil, &attributes, cArgs, cEnv)
-        guard rc == 0 else {
-            let code: Int32 = rc == ENOENT ? 127 : 126
-            throw CommandError(code, "cannot run '\(argv[0])': \(String(cString: strerror(rc)))")
-        }
-        let child = Sidecar(pid: pid)
-        Thread.detachNewThread { child.reap() }
-        return child
-    }
-
-    /// Waits (on its own thread) for the child to end, then records its exit code: the code
-    /// it exited with, or 128+N when signal N ended it.
-    private func reap() {
-        var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
-        let waiters = state.withLock { s -> [CheckedContinuation<Int32, Never>] in
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            s.reaped = true
-            let signal = status & 0x7f
-            s.code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        let code = state.withLock { $0.code } ?? 1
-        for w in waiters { w.resume(returning: code) }
-    }
-
-    /// The child's exit code, once it has exited.
-    func exitCode() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { s -> Int32? in
-                if let code = s.code { return code }
-                s.waiters.append(continuation)
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
-        }
-    }
-
-    /// Blocks the calling thread for at most `timeout` waiting for the child to exit.
-    func exitCode(within timeout: Duration) -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let code = state.withLock({ $0.code }) { return code }
-            if ContinuousClock.now >= deadline { return nil }
-            usleep(10_000)
-        }
-    }
-
-    /// Sends `signo` to the child unless it has already been reaped.
-    func send(_ signo: Int32) {
-        state.withLock { s in
-            if !s.reaped { kill(pid, signo) }
-        }
-    }
-
-    /// Forwards each of `signals` to the child as it arrives; cancel the sources when done.
-    func forwardSignals(_ signals: [Int32]) -> [any DispatchSourceSignal] {
-        signals.map { signo in
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { [self] in
-                state.withLock { $0.forwarded = true }
-                send(signo)
-            }
-            source.resume()
-            return source
-        }
-    }
-
-    /// A signal for zkctl has arrived (and was passed on to the child).
-    var wasSignalled: Bool { state.withLock { $0.forwarded } }
-
-    /// Blocks for at most `timeout` until a signal has been forwarded.
-    func waitUntilForwarded(_ timeout: Duration) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if state.withLock({ $0.forwarded || $0.reaped }) { return true }
-            if ContinuousClock.now >= deadline { return false }
-            usleep(5_000)
-        }
     }
 }
