@@ -100,3 +100,31 @@ uninstall:
 clean:
 	-scripts/zkserver reap $(TEST_TMP) >/dev/null 2>&1
 	rm -rf .build $(TEST_TMP)
+
+# Fuzzing: libFuzzer + AddressSanitizer over the argument parser, the server-list parser, the INI
+# reader, the JSON parser and the export reader (Fuzz/). FUZZ_SECONDS per target (default 60).
+# SwiftPM cannot build a fuzzer without a Package.swift change, so Fuzz/build.sh calls swiftc.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= parser servers ini json backup
+.PHONY: fuzz test-faults test-asan
+fuzz:
+	Fuzz/build.sh
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh $$t > Fuzz/.out/$$t.log 2>&1 || { status=1; echo "fuzz: $$t FAILED (see Fuzz/.out/$$t.log and Fuzz/.out/artifacts/)"; }; \
+	  grep -E "stat::number_of_executed_units|INVARIANT|ERROR: AddressSanitizer" Fuzz/.out/$$t.log | head -3; \
+	done; exit $$status
+
+# The fault suite alone (it is part of `make test` too): a 3-server ensemble whose members are
+# stopped, killed and restarted while commands run; no quorum; unreachable servers.
+test-faults: deps build
+	ZKCTL_BIN=$(CURDIR)/.build/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests $(SWIFT) test --disable-swift-testing --filter FaultTests
+
+# The client tests and the end-to-end tests that exercise sessions, errors and credentials, with
+# zkctl and the tests built with AddressSanitizer (scratch path .build-asan).
+ASAN_TESTS ?= ZooKeeperTests|FaultTests.testUnreachable|CredentialTests|HostileInputTests|LockTests.testTenConcurrent
+test-asan: deps
+	$(SWIFT) build --build-tests -Xswiftc -sanitize=address --scratch-path .build-asan
+	ZKCTL_BIN=$(CURDIR)/.build-asan/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests-asan \
+	  ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
+	  $(SWIFT) test --skip-build --disable-swift-testing --scratch-path .build-asan --filter '$(ASAN_TESTS)'

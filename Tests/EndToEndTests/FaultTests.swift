@@ -321,6 +321,138 @@ final class FaultTests: XCTestCase {
     }
 }
 
+extension FaultTests {
+    // MARK: Memory over many events
+
+    /// `config watch`, a held `lock` and a held `service register --ephemeral` keep a flat memory
+    /// footprint over 10,000 events: their RSS (VmRSS) after 10,000 events is within a few MiB of
+    /// what it was after 1,000. The events come from a kazoo writer (Debian's python3-kazoo),
+    /// which is much faster than one zkctl per change; every loop is bounded in count and time.
+    func testLongRunningCommandsKeepAFlatMemoryFootprint() throws {
+        let server = try SharedServers.standalone()
+        let kit = try FaultKit(servers: server.connectString, label: "rss")
+        defer { kit.finish() }
+        let limitMiB = 8.0
+        var report: [String] = []
+
+        // config watch: 10 keys changed round-robin; each line it prints is one event.
+        try kit.expect(["config", "set", "k0", "0"], 0)
+        let watch = try kit.background(["-o", "json", "config", "watch"])
+        defer { watch.kill() }
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""key":"k0""#) }, watch.stderr)
+        let watchRSS = try measure(kit, process: watch, churn: "set", path: kit.configRoot, count: { lineCount(watch.stdoutData) })
+        report.append("config watch \(watchRSS.description)")
+
+        // lock: held while contenders behind it come and go.
+        let held = try kit.background(["lock", "rss", "--", "sleep", "600"])
+        defer { held.kill() }
+        XCTAssertTrue(kit.waitUntil(timeout: 30) { !childPids(of: held.pid).isEmpty }, held.stderr)
+        let lockRSS = try measure(kit, process: held, churn: "siblings", path: kit.locksRoot + "/rss", count: nil)
+        report.append("lock \(lockRSS.description)")
+
+        // service register --ephemeral: held while other instances of the service come and go.
+        let service = try kit.background(["service", "register", "svc", "127.0.0.1", "9000", "--id", "held", "--ephemeral"])
+        defer { service.kill() }
+        XCTAssertTrue(kit.waitUntil(timeout: 30) { (try? kit.run(["exists", kit.servicesRoot + "/svc/held"]).status) == 0 }, service.stderr)
+        let serviceRSS = try measure(kit, process: service, churn: "siblings", path: kit.servicesRoot + "/svc", count: nil)
+        report.append("service register --ephemeral \(serviceRSS.description)")
+
+        for (name, rss) in [("config watch", watchRSS), ("lock", lockRSS), ("service register", serviceRSS)] {
+            XCTAssertGreaterThanOrEqual(rss.events, 10_000, "\(name): only \(rss.events) events")
+            XCTAssertLessThan(rss.growthMiB, limitMiB, "\(name): RSS grew \(rss.growthMiB) MiB from 1,000 to 10,000 events")
+        }
+        XCTAssertNil(watch.exitStatus, watch.stderr)
+        XCTAssertNil(held.exitStatus, held.stderr)
+        XCTAssertNil(service.exitStatus, service.stderr)
+        print("FaultTests: RSS: " + report.joined(separator: "; "))
+    }
+
+    struct RSSReading: CustomStringConvertible {
+        var atThousand: Double
+        var atTenThousand: Double
+        var events: Int
+        var growthMiB: Double { (atTenThousand - atThousand) / 1024 }
+        var description: String {
+            String(format: "%.1f MiB at 1,000 events, %.1f MiB at %d events", atThousand / 1024, atTenThousand / 1024, events)
+        }
+    }
+
+    /// Runs a kazoo writer against `path` until `count()` (or, without it, the writer's own count
+    /// of operations) passes 10,000, reading the process's VmRSS (KiB) at 1,000 and at 10,000.
+    func measure(_ kit: FaultKit, process: LiveProcess, churn: String, path: String, count: (() -> Int)?) throws -> RSSReading {
+        let progress = kit.file("churn-\(UUID().uuidString.prefix(6))")
+        let stopFile = progress + ".stop"
+        let script = #"""
+        import sys, os, time
+        from kazoo.client import KazooClient
+        servers, mode, path, progress, stop = sys.argv[1:6]
+        zk = KazooClient(hosts=servers, timeout=10)
+        zk.start(timeout=15)
+        zk.ensure_path(path)
+        deadline = time.time() + 150
+        n = 0
+        while n < 60000 and time.time() < deadline and not os.path.exists(stop):
+            if mode == "set":
+                key = "%s/k%d" % (path, n % 10)
+                if zk.exists(key):
+                    zk.set(key, b'{"n":%d}' % n)
+                else:
+                    zk.create(key, b'{"n":%d}' % n)
+                n += 1
+            else:
+                created = zk.create(path + "/churn-", b"x", ephemeral=True, sequence=True)
+                zk.delete(created)
+                n += 2
+            if n % 100 == 0:
+                with open(progress + ".tmp", "w") as f:
+                    f.write(str(n))
+                os.replace(progress + ".tmp", progress)
+                if mode == "set":
+                    time.sleep(0.02)
+        with open(progress + ".tmp", "w") as f:
+            f.write(str(n))
+        os.replace(progress + ".tmp", progress)
+        zk.stop()
+        """#
+        let writer = try LiveProcess("/usr/bin/python3", ["-c", script, kit.servers, churn, path, progress, stopFile],
+                                     environment: faultEnvironment(), directory: kit.directory)
+        defer {
+            FileManager.default.createFile(atPath: stopFile, contents: nil)
+            if writer.waitForExit(seconds: 20) == nil { writer.kill() }
+        }
+        func events() -> Int {
+            count?() ?? Int((try? String(contentsOfFile: progress, encoding: .utf8)) ?? "") ?? 0
+        }
+        var atThousand: Double? = nil
+        let deadline = Date().addingTimeInterval(170)
+        while Date() < deadline {
+            let n = events()
+            if atThousand == nil, n >= 1_000 { atThousand = vmRSS(process.pid) }
+            if n >= 10_000 { break }
+            if writer.exitStatus != nil, events() < 10_000 {
+                throw FaultKitError("the kazoo writer stopped after \(events()) events: \(writer.stderr)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let atTen = vmRSS(process.pid)
+        guard let first = atThousand, let atTen else { throw FaultKitError("no RSS reading (\(events()) events)") }
+        return RSSReading(atThousand: first, atTenThousand: atTen, events: events())
+    }
+}
+
+/// VmRSS of `pid` in KiB, nil when it is gone.
+func vmRSS(_ pid: Int32) -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Double(line.split(separator: " ").dropFirst().first ?? "")
+    }
+    return nil
+}
+
+func lineCount(_ data: Data) -> Int {
+    data.reduce(0) { $1 == 0x0a ? $0 + 1 : $0 }
+}
+
 // MARK: - Helpers for the fault, hostile-input and credential tests
 
 /// One asserted diagnostic: exactly one line on stderr, starting `zkctl: `, and nothing on stdout.

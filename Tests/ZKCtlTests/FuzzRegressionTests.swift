@@ -40,6 +40,15 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(file.value("zkctl", "timeout"), "5s")
     }
 
+    // ini target, same cause. Input: "#\n~" parses as "#\r\n~" does not, and the other way round:
+    // a CR LF file that starts with a comment is read as one comment line, so every setting in it
+    // is silently ignored (zkctl then talks to the default server).
+    func testIniFileWithCRLFAfterACommentIsNotIgnored() throws {
+        let file = try IniFile(parsing: "# production\r\n[zookeeper]\r\nservers = prod1:2181,prod2:2181\r\n", name: "crlf.ini")
+        XCTAssertEqual(file.value("zookeeper", "servers"), "prod1:2181,prod2:2181")
+        XCTAssertThrowsError(try IniFile(parsing: "#\r\n~\r\n", name: "crlf.ini"), "the line '~' is not key = value")
+    }
+
     // servers target: "resolved server list does not parse". Input: "h1:::1]:\xff\xff\xd4...h2:2".
     // An unbracketed host with colons (or with ']', '[', control characters or other bytes no host
     // name holds) is accepted; its description then brackets it into text that does not parse
