@@ -11,6 +11,7 @@ public final class Invocation: Sendable {
     private let clients = Mutex<[ZooKeeperClient]>([])
     private let cleanups = Mutex<[@Sendable () -> Void]>([])
     private let signal = Mutex<Int32?>(nil)
+    private let cleanupsDone = Mutex(false)
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
         self.parsed = parsed
@@ -60,6 +61,16 @@ public final class Invocation: Sendable {
     func runInterruptCleanups() {
         let all = cleanups.withLock { c -> [@Sendable () -> Void] in defer { c = [] }; return c }
         for body in all { body() }
+        cleanupsDone.withLock { $0 = true }
+    }
+
+    /// Waits (at most `limit`) until the interrupt cleanups have run, so that the sessions they
+    /// still use are not closed under them.
+    func waitForInterruptCleanups(limit: Duration = .seconds(60)) async {
+        let deadline = ContinuousClock.now + limit
+        while !cleanupsDone.withLock({ $0 }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     // MARK: Values

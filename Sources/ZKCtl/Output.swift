@@ -37,17 +37,23 @@ public enum ExitCode {
         }
     }
 
-    /// The one line a user sees for an error (after `zkctl: `).
+    /// The one line a user sees for an error (after `zkctl: `), naming the path when there is one.
     public static func message(for error: any Error) -> String {
+        if let e = error as? ZooKeeperError, let path = e.path { return "\(path): \(reason(for: e))" }
+        return reason(for: error)
+    }
+
+    /// What went wrong, without the path: for a sentence that names the path itself.
+    public static func reason(for error: any Error) -> String {
         switch error {
         case let e as ZooKeeperError:
             switch e.code {
-            case .noNode: return e.path.map { "\($0): no such znode" } ?? e.message
-            case .nodeExists: return e.path.map { "\($0): already exists" } ?? e.message
-            case .badVersion: return e.path.map { "\($0): version mismatch (changed by someone else)" } ?? e.message
-            case .notAuthorized: return e.path.map { "\($0): not authorized" } ?? e.message
-            case .notEmpty: return e.path.map { "\($0): has children" } ?? e.message
-            default: return e.description
+            case .noNode: return "no such znode"
+            case .nodeExists: return "already exists"
+            case .badVersion: return "version mismatch (changed by someone else)"
+            case .notAuthorized: return "not authorized"
+            case .notEmpty: return "has children"
+            default: return e.message
             }
         case let e as CommandError: return e.message
         case let e as UsageError: return e.description
@@ -136,17 +142,38 @@ public final class Output: Sendable {
 
     /// A diagnostic for people; `-q` silences it.
     public func note(_ text: String) {
-        if !quiet { errorSink("zkctl: " + text) }
+        if !quiet { errorSink("zkctl: " + Self.oneLine(text)) }
     }
 
     /// A warning that `-q` does not silence.
     public func warn(_ text: String) {
-        errorSink("zkctl: warning: " + text)
+        errorSink("zkctl: warning: " + Self.oneLine(text))
     }
 
     /// An error line.
     public func error(_ text: String) {
-        errorSink("zkctl: " + text)
+        errorSink("zkctl: " + Self.oneLine(text))
+    }
+
+    /// A diagnostic stays one line whatever it quotes: control characters in what the user typed
+    /// (or a server sent) are shown escaped.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || ($0.value >= 0x7f && $0.value < 0xa0) }) else { return text }
+        var out = ""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0) {
+                    out += String(format: "\\x%02x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
     }
 
     /// An aligned table; the last column is not padded.

@@ -64,24 +64,24 @@ public struct Settings: Sendable {
 
     /// Resolves the settings for a parsed command line.
     public static func resolve(_ parsed: ParsedCommand, environment env: [String: String],
-                               isTerminal: Bool) throws(UsageError) -> Settings {
+                               isTerminal: Bool) throws -> Settings {
         let path = parsed.path
         // The config file: --config, $ZKCTL_CONFIG, $XDG_CONFIG_HOME/zkctl/config, ~/.config/zkctl/config.
         var file: IniFile? = nil
         var fileName: String? = nil
         if let explicit = parsed.last("config") ?? env["ZKCTL_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
             fileName = explicit
-            guard let text = try? String(contentsOfFile: explicit, encoding: .utf8) else {
-                throw UsageError("cannot read config file '\(explicit)'", command: path)
+            guard let data = FileManager.default.contents(atPath: explicit) else {
+                throw CommandError.noInput("cannot read config file '\(explicit)'")
             }
-            file = try IniFile(parsing: text, name: explicit, command: path)
+            file = try IniFile(parsing: data, name: explicit, command: path)
         } else {
             let home = env["HOME"] ?? NSHomeDirectory()
             let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.config"
             let candidate = "\(base)/zkctl/config"
-            if let text = try? String(contentsOfFile: candidate, encoding: .utf8) {
+            if let data = FileManager.default.contents(atPath: candidate) {
                 fileName = candidate
-                file = try IniFile(parsing: text, name: candidate, command: path)
+                file = try IniFile(parsing: data, name: candidate, command: path)
             }
         }
 
@@ -167,9 +167,9 @@ public struct Settings: Sendable {
             color: isTerminal && !noColor && output == .text, warnings: warnings)
     }
 
-    static func readAuthFile(_ name: String, warnings: inout [String], command: [String]) throws(UsageError) -> [String] {
+    static func readAuthFile(_ name: String, warnings: inout [String], command: [String]) throws -> [String] {
         guard let text = try? String(contentsOfFile: name, encoding: .utf8) else {
-            throw UsageError("cannot read auth file '\(name)'", command: command)
+            throw CommandError.noInput("cannot read auth file '\(name)'")
         }
         var info = stat()
         if stat(name, &info) == 0, info.st_mode & 0o044 != 0 {
@@ -228,6 +228,14 @@ public struct Settings: Sendable {
 /// A small INI file: `[section]` headers, `key = value` lines, `#` and `;` comments.
 public struct IniFile: Sendable {
     private var sections: [String: [String: String]] = [:]
+
+    /// Parses the file's bytes, which must be UTF-8 text.
+    public init(parsing data: Data, name: String, command: [String] = []) throws(UsageError) {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw UsageError("bad config file '\(name)': not UTF-8 text", command: command)
+        }
+        try self.init(parsing: text, name: name, command: command)
+    }
 
     public init(parsing text: String, name: String, command: [String] = []) throws(UsageError) {
         var section = ""

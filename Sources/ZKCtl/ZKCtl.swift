@@ -32,8 +32,8 @@ public enum ZKCtl {
         do {
             settings = try Settings.resolve(parsed, environment: environment, isTerminal: isatty(1) == 1)
         } catch {
-            errorOutput.error(error.description)
-            return ExitCode.usage
+            errorOutput.error(ExitCode.message(for: error))
+            return ExitCode.code(for: error)
         }
         let output = Output(format: settings.output.value, color: settings.color, quiet: settings.quiet)
         for w in settings.warnings { output.warn(w) }
@@ -69,6 +69,7 @@ public enum ZKCtl {
 
     /// Waits for the signal path to finish its cleanups and exit; returns its code meanwhile.
     static func interrupted(_ invocation: Invocation, _ signo: Int32) async -> Int32 {
+        await invocation.waitForInterruptCleanups()
         await invocation.closeAll()
         return 128 + signo
     }

@@ -221,8 +221,11 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
             host = String(item[..<colon])
             portText = String(item[item.index(after: colon)...])
         }
-        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" }) else {
+        guard !host.isEmpty, !host.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f || $0 == "/" || $0 == "@" }) else {
             throw ZooKeeperError(.badArguments, message: "bad host in server '\(item)'")
+        }
+        if !item.hasPrefix("["), host.contains(":") {
+            throw ZooKeeperError(.badArguments, message: "bad server '\(item)': write an IPv6 address in brackets, [addr]:port")
         }
         var port = defaultPort
         if let portText {

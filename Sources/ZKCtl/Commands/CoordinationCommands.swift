@@ -387,7 +387,7 @@ extension CommandTable {
                     }
                     // Otherwise a connection problem: try again (a versioned write is safe to repeat).
                 } catch {
-                    inv.output.warn("\(path): recording the end of the run failed: \(ExitCode.message(for: error))")
+                    inv.output.warn("\(path): recording the end of the run failed: \(ExitCode.reason(for: error))")
                     return
                 }
             }

@@ -369,7 +369,7 @@ extension CommandTable {
                     let instance = try ServiceInstance.parse(reply.data ?? Data(), name: name, id: id)
                     found.append((instance, reply.stat ?? Stat()))
                 } catch {
-                    output.warn("\(PathRules.join(servicePath, id)): skipped: \(ExitCode.message(for: error))")
+                    output.warn("\(PathRules.join(servicePath, id)): skipped: \(ExitCode.reason(for: error))")
                 }
             case .failure(let error) where error.code == .noNode:
                 continue
@@ -586,7 +586,7 @@ struct ServiceTarget: Sendable {
             await CommandTable.removeIfEmpty(zk, servicePath)
         } catch {
             // Closing the session (which the runner does next) removes the node anyway.
-            output.warn("\(path): \(ExitCode.message(for: error)); it goes when the session closes")
+            output.warn("\(path): \(ExitCode.reason(for: error)); it goes when the session closes")
         }
     }
 }
