@@ -132,6 +132,26 @@ final class SettingsTests: XCTestCase {
                        "bad server URL 'zookeeper:relative' from flag --server: expected zookeeper://HOSTS/PATH, zookeeper:///PATH or zookeeper:./PATH")
         XCTAssertEqual(resolveError([], env: ["ZOOKEEPER_HOSTS": "h:x"]), "bad server list 'h:x' from environment ZOOKEEPER_HOSTS: bad port 'x' in server 'h:x'")
         XCTAssertEqual(resolveError([], env: ["ZKCTL_TIMEOUT": "soon"]), "bad timeout 'soon' from environment ZKCTL_TIMEOUT")
+        XCTAssertEqual(resolveError(["-s", "h:2181:2182"]),
+                       "bad server list 'h:2181:2182' from flag --server: bad server 'h:2181:2182': write an IPv6 address in brackets, [addr]:port")
+        XCTAssertEqual(resolveError(["-s", "a\u{1}b:1"]), "bad server list 'a\u{1}b:1' from flag --server: bad host in server 'a\u{1}b:1'")
+    }
+
+    func testConfigFileMustBeUTF8AndReadable() throws {
+        let path = dir.appendingPathComponent("latin1").path
+        try Data([0x5b, 0x7a, 0x6b, 0x63, 0x74, 0x6c, 0x5d, 0x0a, 0xff, 0xfe, 0x0a]).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(resolveError(["--config", path]), "bad config file '\(path)': not UTF-8 text")
+        do {
+            _ = try resolve(["--auth-file", dir.appendingPathComponent("none").path])
+            XCTFail("a missing auth file was accepted")
+        } catch let error as CommandError {
+            XCTAssertEqual(error.exitCode, 66)
+        }
+    }
+
+    func testDiagnosticsStayOneLine() {
+        XCTAssertEqual(Output.oneLine("bad 'a\nb\tc\u{7}'"), "bad 'a\\nb\\tc\\x07'")
+        XCTAssertEqual(Output.oneLine("plain ünïcode"), "plain ünïcode")
     }
 
     func testMalformedConfigFileNamesTheLine() throws {
