@@ -128,3 +128,10 @@ test-asan: deps
 	ZKCTL_BIN=$(CURDIR)/.build-asan/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests-asan \
 	  ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1} \
 	  $(SWIFT) test --skip-build --disable-swift-testing --scratch-path .build-asan --filter '$(ASAN_TESTS)'
+
+# The benchmark: a release build, its own throwaway server, zkctl timed next to a C reference and
+# the peers; writes benchmarks/RESULTS.md. BENCH_1M=1 adds the 1M-znode runs; other settings are
+# listed at the top of benchmarks/bench.sh.
+.PHONY: bench
+bench: deps
+	benchmarks/bench.sh
