@@ -64,6 +64,10 @@ HAVE_ZKSHELL = os.access(ZKSHELL, os.X_OK)
 HAVE_ZKCLI = os.access(ZKCLI, os.X_OK)
 HAVE_CLI_MT = os.access(CLI_MT, os.X_OK)
 
+# cref's option for zoo_set_servers_resolution_delay(-1): the C client without its default
+# getaddrinfo on every poll (zkctl keeps the default today; see RESULTS.md).
+NO_RERESOLVE = ["--resolve-delay", "-1"]
+
 SIZES = {"10k": (100, 100), "100k": (1000, 100), "1M": (1000, 1000)}
 
 
@@ -376,6 +380,7 @@ def job_oneshot():
         Tool("zkctl get", zk("get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
         Tool("zkctl config get", zk("--config-root", "/bench10k/a42", "config", "get", "b17"), ONESHOT_RUNS, has_value, kind="zkctl"),
         Tool("C ref (get)", [CREF, "get", CS, path], ONESHOT_RUNS, has_value, kind="cref"),
+        Tool("C ref (get), no re-resolve", [CREF, "get", CS, path] + NO_RERESOLVE, ONESHOT_RUNS, has_value, kind="cref"),
     ]
     if HAVE_CLI_MT:
         def cli_mt_ok(run, ctx):
@@ -411,6 +416,7 @@ def job_listing(size, runs, slow_runs, sweep_only=False):
         Tool("zkctl tree", zk("tree", root), runs, lines_at_least(n), kind="zkctl", limit=limit),
         Tool("zkctl -o ndjson tree", zk("-o", "ndjson", "tree", root), runs if size == "10k" else 0, lines_at_least(n), kind="zkctl", limit=limit),
         Tool("C ref (pipelined walk)", [CREF, "walk", CS, root], runs, lines_at_least(n), kind="cref", limit=limit),
+        Tool("C ref (walk), no re-resolve", [CREF, "walk", CS, root] + NO_RERESOLVE, runs, lines_at_least(n), kind="cref", limit=limit),
     ]
     if HAVE_PY and slow_runs:
         tools.append(Tool("kazoo async walk", KAZOO + ["walk", CS, root], slow_runs, lines_at_least(n), limit=limit))
@@ -431,6 +437,8 @@ def job_values(size, runs, slow_runs):
         Tool("zkctl config list", zk("--config-root", root, "config", "list"), runs, lines_at_least(n - 1), kind="zkctl", limit=limit),
         Tool("zkctl tree --data", zk("tree", "--data", root), runs if size == "10k" else 0, lines_at_least(n), kind="zkctl", limit=limit),
         Tool("C ref (walk + values)", [CREF, "walk", CS, root, "--data"], runs, lines_at_least(n), kind="cref", limit=limit),
+        Tool("C ref (walk + values), no re-resolve", [CREF, "walk", CS, root, "--data"] + NO_RERESOLVE, runs if size == "10k" else 0,
+             lines_at_least(n), kind="cref", limit=limit),
     ]
     if HAVE_PY and slow_runs:
         tools.append(Tool("kazoo async walk + get", KAZOO + ["walk", CS, root, "--data"], slow_runs, lines_at_least(n), limit=limit))
@@ -462,6 +470,8 @@ def job_export(size, runs, slow_runs):
              file_lines_at_least(cfile, n), kind="cref", limit=limit),
         Tool("C ref (+ ACLs, JSON)", [CREF, "walk", CS, root, "--data", "--acl", "--json", "--out", cfile], runs if size == "10k" else 0,
              file_lines_at_least(cfile, n), kind="cref", limit=limit),
+        Tool("C ref (+ ACLs, JSON), no re-resolve", [CREF, "walk", CS, root, "--data", "--acl", "--json", "--out", cfile] + NO_RERESOLVE,
+             runs if size == "10k" else 0, file_lines_at_least(cfile, n), kind="cref", limit=limit),
     ]
     if HAVE_ZKSHELL and slow_runs and size == "10k":
         sfile = os.path.join(OUT, f"zkshell-export-{size}.json")
@@ -795,7 +805,9 @@ def main():
            f"forceSync={os.environ.get('ZKSERVER_FORCE_SYNC', 'no')}, extra JVM flags `{os.environ.get('ZKSERVER_JVM_FLAGS', '')}`; "
            f"{info['java']}",
            f"- zkctl: `{info['zkctl']}`, release build, default --max-inflight 256 unless stated",
-           f"- C reference: benchmarks/cref.c, {info['cc']}, `-O2 -DTHREADED -lzookeeper_mt`, walk window 512, multis of 1000 ops with 4 in flight",
+           f"- C reference: benchmarks/cref.c, {info['cc']}, `-O2 -DTHREADED -lzookeeper_mt`, walk window 512, multis of 1000 ops with 4 in flight; "
+           "the C client's defaults as zkctl uses them, and in the rows marked *no re-resolve* with `zoo_set_servers_resolution_delay(zh, -1)` "
+           "(by default the client calls getaddrinfo on every poll of its socket)",
            f"- peers: zkCli.sh and cli_mt from Debian's zookeeper 3.8.0 packages; {info['peers']} (benchmarks/.venv)",
            "- trees: `/benchN/a0..aA/b0..bB` with 50-byte JSON-string values on every node: "
            "10k = 100×100 (10,101 znodes), 100k = 1000×100 (101,001), 1M = 1000×1000 (1,001,001)",

@@ -3,6 +3,9 @@
  * It is what "close to what the C client itself can do" means in benchmarks/RESULTS.md.
  *
  *   cref get    HOSTS PATH                      connect, get, print the value, close the session
+ *   (every mode) --resolve-delay MS             zoo_set_servers_resolution_delay(MS) after init;
+ *                                               without it the library re-resolves the server list
+ *                                               at every poll, as zkctl does today
  *   cref walk   HOSTS ROOT [options]            pipelined walk: children (+ data, + ACL) of every node
  *        --data            also read every value
  *        --acl             also read every ACL
@@ -37,6 +40,7 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int session_state; /* 0 connecting, 1 connected, -1 failed */
+static int resolve_delay_set, resolve_delay;
 
 static void die(int code, const char *what, int rc) {
     if (rc) fprintf(stderr, "cref: %s: %s\n", what, zerror(rc));
@@ -64,6 +68,11 @@ static zhandle_t *connect_or_die(const char *hosts) {
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
     zhandle_t *zh = zookeeper_init(hosts, session_watcher, 10000, NULL, NULL, 0);
     if (!zh) die(3, "zookeeper_init failed", 0);
+    /* By default the client resolves the server list again (getaddrinfo, a netlink dump with
+     * AI_ADDRCONFIG) every time it polls its socket. --resolve-delay sets
+     * zoo_set_servers_resolution_delay (-1: only on connection loss); without it the library's
+     * default stands, as zkctl runs it today. */
+    if (resolve_delay_set) zoo_set_servers_resolution_delay(zh, resolve_delay);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += CONNECT_TIMEOUT_SECONDS;
@@ -410,7 +419,7 @@ static int run_delete(zhandle_t *zh, const char *root, int batch) {
 /* ------------------------------------------------------------------------------------------ */
 
 static void usage(void) {
-    fputs("usage: cref get HOSTS PATH\n"
+    fputs("usage: cref get HOSTS PATH [--resolve-delay MS]\n"
           "       cref walk HOSTS ROOT [--data] [--acl] [--window N] [--json] [--out FILE]\n"
           "       cref create HOSTS ROOT A B [--batch N] [--window N] [--value-len N]\n"
           "       cref delete HOSTS ROOT [--batch N] [--window N]\n", stderr);
@@ -428,6 +437,20 @@ int main(int argc, char **argv) {
     alarm(TIME_LIMIT_SECONDS);
     if (argc < 4) usage();
     const char *mode = argv[1], *hosts = argv[2], *target = argv[3];
+    /* --resolve-delay MS may come anywhere after the target. */
+    int kept = 4;
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "--resolve-delay") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || v < -1 || v > 86400000) usage();
+            resolve_delay_set = 1;
+            resolve_delay = (int)v;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    argc = kept;
     if (strcmp(mode, "get") == 0) {
         if (argc != 4) usage();
         return run_get(hosts, target);
