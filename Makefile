@@ -124,7 +124,7 @@ test-faults: deps build
 # zkctl and the tests built with AddressSanitizer (scratch path .build-asan). Memory errors fail the
 # run; leak reports are off by default because they go to stderr and change exit codes, which the
 # tests assert: ASAN_OPTIONS=detect_leaks=1 make test-asan lists them (with stacks) instead.
-ASAN_TESTS ?= ZooKeeperTests|FaultTests.testUnreachable|CredentialTests|HostileInputTests|LockTests.testTenConcurrent
+ASAN_TESTS ?= ZooKeeperTests|FaultTests.testUnreachable|FaultTests.testCommandsUnder|FaultTests.testNoQuorum|CredentialTests|HostileInputTests
 test-asan: deps
 	$(SWIFT) build --build-tests -Xswiftc -sanitize=address --scratch-path .build-asan
 	ZKCTL_BIN=$(CURDIR)/.build-asan/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests-asan \
