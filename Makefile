@@ -112,7 +112,7 @@ fuzz:
 	@status=0; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 	  FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run.sh $$t > Fuzz/.out/$$t.log 2>&1 || { status=1; echo "fuzz: $$t FAILED (see Fuzz/.out/$$t.log and Fuzz/.out/artifacts/)"; }; \
-	  grep -E "stat::number_of_executed_units|INVARIANT|ERROR: AddressSanitizer" Fuzz/.out/$$t.log | head -3; \
+	  grep -aE "stat::number_of_executed_units|INVARIANT|ERROR: AddressSanitizer" Fuzz/.out/$$t.log | head -3; \
 	done; exit $$status
 
 # The fault suite alone (it is part of `make test` too): a 3-server ensemble whose members are
