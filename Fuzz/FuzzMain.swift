@@ -84,8 +84,9 @@ func fuzzParser(_ data: Data) {
             for p in passwords { check(!warning.contains(p), "a warning shows a password: \(warning)") }
         }
     } catch {
-        oneLine(error.description, "settings error")
-        for p in passwords { check(!error.description.contains(p), "a settings error shows a password: \(error.description)") }
+        let text = "\(error)"
+        oneLine(text, "settings error")
+        for p in passwords { check(!text.contains(p), "a settings error shows a password: \(text)") }
     }
 }
 
