@@ -239,7 +239,8 @@ public struct IniFile: Sendable {
 
     public init(parsing text: String, name: String, command: [String] = []) throws(UsageError) {
         var section = ""
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line end (LF, CR LF, CR): Swift keeps "\r\n" as one character, so split on newlines.
+        for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {

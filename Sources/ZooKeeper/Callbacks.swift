@@ -9,28 +9,56 @@ import Synchronization
 /// The context of one asynchronous C call. Retained once when the call is issued and released
 /// by the completion, or at once when the call fails synchronously.
 final class ReplyBox: @unchecked Sendable {
-    // Sendable: both fields are set once in init and only read afterwards.
+    // Sendable: every field is set once in init and only read afterwards.
     let deliver: @Sendable (Int32, OperationResult) -> Void
     /// C buffers that must live until the completion runs (multi ops, ACL vectors).
     let keepAlive: AnyObject?
+    /// Where the retained pointer is listed while the C client holds it.
+    let pending: PendingReplies
 
-    init(keepAlive: AnyObject? = nil, _ deliver: @escaping @Sendable (Int32, OperationResult) -> Void) {
+    init(pending: PendingReplies, keepAlive: AnyObject? = nil, _ deliver: @escaping @Sendable (Int32, OperationResult) -> Void) {
         self.deliver = deliver
         self.keepAlive = keepAlive
+        self.pending = pending
     }
 
+    /// Retains the box for the C client and lists it as pending.
     func retainedPointer() -> UnsafeRawPointer {
-        UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque())
+        let pointer = UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque())
+        pending.insert(pointer)
+        return pointer
     }
 
     /// Balances `retainedPointer()` when the C call failed and the completion will never run.
     static func releaseUnused(_ pointer: UnsafeRawPointer) {
-        Unmanaged<ReplyBox>.fromOpaque(pointer).release()
+        let box = Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue()
+        box.pending.remove(pointer)
     }
 
     static func take(_ pointer: UnsafeRawPointer?) -> ReplyBox? {
         guard let pointer else { return nil }
-        return Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue()
+        let box = Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue()
+        box.pending.remove(pointer)
+        return box
+    }
+}
+
+/// The replies the C client still owes. A request still unanswered when the handle is closed
+/// never gets its completion, so after `zookeeper_close` the rest are failed with `closing` and
+/// released here: nothing leaks, and no waiter is left hanging.
+final class PendingReplies: Sendable {
+    private let pointers = Mutex<Set<UInt>>([])
+
+    func insert(_ pointer: UnsafeRawPointer) { _ = pointers.withLock { $0.insert(UInt(bitPattern: pointer)) } }
+    func remove(_ pointer: UnsafeRawPointer) { _ = pointers.withLock { $0.remove(UInt(bitPattern: pointer)) } }
+
+    /// Only once no completion can run any more.
+    func failAll() {
+        let left = pointers.withLock { p -> Set<UInt> in defer { p = [] }; return p }
+        for bits in left {
+            guard let pointer = UnsafeRawPointer(bitPattern: bits) else { continue }
+            Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue().deliver(ZCLOSING.rawValue, .none)
+        }
     }
 }
 

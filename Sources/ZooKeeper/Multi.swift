@@ -82,7 +82,7 @@ extension ZooKeeperClient {
         }
         let rc: Int32 = try await withCheckedThrowingContinuation { continuation in
             let once = ResumeOnce<Int32>(continuation)
-            let box = ReplyBox(keepAlive: buffers) { rc, _ in once.resume(.success(rc)) }
+            let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, _ in once.resume(.success(rc)) }
             let context = box.retainedPointer()
             let sync = withHandle { zh in zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context) } ?? ZCLOSING.rawValue
             if sync != ZOK.rawValue {

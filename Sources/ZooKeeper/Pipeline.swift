@@ -35,7 +35,7 @@ extension ZooKeeperClient {
     func submit(_ op: Operation, done: @escaping @Sendable (Result<OperationResult, ZooKeeperError>) -> Void) {
         if let error = Self.precheck(op) { done(.failure(error)); return }
         let buffers = CBuffers()
-        let box = ReplyBox(keepAlive: buffers) { rc, reply in done(Self.outcome(op, rc, reply)) }
+        let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, reply in done(Self.outcome(op, rc, reply)) }
         let context = box.retainedPointer()
         let rc = withHandle { zh in Self.issue(op, on: zh, context: context, watcher: nil, buffers: buffers) } ?? ZCLOSING.rawValue
         if rc != ZOK.rawValue {

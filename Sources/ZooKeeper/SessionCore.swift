@@ -22,6 +22,8 @@ final class SessionCore: Sendable {
     }
 
     let connectString: ConnectString
+    /// Replies still owed by the C client.
+    let pending = PendingReplies()
     private let state = Mutex(State())
     private let watches = Mutex<[UInt: WatchBox]>([:])
     /// The retained pointer handed to zookeeper_init2 (as a bit pattern), released by `closed()`.
@@ -123,6 +125,7 @@ final class SessionCore: Sendable {
 
     /// After zookeeper_close: no callback can run any more.
     func closed() {
+        pending.failAll()
         transition(to: .closed)
         endAllWatches()
         let bits = context.withLock { c -> UInt in defer { c = 0 }; return c }

@@ -227,6 +227,12 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
         if !item.hasPrefix("["), host.contains(":") {
             throw ZooKeeperError(.badArguments, message: "bad server '\(item)': write an IPv6 address in brackets, [addr]:port")
         }
+        // What a resolver takes: names of letters, digits, '.', '-', '_'; in brackets an IPv6
+        // address (hex digits, ':', '.', and a %zone of letters and digits).
+        let bracketed = item.hasPrefix("[")
+        guard host.unicodeScalars.allSatisfy({ Self.hostScalarAllowed($0, bracketed: bracketed) }) else {
+            throw ZooKeeperError(.badArguments, message: "bad host in server '\(item)'")
+        }
         var port = defaultPort
         if let portText {
             guard let p = Int(portText), (1...65535).contains(p) else {
@@ -235,6 +241,13 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
             port = p
         }
         return Server(host: host, port: port)
+    }
+
+    private static func hostScalarAllowed(_ u: Unicode.Scalar, bracketed: Bool) -> Bool {
+        guard u.isASCII else { return false }
+        let alphanumeric = ("a"..."z").contains(u) || ("A"..."Z").contains(u) || ("0"..."9").contains(u)
+        if bracketed { return alphanumeric || u == ":" || u == "." || u == "%" }
+        return alphanumeric || u == "." || u == "-" || u == "_"
     }
 
     /// The form the C client takes.

@@ -90,8 +90,13 @@ public final class ZooKeeperClient: Sendable {
         }
         guard let h = OpaquePointer(bitPattern: bits) else {
             Unmanaged<SessionCore>.fromOpaque(context).release()
-            let reason = String(cString: strerror(err))
-            throw ZooKeeperError(.unavailable, message: "cannot start a session with \(connectString.servers.map(\.description).joined(separator: ",")): \(reason)")
+            let tried = connectString.servers.map(\.description).joined(separator: ",")
+            // The C client fails when a host name does not resolve; say which, not a stale errno.
+            let unresolved = await offload { connectString.servers.filter { !resolves($0.host) }.map(\.host) }
+            if !unresolved.isEmpty {
+                throw ZooKeeperError(.unavailable, message: "cannot resolve \(unresolved.joined(separator: ", ")); tried \(tried)")
+            }
+            throw ZooKeeperError(.unavailable, message: "cannot start a session with \(tried): \(String(cString: strerror(err)))")
         }
         core.adoptRetainedContext(context)
         let client = ZooKeeperClient(handle: h, core: core, options: options, connectString: connectString)
@@ -116,7 +121,7 @@ public final class ZooKeeperClient: Sendable {
     public func addAuth(scheme: String, credential: Data) async throws {
         let rc: Int32 = try await withCheckedThrowingContinuation { continuation in
             let once = ResumeOnce<Int32>(continuation)
-            let box = ReplyBox { rc, _ in once.resume(.success(rc)) }
+            let box = ReplyBox(pending: core.pending) { rc, _ in once.resume(.success(rc)) }
             let context = box.retainedPointer()
             let sync = withHandle { zh in
                 credential.withUnsafeBytes { raw in
@@ -219,7 +224,7 @@ public final class ZooKeeperClient: Sendable {
             let once = ResumeOnce<OperationResult>(continuation)
             let buffers = CBuffers()
             let watchKey = watch.map { core.register($0) }
-            let box = ReplyBox(keepAlive: buffers) { [core] rc, reply in
+            let box = ReplyBox(pending: core.pending, keepAlive: buffers) { [core] rc, reply in
                 let result = Self.outcome(op, rc, reply)
                 if let watchKey, !Self.watchArmed(op, rc) { core.unregister(watchKey) }
                 once.resume(result.mapError { $0 })
@@ -333,7 +338,7 @@ public final class ZooKeeperClient: Sendable {
         let deadline = ContinuousClock.now + requestTimeout
         let reply: OperationResult = try await withCheckedThrowingContinuation { continuation in
             let once = ResumeOnce<OperationResult>(continuation)
-            let box = ReplyBox { rc, reply in
+            let box = ReplyBox(pending: core.pending) { rc, reply in
                 once.resume(rc == ZOK.rawValue ? .success(reply) : .failure(ZooKeeperError(rc: rc, path: "/zookeeper/config")))
             }
             let context = box.retainedPointer()
@@ -366,6 +371,16 @@ public final class ZooKeeperClient: Sendable {
     public func exists(_ path: String, watch onEvent: @escaping @Sendable (WatchEvent) -> Void) async throws -> Stat? {
         try await perform(.exists(path), watch: WatchBox(onEvent)).stat
     }
+}
+
+/// Whether `host` resolves to an address (blocking).
+func resolves(_ host: String) -> Bool {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    let rc = getaddrinfo(host, nil, &hints, &list)
+    if let list { freeaddrinfo(list) }
+    return rc == 0
 }
 
 /// Runs blocking work on a thread of its own, off Swift's cooperative pool.
