@@ -46,8 +46,11 @@ deps:
 build:
 	$(SWIFT) build
 
+# Release builds link the Swift runtime and Foundation statically: a one-shot command starts
+# about a third faster and its peak RSS drops by about 6 MiB (benchmarks/RESULTS.md).
+RELEASE_FLAGS = -c release -Xswiftc -static-stdlib
 release:
-	$(SWIFT) build -c release
+	$(SWIFT) build $(RELEASE_FLAGS)
 
 # The whole suite: unit tests, the client against real servers, and the binary end to end.
 # A skipped test is a failure here: a test that cannot reach its server must never pass quietly.
@@ -85,9 +88,9 @@ generate: build
 # INSTALL_BIN: an already built binary to install instead of a fresh release build.
 INSTALL_BIN ?=
 install:
-	@if [ -z "$(INSTALL_BIN)" ]; then $(SWIFT) build -c release; fi
+	@if [ -z "$(INSTALL_BIN)" ]; then $(SWIFT) build $(RELEASE_FLAGS); fi
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	install -m 755 $${INSTALL_BIN:-$$($(SWIFT) build -c release --show-bin-path)/zkctl} $(DESTDIR)$(BINDIR)/zkctl
+	install -m 755 $${INSTALL_BIN:-$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl} $(DESTDIR)$(BINDIR)/zkctl
 	install -m 644 man/zkctl.1 $(DESTDIR)$(MANDIR)/man1/zkctl.1
 	install -m 644 completions/zkctl.bash $(DESTDIR)$(BASHCOMPDIR)/zkctl
 	install -m 644 completions/_zkctl $(DESTDIR)$(ZSHCOMPDIR)/_zkctl

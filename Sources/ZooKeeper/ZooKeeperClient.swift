@@ -86,7 +86,11 @@ public final class ZooKeeperClient: Sendable {
         // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool.
         let (bits, err): (UInt, Int32) = await offload {
             let h = zookeeper_init2(hosts, sessionWatcher, timeout, nil, UnsafeMutableRawPointer(bitPattern: contextBits), flags, logCallback)
-            return (UInt(bitPattern: h), errno)
+            let err = errno
+            // By default the client resolves every host name each time it polls its socket (a
+            // getaddrinfo per request, in bulk work); resolve again only after a connection loss.
+            if let h { zoo_set_servers_resolution_delay(h, -1) }
+            return (UInt(bitPattern: h), err)
         }
         guard let h = OpaquePointer(bitPattern: bits) else {
             Unmanaged<SessionCore>.fromOpaque(context).release()
