@@ -217,6 +217,9 @@ extension CommandTable {
 
     /// The target's state for every node of the file: data, ACL and version, or nil when missing.
     static func readExisting(_ nodes: [BackupNode], under root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> [ExistingNode?] {
+        // Importing into a root that does not exist yet (the common case) needs no reads: no node
+        // of the file can exist under it.
+        if try await zk.exists(root) == nil { return Array(repeating: nil, count: nodes.count) }
         struct Gather {
             var states: [ExistingNode?] = []
             var pending: (Data, Stat)? = nil
