@@ -139,4 +139,4 @@ test-asan: deps
 # listed at the top of benchmarks/bench.sh.
 .PHONY: bench
 bench: deps
-	benchmarks/bench.sh
+	BENCH_SWIFT_FLAGS="$(RELEASE_FLAGS)" benchmarks/bench.sh

@@ -815,7 +815,8 @@ def main():
            f"- server: standalone ZooKeeper started by `scripts/zkserver` for this run on loopback ({info['server']}), "
            f"forceSync={os.environ.get('ZKSERVER_FORCE_SYNC', 'no')}, extra JVM flags `{os.environ.get('ZKSERVER_JVM_FLAGS', '')}`; "
            f"{info['java']}",
-           f"- zkctl: `{info['zkctl']}`, release build, default --max-inflight 256 unless stated",
+           f"- zkctl: `{info['zkctl']}`, built with `swift build {os.environ.get('BENCH_BUILD_FLAGS', '(given binary)')}`, "
+           "default --max-inflight 256 unless stated",
            f"- C reference: benchmarks/cref.c, {info['cc']}, `-O2 -DTHREADED -lzookeeper_mt`, walk window 512, multis of 1000 ops with 4 in flight; "
            "the C client's defaults as zkctl uses them, and in the rows marked *no re-resolve* with `zoo_set_servers_resolution_delay(zh, -1)` "
            "(by default the client calls getaddrinfo on every poll of its socket)",

@@ -12,6 +12,7 @@
 #   BENCH_SWEEP_100K=64,256,1024         and at 100k (BENCH_SWEEP_RUNS_100K=1 run)
 #   BENCH_DEADLINE=1800     seconds after which bench.py stops starting new rounds
 #   BENCH_ZKCTL=PATH        time this zkctl binary instead of building one
+#   BENCH_SWIFT_FLAGS       flags of the release build (default -c release; make bench passes RELEASE_FLAGS)
 #   ZKSERVER_FORCE_SYNC     yes to fsync the server's transaction log (default no, see RESULTS.md)
 set -euo pipefail
 
@@ -33,16 +34,19 @@ done
 [[ -f /usr/include/zookeeper/zookeeper.h ]] || { say "libzookeeper-mt-dev is missing: run make deps"; exit 1; }
 
 # zkctl, release build. Other engineers may be editing sources in this tree: retry a few times.
+# BENCH_SWIFT_FLAGS: the release flags (make bench passes the Makefile's RELEASE_FLAGS).
+read -r -a swift_flags <<< "${BENCH_SWIFT_FLAGS:--c release}"
 if [[ -z ${BENCH_ZKCTL:-} ]]; then
     built=0
     for attempt in 1 2 3 4 5; do
-        if swift build -c release --scratch-path .build-bench --product zkctl >"$out/build.log" 2>&1; then built=1; break; fi
+        if swift build "${swift_flags[@]}" --scratch-path .build-bench --product zkctl >"$out/build.log" 2>&1; then built=1; break; fi
         say "release build failed (attempt $attempt of 5; last lines below), retrying in 30 s"
         tail -n 3 "$out/build.log" >&2
         sleep 30
     done
     [[ $built == 1 ]] || { say "cannot build zkctl: see $out/build.log"; exit 1; }
-    BENCH_ZKCTL=$repo/.build-bench/release/zkctl
+    BENCH_ZKCTL=$(swift build "${swift_flags[@]}" --scratch-path .build-bench --show-bin-path)/zkctl
+    export BENCH_BUILD_FLAGS="${swift_flags[*]}"
 fi
 export BENCH_ZKCTL
 
