@@ -40,9 +40,12 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
 /// By default every check is on.
 let skipped: Set<String> = Set((ProcessInfo.processInfo.environment["ZKCTL_FUZZ_SKIP"] ?? "").split(separator: ",").map(String.init))
 
+/// What the user sees of a diagnostic (it goes through `Output`, which escapes control
+/// characters) must be one line.
 func oneLine(_ text: String, _ what: String) {
     if skipped.contains("multiline") { return }
-    check(!text.contains(where: { $0.isNewline }), "\(what) spans lines: \(text)")
+    let shown = Output.oneLine(text)
+    check(!shown.contains(where: { $0.isNewline }), "\(what) spans lines: \(shown)")
 }
 
 func check(_ condition: Bool, _ message: @autoclosure () -> String) {

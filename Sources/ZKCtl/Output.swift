@@ -158,7 +158,10 @@ public final class Output: Sendable {
     /// A diagnostic stays one line whatever it quotes: control characters in what the user typed
     /// (or a server sent) are shown escaped.
     static func oneLine(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || ($0.value >= 0x7f && $0.value < 0xa0) }) else { return text }
+        func isControl(_ u: Unicode.Scalar) -> Bool {
+            u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029
+        }
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         for u in text.unicodeScalars {
             switch u {
@@ -166,8 +169,8 @@ public final class Output: Sendable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0) {
-                    out += String(format: "\\x%02x", u.value)
+                if isControl(u) {
+                    out += u.value > 0xff ? String(format: "\\u%04x", u.value) : String(format: "\\x%02x", u.value)
                 } else {
                     out.unicodeScalars.append(u)
                 }

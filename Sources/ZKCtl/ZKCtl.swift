@@ -8,7 +8,7 @@ public enum ZKCtl {
     public static let version = "0.1.0"
 
     /// Runs one command line (without the program name) and returns the exit code.
-    public static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) async -> Int32 {
+    public static func run(_ arguments: [String], environment: [String: String] = settingsEnvironment()) async -> Int32 {
         let root = CommandTable.root
         let errorOutput = Output(format: .text)
         let parsed: ParsedCommand
@@ -72,6 +72,23 @@ public enum ZKCtl {
         await invocation.waitForInterruptCleanups()
         await invocation.closeAll()
         return 128 + signo
+    }
+}
+
+extension ZKCtl {
+    /// The environment variables settings read, through getenv: building the whole environment
+    /// as a dictionary costs a quarter of a one-shot command's start-up.
+    public static func settingsEnvironment() -> [String: String] {
+        let names = Settings.serverVariables + [
+            "ZKCTL_AUTH", "ZKCTL_CONFIG", "ZKCTL_TIMEOUT", "ZKCTL_OUTPUT", "ZKCTL_CONFIG_ROOT",
+            "ZKCTL_SERVICES_ROOT", "ZKCTL_LOCKS_ROOT", "ZKCTL_TASKS_ROOT", "ZKCTL_MAX_INFLIGHT",
+            "HOME", "XDG_CONFIG_HOME", "NO_COLOR",
+        ]
+        var environment: [String: String] = [:]
+        for name in names {
+            if let value = getenv(name) { environment[name] = String(cString: value) }
+        }
+        return environment
     }
 }
 

@@ -260,21 +260,34 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
 public enum PathRules {
     /// Why `path` is not a valid absolute znode path, or nil when it is.
     public static func problem(with path: String) -> String? {
-        guard path.hasPrefix("/") else { return "a path must start with '/'" }
-        if path == "/" { return nil }
-        if path.hasSuffix("/") { return "a path must not end with '/'" }
-        for segment in path.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+        // One pass over the scalars, no substrings: this runs for every request.
+        var scalars = path.unicodeScalars.makeIterator()
+        guard scalars.next() == "/" else { return "a path must start with '/'" }
+        var segment: [Unicode.Scalar] = []
+        segment.reserveCapacity(16)
+        var sawScalar = false
+        func segmentProblem() -> String? {
             if segment.isEmpty { return "empty segment ('//')" }
-            if segment == "." || segment == ".." { return "relative segment '\(segment)'" }
+            if segment == ["."] || segment == [".", "."] { return "relative segment '\(String(String.UnicodeScalarView(segment)))'" }
+            return nil
         }
-        for scalar in path.unicodeScalars {
-            let v = scalar.value
+        while let u = scalars.next() {
+            sawScalar = true
+            let v = u.value
             if v == 0 { return "NUL character" }
             if (0x01...0x1f).contains(v) || (0x7f...0x9f).contains(v) { return "control character" }
             // The server checks UTF-16 units: a scalar above U+FFFF becomes a surrogate pair, which it refuses.
             if (0xd800...0xf8ff).contains(v) || v >= 0xfff0 { return "character not allowed in znode names" }
+            if u == "/" {
+                if let problem = segmentProblem() { return problem }
+                segment.removeAll(keepingCapacity: true)
+            } else {
+                segment.append(u)
+            }
         }
-        return nil
+        if !sawScalar { return nil }                       // "/"
+        if segment.isEmpty { return "a path must not end with '/'" }
+        return segmentProblem()
     }
 
     /// The parent of an absolute path (`/` for a top-level node), nil for `/`.
