@@ -64,9 +64,14 @@ HAVE_ZKSHELL = os.access(ZKSHELL, os.X_OK)
 HAVE_ZKCLI = os.access(ZKCLI, os.X_OK)
 HAVE_CLI_MT = os.access(CLI_MT, os.X_OK)
 
-# cref's option for zoo_set_servers_resolution_delay(-1): the C client without its default
-# getaddrinfo on every poll (zkctl keeps the default today; see RESULTS.md).
+# The C reference runs like zkctl does since f1f6cd3: zoo_set_servers_resolution_delay(-1), no
+# getaddrinfo on every poll of the socket. The rows marked "library default" show the C client
+# as it comes (see FINDINGS.md, section 1).
 NO_RERESOLVE = ["--resolve-delay", "-1"]
+
+
+def cref(mode, *args):
+    return [CREF, mode, CS] + list(args) + NO_RERESOLVE
 
 SIZES = {"10k": (100, 100), "100k": (1000, 100), "1M": (1000, 1000)}
 
@@ -179,7 +184,7 @@ def helper(argv, limit=600, what=""):
 
 
 def tree_count(root):
-    r = spawn([CREF, "walk", CS, root], 600, tag="count")
+    r = spawn(cref("walk", root), 600, tag="count")
     if r.status != 0:
         return 0
     return r.stdout().count(b"\n")
@@ -204,11 +209,11 @@ def server_nodes():
 
 def make_tree(root, size):
     a, b = SIZES[size]
-    helper([CREF, "create", CS, root, str(a), str(b)], 1800, f"create {root}")
+    helper(cref("create", root, str(a), str(b)), 1800, f"create {root}")
 
 
 def remove_tree(root):
-    helper([CREF, "delete", CS, root], 1800, f"delete {root}")
+    helper(cref("delete", root), 1800, f"delete {root}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,8 +389,8 @@ def job_oneshot():
     tools = [
         Tool("zkctl get", zk("get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
         Tool("zkctl config get", zk("--config-root", "/bench10k/a42", "config", "get", "b17"), ONESHOT_RUNS, has_value, kind="zkctl"),
-        Tool("C ref (get)", [CREF, "get", CS, path], ONESHOT_RUNS, has_value, kind="cref"),
-        Tool("C ref (get), no re-resolve", [CREF, "get", CS, path] + NO_RERESOLVE, ONESHOT_RUNS, has_value, kind="cref"),
+        Tool("C ref (get)", cref("get", path), ONESHOT_RUNS, has_value, kind="cref"),
+        Tool("C ref (get), library default", [CREF, "get", CS, path], ONESHOT_RUNS, has_value, kind="cref"),
     ]
     if HAVE_CLI_MT:
         def cli_mt_ok(run, ctx):
@@ -399,7 +404,7 @@ def job_oneshot():
         tools.append(Tool("zkCli.sh get", [ZKCLI, "-server", CS, "get", path], slow, has_value))
     # Warm the server's JIT for this path first.
     for _ in range(3):
-        spawn([CREF, "get", CS, path], 30, tag="warm")
+        spawn(cref("get", path), 30, tag="warm")
     run_job("one-shot get", tools)
     table("oneshot", tools, "C ref (get)", "One-shot: start, connect, get one 50-byte value, close, exit",
           f"`{path}` on the 10k tree. Slow peers run {slow} times, the others {ONESHOT_RUNS}.")
@@ -420,8 +425,8 @@ def job_listing(size, runs, slow_runs, sweep_only=False):
     tools = [
         Tool("zkctl tree", zk("tree", root), runs, lines_at_least(n), kind="zkctl", limit=limit),
         Tool("zkctl -o ndjson tree", zk("-o", "ndjson", "tree", root), runs if size == "10k" else 0, lines_at_least(n), kind="zkctl", limit=limit),
-        Tool("C ref (pipelined walk)", [CREF, "walk", CS, root], runs, lines_at_least(n), kind="cref", limit=limit),
-        Tool("C ref (walk), no re-resolve", [CREF, "walk", CS, root] + NO_RERESOLVE, runs, lines_at_least(n), kind="cref", limit=limit),
+        Tool("C ref (pipelined walk)", cref("walk", root), runs, lines_at_least(n), kind="cref", limit=limit),
+        Tool("C ref (walk), library default", [CREF, "walk", CS, root], runs, lines_at_least(n), kind="cref", limit=limit),
     ]
     if HAVE_PY and slow_runs:
         tools.append(Tool("kazoo async walk", KAZOO + ["walk", CS, root], slow_runs, lines_at_least(n), limit=limit))
@@ -441,9 +446,7 @@ def job_values(size, runs, slow_runs):
     tools = [
         Tool("zkctl config list", zk("--config-root", root, "config", "list"), runs, lines_at_least(n - 1), kind="zkctl", limit=limit),
         Tool("zkctl tree --data", zk("tree", "--data", root), runs if size == "10k" else 0, lines_at_least(n), kind="zkctl", limit=limit),
-        Tool("C ref (walk + values)", [CREF, "walk", CS, root, "--data"], runs, lines_at_least(n), kind="cref", limit=limit),
-        Tool("C ref (walk + values), no re-resolve", [CREF, "walk", CS, root, "--data"] + NO_RERESOLVE, runs if size == "10k" else 0,
-             lines_at_least(n), kind="cref", limit=limit),
+        Tool("C ref (walk + values)", cref("walk", root, "--data"), runs, lines_at_least(n), kind="cref", limit=limit),
     ]
     if HAVE_PY and slow_runs:
         tools.append(Tool("kazoo async walk + get", KAZOO + ["walk", CS, root, "--data"], slow_runs, lines_at_least(n), limit=limit))
@@ -471,12 +474,10 @@ def job_export(size, runs, slow_runs):
     cfile = os.path.join(OUT, f"cref-export-{size}.jsonl")
     tools = [
         Tool("zkctl export", zk("export", root, "-f", zfile), runs, file_lines_at_least(zfile, n), kind="zkctl", limit=limit),
-        Tool("C ref (walk + values, JSON)", [CREF, "walk", CS, root, "--data", "--json", "--out", cfile], runs,
+        Tool("C ref (walk + values, JSON)", cref("walk", root, "--data", "--json", "--out", cfile), runs,
              file_lines_at_least(cfile, n), kind="cref", limit=limit),
-        Tool("C ref (+ ACLs, JSON)", [CREF, "walk", CS, root, "--data", "--acl", "--json", "--out", cfile], runs if size == "10k" else 0,
+        Tool("C ref (+ ACLs, JSON)", cref("walk", root, "--data", "--acl", "--json", "--out", cfile), runs,
              file_lines_at_least(cfile, n), kind="cref", limit=limit),
-        Tool("C ref (+ ACLs, JSON), no re-resolve", [CREF, "walk", CS, root, "--data", "--acl", "--json", "--out", cfile] + NO_RERESOLVE,
-             runs if size == "10k" else 0, file_lines_at_least(cfile, n), kind="cref", limit=limit),
     ]
     if HAVE_ZKSHELL and slow_runs and size == "10k":
         sfile = os.path.join(OUT, f"zkshell-export-{size}.json")
@@ -490,7 +491,8 @@ def job_export(size, runs, slow_runs):
                           slow_runs, file_bytes_at_least(sfile, n * 100), before=rm_sfile, limit=limit))
     run_job(f"export {size}", tools)
     table(f"export {size}", tools, "C ref (walk + values, JSON)", f"Export (list + values into a file), {size} ({n:,} znodes)",
-          "zkctl export also reads every ACL (3 requests a node); the second C row does the same.")
+          "zkctl export also reads every ACL (3 requests a node); the second C row does the same. "
+          "The issue's reference is the first (list + values).")
     return zfile
 
 
@@ -525,7 +527,7 @@ def job_create(size, runs, slow_runs, export_file):
              before=fresh, after=verify_and_keep, kind="zkctl", limit=limit),
         Tool("zkctl config import", lambda c: zk("--config-root", c["root"], "config", "import", "--nested", cfg_file), runs,
              before=fresh, after=verify_and_keep, kind="zkctl", limit=limit),
-        Tool("C ref (1000-op multis)", lambda c: [CREF, "create", CS, c["root"], str(a), str(b)], runs,
+        Tool("C ref (1000-op multis)", lambda c: cref("create", c["root"], str(a), str(b)), runs,
              before=fresh, after=verify_and_keep, kind="cref", limit=limit),
     ]
     if HAVE_PY and slow_runs:
@@ -581,7 +583,7 @@ def job_delete(size, runs, slow_runs):
 
     tools = [
         Tool("zkctl delete -r", lambda c: zk("delete", "-r", "--force", c["root"]), runs, before=fresh, after=gone, kind="zkctl", limit=limit),
-        Tool("C ref (walk + 1000-op multis)", lambda c: [CREF, "delete", CS, c["root"]], runs, before=fresh, after=gone, kind="cref", limit=limit),
+        Tool("C ref (walk + 1000-op multis)", lambda c: cref("delete", c["root"]), runs, before=fresh, after=gone, kind="cref", limit=limit),
     ]
     if HAVE_ZKCLI and slow_runs:
         tools.append(Tool("zkCli.sh deleteall", lambda c: [ZKCLI, "-server", CS, "deleteall", c["root"]], slow_runs,
@@ -605,7 +607,7 @@ def job_sweep():
         for w in windows:
             tools.append(Tool(f"tree w={w}", zk("tree", root, inflight=w), runs, lines_at_least(n), kind="zkctl", limit=900))
             tools.append(Tool(f"export w={w}", zk("export", root, "-f", zfile, inflight=w), runs, file_lines_at_least(zfile, n), kind="zkctl", limit=900))
-            tools.append(Tool(f"C walk w={w}", [CREF, "walk", CS, root, "--window", str(w)], runs, lines_at_least(n), kind="cref", limit=900))
+            tools.append(Tool(f"C walk w={w}", cref("walk", root, "--window", str(w)), runs, lines_at_least(n), kind="cref", limit=900))
         if not run_job(f"sweep {size}", tools) and not any(t.results for t in tools):
             break
         for w in windows:
@@ -643,9 +645,9 @@ def job_1m():
     tools = [
         Tool("zkctl export", zk("export", root, "-f", zfile), 1, file_lines_at_least(zfile, n), kind="zkctl", limit=1800),
         Tool("zkctl tree", zk("tree", root), 1, lines_at_least(n), kind="zkctl", limit=1800),
-        Tool("C ref (walk + values, JSON)", [CREF, "walk", CS, root, "--data", "--json", "--out", cfile], 1,
+        Tool("C ref (walk + values, JSON)", cref("walk", root, "--data", "--json", "--out", cfile), 1,
              file_lines_at_least(cfile, n), kind="cref", limit=1800),
-        Tool("C ref (pipelined walk)", [CREF, "walk", CS, root], 1, lines_at_least(n), kind="cref", limit=1800),
+        Tool("C ref (pipelined walk)", cref("walk", root), 1, lines_at_least(n), kind="cref", limit=1800),
     ]
     run_job("1M", tools)
     table("1M", tools, "C ref (walk + values, JSON)", f"1M ({n:,} znodes), one run each",
@@ -818,8 +820,8 @@ def main():
            f"- zkctl: `{info['zkctl']}`, built with `swift build {os.environ.get('BENCH_BUILD_FLAGS', '(given binary)')}`, "
            "default --max-inflight 256 unless stated",
            f"- C reference: benchmarks/cref.c, {info['cc']}, `-O2 -DTHREADED -lzookeeper_mt`, walk window 512, multis of 1000 ops with 4 in flight; "
-           "the C client's defaults as zkctl uses them, and in the rows marked *no re-resolve* with `zoo_set_servers_resolution_delay(zh, -1)` "
-           "(by default the client calls getaddrinfo on every poll of its socket)",
+           "with `zoo_set_servers_resolution_delay(zh, -1)` as zkctl sets it (the rows marked *library default* leave the C "
+           "client's default, a getaddrinfo on every poll of its socket)",
            f"- peers: zkCli.sh and cli_mt from Debian's zookeeper 3.8.0 packages; {info['peers']} (benchmarks/.venv)",
            "- trees: `/benchN/a0..aA/b0..bB` with 50-byte JSON-string values on every node: "
            "10k = 100×100 (10,101 znodes), 100k = 1000×100 (101,001), 1M = 1000×1000 (1,001,001)",
