@@ -766,7 +766,7 @@ def machine():
         "zkctl": sh(f"{ZKCTL} --version").replace("\n", "; "),
         "server": srvr,
         "java": sh("java -version 2>&1 | head -1"),
-        "peers": sh(f"{PY} -m pip list 2>/dev/null | grep -Ei '^(kazoo|zk-shell) '").replace("\n", ", ") if HAVE_PY else "no venv",
+        "peers": re.sub(r" +", " ", sh(f"{PY} -m pip list 2>/dev/null | grep -Ei '^(kazoo|zk-shell) '").replace("\n", ", ")) if HAVE_PY else "no venv",
         "cc": sh("cc --version | head -1"),
     }
 
@@ -836,6 +836,11 @@ def main():
                    f"({SWEEP_RUNS_100K} run); environment overrides: "
                    + (", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "none"))
     doc.insert(-1, "- time per job (preparation included): " + ", ".join(f"{k} {v:.0f} s" for k, v in DURATION.items()))
+    loads = [float(x) for x in re.findall(r"load average: ([0-9.]+)", load_start + " " + load_end)]
+    if loads and max(loads) > 1.0:
+        doc += [f"**Other work was running on this machine during the run** (1-minute load {', '.join(f'{x:.1f}' for x in loads)} "
+                "at start and end on 2 cores; see the busiest processes above): wall times are noisy and the server shares "
+                "the cores with it. Ratios come from interleaved runs, so they suffer less than absolute times.", ""]
     if NOTES:
         doc += ["Notes: " + "; ".join(NOTES), ""]
     doc += targets() + ["", "## Measurements", ""] + REPORT
