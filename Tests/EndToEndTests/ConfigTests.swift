@@ -213,9 +213,9 @@ final class ConfigTests: XCTestCase {
                                                                       "config", "set", "merged", "f\(i)", "\(i)"], environment: env))
         }
         for (i, c) in children.enumerated() {
-            let status = c.wait(timeout: 120)
-            XCTAssertEqual(status, 0, "writer \(i + 1): \(c.stderrText)")
-            XCTAssertEqual(c.stderrText, "")
+            let status = c.waitForExit(seconds: 120)
+            XCTAssertEqual(status, 0, "writer \(i + 1): \(c.stderr)")
+            XCTAssertEqual(c.stderr, "")
         }
         let merged = try object(try ok(["-o", "json", "config", "get", "merged"]))
         XCTAssertEqual(merged.count, 20, "\(merged)")
@@ -531,36 +531,36 @@ final class ConfigTests: XCTestCase {
     func testWatchOnceIsReleasedBySet() throws {
         let watch = try startWatch(["-o", "json", "config", "watch", "deploy_ready", "--once"])
         XCTAssertTrue(watch.waitUntil(timeout: 30) { _, err in err.contains("does not exist yet") },
-                      "watch never said it waits: \(watch.stderrText)")
-        XCTAssertEqual(watch.stdoutText, "")
+                      "watch never said it waits: \(watch.stderr)")
+        XCTAssertEqual(watch.stdout, "")
         try ok(["config", "set", "deploy_ready", "true"])
-        XCTAssertEqual(watch.wait(timeout: 30), 0, watch.stderrText)
-        XCTAssertEqual(watch.stdoutText, #"{"event":"created","key":"deploy_ready","value":true,"version":0}"# + "\n")
-        XCTAssertEqual(watch.stderrText, "zkctl: config key 'deploy_ready' does not exist yet; waiting\n")
+        XCTAssertEqual(watch.waitForExit(seconds: 30), 0, watch.stderr)
+        XCTAssertEqual(watch.stdout, #"{"event":"created","key":"deploy_ready","value":true,"version":0}"# + "\n")
+        XCTAssertEqual(watch.stderr, "zkctl: config key 'deploy_ready' does not exist yet; waiting\n")
 
         // An existing key: the initial value does not release --once; the next change does.
         let again = try startWatch(["config", "watch", "deploy_ready", "--once"])
-        XCTAssertTrue(again.waitUntil(timeout: 30) { out, _ in out.contains("initial") }, again.stderrText)
+        XCTAssertTrue(again.waitUntil(timeout: 30) { out, _ in out.contains("initial") }, again.stderr)
         try ok(["config", "set", "deploy_ready", "false"])
-        XCTAssertEqual(again.wait(timeout: 30), 0, again.stderrText)
-        XCTAssertEqual(again.stdoutText, "initial deploy_ready = true\nchanged deploy_ready = false\n")
+        XCTAssertEqual(again.waitForExit(seconds: 30), 0, again.stderr)
+        XCTAssertEqual(again.stdout, "initial deploy_ready = true\nchanged deploy_ready = false\n")
     }
 
     func testWatchEveryKeyStreamsEvents() throws {
         try ok(["config", "set", "a", "1"])
         let watch = try startWatch(["-o", "json", "config", "watch"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""event":"initial""#) }, watch.stderrText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""event":"initial""#) }, watch.stderr)
         try ok(["config", "set", "a", "2"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""changed""#) }, watch.stdoutText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""changed""#) }, watch.stdout)
         try ok(["config", "set", "b", #"{"x": [1]}"#])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""created""#) }, watch.stdoutText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""created""#) }, watch.stdout)
         try ok(["config", "remove", "a"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""removed""#) }, watch.stdoutText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""removed""#) }, watch.stdout)
         try ok(["config", "set", "b", "x", "2"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.components(separatedBy: "\n").count > 5 }, watch.stdoutText)
-        watch.interrupt()
-        XCTAssertEqual(watch.wait(timeout: 30), 130)
-        XCTAssertEqual(watch.stdoutText, """
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.components(separatedBy: "\n").count > 5 }, watch.stdout)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 30), 130)
+        XCTAssertEqual(watch.stdout, """
             {"event":"initial","key":"a","value":1,"version":0}
             {"event":"changed","key":"a","value":2,"version":1}
             {"event":"created","key":"b","value":{"x":[1]},"version":0}
@@ -568,35 +568,35 @@ final class ConfigTests: XCTestCase {
             {"event":"changed","key":"b","value":{"x":2},"version":1}
 
             """)
-        XCTAssertEqual(watch.stderrText, "")
+        XCTAssertEqual(watch.stderr, "")
         try fails(["config", "watch", "bad/key"], 64)
     }
 
     func testWatchWaitsForTheRoot() throws {
         let watch = try startWatch(["config", "watch"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { _, err in err.contains("no keys under \(self.root) yet") }, watch.stderrText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { _, err in err.contains("no keys under \(self.root) yet") }, watch.stderr)
         try ok(["config", "set", "a", "1"])
         try ok(["config", "set", "b", "two"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created b") }, watch.stdoutText)
-        watch.interrupt()
-        XCTAssertEqual(watch.wait(timeout: 30), 130)
-        XCTAssertEqual(watch.stdoutText, "created a = 1\ncreated b = \"two\"\n")
-        XCTAssertEqual(watch.stderrText, "zkctl: no keys under \(root) yet; waiting\n")
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created b") }, watch.stdout)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 30), 130)
+        XCTAssertEqual(watch.stdout, "created a = 1\ncreated b = \"two\"\n")
+        XCTAssertEqual(watch.stderr, "zkctl: no keys under \(root) yet; waiting\n")
     }
 
     func testWatchNestedFollowsTheSubtree() throws {
         try ok(["config", "set", "top", "1"])
         let watch = try startWatch(["config", "watch", "--nested"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("initial top") }, watch.stderrText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("initial top") }, watch.stderr)
         try ok(["config", "set", "--nested", "app/db/host", "h1"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created app/db/host") }, watch.stdoutText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("created app/db/host") }, watch.stdout)
         try ok(["config", "set", "--nested", "app/db/host", "h2"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("changed app/db/host") }, watch.stdoutText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("changed app/db/host") }, watch.stdout)
         try ok(["config", "remove", "--nested", "app/db/host"])
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("removed app/db/host") }, watch.stdoutText)
-        watch.interrupt()
-        XCTAssertEqual(watch.wait(timeout: 30), 130)
-        XCTAssertEqual(watch.stdoutText, """
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains("removed app/db/host") }, watch.stdout)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 30), 130)
+        XCTAssertEqual(watch.stdout, """
             initial top = 1
             created app/db/host = "h1"
             changed app/db/host = "h2"
@@ -621,7 +621,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try zk(["config", "set", "gone", "1"], server: own).status, 0)
         // A short timeout, so the client notices the lost server quickly.
         let watch = try startWatch(["--timeout", "4s", "-o", "json", "config", "watch", "k", "gone"], server: own)
-        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.components(separatedBy: "\n").count == 3 }, watch.stderrText)
+        XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.components(separatedBy: "\n").count == 3 }, watch.stderr)
 
         try own.stop(member: 1)
         try own.restart(member: 1)
@@ -631,17 +631,17 @@ final class ConfigTests: XCTestCase {
         r = try zk(["config", "remove", "gone"], server: own)
         XCTAssertEqual(r.status, 0, r.stderrText)
         XCTAssertTrue(watch.waitUntil(timeout: 60) { out, _ in out.contains(#""removed""#) && out.contains(#""value":2"#) },
-                      "stdout: \(watch.stdoutText) stderr: \(watch.stderrText)")
+                      "stdout: \(watch.stdout) stderr: \(watch.stderr)")
         // The watches are armed again: later changes arrive too.
         r = try zk(["config", "set", "k", "3"], server: own)
         XCTAssertEqual(r.status, 0, r.stderrText)
         r = try zk(["config", "set", "gone", "back"], server: own)
         XCTAssertEqual(r.status, 0, r.stderrText)
         XCTAssertTrue(watch.waitUntil(timeout: 30) { out, _ in out.contains(#""value":3"#) && out.contains(#""created""#) },
-                      watch.stdoutText)
-        watch.interrupt()
-        XCTAssertEqual(watch.wait(timeout: 30), 130)
-        let lines = watch.stdoutText.split(separator: "\n").map(String.init)
+                      watch.stdout)
+        watch.signal(SIGINT)
+        XCTAssertEqual(watch.waitForExit(seconds: 30), 130)
+        let lines = watch.stdout.split(separator: "\n").map(String.init)
         // Order within one refresh is by key; across refreshes by time. Check content, not interleaving.
         XCTAssertEqual(Set(lines), Set([
             #"{"event":"initial","key":"gone","value":1,"version":0}"#,
@@ -652,7 +652,7 @@ final class ConfigTests: XCTestCase {
             #"{"event":"created","key":"gone","value":"back","version":0}"#,
         ]))
         XCTAssertEqual(lines.count, 6, "\(lines)")
-        XCTAssertTrue(watch.stderrText.contains("zkctl: watch: connection lost"), watch.stderrText)
+        XCTAssertTrue(watch.stderr.contains("zkctl: watch: connection lost"), watch.stderr)
     }
 
     // MARK: help
@@ -667,86 +667,5 @@ final class ConfigTests: XCTestCase {
         }
         let r = try runProcess(zkctlBinaryPath(), ["config", "export", "--help"], environment: Self.environment())
         XCTAssertTrue((r.stdoutText + r.stderrText).contains("upper case"), "env name rules are documented")
-    }
-}
-
-/// A child process that runs while the test goes on: its output is collected as it comes.
-final class BackgroundProcess: @unchecked Sendable {
-    // Sendable: the buffers are guarded by `lock`; `process` is only used through its own
-    // thread-safe calls.
-    private let process = Process()
-    private let lock = NSLock()
-    private var out = Data()
-    private var err = Data()
-    private var openStreams = 2
-
-    init(_ executable: String, _ args: [String], environment: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        for (pipe, isOut) in [(stdout, true), (stderr, false)] {
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard let self else { return }
-                self.lock.lock()
-                if data.isEmpty {
-                    handle.readabilityHandler = nil
-                    self.openStreams -= 1
-                } else if isOut {
-                    self.out.append(data)
-                } else {
-                    self.err.append(data)
-                }
-                self.lock.unlock()
-            }
-        }
-        try process.run()
-    }
-
-    var stdoutText: String { lock.lock(); defer { lock.unlock() }; return String(decoding: out, as: UTF8.self) }
-    var stderrText: String { lock.lock(); defer { lock.unlock() }; return String(decoding: err, as: UTF8.self) }
-
-    /// Polls until `predicate(stdout, stderr)` holds or `timeout` passes.
-    func waitUntil(timeout: TimeInterval, _ predicate: (String, String) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if predicate(stdoutText, stderrText) { return true }
-            if !process.isRunning { return predicate(stdoutText, stderrText) }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return predicate(stdoutText, stderrText)
-    }
-
-    /// Waits for the exit (killing the child when `timeout` passes) and for the end of its output;
-    /// returns the exit status (128 + signal when a signal ended it), nil when it had to be killed.
-    func wait(timeout: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning {
-            kill()
-            return nil
-        }
-        let drained = Date().addingTimeInterval(5)
-        while Date() < drained {
-            lock.lock(); let open = openStreams; lock.unlock()
-            if open == 0 { break }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
-
-    func interrupt() {
-        if process.isRunning { process.interrupt() }
-    }
-
-    func kill() {
-        if process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
     }
 }

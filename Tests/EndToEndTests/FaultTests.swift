@@ -379,7 +379,7 @@ extension FaultTests {
 
     /// Runs a kazoo writer against `path` until `count()` (or, without it, the writer's own count
     /// of operations) passes 10,000, reading the process's VmRSS (KiB) at 1,000 and at 10,000.
-    func measure(_ kit: FaultKit, process: LiveProcess, churn: String, path: String, count: (() -> Int)?) throws -> RSSReading {
+    func measure(_ kit: FaultKit, process: BackgroundProcess, churn: String, path: String, count: (() -> Int)?) throws -> RSSReading {
         let progress = kit.file("churn-\(UUID().uuidString.prefix(6))")
         let stopFile = progress + ".stop"
         let script = #"""
@@ -414,7 +414,7 @@ extension FaultTests {
         os.replace(progress + ".tmp", progress)
         zk.stop()
         """#
-        let writer = try LiveProcess("/usr/bin/python3", ["-c", script, kit.servers, churn, path, progress, stopFile],
+        let writer = try BackgroundProcess("/usr/bin/python3", ["-c", script, kit.servers, churn, path, progress, stopFile],
                                      environment: faultEnvironment(), directory: kit.directory)
         defer {
             FileManager.default.createFile(atPath: stopFile, contents: nil)
@@ -656,8 +656,8 @@ final class FaultKit: Sendable {
         return o
     }
 
-    func background(_ args: [String], env: [String: String] = [:]) throws -> LiveProcess {
-        try LiveProcess(zkctlBinaryPath(), globalArgs + args, environment: faultEnvironment(env), directory: directory)
+    func background(_ args: [String], env: [String: String] = [:]) throws -> BackgroundProcess {
+        try BackgroundProcess(zkctlBinaryPath(), globalArgs + args, environment: faultEnvironment(env), directory: directory)
     }
 
     /// Creates `nodeCount` nodes under importSourceRoot, exports them, returns the file.
@@ -709,69 +709,3 @@ final class FaultKit: Sendable {
     }
 }
 
-/// A process running while the test goes on, its output in files (no pipe to fill up).
-final class LiveProcess: @unchecked Sendable {
-    // Unchecked: `process` is used through its own thread-safe calls; the rest is immutable.
-    let process = Process()
-    private let outURL: URL
-    private let errURL: URL
-
-    init(_ executable: String, _ args: [String], environment: [String: String], directory: URL) throws {
-        let id = UUID().uuidString.prefix(8)
-        outURL = directory.appendingPathComponent("bg-\(id).out")
-        errURL = directory.appendingPathComponent("bg-\(id).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-    }
-
-    deinit { kill() }
-
-    var pid: Int32 { process.processIdentifier }
-    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-    var stdoutData: Data { (try? Data(contentsOf: outURL)) ?? Data() }
-    var stderrData: Data { (try? Data(contentsOf: errURL)) ?? Data() }
-
-    /// The exit status (128 + N for signal N), or nil while it runs.
-    var exitStatus: Int32? {
-        guard !process.isRunning else { return nil }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
-
-    func waitUntil(timeout: TimeInterval, _ predicate: (String, String) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if predicate(stdout, stderr) { return true }
-            if !process.isRunning { return predicate(stdout, stderr) }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return predicate(stdout, stderr)
-    }
-
-    func signal(_ signo: Int32) {
-        if process.isRunning { Glibc.kill(process.processIdentifier, signo) }
-    }
-
-    func waitForExit(seconds: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            if Date() >= deadline { return nil }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return exitStatus
-    }
-
-    func kill() {
-        guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGCONT)
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        _ = waitForExit(seconds: 10)
-    }
-}

@@ -19,7 +19,7 @@ final class ServiceTests: XCTestCase {
     var base = ""
     var root: String { base + "/services" }
     /// zkctl processes started in the background; every one still running is killed in tearDown.
-    var background: [BackgroundZkctl] = []
+    var background: [BackgroundProcess] = []
 
     override func setUpWithError() throws {
         server = try SharedServers.standalone()
@@ -89,8 +89,8 @@ final class ServiceTests: XCTestCase {
         }
     }
 
-    func startInBackground(_ args: [String]) throws -> BackgroundZkctl {
-        let b = try BackgroundZkctl(["-s", server.connectString, "--services-root", root] + args, environment: environment())
+    func startInBackground(_ args: [String]) throws -> BackgroundProcess {
+        let b = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "--services-root", root] + args, environment: environment())
         background.append(b)
         return b
     }
@@ -398,50 +398,3 @@ final class ServiceTests: XCTestCase {
     }
 }
 
-/// zkctl running in the background with its output in files (no pipe to fill up).
-final class BackgroundZkctl: @unchecked Sendable {
-    // Unchecked: used from the test's thread only.
-    let process = Process()
-    let directory: URL
-
-    init(_ args: [String], environment: [String: String]) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-bg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
-        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: zkctlBinaryPath())
-        process.arguments = args
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
-        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
-        try process.run()
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    var stdout: String { (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "" }
-
-    func signal(_ signo: Int32) {
-        if process.isRunning { Glibc.kill(process.processIdentifier, signo) }
-    }
-
-    /// The exit status (for a signal, 128+N), or nil if still running after `seconds`.
-    func waitForExit(seconds: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            if Date() >= deadline { return nil }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
-
-    func kill() {
-        guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        _ = waitForExit(seconds: 10)
-    }
-}

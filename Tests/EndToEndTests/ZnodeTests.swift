@@ -454,11 +454,11 @@ final class ZnodeTests: XCTestCase {
     // MARK: watch
 
     /// Starts `zkctl watch` in the background; it is killed when the test ends.
-    func startWatch(_ args: [String], server: ZooKeeperServer? = nil, env: [String: String] = [:]) throws -> ZnodeWatchRun {
+    func startWatch(_ args: [String], server: ZooKeeperServer? = nil, env: [String: String] = [:]) throws -> BackgroundProcess {
         var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
                            "HOME": FileManager.default.temporaryDirectory.path]
         environment.merge(env) { $1 }
-        let run = try ZnodeWatchRun(["-s", (server ?? self.server).connectString] + args, environment: environment)
+        let run = try BackgroundProcess(zkctlBinaryPath(), ["-s", (server ?? self.server).connectString] + args, environment: environment)
         addTeardownBlock { run.kill() }
         return run
     }
@@ -628,70 +628,3 @@ enum PathParent {
     }
 }
 
-/// `zkctl watch` running in the background, its output going to files (no pipe to fill up).
-final class ZnodeWatchRun: @unchecked Sendable {
-    // Unchecked: used from the test's thread only.
-    private let process = Process()
-    private let directory: URL
-
-    init(_ args: [String], environment: [String: String]) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-watch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for name in ["out", "err"] {
-            _ = FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: nil)
-        }
-        process.executableURL = URL(fileURLWithPath: zkctlBinaryPath())
-        process.arguments = args
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
-        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
-        try process.run()
-    }
-
-    deinit {
-        kill()
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    var stdout: String { (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "" }
-
-    /// Waits until stdout holds at least `count` complete lines.
-    func waitForLines(_ count: Int, seconds: TimeInterval = 15) -> Bool {
-        waitUntil(seconds: seconds) { self.stdout.filter { $0 == "\n" }.count >= count }
-    }
-
-    func waitForStderr(seconds: TimeInterval = 15, _ predicate: @escaping (String) -> Bool) -> Bool {
-        waitUntil(seconds: seconds) { predicate(self.stderr) }
-    }
-
-    private func waitUntil(seconds: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            if Date() >= deadline || !process.isRunning { return condition() }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return true
-    }
-
-    func signal(_ signo: Int32) {
-        if process.isRunning { Glibc.kill(process.processIdentifier, signo) }
-    }
-
-    /// The exit status (128+N for a signal), or nil if it still runs after `seconds`.
-    func waitForExit(seconds: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning {
-            if Date() >= deadline { return nil }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
-
-    func kill() {
-        guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        _ = waitForExit(seconds: 10)
-    }
-}
