@@ -16,54 +16,121 @@ public struct WalkedNode: Sendable, Hashable {
 }
 
 extension ZooKeeperClient {
-    /// Walks the subtree at `root` breadth-first, one level at a time, each level's requests
-    /// pipelined. `visit` gets each level's nodes in order: parents' order, children sorted by name.
-    /// Nodes that vanish during the walk are left out. `maxDepth` nil means no limit; 0 visits only
-    /// the root. `exclude` skips a subtree (for example `/zookeeper`).
+    /// The most nodes `walk` hands to one `visit` call.
+    public static let walkChunkSize = 2048
+
+    /// Walks the subtree at `root` breadth-first, each level in chunks of at most `chunkSize`
+    /// nodes whose requests are pipelined. `visit` gets the nodes in order (parents' order,
+    /// children sorted by name); every call holds nodes of one depth only, and a level's nodes
+    /// all come before the next level's. Nodes that vanish during the walk are left out.
+    /// `maxDepth` nil means no limit; 0 visits only the root. `exclude` skips a subtree (for
+    /// example `/zookeeper`); an excluded child still appears in its parent's `children`.
+    ///
+    /// Memory: one chunk of nodes (with their data and ACLs) plus the names still to visit, kept
+    /// packed (a few bytes more than the name itself), so a wide tree costs megabytes, not the
+    /// size of its data. With `data`, children are listed only for nodes whose stat says they
+    /// have some, so a leaf costs one request (two with `acl`).
     public func walk(_ root: String, maxDepth: Int? = nil, data: Bool = false, acl: Bool = false,
-                     maxInFlight: Int = defaultMaxInFlight, exclude: @Sendable (String) -> Bool = { _ in false },
+                     maxInFlight: Int = defaultMaxInFlight, chunkSize: Int = walkChunkSize,
+                     exclude: @Sendable (String) -> Bool = { _ in false },
                      visit: ([WalkedNode]) async throws -> Void) async throws {
-        var level = [root]
+        var level = PendingNames()
+        level.append(root, parentPath: "")
         var depth = 0
-        while !level.isEmpty {
-            let listChildren = maxDepth.map { depth < $0 } ?? true
-            // Per node: children (which also gives its stat) or exists at the depth limit, then data and ACL.
-            var ops: [Operation] = []
-            ops.reserveCapacity(level.count * (1 + (data ? 1 : 0) + (acl ? 1 : 0)))
-            for path in level {
-                ops.append(listChildren ? .children(path) : .exists(path))
-                if data { ops.append(.get(path)) }
-                if acl { ops.append(.getACL(path)) }
-            }
-            let results = await pipeline(ops, maxInFlight: maxInFlight)
-            let stride = 1 + (data ? 1 : 0) + (acl ? 1 : 0)
-            var nodes: [WalkedNode] = []
-            nodes.reserveCapacity(level.count)
-            var next: [String] = []
-            for (i, path) in level.enumerated() {
-                var cursor = i * stride
-                func take() throws -> OperationResult? {
-                    defer { cursor += 1 }
-                    switch results[cursor] {
-                    case .success(let r): return r
-                    case .failure(let e) where e.code == .noNode: return nil
-                    case .failure(let e): throw e
+        let chunk = max(1, chunkSize)
+        while level.count > 0 {
+            let list = maxDepth.map { depth < $0 } ?? true
+            var next = PendingNames()
+            var start = 0
+            while start < level.count {
+                let end = min(start + chunk, level.count)
+                let paths = (start..<end).map { level.path(at: $0) }
+                let nodes = try await fetchNodes(paths, depth: depth, list: list, data: data, acl: acl, maxInFlight: maxInFlight)
+                for node in nodes {
+                    for child in node.children where !exclude(PathRules.join(node.path, child)) {
+                        next.append(child, parentPath: node.path)
                     }
                 }
-                guard let first = try take(), let stat = first.stat else { continue }
-                let children = (first.children ?? []).sorted()
-                var node = WalkedNode(path: path, depth: depth, stat: stat, children: children)
-                if data { guard let r = try take() else { continue }; node.data = r.data }
-                if acl { guard let r = try take() else { continue }; node.acl = r.acl }
-                nodes.append(node)
-                for child in children {
-                    let childPath = PathRules.join(path, child)
-                    if !exclude(childPath) { next.append(childPath) }
-                }
+                try await visit(nodes)
+                start = end
             }
-            try await visit(nodes)
             level = next
             depth += 1
         }
+    }
+
+    /// Reads the nodes at `paths` (one depth) through the pipeline; missing ones are left out.
+    private func fetchNodes(_ paths: [String], depth: Int, list: Bool, data: Bool, acl: Bool,
+                            maxInFlight: Int) async throws -> [WalkedNode] {
+        // First round: the data (whose stat tells whether there are children to list) or else
+        // the children (whose reply carries the stat), plus the ACL.
+        let listLater = data && list
+        var ops: [Operation] = []
+        let stride = acl ? 2 : 1
+        ops.reserveCapacity(paths.count * stride)
+        for path in paths {
+            ops.append(data ? .get(path) : list ? .children(path) : .exists(path))
+            if acl { ops.append(.getACL(path)) }
+        }
+        let results = await pipeline(ops, maxInFlight: maxInFlight)
+        var nodes: [WalkedNode] = []
+        nodes.reserveCapacity(paths.count)
+        for (i, path) in paths.enumerated() {
+            guard let first = try Self.found(results[i * stride]), let stat = first.stat else { continue }
+            var node = WalkedNode(path: path, depth: depth, stat: stat, children: [])
+            if data { node.data = first.data } else { node.children = (first.children ?? []).sorted() }
+            if acl {
+                guard let r = try Self.found(results[i * stride + 1]) else { continue }
+                node.acl = r.acl
+            }
+            nodes.append(node)
+        }
+        guard listLater else { return nodes }
+        // Second round: children of the nodes that have some.
+        let parents = nodes.indices.filter { nodes[$0].stat.numChildren > 0 }
+        if parents.isEmpty { return nodes }
+        let listed = await pipeline(parents.map { Operation.children(nodes[$0].path) }, maxInFlight: maxInFlight)
+        var gone = IndexSet()
+        for (index, result) in zip(parents, listed) {
+            if let r = try Self.found(result) { nodes[index].children = (r.children ?? []).sorted() } else { gone.insert(index) }
+        }
+        if !gone.isEmpty { nodes = nodes.indices.filter { !gone.contains($0) }.map { nodes[$0] } }
+        return nodes
+    }
+
+    /// A walk's reply: nil when the node has gone, the error otherwise.
+    private static func found(_ result: Result<OperationResult, ZooKeeperError>) throws -> OperationResult? {
+        switch result {
+        case .success(let r): return r
+        case .failure(let e) where e.code == .noNode: return nil
+        case .failure(let e): throw e
+        }
+    }
+}
+
+/// The paths a walk has still to visit on one level, packed: each parent's path once, then per
+/// child the index of its parent and its name's bytes in one shared buffer.
+struct PendingNames {
+    private var parents: [String] = []
+    private var parentOf: [UInt32] = []
+    private var nameEnds: [UInt32] = []
+    private var bytes: [UInt8] = []
+
+    var count: Int { nameEnds.count }
+
+    /// Adds `name` under `parentPath`; children of one parent must be added together. An empty
+    /// `parentPath` makes `name` a whole path (the walk's root).
+    mutating func append(_ name: String, parentPath: String) {
+        if parents.last != parentPath { parents.append(parentPath) }
+        parentOf.append(UInt32(parents.count - 1))
+        bytes.append(contentsOf: name.utf8)
+        nameEnds.append(UInt32(bytes.count))
+    }
+
+    func path(at i: Int) -> String {
+        let start = i == 0 ? 0 : Int(nameEnds[i - 1])
+        let name = String(decoding: bytes[start..<Int(nameEnds[i])], as: UTF8.self)
+        let parent = parents[Int(parentOf[i])]
+        return parent.isEmpty ? name : PathRules.join(parent, name)
     }
 }

@@ -268,6 +268,54 @@ final class ClientTests: XCTestCase {
         XCTAssertEqual(try mixed[3].get().data, Data("value-2".utf8))
     }
 
+    func testWalkVisitsLevelsInChunksInOrder() async throws {
+        // root → a, b, c (b has 12 children, c one with a child of its own); values and an ACL
+        // that differs from the rest on one node.
+        let root = "\(base)/walk"
+        var ops: [MultiOp] = [.create(root, data: Data("r".utf8))]
+        for name in ["c", "a", "b"] { ops.append(.create("\(root)/\(name)", data: Data(name.utf8))) }
+        for i in 0..<12 { ops.append(.create("\(root)/b/k\(i)", data: Data("k\(i)".utf8))) }
+        ops.append(.create("\(root)/c/x", data: Data()))
+        ops.append(.create("\(root)/c/x/deep", data: Data("d".utf8), acl: [ACL(permissions: .read, scheme: "world", id: "anyone")]))
+        _ = try await zk.multi(ops)
+
+        let keys = (0..<12).map { "k\($0)" }.sorted()
+        let expected: [(String, Int, [String])] =
+            [(root, 0, ["a", "b", "c"]), ("\(root)/a", 1, []), ("\(root)/b", 1, keys), ("\(root)/c", 1, ["x"])]
+            + keys.map { ("\(root)/b/\($0)", 2, []) } + [("\(root)/c/x", 2, ["deep"]), ("\(root)/c/x/deep", 3, [])]
+        for (data, acl) in [(false, false), (true, false), (true, true)] {
+            var calls: [[WalkedNode]] = []
+            try await zk.walk(root, data: data, acl: acl, maxInFlight: 4, chunkSize: 5) { calls.append($0) }
+            let nodes = calls.flatMap { $0 }
+            XCTAssertEqual(nodes.map(\.path), expected.map(\.0), "data \(data) acl \(acl)")
+            XCTAssertEqual(nodes.map(\.depth), expected.map(\.1))
+            XCTAssertEqual(nodes.map(\.children), expected.map(\.2))
+            XCTAssertEqual(nodes.map { Int($0.stat.numChildren) }, expected.map { $0.2.count })
+            // Each call holds at most a chunk, all of one depth: 1, 3, then 13 as 5+5+3, then 1.
+            XCTAssertEqual(calls.map(\.count), [1, 3, 5, 5, 3, 1])
+            XCTAssertTrue(calls.allSatisfy { Set($0.map(\.depth)).count == 1 })
+            if data {
+                XCTAssertEqual(nodes.map { String(decoding: $0.data ?? Data("?".utf8), as: UTF8.self) },
+                               ["r", "a", "b", "c"] + keys + ["", "d"])
+            } else {
+                XCTAssertTrue(nodes.allSatisfy { $0.data == nil })
+            }
+            XCTAssertEqual(nodes.last?.acl.map { $0.map(\.permissions) }, acl ? [.read] : nil)
+            XCTAssertEqual(nodes.first?.acl, acl ? ACL.openUnsafe : nil)
+        }
+
+        // A depth limit lists nothing at the last level; an excluded child is not visited but is
+        // still among its parent's children.
+        var limited: [WalkedNode] = []
+        try await zk.walk(root, maxDepth: 1, data: true, exclude: { $0.hasSuffix("/b") }) { limited += $0 }
+        XCTAssertEqual(limited.map(\.path), [root, "\(root)/a", "\(root)/c"])
+        XCTAssertEqual(limited.map(\.children), [["a", "b", "c"], [], []])
+
+        var none: [WalkedNode] = []
+        try await zk.walk("\(root)/missing", data: true) { none += $0 }
+        XCTAssertTrue(none.isEmpty)
+    }
+
     func testStateStreamReportsClose() async throws {
         let other = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString))
         let updates = other.stateUpdates()
