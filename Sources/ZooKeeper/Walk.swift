@@ -41,10 +41,10 @@ extension ZooKeeperClient {
         while level.count > 0 {
             let list = maxDepth.map { depth < $0 } ?? true
             var next = PendingNames()
-            var start = 0
-            while start < level.count {
-                let end = min(start + chunk, level.count)
-                let paths = (start..<end).map { level.path(at: $0) }
+            while true {
+                var paths: [String] = []
+                while paths.count < chunk, let path = level.next() { paths.append(path) }
+                if paths.isEmpty { break }
                 let nodes = try await fetchNodes(paths, depth: depth, list: list, data: data, acl: acl, maxInFlight: maxInFlight)
                 for node in nodes {
                     for child in node.children where !exclude(PathRules.join(node.path, child)) {
@@ -52,7 +52,6 @@ extension ZooKeeperClient {
                     }
                 }
                 try await visit(nodes)
-                start = end
             }
             level = next
             depth += 1
@@ -108,29 +107,41 @@ extension ZooKeeperClient {
     }
 }
 
-/// The paths a walk has still to visit on one level, packed: each parent's path once, then per
-/// child the index of its parent and its name's bytes in one shared buffer.
+/// The paths a walk has still to visit on one level, packed and read once from the front: each
+/// parent's path once with how many of its children follow, and the children's names one after
+/// the other in one byte buffer, each ended by a NUL (which ZooKeeper forbids in names). A level of
+/// a million short names takes a few megabytes.
 struct PendingNames {
-    private var parents: [String] = []
-    private var parentOf: [UInt32] = []
-    private var nameEnds: [UInt32] = []
+    private var parents: [(path: String, count: Int)] = []
     private var bytes: [UInt8] = []
-
-    var count: Int { nameEnds.count }
+    private(set) var count = 0
+    // Read position: the parent, the children of it already read, the next name's first byte.
+    private var parent = 0
+    private var taken = 0
+    private var offset = 0
 
     /// Adds `name` under `parentPath`; children of one parent must be added together. An empty
     /// `parentPath` makes `name` a whole path (the walk's root).
     mutating func append(_ name: String, parentPath: String) {
-        if parents.last != parentPath { parents.append(parentPath) }
-        parentOf.append(UInt32(parents.count - 1))
+        if parents.last?.path == parentPath {
+            parents[parents.count - 1].count += 1
+        } else {
+            parents.append((parentPath, 1))
+        }
         bytes.append(contentsOf: name.utf8)
-        nameEnds.append(UInt32(bytes.count))
+        bytes.append(0)
+        count += 1
     }
 
-    func path(at i: Int) -> String {
-        let start = i == 0 ? 0 : Int(nameEnds[i - 1])
-        let name = String(decoding: bytes[start..<Int(nameEnds[i])], as: UTF8.self)
-        let parent = parents[Int(parentOf[i])]
-        return parent.isEmpty ? name : PathRules.join(parent, name)
+    /// The next path, in the order appended; nil when all have been read.
+    mutating func next() -> String? {
+        while parent < parents.count, taken == parents[parent].count { parent += 1; taken = 0 }
+        guard parent < parents.count else { return nil }
+        let end = bytes[offset...].firstIndex(of: 0)!
+        let name = String(decoding: bytes[offset..<end], as: UTF8.self)
+        offset = end + 1
+        taken += 1
+        let base = parents[parent].path
+        return base.isEmpty ? name : PathRules.join(base, name)
     }
 }
