@@ -198,9 +198,10 @@ extension CommandTable {
 
     /// Reads and checks an export or zk-shell dump; every problem is exit 65 (66 if unreadable).
     static func readSnapshot(_ file: String) throws -> BackupSnapshot {
-        let bytes = try Common.readInput(file)
+        // Only the bytes stay while the nodes are made (the Data they were read into is gone).
+        let bytes = try [UInt8](Common.readInput(file))
         do {
-            return try BackupFormat.read(bytes)
+            return try BackupFormat.read(bytes: bytes)
         } catch {
             throw CommandError.badData("\(file): \(error.message); nothing was changed")
         }
