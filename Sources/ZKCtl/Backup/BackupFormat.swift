@@ -118,7 +118,7 @@ enum BackupFormat {
     /// The parent of a relative path ("" for a top-level one), nil for the root.
     static func relativeParent(_ rel: String) -> String? {
         if rel.isEmpty { return nil }
-        guard let slash = rel.lastIndex(of: "/") else { return "" }
+        guard let slash = rel.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
         return String(rel[..<slash])
     }
 
@@ -299,7 +299,7 @@ enum BackupFormat {
         if i == 0 {
             guard node.path.isEmpty else { throw FormatError("node 0 must be the root (path \"\"), found '\(node.path)'") }
         } else {
-            guard !seen.contains(node.path) else { throw FormatError("node \(i): '\(node.path)' appears twice") }
+            guard seen.insert(node.path).inserted else { throw FormatError("node \(i): '\(node.path)' appears twice") }
             guard let parent = relativeParent(node.path), seen.contains(parent) else {
                 throw FormatError("node \(i): '\(node.path)' comes before its parent (parents must come first)")
             }
@@ -307,7 +307,7 @@ enum BackupFormat {
         if let root, let problem = PathRules.problem(with: absolute(node.path, under: root)) {
             throw FormatError("node \(i): bad path '\(node.path)': \(problem)")
         }
-        seen.insert(node.path)
+        if i == 0 { seen.insert(node.path) }
     }
 
     private static func readExportNode(_ item: JSONValue, index i: Int) throws(FormatError) -> BackupNode {

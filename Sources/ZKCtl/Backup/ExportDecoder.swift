@@ -87,7 +87,9 @@ struct ExportDecoder {
         guard parser.consume(Self.openBracket) else { throw Refused() }
         var nodes: [BackupNode] = []
         if parser.consume(Self.closeBracket) { return nodes }
-        var seen = Set<String>()
+        // About a hundred bytes a node: room enough for most files from the start.
+        var seen = Set<String>(minimumCapacity: parser.bytes.count / 128)
+        nodes.reserveCapacity(parser.bytes.count / 128)
         repeat {
             let node = try exportNode(index: nodes.count)
             try BackupFormat.place(node, index: nodes.count, seen: &seen, root: root)
