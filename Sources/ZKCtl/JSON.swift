@@ -510,7 +510,11 @@ extension JSONValue {
 
     /// Like `parse(_: String)`; input that is not valid UTF-8 is an error.
     public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
-        let bytes = [UInt8](data)
+        try parse(bytes: [UInt8](data))
+    }
+
+    /// Like `parse(_: Data)`, on bytes already in an array.
+    static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         if let bad = JSONParser.firstInvalidUTF8Offset(bytes) {
             let byte = bytes[bad]
             throw JSONParseError(offset: bad, message: "invalid UTF-8 (byte 0x\(String(byte, radix: 16, uppercase: true)))")
@@ -541,10 +545,15 @@ extension JSONValue {
     }
 }
 
-/// Iterative strict JSON parser over UTF-8 bytes.
+/// Iterative strict JSON parser over UTF-8 bytes. Besides whole documents (`parseDocument`) it
+/// serves pull readers such as the export decoder (BackupFormat): they walk the structure they
+/// expect with `skipWhitespace`, `consume`, `parseKey`, `parseString` and `parseNumber`, and
+/// hand anything else to `parseValue`, so that every JSON rule and error lives here once.
+/// Strings are not checked for UTF-8 here: callers check the whole input first
+/// (`firstInvalidUTF8Offset`).
 struct JSONParser {
-    private let bytes: [UInt8]
-    private var pos = 0
+    let bytes: [UInt8]
+    var pos = 0
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -575,9 +584,18 @@ struct JSONParser {
         JSONParseError(offset: offset, message: message)
     }
 
-    private var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
+    var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
 
-    private mutating func skipWhitespace() {
+    /// Skips whitespace, then steps over `byte` when it is next; false (not moved past
+    /// anything but whitespace) when something else is.
+    mutating func consume(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        guard peek == byte else { return false }
+        pos += 1
+        return true
+    }
+
+    mutating func skipWhitespace() {
         while pos < bytes.count {
             switch bytes[pos] {
             case 0x20, 0x09, 0x0A, 0x0D: pos += 1
@@ -614,15 +632,25 @@ struct JSONParser {
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
-        var stack: [Frame] = []
+        let value = try parseValue()
         skipWhitespace()
+        if pos < bytes.count {
+            throw fail(pos, "unexpected \(describe(pos)) after the JSON value")
+        }
+        return value
+    }
+
+    /// Parses the one value that starts at `pos` (after whitespace), leaving `pos` just after
+    /// it. `depth` is the number of containers already open around it (for `maxDepth`).
+    mutating func parseValue(depth: Int = 0) throws(JSONParseError) -> JSONValue {
+        var stack: [Frame] = []
         expectValue: while true {
             skipWhitespace()
             guard let b = peek else { throw fail(pos, "unexpected end of input, expected a JSON value") }
             var value: JSONValue
             switch b {
             case JSONParser.openBrace, JSONParser.openBracket:
-                if stack.count >= JSONValue.maxDepth {
+                if depth + stack.count >= JSONValue.maxDepth {
                     throw fail(pos, "nesting depth exceeds the maximum of \(JSONValue.maxDepth)")
                 }
                 let isArray = b == JSONParser.openBracket
@@ -665,13 +693,7 @@ struct JSONParser {
 
             // A value is complete: hand it to the enclosing containers, closing as many as end here.
             while true {
-                guard !stack.isEmpty else {
-                    skipWhitespace()
-                    if pos < bytes.count {
-                        throw fail(pos, "unexpected \(describe(pos)) after the JSON value")
-                    }
-                    return value
-                }
+                guard !stack.isEmpty else { return value }
                 let top = stack.count - 1
                 if stack[top].isArray {
                     stack[top].array.append(value)
@@ -709,7 +731,7 @@ struct JSONParser {
     }
 
     /// Parses `"key" :` (with whitespace), leaving `pos` after the colon.
-    private mutating func parseKey(afterComma: Bool) throws(JSONParseError) -> String {
+    mutating func parseKey(afterComma: Bool) throws(JSONParseError) -> String {
         skipWhitespace()
         guard peek == JSONParser.quote else {
             if afterComma && peek == JSONParser.closeBrace {
@@ -725,7 +747,7 @@ struct JSONParser {
         return key
     }
 
-    private mutating func parseLiteral(_ word: StaticString) throws(JSONParseError) {
+    mutating func parseLiteral(_ word: StaticString) throws(JSONParseError) {
         let start = pos
         let count = word.utf8CodeUnitCount
         let matches = word.withUTF8Buffer { w in
@@ -741,7 +763,7 @@ struct JSONParser {
     }
 
     /// Parses a number and returns its exact lexeme.
-    private mutating func parseNumber() throws(JSONParseError) -> String {
+    mutating func parseNumber() throws(JSONParseError) -> String {
         let start = pos
         if peek == JSONParser.minus { pos += 1 }
         guard let first = peek, JSONParser.isDigit(first) else {
@@ -800,7 +822,7 @@ struct JSONParser {
     }
 
     /// Parses a string literal (pos at the opening quote) and returns its decoded value.
-    private mutating func parseString() throws(JSONParseError) -> String {
+    mutating func parseString() throws(JSONParseError) -> String {
         let start = pos
         pos += 1
         var buffer: [UInt8] = []
@@ -878,6 +900,13 @@ struct JSONParser {
         var i = 0
         let n = bytes.count
         while i < n {
+            // ASCII runs (nearly all of a typical document) eight bytes at a time.
+            while i + 8 <= n {
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+                if word & 0x8080_8080_8080_8080 != 0 { break }
+                i += 8
+            }
+            guard i < n else { break }
             let b0 = bytes[i]
             if b0 < 0x80 {
                 i += 1

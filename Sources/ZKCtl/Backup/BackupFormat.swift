@@ -118,7 +118,7 @@ enum BackupFormat {
     /// The parent of a relative path ("" for a top-level one), nil for the root.
     static func relativeParent(_ rel: String) -> String? {
         if rel.isEmpty { return nil }
-        guard let slash = rel.lastIndex(of: "/") else { return "" }
+        guard let slash = rel.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
         return String(rel[..<slash])
     }
 
@@ -215,10 +215,25 @@ enum BackupFormat {
     }
 
     /// Reads an export or a zk-shell dump, checking all of it.
-    static func read(_ bytes: Data) throws(FormatError) -> BackupSnapshot {
+    static func read(_ data: Data) throws(FormatError) -> BackupSnapshot {
+        try read(bytes: [UInt8](data))
+    }
+
+    /// Reads an export or a zk-shell dump, checking all of it. A well-formed export is decoded
+    /// straight into nodes (`ExportDecoder`); anything else (a zk-shell dump, or a document with
+    /// any problem) is parsed whole and read from its JSON tree, which is also what words every
+    /// error, so that both ways accept the same documents and refuse the rest with the same
+    /// message.
+    static func read(bytes: [UInt8]) throws(FormatError) -> BackupSnapshot {
+        if let snapshot = ExportDecoder.decode(bytes) { return snapshot }
+        return try readTree(bytes)
+    }
+
+    /// The general reader: parses the whole document into a JSON tree and reads that.
+    static func readTree(_ bytes: [UInt8]) throws(FormatError) -> BackupSnapshot {
         let value: JSONValue
         do {
-            value = try JSONValue.parse(bytes)
+            value = try JSONValue.parse(bytes: bytes)
         } catch {
             let end = error.offset >= bytes.count ? " (the file ends early: truncated?)" : ""
             throw FormatError("not valid JSON at byte \(error.offset): \(error.message)\(end)")
@@ -236,88 +251,122 @@ enum BackupFormat {
     }
 
     static func readExport(_ top: JSONObject) throws(FormatError) -> BackupSnapshot {
-        guard top["format"]?.stringValue == formatName else {
-            throw FormatError("unknown format \(top["format"].map { $0.compact() } ?? "null"); expected \"\(formatName)\"")
-        }
-        guard let v = top["version"]?.intValue else { throw FormatError("missing or non-integer \"version\"") }
-        guard v == version else { throw FormatError("export format version \(v) is not supported (this zkctl reads version \(version))") }
-        guard let root = top["root"]?.stringValue else { throw FormatError("missing \"root\"") }
-        if let problem = PathRules.problem(with: root) { throw FormatError("bad root '\(root)': \(problem)") }
-        guard case .array(let items)? = top["nodes"] else { throw FormatError("missing \"nodes\" array") }
-        var skipped = 0
-        if let s = top["skippedEphemeral"] {
-            guard let n = s.intValue, n >= 0 else { throw FormatError("\"skippedEphemeral\" must be a whole number") }
-            skipped = n
-        }
-        if let c = top["nodeCount"] {
-            guard let n = c.intValue, n == items.count else {
-                throw FormatError("\"nodeCount\" says \(c.compact()) but the file holds \(items.count) nodes")
-            }
-        }
+        let array = top["nodes"]?.arrayValue
+        let header = try exportHeader(format: top["format"], version: top["version"], root: top["root"], itemCount: array?.count,
+                                      nodeCount: top["nodeCount"], skippedEphemeral: top["skippedEphemeral"])
+        let items = array ?? []
         var seen = Set<String>()
         seen.reserveCapacity(items.count)
         var nodes: [BackupNode] = []
         nodes.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             let node = try readExportNode(item, index: i)
-            if i == 0 {
-                guard node.path.isEmpty else { throw FormatError("node 0 must be the root (path \"\"), found '\(node.path)'") }
-            } else {
-                guard !seen.contains(node.path) else { throw FormatError("node \(i): '\(node.path)' appears twice") }
-                guard let parent = relativeParent(node.path), seen.contains(parent) else {
-                    throw FormatError("node \(i): '\(node.path)' comes before its parent (parents must come first)")
-                }
-            }
-            if let problem = PathRules.problem(with: absolute(node.path, under: root)) {
-                throw FormatError("node \(i): bad path '\(node.path)': \(problem)")
-            }
-            seen.insert(node.path)
+            try place(node, index: i, seen: &seen, root: header.root)
             nodes.append(node)
         }
-        return BackupSnapshot(source: .zkctlExport, root: root, nodes: nodes, skippedEphemeral: skipped)
+        return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped)
+    }
+
+    /// Checks an export's top-level fields (`itemCount`: the length of `nodes`, nil when it is
+    /// missing or not an array); both readers come here.
+    static func exportHeader(format: JSONValue?, version v: JSONValue?, root r: JSONValue?, itemCount: Int?,
+                             nodeCount: JSONValue?, skippedEphemeral: JSONValue?) throws(FormatError) -> (root: String, skipped: Int) {
+        guard format?.stringValue == formatName else {
+            throw FormatError("unknown format \(format.map { $0.compact() } ?? "null"); expected \"\(formatName)\"")
+        }
+        guard let v = v?.intValue else { throw FormatError("missing or non-integer \"version\"") }
+        guard v == version else { throw FormatError("export format version \(v) is not supported (this zkctl reads version \(version))") }
+        guard let root = r?.stringValue else { throw FormatError("missing \"root\"") }
+        if let problem = PathRules.problem(with: root) { throw FormatError("bad root '\(root)': \(problem)") }
+        guard let itemCount else { throw FormatError("missing \"nodes\" array") }
+        var skipped = 0
+        if let s = skippedEphemeral {
+            guard let n = s.intValue, n >= 0 else { throw FormatError("\"skippedEphemeral\" must be a whole number") }
+            skipped = n
+        }
+        if let c = nodeCount {
+            guard let n = c.intValue, n == itemCount else {
+                throw FormatError("\"nodeCount\" says \(c.compact()) but the file holds \(itemCount) nodes")
+            }
+        }
+        return (root, skipped)
+    }
+
+    /// Checks where node `i` stands: the first is the root, every other one comes once and after
+    /// its parent (`seen`: the paths so far, this one is added), and, when `root` is known, its
+    /// absolute path is valid.
+    static func place(_ node: BackupNode, index i: Int, seen: inout Set<String>, root: String?) throws(FormatError) {
+        if i == 0 {
+            guard node.path.isEmpty else { throw FormatError("node 0 must be the root (path \"\"), found '\(node.path)'") }
+        } else {
+            guard seen.insert(node.path).inserted else { throw FormatError("node \(i): '\(node.path)' appears twice") }
+            guard let parent = relativeParent(node.path), seen.contains(parent) else {
+                throw FormatError("node \(i): '\(node.path)' comes before its parent (parents must come first)")
+            }
+        }
+        if let root, let problem = PathRules.problem(with: absolute(node.path, under: root)) {
+            throw FormatError("node \(i): bad path '\(node.path)': \(problem)")
+        }
+        if i == 0 { seen.insert(node.path) }
     }
 
     private static func readExportNode(_ item: JSONValue, index i: Int) throws(FormatError) -> BackupNode {
         guard case .object(let o) = item else { throw FormatError("node \(i): expected an object") }
-        guard let path = o["path"]?.stringValue else { throw FormatError("node \(i): missing \"path\"") }
+        let entries: [JSONValue]?
+        if case .array(let a)? = o["acl"] { entries = a } else { entries = nil }
+        return try exportNode(index: i, path: o["path"]?.stringValue, type: o["type"]?.stringValue, ttl: o["ttl"]?.intValue,
+                              data: o["data"], dataBase64: o["dataBase64"], acl: entries, describe: { $0.compact() }) { entry in
+            guard case .object(let e) = entry else { return nil }
+            return (e["scheme"]?.stringValue, e["id"]?.stringValue, e["perms"]?.stringValue)
+        }
+    }
+
+    /// Checks one node of an export and makes it; both readers come here with what they found
+    /// under each key (nil: absent, or for `path`, `type`, `ttl` and the ACL fields, not a string
+    /// or integer; `acl` nil: absent or not an array). `fields` gives an ACL entry's scheme, id
+    /// and perms (nil: the entry is not an object), `describe` shows an entry in messages.
+    static func exportNode<Entry>(index i: Int, path: String?, type: String?, ttl: Int?, data: JSONValue?, dataBase64: JSONValue?,
+                                  acl entries: [Entry]?, describe: (Entry) -> String,
+                                  fields: (Entry) -> (scheme: String?, id: String?, perms: String?)?) throws(FormatError) -> BackupNode {
+        guard let path else { throw FormatError("node \(i): missing \"path\"") }
         if path.hasPrefix("/") || path.hasSuffix("/") {
             throw FormatError("node \(i): path '\(path)' must be relative to the root (no leading or trailing '/')")
         }
-        let type: BackupNodeType
-        switch o["type"]?.stringValue ?? "persistent" {
-        case "persistent": type = .persistent
-        case "container": type = .container
+        let nodeType: BackupNodeType
+        switch type ?? "persistent" {
+        case "persistent": nodeType = .persistent
+        case "container": nodeType = .container
         case "ttl":
-            guard let ms = o["ttl"]?.intValue, ms > 0, Int64(ms) <= ZnodeKind.maxTTL else {
+            guard let ms = ttl, ms > 0, Int64(ms) <= ZnodeKind.maxTTL else {
                 throw FormatError("node \(i) ('\(path)'): a ttl node needs \"ttl\", milliseconds from 1 to \(ZnodeKind.maxTTL)")
             }
-            type = .ttl(milliseconds: Int64(ms))
+            nodeType = .ttl(milliseconds: Int64(ms))
         case let other:
             throw FormatError("node \(i) ('\(path)'): unknown type '\(other)' (persistent, container or ttl)")
         }
-        let data: Data
-        switch (o["data"], o["dataBase64"]) {
+        let bytes: Data
+        switch (data, dataBase64) {
         case (let text?, nil):
             guard let s = text.stringValue else { throw FormatError("node \(i) ('\(path)'): \"data\" must be a string") }
-            data = Data(s.utf8)
+            bytes = Data(s.utf8)
         case (nil, let b64?):
             guard let s = b64.stringValue, let d = Data(base64Encoded: s) else {
                 throw FormatError("node \(i) ('\(path)'): \"dataBase64\" is not valid base64")
             }
-            data = d
+            bytes = d
         case (nil, nil):
-            data = Data()
+            bytes = Data()
         case (_?, _?):
             throw FormatError("node \(i) ('\(path)'): give \"data\" or \"dataBase64\", not both")
         }
-        guard case .array(let entries)? = o["acl"] else { throw FormatError("node \(i) ('\(path)'): missing \"acl\" array") }
+        guard let entries else { throw FormatError("node \(i) ('\(path)'): missing \"acl\" array") }
         guard !entries.isEmpty else { throw FormatError("node \(i) ('\(path)'): empty \"acl\" (ZooKeeper refuses it)") }
         var acl: [ACL] = []
+        acl.reserveCapacity(entries.count)
         for entry in entries {
-            guard case .object(let e) = entry, let scheme = e["scheme"]?.stringValue, !scheme.isEmpty,
-                  let id = e["id"]?.stringValue, let letters = e["perms"]?.stringValue,
+            guard let f = fields(entry), let scheme = f.scheme, !scheme.isEmpty, let id = f.id, let letters = f.perms,
                   let perms = letters.isEmpty ? Permissions() : Permissions(letters: letters) else {
-                throw FormatError("node \(i) ('\(path)'): bad ACL entry \(entry.compact()) (expected {\"scheme\",\"id\",\"perms\":\"cdrwa\"})")
+                throw FormatError("node \(i) ('\(path)'): bad ACL entry \(describe(entry)) (expected {\"scheme\",\"id\",\"perms\":\"cdrwa\"})")
             }
             let a = ACL(permissions: perms, scheme: scheme, id: id)
             if isRedacted(a) {
@@ -325,7 +374,7 @@ enum BackupFormat {
             }
             acl.append(a)
         }
-        return BackupNode(path: path, type: type, data: data, acl: acl)
+        return BackupNode(path: path, type: nodeType, data: bytes, acl: acl)
     }
 
     /// zk-shell's `cp ... json://FILE/path` dump: one flat object keyed by absolute znode path,

@@ -145,12 +145,15 @@ extension CommandTable {
             throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
         }
         // Everything that can be checked without a server, before connecting.
+        // Reading checked every path under the file's own root already.
+        let pathsChecked = targetRoot == snapshot.root
+        let emptyMultiSize = ZooKeeperClient.estimatedMultiSize([])
         for node in snapshot.nodes {
             let path = BackupFormat.absolute(node.path, under: targetRoot)
-            if let problem = PathRules.problem(with: path) { throw CommandError.badData("\(file): bad path '\(path)': \(problem)") }
+            if !pathsChecked, let problem = PathRules.problem(with: path) { throw CommandError.badData("\(file): bad path '\(path)': \(problem)") }
             if isZooKeeperInternal(path) { throw CommandError.badData("\(file): '\(path)' would land in ZooKeeper's own subtree") }
             let op = MultiOp.create(path, data: node.data ?? Data(), mode: .persistent, acl: node.acl ?? ACL.openUnsafe)
-            if ZooKeeperClient.estimatedMultiSize([op]) > ZooKeeperClient.maxPacketSize {
+            if emptyMultiSize + op.estimatedSize > ZooKeeperClient.maxPacketSize {
                 throw CommandError.badData("\(file): '\(path)' holds \(node.data?.count ?? 0) bytes, more than the server takes in one request")
             }
         }
@@ -198,9 +201,10 @@ extension CommandTable {
 
     /// Reads and checks an export or zk-shell dump; every problem is exit 65 (66 if unreadable).
     static func readSnapshot(_ file: String) throws -> BackupSnapshot {
-        let bytes = try Common.readInput(file)
+        // Only the bytes stay while the nodes are made (the Data they were read into is gone).
+        let bytes = try [UInt8](Common.readInput(file))
         do {
-            return try BackupFormat.read(bytes)
+            return try BackupFormat.read(bytes: bytes)
         } catch {
             throw CommandError.badData("\(file): \(error.message); nothing was changed")
         }
