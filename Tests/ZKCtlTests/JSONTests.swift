@@ -254,7 +254,7 @@ final class JSONTests: XCTestCase {
     func testNeverCrashesOnGarbage() {
         // A cheap deterministic fuzz: random bytes and mutations of a valid document must either
         // parse or throw; anything that parses must survive an encode/parse round trip.
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         let seed = Array(#"{"a":[1,-2.5e3,"x\u00e9\ud83d\ude00",{"b":null,"c":[true,false]}],"d":"\n"}"#.utf8)
         let alphabet = Array(#"{}[]",:\u0123456789-+.eEtrufalsn "#.utf8) + [0x00, 0x0A, 0xC3, 0xA9, 0xFF, 0xED]
         for i in 0..<4_000 {
@@ -505,18 +505,5 @@ final class JSONTests: XCTestCase {
             #"{"a":{"now":"obj"},"o":{"x":null,"y":{"z":1,"w":2},"n":3},"l":[3],"s":"keep","new":true}"#)
         XCTAssertEqual(JSONValue.int(1).merging(patchObject), patch)
         XCTAssertEqual(base.merging(JSONObject()), base)
-    }
-}
-
-/// Small deterministic PRNG for the fuzz test.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
