@@ -1,5 +1,6 @@
 import CZooKeeper
 import Foundation
+import Synchronization
 
 /// One operation of an all-or-nothing `multi` transaction.
 public enum MultiOp: Sendable, Hashable {
@@ -44,6 +45,45 @@ extension ZooKeeperClient {
     /// failing operation's code, path and index.
     public func multi(_ ops: [MultiOp]) async throws -> [MultiOpResult] {
         if ops.isEmpty { return [] }
+        return try await startMulti(ops).outcome()
+    }
+
+    /// Runs each of `batches` as one transaction, in order, with up to `maxInFlight` of them sent
+    /// before the first has answered (the server applies a session's requests in the order sent,
+    /// so a batch may create the parents of the next). Once one fails, no further batch is sent;
+    /// the results are those of the batches sent, in order, so a failure may be followed by the
+    /// outcome of batches already on their way.
+    public func multi(batches: [[MultiOp]], maxInFlight: Int = 2) async -> [Result<[MultiOpResult], any Error>] {
+        var results: [Result<[MultiOpResult], any Error>] = []
+        var sent: [PendingMulti] = []
+        var next = 0
+        var failed = false
+        var refused: (any Error)? = nil
+        while true {
+            while !failed, refused == nil, next < batches.count, sent.count < max(1, maxInFlight) {
+                do {
+                    sent.append(try startMulti(batches[next]))
+                    next += 1
+                } catch {
+                    // Refused before sending: nothing of it reached the server.
+                    refused = error
+                }
+            }
+            if sent.isEmpty { break }
+            let pending = sent.removeFirst()
+            do {
+                results.append(.success(try await pending.outcome()))
+            } catch {
+                results.append(.failure(error))
+                failed = true
+            }
+        }
+        if let refused { results.append(.failure(refused)) }
+        return results
+    }
+
+    /// Checks and sends one transaction; its outcome is awaited from what this returns.
+    func startMulti(_ ops: [MultiOp]) throws -> PendingMulti {
         for op in ops {
             // The 3.8.0 C client cannot read the reply to a container or TTL create inside a multi
             // (it asserts and aborts the process after the server committed), so refuse them here.
@@ -59,7 +99,6 @@ extension ZooKeeperClient {
             throw ZooKeeperError(.requestTooLarge, path: ops.first?.path,
                                  message: "transaction of about \(size) bytes is over the server's limit of \(Self.maxPacketSize) bytes")
         }
-        let deadline = ContinuousClock.now + requestTimeout
         let count = ops.count
         let buffers = CBuffers()
         let cOps = buffers.allocate(zoo_op_t.self, count: count)
@@ -80,40 +119,76 @@ extension ZooKeeperClient {
                 zoo_check_op_init(slot, buffers.string(path), version)
             }
         }
-        let rc: Int32 = try await withCheckedThrowingContinuation { continuation in
-            let once = ResumeOnce<Int32>(continuation)
-            let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, _ in once.resume(.success(rc)) }
-            let context = box.retainedPointer()
-            let sync = withHandle { zh in zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context) } ?? ZCLOSING.rawValue
-            if sync != ZOK.rawValue {
-                ReplyBox.releaseUnused(context)
-                once.resume(.success(sync))
-                return
-            }
-            schedule(after: deadline - .now) {
-                once.resume(.failure(ZooKeeperError(.operationTimeout, path: ops.first?.path, message: "no answer within \(self.requestTimeout.milliseconds) ms")))
+        let pending = PendingMulti(ops: ops, buffers: buffers, results: cResults)
+        let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, _ in pending.finish(.success(rc)) }
+        let context = box.retainedPointer()
+        let sync = withHandle { zh in zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context) } ?? ZCLOSING.rawValue
+        if sync != ZOK.rawValue {
+            ReplyBox.releaseUnused(context)
+            pending.finish(.success(sync))
+        } else {
+            let timeout = requestTimeout
+            schedule(after: timeout) {
+                pending.finish(.failure(ZooKeeperError(.operationTimeout, path: ops.first?.path, message: "no answer within \(timeout.milliseconds) ms")))
             }
         }
-        // The box (and so the buffers) is released once the completion ran, but `buffers` is
-        // still held here, so the results can be read.
-        return try withExtendedLifetime(buffers) {
-            if rc != ZOK.rawValue {
-                // The failing op carries the real code; the others say "runtime inconsistency".
-                for i in 0..<count {
-                    let err = cResults[i].err
-                    if err != ZOK.rawValue && err != ZRUNTIMEINCONSISTENCY.rawValue {
-                        throw ZooKeeperError(rc: err, path: ops[i].path, operationIndex: i)
-                    }
-                }
-                throw ZooKeeperError(rc: rc, path: nil)
+        return pending
+    }
+}
+
+/// A transaction sent and not yet read back: the completion (or the deadline, whichever comes
+/// first) records the return code; `outcome` waits for it and reads the C results.
+final class PendingMulti: @unchecked Sendable {
+    // Sendable: `ops`, `buffers` and `results` are read only after the completion has run (the
+    // C client writes `results` before it), and `state` is behind its lock.
+    private let ops: [MultiOp]
+    private let buffers: CBuffers
+    private let results: UnsafeMutablePointer<zoo_op_result_t>
+    private let state = Mutex<(rc: Result<Int32, ZooKeeperError>?, waiter: CheckedContinuation<Result<Int32, ZooKeeperError>, Never>?)>((nil, nil))
+
+    init(ops: [MultiOp], buffers: CBuffers, results: UnsafeMutablePointer<zoo_op_result_t>) {
+        self.ops = ops
+        self.buffers = buffers
+        self.results = results
+    }
+
+    /// Records the first answer; later ones (a reply after the deadline) are dropped.
+    func finish(_ rc: Result<Int32, ZooKeeperError>) {
+        let waiter = state.withLock { s -> CheckedContinuation<Result<Int32, ZooKeeperError>, Never>? in
+            guard s.rc == nil else { return nil }
+            s.rc = rc
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: rc)
+    }
+
+    func outcome() async throws -> [MultiOpResult] {
+        let answer = await withCheckedContinuation { continuation in
+            let known = state.withLock { s -> Result<Int32, ZooKeeperError>? in
+                if s.rc == nil { s.waiter = continuation }
+                return s.rc
             }
-            return ops.enumerated().map { i, op in
-                switch op {
-                case .create: return .created(cResults[i].value.map { String(cString: $0) } ?? op.path)
-                case .set: return .set(cResults[i].stat.map { Stat($0.pointee) } ?? Stat())
-                case .delete: return .deleted
-                case .check: return .checked
+            if let known { continuation.resume(returning: known) }
+        }
+        let rc = try answer.get()
+        // `buffers` (held by self) keeps the results readable.
+        if rc != ZOK.rawValue {
+            // The failing op carries the real code; the others say "runtime inconsistency".
+            for i in ops.indices {
+                let err = results[i].err
+                if err != ZOK.rawValue && err != ZRUNTIMEINCONSISTENCY.rawValue {
+                    throw ZooKeeperError(rc: err, path: ops[i].path, operationIndex: i)
                 }
+            }
+            throw ZooKeeperError(rc: rc, path: nil)
+        }
+        return ops.enumerated().map { i, op in
+            switch op {
+            case .create: return .created(results[i].value.map { String(cString: $0) } ?? op.path)
+            case .set: return .set(results[i].stat.map { Stat($0.pointee) } ?? Stat())
+            case .delete: return .deleted
+            case .check: return .checked
             }
         }
     }

@@ -26,10 +26,11 @@ extension ZooKeeperClient {
     /// `maxDepth` nil means no limit; 0 visits only the root. `exclude` skips a subtree (for
     /// example `/zookeeper`); an excluded child still appears in its parent's `children`.
     ///
-    /// Memory: one chunk of nodes (with their data and ACLs) plus the names still to visit, kept
-    /// packed (a few bytes more than the name itself), so a wide tree costs megabytes, not the
-    /// size of its data. With `data`, children are listed only for nodes whose stat says they
-    /// have some, so a leaf costs one request (two with `acl`).
+    /// Memory: one chunk of nodes (with their data and ACLs), their child names (with `data`,
+    /// about `listBudget` of them at a time: a call then may hold fewer nodes than a chunk), and
+    /// the names still to visit, packed (a byte more than the name itself), so a wide tree costs
+    /// megabytes, not the size of its data. With `data`, children are listed only for nodes whose
+    /// stat says they have some, so a leaf costs one request (two with `acl`).
     public func walk(_ root: String, maxDepth: Int? = nil, data: Bool = false, acl: Bool = false,
                      maxInFlight: Int = defaultMaxInFlight, chunkSize: Int = walkChunkSize,
                      exclude: @Sendable (String) -> Bool = { _ in false },
@@ -45,25 +46,45 @@ extension ZooKeeperClient {
                 var paths: [String] = []
                 while paths.count < chunk, let path = level.next() { paths.append(path) }
                 if paths.isEmpty { break }
-                let nodes = try await fetchNodes(paths, depth: depth, list: list, data: data, acl: acl, maxInFlight: maxInFlight)
-                for node in nodes {
-                    for child in node.children where !exclude(PathRules.join(node.path, child)) {
-                        next.append(child, parentPath: node.path)
+                let read = try await readNodes(paths, depth: depth, list: list, data: data, acl: acl, maxInFlight: maxInFlight)
+                // With data, children are listed in a second round, a slice of the chunk at a
+                // time so that the names held at once stay near `listBudget`.
+                var start = read.startIndex
+                while start < read.endIndex {
+                    var end = start + 1
+                    if data && list {
+                        var names = Int(read[start].stat.numChildren)
+                        while end < read.endIndex, names + Int(read[end].stat.numChildren) <= Self.listBudget {
+                            names += Int(read[end].stat.numChildren)
+                            end += 1
+                        }
+                    } else {
+                        end = read.endIndex
                     }
+                    var nodes = Array(read[start..<end])
+                    if data && list { nodes = try await listChildren(nodes, maxInFlight: maxInFlight) }
+                    for node in nodes {
+                        for child in node.children where !exclude(PathRules.join(node.path, child)) {
+                            next.append(child, parentPath: node.path)
+                        }
+                    }
+                    try await visit(nodes)
+                    start = end
                 }
-                try await visit(nodes)
             }
             level = next
             depth += 1
         }
     }
 
-    /// Reads the nodes at `paths` (one depth) through the pipeline; missing ones are left out.
-    private func fetchNodes(_ paths: [String], depth: Int, list: Bool, data: Bool, acl: Bool,
-                            maxInFlight: Int) async throws -> [WalkedNode] {
-        // First round: the data (whose stat tells whether there are children to list) or else
-        // the children (whose reply carries the stat), plus the ACL.
-        let listLater = data && list
+    /// About how many child names a walk with data lists at once.
+    static let listBudget = 65_536
+
+    /// Reads the nodes at `paths` (one depth) through the pipeline: their data (whose stat tells
+    /// whether there are children to list later) or else their children (whose reply carries the
+    /// stat), and the ACL. Missing ones are left out.
+    private func readNodes(_ paths: [String], depth: Int, list: Bool, data: Bool, acl: Bool,
+                           maxInFlight: Int) async throws -> [WalkedNode] {
         var ops: [Operation] = []
         let stride = acl ? 2 : 1
         ops.reserveCapacity(paths.count * stride)
@@ -84,8 +105,13 @@ extension ZooKeeperClient {
             }
             nodes.append(node)
         }
-        guard listLater else { return nodes }
-        // Second round: children of the nodes that have some.
+        return nodes
+    }
+
+    /// Lists the children of those of `nodes` whose stat says they have some; nodes that have
+    /// gone meanwhile are left out.
+    private func listChildren(_ nodes: [WalkedNode], maxInFlight: Int) async throws -> [WalkedNode] {
+        var nodes = nodes
         let parents = nodes.indices.filter { nodes[$0].stat.numChildren > 0 }
         if parents.isEmpty { return nodes }
         let listed = await pipeline(parents.map { Operation.children(nodes[$0].path) }, maxInFlight: maxInFlight)

@@ -144,6 +144,41 @@ final class ClientTests: XCTestCase {
         XCTAssertEqual(zk.state, .connected)
     }
 
+    func testBatchesInFlightApplyInOrderAndStopAfterAFailure() async throws {
+        // Each batch creates the parents of the next, so any reordering would fail with noNode.
+        let root = "\(base)/batches"
+        var batches: [[MultiOp]] = []
+        var path = root
+        for level in 0..<6 {
+            batches.append([.create(path, data: Data("\(level)".utf8))])
+            path += "/l\(level)"
+        }
+        let results = await zk.multi(batches: batches, maxInFlight: 3)
+        XCTAssertEqual(results.count, 6)
+        for result in results { XCTAssertNoThrow(try result.get()) }
+        let (deepest, _) = try await zk.get(root + (0..<5).map { "/l\($0)" }.joined())
+        XCTAssertEqual(deepest, Data("5".utf8))
+
+        // With two in flight, the batch after a failing one is already sent and reports its own
+        // outcome; nothing later is sent.
+        let after = await zk.multi(batches: [[.create("\(root)/a")], [.create("\(root)/l0")], [.create("\(root)/c")], [.create("\(root)/d")]],
+                                   maxInFlight: 2)
+        XCTAssertEqual(after.count, 3)
+        XCTAssertNoThrow(try after[0].get())
+        XCTAssertThrowsError(try after[1].get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.code, .nodeExists) }
+        XCTAssertNoThrow(try after[2].get())
+        let d = try await zk.exists("\(root)/d")
+        XCTAssertNil(d)
+
+        // A batch refused before sending ends the run where it stands.
+        let refused = await zk.multi(batches: [[.create("\(root)/e")], [.create("\(root)/f", mode: .container)], [.create("\(root)/g")]])
+        XCTAssertEqual(refused.count, 2)
+        XCTAssertNoThrow(try refused[0].get())
+        XCTAssertThrowsError(try refused[1].get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.code, .badArguments) }
+        let g = try await zk.exists("\(root)/g")
+        XCTAssertNil(g)
+    }
+
     func testMultiIsAllOrNothing() async throws {
         try await zk.create("\(base)/m1", data: Data("one".utf8))
         do {

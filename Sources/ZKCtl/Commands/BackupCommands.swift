@@ -179,15 +179,26 @@ extension CommandTable {
         let total = steps.reduce(0) { $0 + $1.count }
         var done = 0
         do {
-            for step in steps {
-                switch step {
-                case .multi(let ops):
-                    _ = try await zk.multi(ops)
-                case .pipelined(let ops):
+            var i = 0
+            while i < steps.count {
+                if case .pipelined(let ops) = steps[i] {
                     let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
                     for case .failure(let error) in results { throw error }
+                    done += ops.count
+                    i += 1
+                    continue
                 }
-                done += step.count
+                // A run of transactions, two in flight (the server applies them in order).
+                var batches: [[MultiOp]] = []
+                while i < steps.count, case .multi(let ops) = steps[i] { batches.append(ops); i += 1 }
+                var failure: (any Error)? = nil
+                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2)) {
+                    switch result {
+                    case .success: done += ops.count
+                    case .failure(let error): failure = failure ?? error
+                    }
+                }
+                if let failure { throw failure }
             }
         } catch {
             if done > 0 || steps.count > 1 {

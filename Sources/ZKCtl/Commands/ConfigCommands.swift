@@ -524,18 +524,19 @@ extension CommandTable {
                 return ExitCode.success
             }
             let batches = ConfigSupport.batches(plan.ops)
-            var done = 0
-            do {
-                for batch in batches {
-                    _ = try await zk.multi(batch)
-                    done += 1
+            // Two transactions in flight: the server applies them in order.
+            let results = await zk.multi(batches: batches, maxInFlight: 2)
+            let done = results.filter { if case .success = $0 { true } else { false } }.count
+            for case .failure(let error) in results {
+                if let error = error as? ZooKeeperError, [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) {
+                    // Someone changed the configuration between our read and our write.
+                    if done == 0 && attempt < 5 { break }
+                    let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
+                    throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
                 }
-            } catch let error as ZooKeeperError where [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) {
-                // Someone changed the configuration between our read and our write.
-                if done == 0 && attempt < 5 { continue }
-                let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
-                throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
+                throw error
             }
+            if done < batches.count { continue }
             ConfigSupport.printPlan(plan, output: inv.output, applied: true)
             return ExitCode.success
         }
@@ -557,7 +558,7 @@ enum ConfigSupport {
             // ZooKeeper (Java, UTF-16) refuses surrogates, so nothing beyond U+FFFF (emoji).
             if v > 0xffff { return "ZooKeeper does not allow characters beyond U+FFFF (such as emoji) in names" }
         }
-        if key.contains("/") {
+        if key.utf8.contains(UInt8(ascii: "/")) {
             guard nested else { return "a key cannot hold '/' (use --nested for nested keys)" }
             if key.hasPrefix("/") || key.hasSuffix("/") { return "a nested key cannot start or end with '/'" }
             for part in key.split(separator: "/", omittingEmptySubsequences: false) {
