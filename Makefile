@@ -49,7 +49,7 @@ build:
 # Release builds link the Swift runtime and Foundation statically, into a position-dependent
 # executable: a one-shot command starts about a third faster, and its peak RSS drops by about
 # 7 MiB, as the loader has far fewer relocations to apply (benchmarks/FINDINGS.md, finding 2).
-RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie
+RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie --disable-local-rpath
 release:
 	$(SWIFT) build $(RELEASE_FLAGS)
 
