@@ -26,6 +26,13 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertNotNil(ConfigSupport.keyProblem("a//b", nested: true))
         XCTAssertNotNil(ConfigSupport.keyProblem("a/../b", nested: true))
         XCTAssertNotNil(ConfigSupport.keyProblem("a/./b", nested: true))
+        // Checked on the bytes for ASCII keys, on the characters otherwise: the same answers.
+        XCTAssertEqual(ConfigSupport.keyProblem("a\u{7f}b", nested: false), "a key cannot hold control characters")
+        XCTAssertEqual(ConfigSupport.keyProblem("é/\u{1}", nested: true), "a key cannot hold control characters")
+        XCTAssertNil(ConfigSupport.keyProblem("größe/ключ", nested: true))
+        XCTAssertEqual(ConfigSupport.keyProblem("größe/../x", nested: true), "a key cannot be '.' or '..'")
+        XCTAssertEqual(ConfigSupport.keyProblem("ключ/", nested: true), "a nested key cannot start or end with '/'")
+        XCTAssertEqual(ConfigSupport.keyProblem("..", nested: false), "a key cannot be '.' or '..'")
     }
 
     func testKeyPaths() throws {

@@ -552,18 +552,23 @@ enum ConfigSupport {
     /// Why `key` cannot be a config key, or nil.
     static func keyProblem(_ key: String, nested: Bool) -> String? {
         if key.isEmpty { return "a key cannot be empty" }
-        for scalar in key.unicodeScalars {
-            let v = scalar.value
-            if v < 0x20 || (0x7f...0x9f).contains(v) { return "a key cannot hold control characters" }
-            // ZooKeeper (Java, UTF-16) refuses surrogates, so nothing beyond U+FFFF (emoji).
-            if v > 0xffff { return "ZooKeeper does not allow characters beyond U+FFFF (such as emoji) in names" }
+        let bytes = key.utf8
+        let slash = UInt8(ascii: "/")
+        // Printable ASCII (most keys) needs no look at the characters.
+        if !bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
+            for scalar in key.unicodeScalars {
+                let v = scalar.value
+                if v < 0x20 || (0x7f...0x9f).contains(v) { return "a key cannot hold control characters" }
+                // ZooKeeper (Java, UTF-16) refuses surrogates, so nothing beyond U+FFFF (emoji).
+                if v > 0xffff { return "ZooKeeper does not allow characters beyond U+FFFF (such as emoji) in names" }
+            }
         }
-        if key.utf8.contains(UInt8(ascii: "/")) {
+        if bytes.contains(slash) {
             guard nested else { return "a key cannot hold '/' (use --nested for nested keys)" }
-            if key.hasPrefix("/") || key.hasSuffix("/") { return "a nested key cannot start or end with '/'" }
-            for part in key.split(separator: "/", omittingEmptySubsequences: false) {
+            if bytes.first == slash || bytes.last == slash { return "a nested key cannot start or end with '/'" }
+            for part in bytes.split(separator: slash, omittingEmptySubsequences: false) {
                 if part.isEmpty { return "a nested key cannot hold an empty part ('//')" }
-                if part == "." || part == ".." { return "a key cannot be '.' or '..'" }
+                if part.elementsEqual(".".utf8) || part.elementsEqual("..".utf8) { return "a key cannot be '.' or '..'" }
             }
         }
         if key == "." || key == ".." { return "a key cannot be '.' or '..'" }
@@ -893,13 +898,14 @@ enum ConfigSupport {
         }
         for item in items {
             // Intermediate nodes of nested keys.
+            // Up to the first one that exists or is planned: its own ancestors are too.
             var parents: [String] = []
             var cursor = PathRules.parent(of: item.path)
-            while let p = cursor, p != root, p.hasPrefix(root) {
+            while let p = cursor, p != root, p.hasPrefix(root), existing[p] == nil, !planned.contains(p) {
                 parents.append(p)
                 cursor = PathRules.parent(of: p)
             }
-            for p in parents.reversed() where existing[p] == nil && !planned.contains(p) {
+            for p in parents.reversed() {
                 creates.append(.create(p, acl: acl))
                 planned.insert(p)
             }
