@@ -127,9 +127,10 @@ extension ZooKeeperClient {
             ReplyBox.releaseUnused(context)
             pending.finish(.success(sync))
         } else {
+            // Weak: the timer must not keep the transaction's buffers alive once it is answered.
             let timeout = requestTimeout
-            schedule(after: timeout) {
-                pending.finish(.failure(ZooKeeperError(.operationTimeout, path: ops.first?.path, message: "no answer within \(timeout.milliseconds) ms")))
+            schedule(after: timeout) { [weak pending] in
+                pending?.finish(.failure(ZooKeeperError(.operationTimeout, path: ops.first?.path, message: "no answer within \(timeout.milliseconds) ms")))
             }
         }
         return pending
