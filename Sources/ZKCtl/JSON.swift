@@ -559,14 +559,14 @@ struct JSONParser {
         self.bytes = bytes
     }
 
-    private static let quote = UInt8(ascii: "\"")
+    static let quote = UInt8(ascii: "\"")
     private static let backslash = UInt8(ascii: "\\")
-    private static let comma = UInt8(ascii: ",")
+    static let comma = UInt8(ascii: ",")
     private static let colon = UInt8(ascii: ":")
-    private static let openBrace = UInt8(ascii: "{")
-    private static let closeBrace = UInt8(ascii: "}")
-    private static let openBracket = UInt8(ascii: "[")
-    private static let closeBracket = UInt8(ascii: "]")
+    static let openBrace = UInt8(ascii: "{")
+    static let closeBrace = UInt8(ascii: "}")
+    static let openBracket = UInt8(ascii: "[")
+    static let closeBracket = UInt8(ascii: "]")
     private static let minus = UInt8(ascii: "-")
     private static let plus = UInt8(ascii: "+")
     private static let dot = UInt8(ascii: ".")

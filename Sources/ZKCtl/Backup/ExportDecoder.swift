@@ -17,13 +17,6 @@ struct ExportDecoder {
 
     private struct Refused: Error {}
 
-    private static let quote = UInt8(ascii: "\"")
-    private static let comma = UInt8(ascii: ",")
-    private static let openBrace = UInt8(ascii: "{")
-    private static let closeBrace = UInt8(ascii: "}")
-    private static let openBracket = UInt8(ascii: "[")
-    private static let closeBracket = UInt8(ascii: "]")
-
     /// The export in `bytes`, or nil when it must be read the general way.
     static func decode(_ bytes: [UInt8]) -> BackupSnapshot? {
         guard JSONParser.firstInvalidUTF8Offset(bytes) == nil else { return nil }
@@ -32,7 +25,7 @@ struct ExportDecoder {
     }
 
     private mutating func document() throws -> BackupSnapshot {
-        guard parser.consume(Self.openBrace), !parser.consume(Self.closeBrace) else { throw Refused() }
+        guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
         var format, version, root, nodeCount, skippedEphemeral: JSONValue?
         var nodes: [BackupNode]? = nil
         var itemCount: Int? = nil
@@ -69,8 +62,8 @@ struct ExportDecoder {
                 _ = try parser.parseValue(depth: 1)
             }
             first = false
-        } while parser.consume(Self.comma)
-        guard parser.consume(Self.closeBrace) else { throw Refused() }
+        } while parser.consume(JSONParser.comma)
+        guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
         parser.skipWhitespace()
         guard parser.pos == parser.bytes.count, format != nil, let nodes else { throw Refused() }
         let header = try BackupFormat.exportHeader(format: format, version: version, root: root, itemCount: itemCount,
@@ -84,9 +77,9 @@ struct ExportDecoder {
     }
 
     private mutating func nodeArray(root: String?) throws -> [BackupNode] {
-        guard parser.consume(Self.openBracket) else { throw Refused() }
+        guard parser.consume(JSONParser.openBracket) else { throw Refused() }
         var nodes: [BackupNode] = []
-        if parser.consume(Self.closeBracket) { return nodes }
+        if parser.consume(JSONParser.closeBracket) { return nodes }
         // About a hundred bytes a node: room enough for most files from the start.
         var seen = Set<String>(minimumCapacity: parser.bytes.count / 128)
         nodes.reserveCapacity(parser.bytes.count / 128)
@@ -94,8 +87,8 @@ struct ExportDecoder {
             let node = try exportNode(index: nodes.count)
             try BackupFormat.place(node, index: nodes.count, seen: &seen, root: root)
             nodes.append(node)
-        } while parser.consume(Self.comma)
-        guard parser.consume(Self.closeBracket) else { throw Refused() }
+        } while parser.consume(JSONParser.comma)
+        guard parser.consume(JSONParser.closeBracket) else { throw Refused() }
         return nodes
     }
 
@@ -103,7 +96,7 @@ struct ExportDecoder {
     private typealias Entry = (scheme: String?, id: String?, perms: String?)
 
     private mutating func exportNode(index i: Int) throws -> BackupNode {
-        guard parser.consume(Self.openBrace), !parser.consume(Self.closeBrace) else { throw Refused() }
+        guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
         var path, type, data, dataBase64: String?
         var ttl: Int?
         var acl: [Entry]?
@@ -116,7 +109,7 @@ struct ExportDecoder {
             case "dataBase64": try string(&dataBase64)
             case "ttl":
                 parser.skipWhitespace()
-                guard ttl == nil, parser.peek != Self.quote, case .number(let lexeme) = try parser.parseValue(depth: 3),
+                guard ttl == nil, parser.peek != JSONParser.quote, case .number(let lexeme) = try parser.parseValue(depth: 3),
                       let n = JSONValue.exactInteger(lexeme) else { throw Refused() }
                 ttl = n
             case "acl":
@@ -125,18 +118,18 @@ struct ExportDecoder {
             default:
                 _ = try parser.parseValue(depth: 3)
             }
-        } while parser.consume(Self.comma)
-        guard parser.consume(Self.closeBrace) else { throw Refused() }
+        } while parser.consume(JSONParser.comma)
+        guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
         return try BackupFormat.exportNode(index: i, path: path, type: type, ttl: ttl, data: data.map(JSONValue.string),
                                            dataBase64: dataBase64.map(JSONValue.string), acl: acl,
                                            describe: { _ in "" }, fields: { $0 })
     }
 
     private mutating func aclEntries() throws -> [Entry] {
-        guard parser.consume(Self.openBracket), !parser.consume(Self.closeBracket) else { throw Refused() }
+        guard parser.consume(JSONParser.openBracket), !parser.consume(JSONParser.closeBracket) else { throw Refused() }
         var entries: [Entry] = []
         repeat {
-            guard parser.consume(Self.openBrace), !parser.consume(Self.closeBrace) else { throw Refused() }
+            guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
             var scheme, id, perms: String?
             repeat {
                 let key = try parser.parseKey(afterComma: false)
@@ -146,18 +139,18 @@ struct ExportDecoder {
                 case "perms": try string(&perms)
                 default: _ = try parser.parseValue(depth: 5)
                 }
-            } while parser.consume(Self.comma)
-            guard parser.consume(Self.closeBrace) else { throw Refused() }
+            } while parser.consume(JSONParser.comma)
+            guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
             entries.append((scheme, id, perms))
-        } while parser.consume(Self.comma)
-        guard parser.consume(Self.closeBracket) else { throw Refused() }
+        } while parser.consume(JSONParser.comma)
+        guard parser.consume(JSONParser.closeBracket) else { throw Refused() }
         return entries
     }
 
     /// A string value for a key met once; anything else is left to the general reader.
     private mutating func string(_ slot: inout String?) throws {
         parser.skipWhitespace()
-        guard slot == nil, parser.peek == Self.quote else { throw Refused() }
+        guard slot == nil, parser.peek == JSONParser.quote else { throw Refused() }
         slot = try parser.parseString()
     }
 }
