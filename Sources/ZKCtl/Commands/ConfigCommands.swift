@@ -527,16 +527,15 @@ extension CommandTable {
             // Two transactions in flight: the server applies them in order.
             let results = await zk.multi(batches: batches, maxInFlight: 2)
             let done = results.filter { if case .success = $0 { true } else { false } }.count
-            for case .failure(let error) in results {
-                if let error = error as? ZooKeeperError, [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) {
-                    // Someone changed the configuration between our read and our write.
-                    if done == 0 && attempt < 5 { break }
-                    let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
-                    throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
+            if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
+                guard let error = failure as? ZooKeeperError, [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) else {
+                    throw failure
                 }
-                throw error
+                // Someone changed the configuration between our read and our write.
+                if done == 0 && attempt < 5 { continue }
+                let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
+                throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
             }
-            if done < batches.count { continue }
             ConfigSupport.printPlan(plan, output: inv.output, applied: true)
             return ExitCode.success
         }
