@@ -62,10 +62,18 @@ public enum Common {
         return data
     }
 
-    /// A znode's data as text for people: UTF-8 as is, anything else described.
+    /// A znode's data as text for a terminal: UTF-8 with its control characters but newline and
+    /// tab shown escaped (so data cannot clear the screen or move the cursor), anything else
+    /// described.
     public static func displayText(_ data: Data) -> String {
-        String(data: data, encoding: .utf8) ?? "<\(data.count) bytes, not UTF-8; use --base64 or -o json>"
+        guard let text = String(data: data, encoding: .utf8) else {
+            return "<\(data.count) bytes, not UTF-8; use --base64 or -o json>"
+        }
+        return Output.escapingControls(text, keepingLines: true)
     }
+
+    /// Whether stdout is a terminal (data for people) rather than a file or a pipe (exact bytes).
+    public static let stdoutIsTerminal: Bool = isatty(1) == 1
 }
 
 /// Foundation also has an `Operation`; inside this module the name means ZooKeeper's request.

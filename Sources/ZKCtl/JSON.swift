@@ -523,25 +523,30 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
-    /// True when `text`, after leading whitespace, starts like a JSON value: `{`, `[`, `"`, an ASCII
-    /// digit, `-`, or one of the words `true` / `false` / `null` as a whole token (followed by the
-    /// end, whitespace, `,`, `]` or `}`; so "true" yes, "trueish" / "nullable" no).
-    public static func looksLikeJSON(_ text: String) -> Bool {
-        guard let start = text.firstIndex(where: { !$0.isWhitespace }) else { return false }
-        let rest = text[start...]
-        guard let c = rest.first else { return false }
-        switch c {
-        case "{", "[", "\"", "-", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9":
-            return true
-        default:
-            break
+    /// True for text that can only have been meant as JSON, so that when it does not parse it is
+    /// a mistake to report rather than a bare word to store as a string: after leading
+    /// whitespace it starts with `{`, `[` or `"`, or it is one token shaped like a number
+    /// (`-`, digits, one `.`, an exponent) such as `1.`, `01` or `1e`. `10.0.0.5`, `1.2.3`,
+    /// `2024-01-01`, `1 2` and `-` are bare words; `{"a":` is broken JSON.
+    public static func isMeantAsJSON(_ text: String) -> Bool {
+        let token = text.unicodeScalars.drop { $0.properties.isWhitespace }.reversed().drop { $0.properties.isWhitespace }.reversed()
+        guard let c = token.first else { return false }
+        if c == "{" || c == "[" || c == "\"" { return true }
+        var rest = token[...]
+        func digits() -> Int {
+            let n = rest.prefix { ("0"..."9").contains($0) }.count
+            rest = rest.dropFirst(n)
+            return n
         }
-        for word in ["true", "false", "null"] where rest.hasPrefix(word) {
-            let after = rest.dropFirst(word.count)
-            guard let next = after.first else { return true }
-            return next.isWhitespace || next == "," || next == "]" || next == "}"
+        if rest.first == "-" { rest = rest.dropFirst() }
+        var mantissa = digits()
+        if rest.first == "." { rest = rest.dropFirst(); mantissa += digits() }
+        if mantissa > 0, rest.first == "e" || rest.first == "E" {
+            rest = rest.dropFirst()
+            if rest.first == "+" || rest.first == "-" { rest = rest.dropFirst() }
+            _ = digits()
         }
-        return false
+        return rest.isEmpty && mantissa > 0
     }
 }
 

@@ -116,8 +116,13 @@ public final class Output: Sendable {
 
     /// Writes data to stdout (buffered).
     public func write(_ text: String) {
+        write(bytes: text.utf8)
+    }
+
+    /// Writes bytes to stdout exactly as they are (buffered).
+    public func write(bytes: some Collection<UInt8>) {
         let flushNow = buffer.withLock { b -> [UInt8]? in
-            b.append(contentsOf: text.utf8)
+            b.append(contentsOf: bytes)
             guard b.count >= 1 << 16 else { return nil }
             defer { b.removeAll(keepingCapacity: true) }
             return b
@@ -158,16 +163,24 @@ public final class Output: Sendable {
     /// A diagnostic stays one line whatever it quotes: control characters in what the user typed
     /// (or a server sent) are shown escaped.
     static func oneLine(_ text: String) -> String {
+        escapingControls(text, keepingLines: false)
+    }
+
+    /// `text` with its control characters (C0, DEL, C1, U+2028/9) written as `\n`, `\r`, `\t`,
+    /// `\xNN` or `\uNNNN`, so that it cannot move the cursor, clear a terminal or end a line.
+    /// With `keepingLines`, newlines and tabs stay as they are (for multi-line text on a terminal).
+    static func escapingControls(_ text: String, keepingLines: Bool) -> String {
         func isControl(_ u: Unicode.Scalar) -> Bool {
-            u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029
+            if keepingLines && (u == "\n" || u == "\t") { return false }
+            return u.value < 0x20 || (u.value >= 0x7f && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029
         }
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         for u in text.unicodeScalars {
             switch u {
-            case "\n": out += "\\n"
+            case "\n" where !keepingLines: out += "\\n"
             case "\r": out += "\\r"
-            case "\t": out += "\\t"
+            case "\t" where !keepingLines: out += "\\t"
             default:
                 if isControl(u) {
                     out += u.value > 0xff ? String(format: "\\u%04x", u.value) : String(format: "\\x%02x", u.value)

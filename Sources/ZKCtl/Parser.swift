@@ -28,6 +28,14 @@ public struct ParsedCommand: Sendable {
     /// The command after `--`, for commands that run one.
     public var command: [String]
     public var helpRequested: Bool
+    /// The index of the first positional typed after `--` (then taken literally: a `-` there is
+    /// the text `-`, not stdin); `positionals.count` when there was no `--`.
+    public var firstLiteralPositional: Int
+
+    /// Whether positional `index` is `-` standing for stdin (not a literal `-` after `--`).
+    public func isStdin(_ index: Int) -> Bool {
+        index < positionals.count && positionals[index] == "-" && index < firstLiteralPositional
+    }
 
     public func has(_ long: String) -> Bool { values[long] != nil }
     public func last(_ long: String) -> String? { values[long]?.last }
@@ -45,6 +53,7 @@ public enum Parser {
         var command: [String] = []
         var help = false
         var endOfOptions = false
+        var firstLiteral: Int? = nil
         var i = 0
 
         func lookup(long name: String) -> OptionSpec? {
@@ -57,6 +66,7 @@ public enum Parser {
             (current.options + (path.isEmpty ? [] : root.options)).filter { !$0.hidden }.map(\.long) + ["help"]
         }
         func record(_ option: OptionSpec, _ value: String, typed: String) throws(UsageError) {
+            let value = option.type == .znodePath ? Parser.withoutTrailingSlash(value) : value
             if !option.isFlag { try validate(value, as: option.type, what: "value '\(value)' for \(typed)", command: path) }
             values[option.long, default: []].append(value)
         }
@@ -74,6 +84,7 @@ public enum Parser {
                     break
                 }
                 endOfOptions = true
+                firstLiteral = positionals.count
                 continue
             }
             if token.hasPrefix("--") {
@@ -148,13 +159,20 @@ public enum Parser {
             positionals.append(token)
         }
 
-        let parsed = ParsedCommand(path: path, spec: current, values: values, positionals: positionals,
-                                   command: command, helpRequested: help)
+        var parsed = ParsedCommand(path: path, spec: current, values: values, positionals: positionals,
+                                   command: command, helpRequested: help,
+                                   firstLiteralPositional: firstLiteral ?? positionals.count)
         if help { return parsed }
         if current.handler == nil && !current.subcommands.isEmpty {
             if path.isEmpty { return parsed }
             let names = current.subcommands.filter { !$0.hidden }.map(\.name).joined(separator: ", ")
             throw UsageError("'\(path.joined(separator: " "))' needs a subcommand (\(names))", command: path)
+        }
+        // A path typed with a trailing '/' (as shell completion leaves it) is the same path.
+        for (index, value) in parsed.positionals.enumerated() where !current.arguments.isEmpty {
+            if current.arguments[min(index, current.arguments.count - 1)].type == .znodePath {
+                parsed.positionals[index] = Parser.withoutTrailingSlash(value)
+            }
         }
         try checkArguments(parsed)
         return parsed
@@ -204,6 +222,13 @@ public enum Parser {
                 throw UsageError(message, command: command)
             }
         }
+    }
+
+    /// `/app/` as `/app`: one trailing slash, as shell completion leaves after a directory, names
+    /// the same znode. `/` and paths with more than one trailing slash are left for the checks.
+    static func withoutTrailingSlash(_ path: String) -> String {
+        guard path.count > 1, path.hasSuffix("/"), !path.hasSuffix("//") else { return path }
+        return String(path.dropLast())
     }
 
     /// `-5`, `-1.5`: a negative number is a value, not an option.

@@ -85,7 +85,7 @@ final class CredentialTests: XCTestCase {
         }
         // Nothing changed by them.
         r = try kit.run(["get", secret], env: asAlice)
-        XCTAssertEqual(r.stdoutText, "top secret data\n")
+        XCTAssertEqual(r.stdoutText, "top secret data")
 
         // Alice, through the environment and through an auth file.
         let file = try authFile("# alice\n\(credential)\n")
@@ -102,7 +102,7 @@ final class CredentialTests: XCTestCase {
                 }
             }
             r = try kit.run(extra + ["get", secret], env: env)
-            XCTAssertEqual(r.stdoutText, "top secret data\n", how)
+            XCTAssertEqual(r.stdoutText, "top secret data", how)
             XCTAssertEqual(r.stderrText, "", "\(how): no warning for a private auth file or the environment")
         }
 

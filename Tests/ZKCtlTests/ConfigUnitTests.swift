@@ -66,7 +66,9 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertEqual(try value("hello world"), .string("hello world"))
         XCTAssertEqual(try value("{x", string: true), .string("{x"))
         XCTAssertEqual(try value("42", string: true), .string("42"))
-        for bad in ["{x", "[1,", "\"open", "1.", "-", "{\"a\":1} trailing"] {
+        XCTAssertEqual(try value("-"), .string("-"))
+        XCTAssertEqual(try value("10.0.0.5"), .string("10.0.0.5"))
+        for bad in ["{x", "[1,", "\"open", "1.", "01", "{\"a\":1} trailing"] {
             XCTAssertThrowsError(try value(bad), bad) { error in
                 XCTAssertEqual(ExitCode.code(for: error), ExitCode.badData, bad)
             }

@@ -32,12 +32,15 @@ extension CommandTable {
     static let configSet = CommandSpec(
         "set", summary: "set a key, or one field of a key's JSON object",
         description: """
-        VALUE is JSON when it starts like JSON ({, [, ", a digit, -, true, false, null) and must
-        then parse, or nothing is written and the exit code is 65. Anything else (a bare word
-        such as test_value) is stored as a JSON string. --string always stores a string; --raw
+        VALUE is stored as JSON when it is valid JSON (an object, array, string, number, true,
+        false or null). Text meant as JSON must parse, or nothing is written and the exit code is
+        65: text that starts with {, [ or ", and a single number-like word (1., 01, 1e). Anything
+        else is stored as a JSON string: a bare word such as test_value, and also 10.0.0.5, 1.2.3,
+        2024-01-01 or two words. --string always stores a string; --raw
         stores the bytes exactly as given, for readers that expect plain text (such as Spring
         Cloud ZooKeeper Config). VALUE '-' or --file F reads the value from stdin or a file;
-        text read that way loses one trailing newline unless --raw is given.
+        text read that way loses one trailing newline unless --raw is given. To store the text
+        '-' itself, put '--' before it: 'zkctl config set KEY -- -'.
 
         With three or more arguments, 'config set KEY FIELD... VALUE' sets one field of the
         key's JSON object, creating the objects between; '--merge JSON' deep-merges an object's
@@ -118,7 +121,7 @@ extension CommandTable {
             } else {
                 guard let last = rest.popLast() else { throw UsageError("missing argument VALUE for 'config set'", command: command) }
                 fields = rest
-                if last == "-" {
+                if inv.parsed.isStdin(inv.arguments.count - 1) {
                     input = try Common.readInput("-")
                     fromArgument = false
                 } else {
@@ -182,7 +185,8 @@ extension CommandTable {
         let fields = Array(inv.arguments.dropFirst())
         let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: command)
         let fallback = try inv.string("default").map {
-            try ConfigSupport.value(from: Data($0.utf8), fromArgument: true, forceString: false, what: "--default value")
+            try ConfigSupport.value(from: Data($0.utf8), fromArgument: true, forceString: false, what: "--default value",
+                                    hint: "to use it as text, give it as a JSON string: --default '\(JSONValue.string($0).compact())'")
         }
         let zk = try await inv.connect()
         let out = inv.output
@@ -608,23 +612,28 @@ enum ConfigSupport {
 
     // MARK: Values
 
-    /// A value as typed or read: JSON when it starts like JSON (and then it must parse), else a
-    /// string. Text read from a file or stdin loses one trailing newline when it becomes a string.
-    static func value(from input: Data, fromArgument: Bool, forceString: Bool, what: String) throws -> JSONValue {
+    /// A value as typed or read: its JSON when it is valid JSON, else a string, except that text
+    /// meant as a JSON object, array or string (starting with `{`, `[` or `"`) must parse. Text
+    /// read from a file or stdin loses one trailing newline when it becomes a string. `hint` says
+    /// how to store such text anyway.
+    static func value(from input: Data, fromArgument: Bool, forceString: Bool, what: String,
+                      hint: String = "use --string to store it as text") throws -> JSONValue {
         guard var text = String(data: input, encoding: .utf8) else {
             throw CommandError.badData("\(what) is not valid UTF-8 (use --raw to store bytes as they are)")
         }
-        if forceString || !JSONValue.looksLikeJSON(text) {
-            if !fromArgument {
-                if text.hasSuffix("\r\n") { text.removeLast() } else if text.hasSuffix("\n") { text.removeLast() }
+        if !forceString {
+            do {
+                return try JSONValue.parse(text)
+            } catch where JSONValue.isMeantAsJSON(text) {
+                throw CommandError.badData("\(what) is not valid JSON (\(error)); \(hint)")
+            } catch {
+                // A bare word, an address, a version or a date: a string.
             }
-            return .string(text)
         }
-        do {
-            return try JSONValue.parse(text)
-        } catch {
-            throw CommandError.badData("\(what) is not valid JSON (\(error)); use --string to store it as text")
+        if !fromArgument {
+            if text.hasSuffix("\r\n") { text.removeLast() } else if text.hasSuffix("\n") { text.removeLast() }
         }
+        return .string(text)
     }
 
     /// What a stored value means: its JSON, or a string for anything else (a base64 object when

@@ -104,7 +104,8 @@ extension CommandTable {
     /// A value cut to one short line for `tree --data`.
     static func shortValue(_ data: Data) -> String {
         guard let text = String(data: data, encoding: .utf8) else { return "<\(data.count) bytes of binary>" }
-        let oneLine = text.map { $0.isNewline ? " " : String($0) }.joined()
+        // Newlines as spaces, other control characters escaped: data never reaches the terminal raw.
+        let oneLine = Output.oneLine(text.map { $0.isNewline ? " " : String($0) }.joined())
         return oneLine.count > 60 ? String(oneLine.prefix(57)) + "..." : oneLine
     }
 }

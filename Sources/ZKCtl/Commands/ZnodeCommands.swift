@@ -18,11 +18,15 @@ extension CommandTable {
     /// A subtree larger than this needs `--force` to be deleted.
     static let recursiveDeleteThreshold = 1000
 
-    /// The value a write command stores: its VALUE argument or `--file` (`-` for stdin), exactly one.
-    static func valueSource(argument: String?, file: String?, required: Bool, command: [String]) throws -> ValueSource {
+    /// The value a write command stores: its VALUE argument or `--file`, exactly one. A VALUE of
+    /// `-` reads stdin, as `--file -` does; after `--` it is the text `-`.
+    static func valueSource(argument: String?, argumentIsStdin: Bool = false, file: String?, required: Bool,
+                            command: [String]) throws -> ValueSource {
         switch (argument, file) {
         case (.some, .some):
             throw UsageError("give the value either as an argument or with --file, not both", command: command)
+        case (.some, nil) where argumentIsStdin:
+            return .file("-")
         case (.some(let text), nil):
             return .text(text)
         case (nil, .some(let name)):
@@ -89,9 +93,12 @@ extension CommandTable {
     static let getCommand = CommandSpec(
         "get", summary: "print a znode's data",
         description: """
-        Prints the data of PATH followed by a newline. Data that is not UTF-8 text is not written
-        raw to the terminal: use --base64 (text) or -o json to get it. With --stat the node's stat
-        follows the data, as 'zkctl stat' prints it.
+        Prints the data of PATH. To a file or a pipe the node's bytes are written exactly, text or
+        binary, with no newline added, so 'zkctl get PATH > f' followed by 'zkctl set PATH --file f'
+        leaves the node unchanged. On a terminal the data is shown as text followed by a newline:
+        control characters other than newline and tab are shown escaped (\\x1b for ESC), and data
+        that is not UTF-8 is described instead of written; use --base64 or -o json for those bytes.
+        With --stat the node's stat follows the data on a line of its own, as 'zkctl stat' prints it.
         Exit 1 when the node does not exist, 77 when its ACL refuses reading.
         """,
         examples: ["zkctl get /app/settings", "zkctl get --stat /app/settings", "zkctl get --base64 /app/blob | base64 -d > blob.bin",
@@ -116,9 +123,20 @@ extension CommandTable {
             o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
             if inv.flag("stat") { o["stat"] = jsonStat(stat) }
             out.json(.object(o))
-        } else {
-            out.line(base64 ? data.base64EncodedString() : Common.displayText(data))
+        } else if base64 {
+            out.line(data.base64EncodedString())
             if inv.flag("stat") { statText(stat).forEach(out.line) }
+        } else if Common.stdoutIsTerminal {
+            out.line(Common.displayText(data))
+            if inv.flag("stat") { statText(stat).forEach(out.line) }
+        } else {
+            // To a file or a pipe: the node's bytes exactly, so `get > f` and `set --file f` (or
+            // `create --file f`) copy any node, text or binary, unchanged.
+            out.write(bytes: data)
+            if inv.flag("stat") {
+                if let last = data.last, last != 0x0a { out.write("\n") }
+                statText(stat).forEach(out.line)
+            }
         }
         return ExitCode.success
     }
@@ -220,13 +238,15 @@ extension CommandTable {
     static let setCommand = CommandSpec(
         "set", summary: "set a znode's data",
         description: """
-        Replaces the data of an existing node with VALUE, or with the bytes of FILE (--file -
-        reads stdin; binary data is stored as is). With --if-version N the write happens only if
-        the node's version is still N, which makes read-modify-write safe.
+        Replaces the data of an existing node with VALUE, or with the bytes of FILE (binary data
+        is stored as is). VALUE '-' and --file - read stdin; to store the text '-', put '--'
+        before it: 'zkctl set PATH -- -'. With --if-version N the write happens only if the
+        node's version is still N, which makes read-modify-write safe.
         Exit 1 when the node does not exist, 75 when its version is not N.
         """,
         examples: ["zkctl set /app/mode maintenance", "zkctl set /app/cert --file cert.pem",
-                   "zkctl set /app/mode active --if-version 3", "echo -n on | zkctl set /app/flag --file -"],
+                   "zkctl set /app/mode active --if-version 3", "echo -n on | zkctl set /app/flag -",
+                   "zkctl get /app/blob > blob.bin && zkctl set /app/blob-copy --file blob.bin"],
         arguments: [pathArgument, ArgumentSpec("VALUE", help: "the new data (or use --file)", optional: true)],
         options: [
             OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
@@ -237,7 +257,8 @@ extension CommandTable {
 
     @Sendable static func runSet(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
-        let source = try valueSource(argument: inv.argument(1), file: inv.string("file"), required: true, command: ["set"])
+        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv.string("file"),
+                                     required: true, command: ["set"])
         let data = try source.read()
         let zk = try await inv.connect()
         let stat = try await zk.set(path, data: data, version: expectedVersion(inv))
@@ -253,7 +274,8 @@ extension CommandTable {
         "create", summary: "create a znode",
         description: """
         Creates PATH with VALUE (or the bytes of FILE; empty when neither is given) and prints the
-        path created, which for --sequential carries the server's 10-digit counter.
+        path created, which for --sequential carries the server's 10-digit counter. VALUE '-' and
+        --file - read stdin ('zkctl create PATH -- -' stores the text '-').
         --container makes a container node, removed by the server once its last child is gone.
         --ttl makes a node the server removes when it has had no children and no change for that
         long (the server needs zookeeper.extendedTypesEnabled=true); it combines with --sequential
@@ -303,7 +325,8 @@ extension CommandTable {
             throw UsageError(error.message, command: ["create"])
         }
         try checkAuthEntries(acl, inv, command: ["create"])
-        let source = try valueSource(argument: inv.argument(1), file: inv.string("file"), required: false, command: ["create"])
+        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv.string("file"),
+                                     required: false, command: ["create"])
         let data = try source.read()
         let zk = try await inv.connect()
         let created: String
@@ -438,7 +461,11 @@ extension CommandTable {
         Replaces the ACL of PATH with the SPEC entries. --recursive applies them to every node of
         the subtree (pipelined). With --if-version N the ACL is set only if PATH's ACL version
         (aclVersion) is still N; with --recursive that check is made on PATH before anything else
-        is changed. Keep an entry that lets you administer the node, or you lock yourself out.
+        is changed. Keep an entry that lets you administer the node, or you lock yourself out:
+        with --recursive, an ACL that grants this session's identities (world:anyone, auth::, and
+        the digest users of its credentials) no admin permission is refused (exit 64) unless
+        --force is given, as zkctl could not change the subtree's ACLs back. ip, x509 and sasl
+        entries are not counted as this session's: zkctl cannot tell whether they match it.
         Exit 1 when the node does not exist, 75 on a version mismatch, 77 without admin permission.
         """,
         examples: ["zkctl acl set /app world:anyone:r auth::cdrwa",
@@ -447,10 +474,27 @@ extension CommandTable {
         arguments: [pathArgument, ArgumentSpec("SPEC", help: "an ACL entry scheme:id:perms", variadic: true)],
         options: [
             OptionSpec("recursive", short: "r", help: "apply to the whole subtree"),
+            OptionSpec("force", help: "with --recursive: set an ACL that leaves this session no admin permission"),
             ifVersionOption,
         ],
         jsonOutput: #"{"path", "acl", "updated"}: the ACL set and the number of znodes changed (text output prints nothing)"#,
         handler: runACLSet)
+
+    /// Whether `acl` grants admin permission to an identity this session certainly has:
+    /// world:anyone, auth:: (the session's authenticated users) when it has credentials, or the
+    /// digest id of one of its credentials.
+    static func grantsAdmin(_ acl: [ACL], credentials: [String]) -> Bool {
+        let digests = Set(credentials.map { ACL.digestID(forCredential: $0) })
+        return acl.contains { entry in
+            guard entry.permissions.contains(.admin) else { return false }
+            switch entry.scheme {
+            case "world": return entry.id == "anyone"
+            case "auth": return !credentials.isEmpty
+            case "digest": return digests.contains(entry.id)
+            default: return false
+            }
+        }
+    }
 
     @Sendable static func runACLSet(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
@@ -461,6 +505,13 @@ extension CommandTable {
             throw UsageError(error.message, command: ["acl", "set"])
         }
         try checkAuthEntries(acl, inv, command: ["acl", "set"])
+        if inv.flag("force") && !inv.flag("recursive") {
+            throw UsageError("--force only applies with --recursive", command: ["acl", "set"])
+        }
+        if inv.flag("recursive") && !inv.flag("force") && !grantsAdmin(acl, credentials: inv.settings.credentials) {
+            throw UsageError("refusing to set on all of \(path) an ACL that gives this session no admin permission (it could not be undone); add --force to do it anyway",
+                             command: ["acl", "set"])
+        }
         let version = expectedVersion(inv)
         let zk = try await inv.connect()
         var updated = 1
@@ -501,7 +552,8 @@ extension CommandTable {
         description: """
         Prints PATH's current state (event 'initial'), then one line per change until interrupted:
         'created', 'changed' (data set, even to the same value) or 'removed'. Text lines read
-        'EVENT PATH = DATA' (newlines in the data shown as \\n; no data for 'removed').
+        'EVENT PATH = DATA' on one line: backslashes in the data are doubled and control characters
+        escaped (\\n, \\t, \\x1b); no data for 'removed'.
         --children also follows PATH's children: each one is reported when it appears or goes
         away (without its data). --recursive follows the whole subtree below PATH, every node
         with its data. A PATH that does not exist yet is announced on stderr and waited for.
@@ -532,9 +584,9 @@ extension CommandTable {
         var line = "\(change.kind.rawValue) \(change.path)"
         if let data = change.data {
             if let text = String(data: data, encoding: .utf8) {
-                let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\r\n", with: "\\r\\n")
-                    .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
-                line += " = " + escaped
+                // One line per event whatever the data holds: backslashes doubled, control
+                // characters escaped (a terminal never sees an ESC from a znode).
+                line += " = " + Output.oneLine(text.replacingOccurrences(of: "\\", with: "\\\\"))
             } else {
                 line += " = <\(data.count) bytes, not UTF-8; use -o json>"
             }
