@@ -10,7 +10,8 @@ extension CommandTable {
         streams one node per line, level by level, for very large trees. A node at the --depth
         limit that has children of its own carries "truncated": true instead of "children".
         """,
-        examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'"],
+        examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'",
+                   "zkctl -o json tree / --depth 1 | jq -r '.children[] | select(.truncated) | .path'"],
         arguments: [ArgumentSpec("PATH", help: "the subtree's root (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
             OptionSpec("path", short: "p", value: "PATH", type: .znodePath, help: "the subtree's root, as an option"),
@@ -19,7 +20,7 @@ extension CommandTable {
             OptionSpec("data", help: "add short values"),
             OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
         ],
-        jsonOutput: #"one nested document: a node is {"path", "name", "stat" (the stat object, see OUTPUT; with --stat), "data" (as in 'zkctl get'; with --data), "children": [nodes]}; a node whose children were not listed because of --depth has no "children" but "truncated": true and "numChildren": N (a leaf there still has "children": []); -o ndjson prints one node per line, parents first, without "children""#,
+        jsonOutput: #"one nested document: a node is {"path", "name", "stat" (with --stat: the stat object, man zkctl, OUTPUT), "data" (as in 'zkctl get'; with --data), "children": [nodes]}; a node whose children were not listed because of --depth has no "children" but "truncated": true and "numChildren": N (a leaf there still has "children": []); -o ndjson prints one node per line, parents first, without "children""#,
         handler: runTree)
 
     @Sendable static func runTree(_ inv: Invocation) async throws -> Int32 {

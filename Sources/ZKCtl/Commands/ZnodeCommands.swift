@@ -100,7 +100,7 @@ extension CommandTable {
             OptionSpec("stat", help: "also print the stat"),
             OptionSpec("base64", help: "print the data base64-encoded"),
         ],
-        jsonOutput: #"{"path", "data", "stat"}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" (the stat object, see OUTPUT) only with --stat"#,
+        jsonOutput: #"{"path", "data", "stat"}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" only with --stat (the stat object, man zkctl, OUTPUT)"#,
         handler: runGet)
 
     @Sendable static func runGet(_ inv: Invocation) async throws -> Int32 {
@@ -134,9 +134,9 @@ extension CommandTable {
         ISO 8601 UTC in text; zxids and the owner session are hexadecimal.
         Exit 1 when the node does not exist.
         """,
-        examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .version"],
+        examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .stat.version"],
         arguments: [pathArgument],
-        jsonOutput: #"{"path", "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}}: the stat object (see OUTPUT); ctime and mtime in ms since the epoch, ephemeralOwner a hex string"#,
+        jsonOutput: #"{"path", "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}}: the stat object (man zkctl, OUTPUT); ctime and mtime in ms since the epoch, ephemeralOwner a hex string"#,
         handler: runStat)
 
     @Sendable static func runStat(_ inv: Invocation) async throws -> Int32 {
@@ -182,7 +182,7 @@ extension CommandTable {
         examples: ["zkctl ls /", "zkctl ls --stat /services/api", "zkctl -o json ls /config | jq length"],
         arguments: [pathArgument],
         options: [OptionSpec("stat", help: "show each child's stat")],
-        jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"} (the stat object, see OUTPUT)"#,
+        jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"} (the stat object, man zkctl, OUTPUT)"#,
         handler: runLs)
 
     @Sendable static func runLs(_ inv: Invocation) async throws -> Int32 {
@@ -233,7 +233,7 @@ extension CommandTable {
             OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
             ifVersionOption,
         ],
-        jsonOutput: #"{"path", "stat"} with the node's new stat object (see OUTPUT); text output prints nothing"#,
+        jsonOutput: #"{"path", "stat"} with the node's new stat object (man zkctl, OUTPUT); text output prints nothing"#,
         handler: runSet)
 
     @Sendable static func runSet(_ inv: Invocation) async throws -> Int32 {
@@ -518,7 +518,7 @@ extension CommandTable {
             OptionSpec("children", help: "also report children appearing and going away"),
             OptionSpec("recursive", short: "r", help: "follow the whole subtree, with every node's data"),
         ],
-        jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat", the stat object (see OUTPUT), left out for removed nodes)"#,
+        jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat", the stat object (man zkctl, OUTPUT), left out for removed nodes)"#,
         handler: runWatch)
 
     /// What `watch` follows for its flags.
