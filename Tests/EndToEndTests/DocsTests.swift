@@ -137,9 +137,11 @@ final class DocsTests: XCTestCase {
         // A backslash may only be text the page means (watch shows newlines as \n).
         let leftovers = page.ranges(of: #/\\[^n]/#).map { String(page[$0]) }
         XCTAssertEqual(leftovers, [], "literal roff escapes in the rendered page")
-        XCTAssertTrue(page.contains("zkctl -v status shows"), "SETTINGS renders -v")
-        XCTAssertTrue(page.contains(" -o json "), "OUTPUT renders -o")
-        XCTAssertTrue(page.contains("UTF-8 text"), "UTF-8")
+        // Justified text: one space between words to compare with.
+        let words = page.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
+        XCTAssertTrue(words.contains("zkctl -v status shows"), "SETTINGS renders -v")
+        XCTAssertTrue(words.contains("OUTPUT -o text (the default)"), "OUTPUT renders -o")
+        XCTAssertTrue(words.contains("when it is UTF-8 text, else"), "OUTPUT renders UTF-8")
         // diff's kinds of line are a list: one line each.
         for (sign, text) in [("+", "only in TARGET"), ("-", "only in SOURCE"), ("~", "in both, but the data, acl or type differs")] {
             let found = page.split(separator: "\n").contains { line in
