@@ -78,11 +78,25 @@ public enum ManPage {
                 if out.last != ".PP" { out.append(".PP") }
                 afterBlock = false
             }
-            if !line.isEmpty { out.append(escape(line)) }
+            if !line.isEmpty { out.append(breakable(escape(line))) }
         }
         endBlock()
         while out.last == ".PP" { out.removeLast() }
         return out.joined(separator: "\n")
+    }
+
+    /// Escaped text that may break after a comma with no space after it, as in compact JSON
+    /// sketches (`{"a","b"}`), which would run past the margin otherwise (the page does not
+    /// hyphenate).
+    static func breakable(_ escaped: String) -> String {
+        var out = ""
+        var previous: Character? = nil
+        for c in escaped {
+            if previous == ",", c != " " { out += "\\:" }
+            out.append(c)
+            previous = c
+        }
+        return out
     }
 
     /// Option help as a sentence, so that what the page adds after it ("Default: ...") reads as
@@ -109,6 +123,8 @@ public enum ManPage {
     public static func render(_ root: CommandSpec, date: String = "2026-11-22") -> String {
         var s = ""
         s += ".TH ZKCTL 1 \(date) \"zkctl \(ZKCtl.version)\" \"User Commands\"\n"
+        // No hyphenation: JSON keys and option names broken across lines read as other words.
+        s += ".nh\n"
         s += ".SH NAME\nzkctl \\- a command\\-line admin tool for Apache ZooKeeper\n"
         s += ".SH SYNOPSIS\n.B zkctl\n[\\fIGLOBAL OPTIONS\\fR]\n\\fICOMMAND\\fR\n[\\fIOPTIONS\\fR]\n[\\fIARGUMENTS\\fR]\n"
         s += ".SH DESCRIPTION\n"
@@ -127,7 +143,7 @@ public enum ManPage {
                 for a in spec.arguments { s += ".TP\n\\fI\(escape(a.name))\\fR\n\(escape(a.help))\n" }
             }
             for o in spec.options where !o.hidden { s += optionItem(o) }
-            if !spec.jsonOutput.isEmpty { s += ".PP\nJSON output: " + escape(spec.jsonOutput) + "\n" }
+            if !spec.jsonOutput.isEmpty { s += ".PP\nJSON output: " + breakable(escape(spec.jsonOutput)) + "\n" }
             if !spec.examples.isEmpty {
                 s += ".PP\nExamples:\n.RS\n.nf\n" + spec.examples.map(escape).joined(separator: "\n") + "\n.fi\n.RE\n"
             }
