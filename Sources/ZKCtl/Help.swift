@@ -31,6 +31,9 @@ public enum Help {
         if !options.isEmpty && !path.isEmpty {
             out += "\nOptions:\n" + optionLines(options)
         }
+        if !spec.jsonOutput.isEmpty {
+            out += "\n" + wrapped("JSON output: " + spec.jsonOutput.split(whereSeparator: \.isNewline).joined(separator: " "))
+        }
         if !spec.examples.isEmpty {
             out += "\nExamples:\n"
             for e in spec.examples { out += "  \(e)\n" }
@@ -43,6 +46,19 @@ public enum Help {
             out += "See man zkctl.\n"
         }
         return out
+    }
+
+    /// Text in lines of at most `width` columns (a longer word stands alone), each ending in a newline.
+    static func wrapped(_ text: String, width: Int = 92) -> String {
+        var out = "", line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                out += line + "\n"
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        return out + line + "\n"
     }
 
     static func optionLines(_ options: [OptionSpec]) -> String {

@@ -37,11 +37,74 @@ public enum ManPage {
         return out
     }
 
+    /// Plain text (not roff: `escape` makes it so) as man paragraphs. A blank line starts a new
+    /// paragraph. Indented lines are set apart: as a list when each has a tag ended by a run of two
+    /// spaces (diff's `+ PATH   only in TARGET`), else as literal lines (a command to type).
     static func paragraph(_ text: String) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false)
-            .map { escape($0.trimmingCharacters(in: .whitespaces)) }
-            .map { $0.isEmpty ? ".PP" : $0 }
-            .joined(separator: "\n")
+        var out: [String] = []
+        var block: [String] = []
+        var afterBlock = false
+        func endBlock() {
+            guard !block.isEmpty else { return }
+            let items = block.map { line -> (tag: String, body: String)? in
+                guard let gap = line.range(of: "  ") else { return nil }
+                return (String(line[..<gap.lowerBound]), line[gap.upperBound...].trimmingCharacters(in: .whitespaces))
+            }
+            // .RS/.RE keep the list's indent from reaching the option list that follows.
+            out.append(".RS 0")
+            if items.allSatisfy({ $0 != nil }) {
+                let list = items.compactMap { $0 }
+                let width = (list.map(\.tag.count).max() ?? 0) + 2
+                // Items of one short line each are set without blank lines between them.
+                let compact = list.allSatisfy { $0.tag.count + $0.body.count <= 60 }
+                if compact { out.append(".PD 0") }
+                for item in list { out += [".TP \(width)n", escape(item.tag), escape(item.body)] }
+                if compact { out.append(".PD") }
+            } else {
+                out += [".RS 4", ".nf"] + block.map(escape) + [".fi", ".RE"]
+            }
+            out.append(".RE")
+            block = []
+            afterBlock = true
+        }
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if raw.hasPrefix("  ") && !line.isEmpty {
+                block.append(line)
+                continue
+            }
+            endBlock()
+            if line.isEmpty || afterBlock {
+                if out.last != ".PP" { out.append(".PP") }
+                afterBlock = false
+            }
+            if !line.isEmpty { out.append(breakable(escape(line))) }
+        }
+        endBlock()
+        while out.last == ".PP" { out.removeLast() }
+        return out.joined(separator: "\n")
+    }
+
+    /// Escaped text that may break after a comma with no space after it, as in compact JSON
+    /// sketches (`{"a","b"}`), which would run past the margin otherwise (the page does not
+    /// hyphenate).
+    static func breakable(_ escaped: String) -> String {
+        var out = ""
+        var previous: Character? = nil
+        for c in escaped {
+            if previous == ",", c != " " { out += "\\:" }
+            out.append(c)
+            previous = c
+        }
+        return out
+    }
+
+    /// Option help as a sentence, so that what the page adds after it ("Default: ...") reads as
+    /// the next one.
+    static func sentence(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let last = trimmed.last else { return trimmed }
+        return ".!?".contains(last) ? trimmed : trimmed + "."
     }
 
     static func optionItem(_ o: OptionSpec) -> String {
@@ -49,7 +112,7 @@ public enum ManPage {
         if let s = o.short { head += "\\fB\\-\(s)\\fR, " }
         head += "\\fB\\-\\-\(escape(o.long))\\fR"
         if let v = o.valueName { head += " \\fI\(escape(v))\\fR" }
-        var help = escape(o.help)
+        var help = escape(sentence(o.help))
         if case .choice(let c) = o.type { help += " One of: " + escape(c.joined(separator: ", ")) + "." }
         if let d = o.defaultValue { help += " Default: " + escape(d) + "." }
         if let e = o.environment { help += " Environment: \\fB\(escape(e))\\fR." }
@@ -60,6 +123,8 @@ public enum ManPage {
     public static func render(_ root: CommandSpec, date: String = "2026-11-22") -> String {
         var s = ""
         s += ".TH ZKCTL 1 \(date) \"zkctl \(ZKCtl.version)\" \"User Commands\"\n"
+        // No hyphenation: JSON keys and option names broken across lines read as other words.
+        s += ".nh\n"
         s += ".SH NAME\nzkctl \\- a command\\-line admin tool for Apache ZooKeeper\n"
         s += ".SH SYNOPSIS\n.B zkctl\n[\\fIGLOBAL OPTIONS\\fR]\n\\fICOMMAND\\fR\n[\\fIOPTIONS\\fR]\n[\\fIARGUMENTS\\fR]\n"
         s += ".SH DESCRIPTION\n"
@@ -78,7 +143,7 @@ public enum ManPage {
                 for a in spec.arguments { s += ".TP\n\\fI\(escape(a.name))\\fR\n\(escape(a.help))\n" }
             }
             for o in spec.options where !o.hidden { s += optionItem(o) }
-            if !spec.jsonOutput.isEmpty { s += ".PP\nJSON output: " + escape(spec.jsonOutput) + "\n" }
+            if !spec.jsonOutput.isEmpty { s += ".PP\nJSON output: " + breakable(escape(spec.jsonOutput)) + "\n" }
             if !spec.examples.isEmpty {
                 s += ".PP\nExamples:\n.RS\n.nf\n" + spec.examples.map(escape).joined(separator: "\n") + "\n.fi\n.RE\n"
             }
@@ -89,19 +154,24 @@ public enum ManPage {
         s += ".SH SETTINGS\n"
         s += paragraph("""
         Each setting is taken from the first of: a command-line flag, an environment variable, the config file, \
-        the default. zkctl \\-v status shows where each effective value came from.
+        the default. zkctl -v status shows where each effective value came from.
 
         Servers are host:port,host:port[/chroot] (a host without a port gets 2181, IPv6 hosts in brackets) or a URL: \
         zookeeper://h1:2181,h2:2181/chroot; zookeeper:///path, which takes the servers from the settings below the \
         one that names it and uses path as the chroot; zookeeper:./relative, which takes servers and base path from \
         the settings below and appends relative to the base path. A chroot applies underneath every root.
+
+        Digest credentials come from the first of: --auth USER:PASSWORD (which warns, since other users of the \
+        machine can see a command line), --auth-file FILE (a user:password line, more for several identities), \
+        the ZKCTL_AUTH variable, the auth-file key of the config file. Without any, the session is anonymous. \
+        Passwords are never printed.
         """) + "\n"
         s += ".SH ENVIRONMENT\n"
         let env: [(String, String)] = [
             ("ZKCTL_SERVERS", "servers (first of the three server variables)"),
             ("ZOOKEEPER_HOSTS", "servers, when ZKCTL_SERVERS is not set"),
             ("ASAB_ZOOKEEPER_SERVERS", "servers, when neither of the above is set"),
-            ("ZKCTL_AUTH", "digest credentials user:password; never printed"),
+            ("ZKCTL_AUTH", "digest credentials user:password, used when neither --auth nor --auth-file is given; never printed"),
             ("ZKCTL_CONFIG", "the config file"),
             ("ZKCTL_TIMEOUT", "connect and request timeout"),
             ("ZKCTL_OUTPUT", "output format"),
@@ -117,18 +187,37 @@ public enum ManPage {
         s += ".PP\nLines starting with # or ; are comments. A malformed file is a usage error naming the line.\n"
         s += ".SH OUTPUT\n"
         s += paragraph("""
-        \\-o text (the default) is for people: aligned tables, trees drawn with box characters, colour only on a \
-        terminal. \\-o json prints exactly one JSON document; streaming commands (watch) print one JSON object per \
-        line, as does \\-o ndjson. Znode data is shown as a string when it is UTF\\-8 text, else as {"base64": "..."}. \
-        The JSON shape of each command is given with the command above.
+        -o text (the default) is for people: aligned tables, trees drawn with box characters, colour only on a \
+        terminal. -o json is for programs: exactly one JSON document on standard output; the streaming commands \
+        (watch, config watch) print one JSON object per line instead. -o ndjson prints one object per line as well: \
+        tree streams its nodes so, level by level; other commands print their one document. The JSON shape of each \
+        command is given with the command above ("JSON output"); these rules hold for all of them:
+          Data  Znode data is a string when it is UTF-8 text, else {"base64": "..."}.
+          Stats  A znode's stat is always the same object, under the key "stat" wherever a node carries one \
+        (get --stat, ls --stat, tree --stat, set, watch; zkctl stat prints {"path", "stat"}): {"czxid", "mzxid", \
+        "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}, \
+        the field names of ZooKeeper's Java Stat (zkCli.sh's stat says cZxid, mZxid, pZxid, dataVersion and \
+        aclVersion). The zxids and versions are numbers; ephemeralOwner is the owning session's id as a hex string \
+        ("0x0" for a node that is not ephemeral), since session ids need more than the 53 bits a JSON number keeps \
+        exactly. The text output of stat uses the same names.
+          Times  Every time in JSON output is a number of milliseconds since the epoch, as ZooKeeper's stat and \
+        Curator's registrationTimeUTC are: a stat's ctime and mtime, config's modified, a service instance's \
+        registrationTimeUTC, a run-once record's start, end and periodStart. Text output shows times as ISO 8601 UTC.
+          Trees  A node of tree's output is {"path", "name", "stat", "data", "children": [...]} ("stat" with \
+        --stat, "data" with --data). A node whose children were not listed because of --depth has no \
+        "children": it carries "truncated": true and "numChildren". A leaf has "children": [].
+          Stored  What zkctl stores for other programs keeps that program's format, and a command that prints a \
+        stored document prints it as stored: service register prints the Curator document, and export prints the \
+        export format (docs/export-format.md), whose "exported" is ISO 8601 text. Run-once records store their \
+        times as ISO 8601 text; run-once --status -o json gives them in milliseconds.
         """) + "\n"
         s += ".SH EXIT STATUS\n"
         let codes: [(Int32, String)] = [
             (0, "success"), (1, "not found: the key, path, service or instance does not exist"),
             (64, "usage: unknown command or option, missing or malformed argument"),
             (65, "bad data: a value that is not valid JSON where JSON is required, a file that does not parse"),
-            (66, "an input file cannot be read"), (73, "an output file cannot be written"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
-            (70, "internal error"), (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
+            (66, "an input file cannot be read"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
+            (70, "internal error (a bug in zkctl)"), (73, "an output file cannot be written"), (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
             (77, "not authorized: authentication failed or an ACL refused the operation"), (130, "interrupted by SIGINT"),
         ]
         for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }

@@ -235,7 +235,9 @@ public func jsonData(_ data: Data) -> JSONValue {
     return .object(JSONObject([("base64", .string(data.base64EncodedString()))]))
 }
 
-/// A stat as JSON, with the field names ZooKeeper uses.
+/// A stat as JSON: the one shape every command uses (under "stat" wherever a node carries one),
+/// with the field names of ZooKeeper's Java `Stat`. Times are milliseconds since the epoch; the
+/// owner session is a hex string, since session ids do not fit the 53 bits a JSON number keeps.
 public func jsonStat(_ s: Stat) -> JSONValue {
     .object(JSONObject([
         ("czxid", .int(Int(s.czxid))), ("mzxid", .int(Int(s.mzxid))), ("pzxid", .int(Int(s.pzxid))),
@@ -253,4 +255,16 @@ public func isoTime(_ ms: Int64) -> String {
     f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     f.timeZone = TimeZone(identifier: "UTC")
     return f.string(from: date)
+}
+
+/// An ISO 8601 time as stored (run-once records) in milliseconds since the epoch, for JSON
+/// output; nil when it does not parse.
+public func isoMilliseconds(_ text: String) -> Int64? {
+    let f = ISO8601DateFormatter()
+    f.timeZone = TimeZone(identifier: "UTC")
+    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+        f.formatOptions = options
+        if let date = f.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    }
+    return nil
 }

@@ -145,7 +145,6 @@ struct ServiceInstance: Sendable, Hashable {
         o["sslPort"] = sslPort.map { .int($0) } ?? .null
         o["serviceType"] = serviceType.map { .string($0) } ?? .null
         o["registrationTimeUTC"] = registrationTimeUTC.map { .number(String($0)) } ?? .null
-        o["registered"] = registrationTimeUTC.map { .string(isoTime($0)) } ?? .null
         o["enabled"] = .bool(enabled)
         if let ephemeral { o["ephemeral"] = .bool(ephemeral) }
         o["metadata"] = .object(metadata)

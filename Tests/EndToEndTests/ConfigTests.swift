@@ -299,7 +299,29 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(stat["key"] as? String, "k")
         XCTAssertEqual(stat["version"] as? Int, 0)
         XCTAssertEqual((stat["value"] as? [String: Any])?["a"] as? String, "b")
-        XCTAssertNotNil(stat["modified"] as? String)
+        XCTAssertNotNil(stat["modified"] as? Int, "times in JSON are ms since the epoch")
+    }
+
+    /// config's modification times are ms since the epoch in JSON (the node's mtime), ISO 8601
+    /// in text.
+    func testStatTimesAreMillisecondsInJSONAndISOInText() throws {
+        let before = Int(Date().timeIntervalSince1970 * 1000) - 1000
+        try ok(["config", "set", "timed", "1"])
+        let after = Int(Date().timeIntervalSince1970 * 1000) + 1000
+        let nodeStat = try XCTUnwrap(try object(try ok(["-o", "json", "stat", "\(root)/timed"]))["stat"] as? [String: Any])
+        let mtime = try XCTUnwrap(nodeStat["mtime"] as? Int)
+        XCTAssertTrue(before <= mtime && mtime <= after)
+
+        let got = try object(try ok(["-o", "json", "config", "get", "timed", "--stat"]))
+        XCTAssertEqual(got["modified"] as? Int, mtime, "\(got)")
+        let listed = try object(try ok(["-o", "json", "config", "list", "--stat"]))
+        XCTAssertEqual((listed["timed"] as? [String: Any])?["modified"] as? Int, mtime, "\(listed)")
+
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let text = try ok(["config", "get", "timed", "--stat"]).split(separator: "\n").map(String.init)
+        let shown = try XCTUnwrap(text.last?.dropFirst("modified: ".count))
+        XCTAssertEqual(iso.date(from: String(shown)).map { Int(($0.timeIntervalSince1970 * 1000).rounded()) }, mtime, "\(text)")
     }
 
     func testListAndRemove() throws {

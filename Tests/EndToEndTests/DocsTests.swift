@@ -125,6 +125,67 @@ final class DocsTests: XCTestCase {
         }
     }
 
+    /// The page as `man` shows it: no roff escape left over as literal text (as when text was
+    /// escaped twice), lists as lists, option text ending with a stop before what follows.
+    func testRenderedManPageReadsCleanly() throws {
+        let r = try runProcess("/usr/bin/man", ["-l", root.appendingPathComponent("man/zkctl.1").path],
+                               environment: ["PATH": "/usr/bin:/bin", "MANWIDTH": "80", "MANPAGER": "cat", "PAGER": "cat",
+                                             "LANG": "C.UTF-8", "HOME": NSTemporaryDirectory()], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let page = r.stdoutText
+        XCTAssertGreaterThan(page.count, 10_000)
+        // A backslash may only be text the page means (watch shows newlines as \n).
+        let leftovers = page.ranges(of: #/\\[^n]/#).map { String(page[$0]) }
+        XCTAssertEqual(leftovers, [], "literal roff escapes in the rendered page")
+        // Justified text: one space between words to compare with.
+        let words = page.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
+        XCTAssertTrue(words.contains("zkctl -v status shows"), "SETTINGS renders -v")
+        XCTAssertTrue(words.contains("OUTPUT -o text (the default)"), "OUTPUT renders -o")
+        XCTAssertTrue(words.contains("when it is UTF-8 text, else"), "OUTPUT renders UTF-8")
+        // diff's kinds of line are a list: one line each.
+        for (sign, text) in [("+", "only in TARGET"), ("-", "only in SOURCE"), ("~", "in both, but the data, acl or type differs")] {
+            let found = page.split(separator: "\n").contains { line in
+                let words = line.split(separator: " ", omittingEmptySubsequences: true)
+                return words.first == Substring(sign) && line.hasSuffix(text)
+            }
+            XCTAssertTrue(found, "diff's '\(sign)' line stands on its own line")
+        }
+        // Every "Default:" follows a full stop (possibly across a line break).
+        let runOn = page.ranges(of: #/[^.\s]\s+Default:/#).map { String(page[$0]) }
+        XCTAssertEqual(runOn, [], "option text runs into 'Default:'")
+    }
+
+    /// Every command documents its JSON, and the shared rules are stated once; the exit codes are
+    /// listed in order with 70 among them, in the page and in README.md.
+    func testManPageDocumentsEveryJSONShapeAndTheExitCodesInOrder() throws {
+        let page = try committed("man/zkctl.1")
+        let commands = page.components(separatedBy: "\n.SH COMMANDS\n")[1].components(separatedBy: "\n.SH ")[0]
+            .components(separatedBy: ".SS ").dropFirst()
+        XCTAssertGreaterThan(commands.count, 20)
+        for section in commands where !section.hasPrefix("\"zkctl help") {
+            XCTAssertTrue(section.contains("\nJSON output: "), "no JSON output for \(section.prefix { $0 != "\n" })")
+        }
+        XCTAssertTrue(commands.first { $0.hasPrefix("\"zkctl status") }?.contains("\"healthy\"") ?? false, "status's JSON")
+        XCTAssertTrue(commands.first { $0.hasPrefix("\"zkctl tree") }?.contains("\"truncated\"") ?? false, "tree's JSON")
+        let output = page.components(separatedBy: "\n.SH OUTPUT\n")[1].components(separatedBy: "\n.SH ")[0]
+        for rule in ["\"stat\"", "czxid", "cZxid", "milliseconds since the epoch", "truncated"] {
+            XCTAssertTrue(output.contains(rule), "OUTPUT states the rule about \(rule)")
+        }
+
+        let exit = page.components(separatedBy: "\n.SH EXIT STATUS\n")[1].components(separatedBy: "\n.SH ")[0]
+        let codes = exit.split(separator: "\n").filter { $0.hasPrefix(".B ") }.compactMap { Int($0.dropFirst(3)) }
+        XCTAssertEqual(codes, [0, 1, 64, 65, 66, 69, 70, 73, 75, 77, 130])
+
+        let readme = try committed("README.md").replacingOccurrences(of: "\n", with: " ")
+        let listed = try XCTUnwrap(readme.components(separatedBy: "Exit codes: ").dropFirst().first?.components(separatedBy: ".").first)
+        XCTAssertEqual(listed.components(separatedBy: ", ").compactMap { Int($0.prefix { $0.isNumber }) }, codes)
+        XCTAssertTrue(listed.contains("70 internal error"), listed)
+        XCTAssertFalse(readme.contains("never from the command line"), "README must not deny --auth")
+        for source in ["--auth user:password", "--auth-file FILE", "ZKCTL_AUTH"] {
+            XCTAssertTrue(readme.contains(source), "README names \(source) as a source of credentials")
+        }
+    }
+
     func testManPageExamplesRunAgainstARealServer() throws {
         let server = try ZooKeeperServer.standalone()
         defer { server.shutdown() }

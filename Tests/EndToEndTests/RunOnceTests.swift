@@ -69,8 +69,8 @@ final class RunOnceTests: XCTestCase {
         XCTAssertEqual(record["period"] as? String, "864000000s")
         XCTAssertEqual(record["exitCode"] as? Int, 0)
         XCTAssertEqual(record["command"] as? String, "sh")
-        XCTAssertNotNil(record["start"] as? String)
-        XCTAssertNotNil(record["end"] as? String)
+        XCTAssertNotNil(record["start"] as? Int)
+        XCTAssertNotNil(record["end"] as? Int)
         XCTAssertNotNil(record["host"] as? String)
         XCTAssertEqual(record["path"] as? String, kit.tasksRoot + "/nightly/" + key)
     }
@@ -102,6 +102,42 @@ final class RunOnceTests: XCTestCase {
         XCTAssertEqual(unknown.status, 1)
         XCTAssertEqual(unknown.stdoutText, "")
         XCTAssertTrue(unknown.stderrText.hasPrefix("zkctl: no run-once records for 'never-ran'"), unknown.stderrText)
+    }
+
+    /// The record stores its times as ISO 8601 text (other readers of the node expect that);
+    /// `--status -o json` gives them as ms since the epoch, like every JSON output, and the
+    /// table shows the stored text.
+    func testStatusJSONGivesTimesInMillisecondsWhileTheRecordKeepsISOText() throws {
+        let kit = self.kit!
+        let before = Int(Date().timeIntervalSince1970 * 1000)
+        XCTAssertEqual(try kit.zkctl(["run-once", "timed", "--every", "10000d", "--", "true"]).status, 0)
+        let after = Int(Date().timeIntervalSince1970 * 1000)
+
+        let record = try XCTUnwrap(try records(kit, "timed").first)
+        let key = try XCTUnwrap(record["key"] as? String)
+        let start = try XCTUnwrap(record["start"] as? Int, "start is a number: \(record)")
+        let end = try XCTUnwrap(record["end"] as? Int, "end is a number: \(record)")
+        let periodStart = try XCTUnwrap(record["periodStart"] as? Int, "periodStart is a number: \(record)")
+        // The stored text has ms precision.
+        XCTAssertTrue((before...after).contains(start), "\(before) <= \(start) <= \(after)")
+        XCTAssertTrue((start...after).contains(end), "\(start) <= \(end) <= \(after)")
+        let period = 10_000 * 86_400_000
+        XCTAssertEqual(periodStart, before / period * period)
+
+        let stored = try kit.zkctl(["-o", "json", "get", kit.tasksRoot + "/timed/" + key])
+        XCTAssertEqual(stored.status, 0, stored.stderrText)
+        let node = try XCTUnwrap(JSONSerialization.jsonObject(with: stored.stdout) as? [String: Any])
+        let data = try XCTUnwrap((node["data"] as? String)?.data(using: .utf8))
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let storedStart = try XCTUnwrap(doc["start"] as? String, "the record keeps ISO text: \(doc)")
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        XCTAssertEqual(iso.date(from: storedStart).map { Int(($0.timeIntervalSince1970 * 1000).rounded()) }, start)
+        XCTAssertTrue(doc["end"] is String && doc["periodStart"] is String, "\(doc)")
+
+        let table = try kit.zkctl(["run-once", "timed", "--status"])
+        XCTAssertEqual(table.status, 0, table.stderrText)
+        XCTAssertTrue(table.stdoutText.contains(storedStart), table.stdoutText)
     }
 
     func testASecondRunForTheSameKeyIsSkippedAndQuietSilencesIt() throws {
@@ -179,7 +215,7 @@ final class RunOnceTests: XCTestCase {
         let record = try XCTUnwrap(try records(kit, "stoppable").first)
         XCTAssertEqual(record["exitCode"] as? Int, 9, "the child's own exit code")
         XCTAssertEqual(record["interrupted"] as? String, "SIGTERM")
-        XCTAssertNotNil(record["end"] as? String)
+        XCTAssertNotNil(record["end"] as? Int)
     }
 
     func testUsageErrors() throws {

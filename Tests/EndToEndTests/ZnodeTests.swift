@@ -75,11 +75,11 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(try ok(["create", p, "hello world"]), "\(p)\n")
         XCTAssertEqual(try ok(["get", p]), "hello world")
 
-        // get --stat: the data, then the stat lines with ZooKeeper's field names.
+        // get --stat: the data, then the stat lines with the JSON's field names.
         let withStat = try ok(["get", "--stat", p]).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         XCTAssertEqual(withStat.first, "hello world")
         let names = withStat.dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
-        XCTAssertEqual(names, ["cZxid", "ctime", "mZxid", "mtime", "pZxid", "cversion", "dataVersion", "aclVersion",
+        XCTAssertEqual(names, ["czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion",
                                "ephemeralOwner", "dataLength", "numChildren"])
 
         // stat: aligned name/value lines.
@@ -87,7 +87,7 @@ final class ZnodeTests: XCTestCase {
         let lines = stat.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 11)
         XCTAssertTrue(lines.contains("dataLength      11"), stat)
-        XCTAssertTrue(lines.contains("dataVersion     0"), stat)
+        XCTAssertTrue(lines.contains("version         0"), stat)
         XCTAssertTrue(lines.contains("ephemeralOwner  0x0"), stat)
         let valueColumns = Set(lines.map { line in line.distance(from: line.startIndex, to: line.firstIndex(of: " ")!) + line.drop { $0 != " " }.prefix { $0 == " " }.count })
         XCTAssertEqual(valueColumns.count, 1, "values start in one column:\n\(stat)")
@@ -103,10 +103,12 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(s["version"] as? Int, 0)
         let statDoc = try jsonObject(try ok(["-o", "json", "stat", p]))
         XCTAssertEqual(statDoc["path"] as? String, p)
-        XCTAssertEqual(statDoc["numChildren"] as? Int, 0)
-        XCTAssertEqual(statDoc["ephemeralOwner"] as? String, "0x0")
-        XCTAssertEqual(Set(statDoc.keys), ["path", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion",
-                                           "aversion", "ephemeralOwner", "dataLength", "numChildren"])
+        XCTAssertEqual(Set(statDoc.keys), ["path", "stat"])
+        let statObject = try XCTUnwrap(statDoc["stat"] as? [String: Any])
+        XCTAssertEqual(statObject["numChildren"] as? Int, 0)
+        XCTAssertEqual(statObject["ephemeralOwner"] as? String, "0x0")
+        XCTAssertEqual(Set(statObject.keys), ["czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion",
+                                              "aversion", "ephemeralOwner", "dataLength", "numChildren"])
 
         // An empty node prints an empty line.
         try ok(["create", "\(base)/empty"])
@@ -180,9 +182,106 @@ final class ZnodeTests: XCTestCase {
         XCTAssertGreaterThan(listing.utf8.count, 1 << 20)
         XCTAssertEqual(listing, names.map { $0 + "\n" }.joined())
         XCTAssertEqual(try jsonArray(try ok(["-o", "json", "ls", dir])) as? [String], names)
-        XCTAssertEqual(try jsonObject(try ok(["-o", "json", "stat", dir]))["numChildren"] as? Int, 20_000)
+        XCTAssertEqual((try jsonObject(try ok(["-o", "json", "stat", dir]))["stat"] as? [String: Any])?["numChildren"] as? Int, 20_000)
         // Cleaning up is a recursive delete of a wide level, in several multi batches.
         XCTAssertEqual(try jsonObject(try ok(["-o", "json", "delete", "--recursive", "--force", dir]))["deleted"] as? Int, 20_001)
+    }
+
+    // MARK: JSON shapes
+
+    /// One stat object, the same wherever a node carries one: stat, get --stat, ls --stat and
+    /// tree --stat give the same keys and values for the same node, nested under "stat"; the text
+    /// of stat uses those keys; times are ms since the epoch in JSON and ISO 8601 in text.
+    func testEveryOutputGivesTheSameStatObject() throws {
+        let dir = "\(base)/shapes"
+        let p = "\(dir)/node"
+        let before = Int(Date().timeIntervalSince1970 * 1000) - 1000
+        try ok(["create", "--parents", p, "abc"])
+        try ok(["create", "\(p)/child"])
+        try ok(["set", p, "abcd"])
+        let after = Int(Date().timeIntervalSince1970 * 1000) + 1000
+
+        let statDoc = try jsonObject(try ok(["-o", "json", "stat", p]))
+        XCTAssertEqual(Set(statDoc.keys), ["path", "stat"])
+        let stat = try XCTUnwrap(statDoc["stat"] as? [String: Any])
+        let keys = ["czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion",
+                    "ephemeralOwner", "dataLength", "numChildren"]
+        XCTAssertEqual(Set(stat.keys), Set(keys))
+        XCTAssertEqual(stat["version"] as? Int, 1)
+        XCTAssertEqual(stat["dataLength"] as? Int, 4)
+        XCTAssertEqual(stat["numChildren"] as? Int, 1)
+        let ctime = try XCTUnwrap(stat["ctime"] as? Int, "ctime is a number")
+        let mtime = try XCTUnwrap(stat["mtime"] as? Int, "mtime is a number")
+        XCTAssertTrue(before <= ctime && ctime <= mtime && mtime <= after, "\(before) \(ctime) \(mtime) \(after)")
+
+        let get = try jsonObject(try ok(["-o", "json", "get", "--stat", p]))
+        XCTAssertEqual(get["stat"] as? NSDictionary, stat as NSDictionary, "get --stat")
+
+        let rows = try XCTUnwrap(try jsonArray(try ok(["-o", "json", "ls", "--stat", dir])) as? [[String: Any]])
+        XCTAssertEqual(rows.count, 1)
+        XCTAssertEqual(rows.first?["stat"] as? NSDictionary, stat as NSDictionary, "ls --stat")
+
+        let tree = try jsonObject(try ok(["-o", "json", "tree", "--stat", dir]))
+        let treeNode = try XCTUnwrap((tree["children"] as? [[String: Any]])?.first)
+        XCTAssertEqual(treeNode["path"] as? String, p)
+        XCTAssertEqual(treeNode["stat"] as? NSDictionary, stat as NSDictionary, "tree --stat")
+        XCTAssertEqual(Set(treeNode.keys), ["path", "name", "stat", "children"], "no stat fields flat on the node")
+        XCTAssertEqual((tree["stat"] as? [String: Any])?["numChildren"] as? Int, 1)
+        let streamed = try ok(["-o", "ndjson", "tree", "--stat", dir]).split(separator: "\n").map { try jsonObject(String($0)) }
+        XCTAssertEqual(streamed.first { $0["path"] as? String == p }?["stat"] as? NSDictionary, stat as NSDictionary, "tree -o ndjson --stat")
+
+        // The text names the same keys, in the same order, with times as ISO 8601 UTC.
+        let text = try ok(["stat", p]).split(separator: "\n").map { $0.split(separator: " ", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) } }
+        XCTAssertEqual(text.map { $0[0] }, keys)
+        let values = Dictionary(uniqueKeysWithValues: text.map { ($0[0], $0[1]) })
+        XCTAssertEqual(values["version"], "1")
+        XCTAssertEqual(values["numChildren"], "1")
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        XCTAssertTrue(values["mtime"]?.hasSuffix("Z") ?? false, "\(values)")
+        XCTAssertEqual(iso.date(from: values["mtime"] ?? "").map { Int(($0.timeIntervalSince1970 * 1000).rounded()) }, mtime)
+        XCTAssertEqual(values["mzxid"], "0x" + String(try XCTUnwrap(stat["mzxid"] as? Int), radix: 16))
+    }
+
+    /// A node whose children --depth kept from being listed says so, instead of looking like a leaf.
+    func testTreeDepthMarksTruncatedNodes() throws {
+        let top = "\(base)/deep"
+        try ok(["create", "--parents", "\(top)/a/b/c"])
+        try ok(["create", "\(top)/a/b2"])
+        try ok(["create", "\(top)/leaf"])
+
+        func node(_ doc: [String: Any], _ name: String) throws -> [String: Any] {
+            try XCTUnwrap((doc["children"] as? [[String: Any]])?.first { $0["name"] as? String == name }, "\(name) in \(doc)")
+        }
+        let one = try jsonObject(try ok(["-o", "json", "tree", top, "--depth", "1"]))
+        XCTAssertNil(one["truncated"])
+        let a = try node(one, "a")
+        XCTAssertNil(a["children"], "a's children were not listed: \(a)")
+        XCTAssertEqual(a["truncated"] as? Bool, true)
+        XCTAssertEqual(a["numChildren"] as? Int, 2)
+        let leaf = try node(one, "leaf")
+        XCTAssertEqual((leaf["children"] as? [Any])?.count, 0, "a leaf at the limit is still a leaf: \(leaf)")
+        XCTAssertNil(leaf["truncated"])
+
+        let zero = try jsonObject(try ok(["-o", "json", "tree", top, "--depth", "0"]))
+        XCTAssertNil(zero["children"])
+        XCTAssertEqual(zero["truncated"] as? Bool, true)
+        XCTAssertEqual(zero["numChildren"] as? Int, 2)
+
+        // With --stat the count is also in the stat; without a limit nothing is truncated.
+        let withStat = try node(try jsonObject(try ok(["-o", "json", "tree", top, "--depth", "1", "--stat"])), "a")
+        XCTAssertEqual(withStat["truncated"] as? Bool, true)
+        XCTAssertEqual((withStat["stat"] as? [String: Any])?["numChildren"] as? Int, 2)
+        let full = try ok(["-o", "json", "tree", top])
+        XCTAssertFalse(full.contains("truncated"), full)
+        let b = try node(try node(try jsonObject(full), "a"), "b")
+        XCTAssertEqual((b["children"] as? [[String: Any]])?.map { $0["name"] as? String }, ["c"])
+
+        // ndjson marks the same nodes.
+        let lines = try ok(["-o", "ndjson", "tree", top, "--depth", "1"]).split(separator: "\n").map { try jsonObject(String($0)) }
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(lines.filter { $0["truncated"] as? Bool == true }.map { $0["path"] as? String }, ["\(top)/a"])
+        XCTAssertTrue(lines.allSatisfy { $0["children"] == nil })
     }
 
     // MARK: set
@@ -208,7 +307,7 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(try ok(["get", p]), "from stdin")
         // An empty value is a value.
         try ok(["set", p, ""])
-        XCTAssertEqual(try jsonObject(try ok(["-o", "json", "stat", p]))["dataLength"] as? Int, 0)
+        XCTAssertEqual((try jsonObject(try ok(["-o", "json", "stat", p]))["stat"] as? [String: Any])?["dataLength"] as? Int, 0)
         // Mistakes: both or neither value source, an unreadable file, a bad version.
         XCTAssertEqual(try fails(["set", p, "x", "--file", file], 64),
                        "zkctl: give the value either as an argument or with --file, not both; see 'zkctl set --help'\n")
@@ -353,7 +452,7 @@ final class ZnodeTests: XCTestCase {
         }
         XCTAssertEqual(paths.count + 1, 10_011)
         try makeTree(root: root, paths: paths)
-        XCTAssertEqual(try jsonObject(try ok(["-o", "json", "stat", "\(root)/a3/b7"]))["numChildren"] as? Int, 99)
+        XCTAssertEqual((try jsonObject(try ok(["-o", "json", "stat", "\(root)/a3/b7"]))["stat"] as? [String: Any])?["numChildren"] as? Int, 99)
 
         XCTAssertEqual(try fails(["delete", "--recursive", root], 64),
                        "zkctl: \(root) holds 10011 znodes (more than 1000); add --force to delete them all; see 'zkctl delete --help'\n")
@@ -617,7 +716,7 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderrText)
         // Prove it: every node is there.
         let top = try jsonObject(try ok(["-o", "json", "stat", root]))
-        XCTAssertEqual(top["numChildren"] as? Int, Set(paths.filter { PathParent.of($0) == root }).count)
+        XCTAssertEqual((top["stat"] as? [String: Any])?["numChildren"] as? Int, Set(paths.filter { PathParent.of($0) == root }).count)
     }
 }
 

@@ -41,10 +41,9 @@ final class ServiceUnitTests: XCTestCase {
         let json = try parse(springDocument).summaryJSON(ephemeral: true)
         let o = try XCTUnwrap(json.objectValue)
         XCTAssertEqual(o.keys, ["id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
-                                "registered", "enabled", "ephemeral", "metadata", "url"])
+                                "enabled", "ephemeral", "metadata", "url"])
         XCTAssertEqual(o["sslPort"], .null)
         XCTAssertEqual(o["registrationTimeUTC"], .number("1610116500446"))
-        XCTAssertEqual(o["registered"], .string("2021-01-08T14:35:00.446Z"))
         XCTAssertEqual(o["url"], .string("http://10.1.2.3:8005"))
     }
 

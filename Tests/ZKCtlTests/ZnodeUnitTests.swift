@@ -61,19 +61,19 @@ final class ZnodeUnitTests: XCTestCase {
         XCTAssertEqual(CommandTable.multiBatches(Array(ops.prefix(10)), maxCount: 4).map(\.count), [4, 4, 2])
     }
 
-    func testStatTextUsesZooKeeperNamesAlignedAndHex() {
+    func testStatTextUsesTheJSONNamesAlignedAndHex() {
         let stat = Stat(czxid: 0x1a, mzxid: 0x2b, ctime: 0, mtime: 1_700_000_000_123, version: 3, cversion: 4, aversion: 5,
                         ephemeralOwner: 0x100_0000_abcd, dataLength: 42, numChildren: 7, pzxid: 0x3c)
         let lines = CommandTable.statText(stat)
         XCTAssertEqual(lines, [
-            "cZxid           0x1a",
+            "czxid           0x1a",
+            "mzxid           0x2b",
+            "pzxid           0x3c",
             "ctime           1970-01-01T00:00:00.000Z",
-            "mZxid           0x2b",
             "mtime           2023-11-14T22:13:20.123Z",
-            "pZxid           0x3c",
+            "version         3",
             "cversion        4",
-            "dataVersion     3",
-            "aclVersion      5",
+            "aversion        5",
             "ephemeralOwner  0x1000000abcd",
             "dataLength      42",
             "numChildren     7",
@@ -81,9 +81,9 @@ final class ZnodeUnitTests: XCTestCase {
         // A negative owner (as containers use internally) prints as its unsigned bits.
         XCTAssertEqual(CommandTable.statFields(Stat(ephemeralOwner: Int64.min)).first { $0.0 == "ephemeralOwner" }?.1, "0x8000000000000000")
         let json = CommandTable.statJSON(path: "/a", stat)
-        XCTAssertEqual(json.objectValue?.keys.first, "path")
-        XCTAssertEqual(json.objectValue?["version"], .int(3))
-        XCTAssertEqual(json.objectValue?["aversion"], .int(5))
+        XCTAssertEqual(json.objectValue?.keys, ["path", "stat"])
+        XCTAssertEqual(json.objectValue?["stat"]?.objectValue?["version"], .int(3))
+        XCTAssertEqual(json.objectValue?["stat"]?.objectValue?["aversion"], .int(5))
     }
 
     func testDigestInput() throws {

@@ -176,7 +176,7 @@ extension CommandTable {
             OptionSpec("stat", help: "add the version and the modification time"),
             OptionSpec("nested", help: "allow '/' in KEY"),
         ],
-        jsonOutput: #"the value, compact; with --stat {"key", "field" (with FIELD), "value", "version", "modified"}"#,
+        jsonOutput: #"the value, compact; with --stat {"key", "field" (with FIELD), "value", "version", "modified"} with "modified" in ms since the epoch (both null for a --default value)"#,
         handler: runConfigGet)
 
     @Sendable static func runConfigGet(_ inv: Invocation) async throws -> Int32 {
@@ -201,7 +201,7 @@ extension CommandTable {
                     if !fields.isEmpty { o["field"] = .array(fields.map { .string($0) }) }
                     o["value"] = value
                     o["version"] = stat.map { .int(Int($0.version)) } ?? .null
-                    o["modified"] = stat.map { .string(isoTime($0.mtime)) } ?? .null
+                    o["modified"] = stat.map { .int(Int($0.mtime)) } ?? .null
                     out.json(.object(o))
                 } else {
                     out.line(text)
@@ -251,7 +251,7 @@ extension CommandTable {
             OptionSpec("keys", help: "names only"),
             OptionSpec("stat", help: "add each key's version and modification time"),
         ],
-        jsonOutput: #"{"key": value, ...}; with --stat {"key": {"value", "version", "modified"}}; with --keys ["key", ...]"#,
+        jsonOutput: #"{"key": value, ...}; with --stat {"key": {"value", "version", "modified"}} with "modified" in ms since the epoch; with --keys ["key", ...]"#,
         handler: runConfigList)
 
     @Sendable static func runConfigList(_ inv: Invocation) async throws -> Int32 {
@@ -273,7 +273,7 @@ extension CommandTable {
                 let value = ConfigSupport.decode(e.data)
                 if withStat {
                     o[e.key] = .object(JSONObject([("value", value), ("version", .int(Int(e.stat.version))),
-                                                   ("modified", .string(isoTime(e.stat.mtime)))]))
+                                                   ("modified", .int(Int(e.stat.mtime)))]))
                 } else {
                     o[e.key] = value
                 }

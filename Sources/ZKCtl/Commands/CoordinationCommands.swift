@@ -154,7 +154,7 @@ extension CommandTable {
 
         The node holds a JSON record: task, key, period and periodStart (with --every), host,
         pid, command (the program only, never its arguments), start, end and exitCode (null
-        until CMD ends), runId. CMD finds the record's path in ZKCTL_TASK_PATH and the key in
+        until CMD ends), runId; the times are stored as ISO 8601 UTC text. CMD finds the record's path in ZKCTL_TASK_PATH and the key in
         ZKCTL_TASK_KEY. SIGINT and SIGTERM are passed on to CMD and recorded.
 
         If the claimer dies while CMD runs, the record stays unfinished (no end, no exit code)
@@ -179,7 +179,7 @@ extension CommandTable {
             Common.aclOption,
         ],
         takesCommand: true,
-        jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (end and exitCode null while unfinished; period and periodStart only with --every; "interrupted", "signal" or "error" when CMD was interrupted, killed or could not start); otherwise nothing: stdout is CMD's"#,
+        jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (start, end and periodStart in ms since the epoch, though the record stores them as ISO 8601 text; end and exitCode null while unfinished; period and periodStart only with --every; "interrupted", "signal" or "error" when CMD was interrupted, killed or could not start); otherwise nothing: stdout is CMD's"#,
         handler: runRunOnce)
 
     /// Which run a `run-once` invocation is about.
@@ -436,7 +436,7 @@ extension CommandTable {
             return sa == sb ? a.key < b.key : sa < sb
         }
         if out.isJSON {
-            out.json(.array(records.map { .object($0.record) }))
+            out.json(.array(records.map { runOnceRecordJSON($0.record) }))
             return ExitCode.success
         }
         if records.isEmpty {
@@ -460,6 +460,17 @@ extension CommandTable {
         }
         out.table(["KEY", "HOST", "PID", "START", "END", "EXIT"], rows)
         return ExitCode.success
+    }
+
+    /// A record as `run-once --status -o json` shows it: the times the record stores as ISO 8601
+    /// text given in ms since the epoch, as every JSON output gives times; a value that does not
+    /// parse as a time is shown as stored.
+    static func runOnceRecordJSON(_ record: JSONObject) -> JSONValue {
+        var shown = record
+        for field in ["start", "end", "periodStart"] {
+            if let text = shown[field]?.stringValue, let ms = isoMilliseconds(text) { shown[field] = .int(Int(ms)) }
+        }
+        return .object(shown)
     }
 
     // MARK: - Shared pieces

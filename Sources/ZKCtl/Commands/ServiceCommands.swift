@@ -77,7 +77,8 @@ extension CommandTable {
         jsonOutput: """
         The instance document as written: {"name", "id", "address", "port", "sslPort", "payload":
         {"@class", "id", "name", "metadata"}, "registrationTimeUTC", "serviceType", "uriSpec":
-        {"parts": [...]}, "enabled"}. Nothing on stdout with -- CMD.
+        {"parts": [...]}, "enabled"} (registrationTimeUTC in ms since the epoch). Nothing on
+        stdout with -- CMD.
         """,
         handler: runServiceRegister)
 
@@ -86,8 +87,9 @@ extension CommandTable {
         description: """
         Reads every instance of NAME (pipelined) and shows its id, address, ports, type,
         registration time and metadata. JSON output is an array of objects with the keys id,
-        name, address, port, sslPort, serviceType, registrationTimeUTC, registered (ISO 8601),
-        enabled, ephemeral, metadata and url. Documents written by Curator or Spring Cloud
+        name, address, port, sslPort, serviceType, registrationTimeUTC (ms since the epoch, as
+        Curator stores it; the text table shows it as ISO 8601), enabled, ephemeral, metadata
+        and url. Documents written by Curator or Spring Cloud
         ZooKeeper are read as they are; a node that is not a JSON object is skipped with a warning.
 
         --url prints the URL of one enabled instance picked at random, --all-urls the URLs of all
@@ -105,8 +107,9 @@ extension CommandTable {
         ],
         jsonOutput: """
         [{"id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
-        "registered", "enabled", "ephemeral", "metadata", "url"}, ...]; with --url one string,
-        with --all-urls an array of strings.
+        "enabled", "ephemeral", "metadata", "url"}, ...] (registrationTimeUTC in ms since the
+        epoch, null when the document has none); with --url one string, with --all-urls an
+        array of strings.
         """,
         handler: runServiceDiscover)
 

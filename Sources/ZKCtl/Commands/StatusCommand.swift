@@ -12,6 +12,17 @@ extension CommandTable {
         With -v it also shows where each setting came from.
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
+        jsonOutput: """
+        {"healthy": true|false, "session": {"server", "sessionId" (hex string), "timeoutMs", "chroot",
+        "authenticatedAs" (user names, with credentials)} or null, "sessionError" (when there is no
+        session), "quorum": {"members", "serving", "needed"}, "servers": [{"address", "reachable",
+        "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
+        "roundTripMs", "nodeCount", "connections", "outstanding", "sources" (["connect-string",
+        "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "output",
+        "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "auth",
+        "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
+        when it did not answer
+        """,
         handler: runStatus)
 
     struct ServerReport: Sendable {

@@ -7,9 +7,11 @@ extension CommandTable {
         description: """
         Walks the subtree breadth-first with pipelined requests and draws it sorted by name.
         JSON output is one nested document {"path", "name", "children": [...]}; ndjson output
-        streams one node per line, level by level, for very large trees.
+        streams one node per line, level by level, for very large trees. A node at the --depth
+        limit that has children of its own carries "truncated": true instead of "children".
         """,
-        examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'"],
+        examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'",
+                   "zkctl -o json tree / --depth 1 | jq -r '.children[] | select(.truncated) | .path'"],
         arguments: [ArgumentSpec("PATH", help: "the subtree's root (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
             OptionSpec("path", short: "p", value: "PATH", type: .znodePath, help: "the subtree's root, as an option"),
@@ -18,6 +20,7 @@ extension CommandTable {
             OptionSpec("data", help: "add short values"),
             OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
         ],
+        jsonOutput: #"one nested document: a node is {"path", "name", "stat" (with --stat: the stat object, man zkctl, OUTPUT), "data" (as in 'zkctl get'; with --data), "children": [nodes]}; a node whose children were not listed because of --depth has no "children" but "truncated": true and "numChildren": N (a leaf there still has "children": []); -o ndjson prints one node per line, parents first, without "children""#,
         handler: runTree)
 
     @Sendable static func runTree(_ inv: Invocation) async throws -> Int32 {
@@ -35,7 +38,7 @@ extension CommandTable {
             var seen = 0
             try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
                 for node in level {
-                    out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil))
+                    out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth))
                     seen += 1
                 }
             }
@@ -52,7 +55,7 @@ extension CommandTable {
         if out.format == .json {
             func nested(_ node: WalkedNode) -> JSONValue {
                 let kids = node.children.compactMap { nodes[PathRules.join(node.path, $0)] }
-                return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested))
+                return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested), maxDepth: depth)
             }
             out.json(nested(top))
             return ExitCode.success
@@ -86,18 +89,20 @@ extension CommandTable {
         return ExitCode.success
     }
 
-    static func nodeJSON(_ node: WalkedNode, withStat: Bool, withData: Bool, children: [JSONValue]?) -> JSONValue {
+    /// One node of `tree -o json|ndjson`. A node at the depth limit with children of its own was
+    /// not listed: it says so ("truncated", and how many from its stat) instead of looking like a leaf.
+    static func nodeJSON(_ node: WalkedNode, withStat: Bool, withData: Bool, children: [JSONValue]?, maxDepth: Int? = nil) -> JSONValue {
         var o = JSONObject()
         o["path"] = .string(node.path)
         o["name"] = .string(node.path == "/" ? "/" : String(node.path.split(separator: "/").last ?? ""))
-        if withStat {
-            o["version"] = .int(Int(node.stat.version))
-            o["dataLength"] = .int(Int(node.stat.dataLength))
-            o["numChildren"] = .int(Int(node.stat.numChildren))
-            o["ephemeral"] = .bool(node.stat.isEphemeral)
-        }
+        if withStat { o["stat"] = jsonStat(node.stat) }
         if withData { o["data"] = jsonData(node.data ?? Data()) }
-        if let children { o["children"] = .array(children) }
+        if let maxDepth, node.depth >= maxDepth, node.stat.numChildren > 0 {
+            o["truncated"] = .bool(true)
+            o["numChildren"] = .int(Int(node.stat.numChildren))
+        } else if let children {
+            o["children"] = .array(children)
+        }
         return .object(o)
     }
 

@@ -62,13 +62,15 @@ extension CommandTable {
         inv.int("if-version").map { Int32($0) } ?? -1
     }
 
-    /// The stat as zkCli names its fields, in its order, for text output.
+    /// The stat for text output, with the JSON's field names in the JSON's order (so a reader of
+    /// the text finds the key to give jq).
     static func statFields(_ s: Stat) -> [(String, String)] {
         func hex(_ v: Int64) -> String { "0x" + String(UInt64(bitPattern: v), radix: 16) }
         return [
-            ("cZxid", hex(s.czxid)), ("ctime", isoTime(s.ctime)), ("mZxid", hex(s.mzxid)), ("mtime", isoTime(s.mtime)),
-            ("pZxid", hex(s.pzxid)), ("cversion", String(s.cversion)), ("dataVersion", String(s.version)),
-            ("aclVersion", String(s.aversion)), ("ephemeralOwner", hex(s.ephemeralOwner)),
+            ("czxid", hex(s.czxid)), ("mzxid", hex(s.mzxid)), ("pzxid", hex(s.pzxid)),
+            ("ctime", isoTime(s.ctime)), ("mtime", isoTime(s.mtime)),
+            ("version", String(s.version)), ("cversion", String(s.cversion)), ("aversion", String(s.aversion)),
+            ("ephemeralOwner", hex(s.ephemeralOwner)),
             ("dataLength", String(s.dataLength)), ("numChildren", String(s.numChildren)),
         ]
     }
@@ -80,12 +82,9 @@ extension CommandTable {
         return fields.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }
     }
 
-    /// `{"path": ..., <stat fields>}`.
+    /// `{"path": ..., "stat": {...}}`.
     static func statJSON(path: String, _ s: Stat) -> JSONValue {
-        var o = JSONObject()
-        o["path"] = .string(path)
-        if case .object(let fields) = jsonStat(s) { for (k, v) in fields { o[k] = v } }
-        return .object(o)
+        .object(JSONObject([("path", .string(path)), ("stat", jsonStat(s))]))
     }
 
     // MARK: - get
@@ -108,7 +107,7 @@ extension CommandTable {
             OptionSpec("stat", help: "also print the stat"),
             OptionSpec("base64", help: "print the data base64-encoded"),
         ],
-        jsonOutput: #"{"path", "data", "stat"?}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" as in 'zkctl stat' (without "path")"#,
+        jsonOutput: #"{"path", "data", "stat"}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" only with --stat (the stat object, man zkctl, OUTPUT)"#,
         handler: runGet)
 
     @Sendable static func runGet(_ inv: Invocation) async throws -> Int32 {
@@ -146,14 +145,16 @@ extension CommandTable {
     static let statCommand = CommandSpec(
         "stat", summary: "print a znode's stat",
         description: """
-        Prints the node's metadata with ZooKeeper's field names: cZxid, ctime, mZxid, mtime, pZxid,
-        cversion, dataVersion, aclVersion, ephemeralOwner, dataLength, numChildren. Times are
+        Prints the node's metadata, one field per line, named as in the JSON output (the names of
+        ZooKeeper's Java Stat): czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
+        ephemeralOwner, dataLength, numChildren; zkCli.sh's stat says cZxid, mZxid, pZxid,
+        dataVersion and aclVersion for czxid, mzxid, pzxid, version and aversion. Times are
         ISO 8601 UTC in text; zxids and the owner session are hexadecimal.
         Exit 1 when the node does not exist.
         """,
-        examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .version"],
+        examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .stat.version"],
         arguments: [pathArgument],
-        jsonOutput: #"{"path", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}; times in ms since the epoch, ephemeralOwner as a hex string"#,
+        jsonOutput: #"{"path", "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}}: the stat object (man zkctl, OUTPUT); ctime and mtime in ms since the epoch, ephemeralOwner a hex string"#,
         handler: runStat)
 
     @Sendable static func runStat(_ inv: Invocation) async throws -> Int32 {
@@ -199,7 +200,7 @@ extension CommandTable {
         examples: ["zkctl ls /", "zkctl ls --stat /services/api", "zkctl -o json ls /config | jq length"],
         arguments: [pathArgument],
         options: [OptionSpec("stat", help: "show each child's stat")],
-        jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"}"#,
+        jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"} (the stat object, man zkctl, OUTPUT)"#,
         handler: runLs)
 
     @Sendable static func runLs(_ inv: Invocation) async throws -> Int32 {
@@ -252,7 +253,7 @@ extension CommandTable {
             OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
             ifVersionOption,
         ],
-        jsonOutput: #"{"path", "stat"} with the node's new stat (text output prints nothing)"#,
+        jsonOutput: #"{"path", "stat"} with the node's new stat object (man zkctl, OUTPUT); text output prints nothing"#,
         handler: runSet)
 
     @Sendable static func runSet(_ inv: Invocation) async throws -> Int32 {
@@ -569,7 +570,7 @@ extension CommandTable {
             OptionSpec("children", help: "also report children appearing and going away"),
             OptionSpec("recursive", short: "r", help: "follow the whole subtree, with every node's data"),
         ],
-        jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat" left out for removed nodes)"#,
+        jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat", the stat object (man zkctl, OUTPUT), left out for removed nodes)"#,
         handler: runWatch)
 
     /// What `watch` follows for its flags.
