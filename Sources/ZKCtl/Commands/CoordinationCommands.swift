@@ -11,7 +11,7 @@ extension CommandTable {
 
     static let graceOption = OptionSpec(
         "grace", value: "DURATION", type: .duration,
-        help: "how long CMD has to exit after SIGTERM (or a passed-on SIGINT) before SIGKILL", default: "10s")
+        help: "how long CMD has to exit after SIGINT or SIGTERM before SIGKILL", default: "10s")
 
     // MARK: - lock
 
@@ -35,7 +35,9 @@ extension CommandTable {
         timeout): when it passes, zkctl removes its contender node and exits 75 without running
         CMD. By default it waits for ever; --wait 0 takes the lock only if it is free.
 
-        SIGINT and SIGTERM are passed on to CMD; once CMD has exited (or was killed after the
+        CMD runs in zkctl's process group, so a Ctrl-C at the terminal reaches it directly and
+        is not passed on again (CMD sees one SIGINT); a SIGINT or SIGTERM sent to zkctl alone
+        (kill, systemd) is passed on to CMD once. Once CMD has exited (or was killed after the
         --grace period) the lock is released and zkctl exits 130 or 143.
 
         If the session is lost while CMD runs (it expired, its lock node was deleted, or the
