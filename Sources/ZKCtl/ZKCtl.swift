@@ -186,6 +186,15 @@ final class SignalPipe: Sendable {
         while next() != nil {}
     }
 
+    /// Whether a SIGINT or SIGTERM sent to zkctl may not have been taken in yet: pending (this
+    /// thread blocks it and no other has taken it), or written by the handler and not yet read.
+    func signalArriving() -> Bool {
+        var pending = sigset_t()
+        if sigpending(&pending) == 0, Self.signals.contains(where: { sigismember(&pending, $0) == 1 }) { return true }
+        var ready = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        return poll(&ready, 1, 0) == 1 && ready.revents & Int16(POLLIN) != 0
+    }
+
     /// The next signal the handler wrote, or nil when none is waiting.
     func next() -> SignalDelivery? {
         var record: (Int32, Int32, Int32) = (0, 0, 0)
