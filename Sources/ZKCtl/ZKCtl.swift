@@ -101,10 +101,14 @@ extension ZKCtl {
 /// writes the signal's number, code and sender to a pipe; a dispatch source reads it there.
 final class SignalGuard: @unchecked Sendable {
     // Sendable: `source` is set once in init; cancel() is the only later use.
-    private let source: any DispatchSourceRead
+    private let source: (any DispatchSourceRead)?
 
     init(invocation: Invocation) {
         let pipe = SignalPipe.shared
+        guard pipe.readEnd >= 0 else {
+            source = nil
+            return
+        }
         pipe.drain()
         let source = DispatchSource.makeReadSource(fileDescriptor: pipe.readEnd, queue: .global())
         source.setEventHandler {
@@ -127,7 +131,7 @@ final class SignalGuard: @unchecked Sendable {
     func cancel() {
         // Once the command is over, a late SIGINT or SIGTERM is ignored, as while it ends.
         SignalPipe.shared.ignore()
-        source.cancel()
+        source?.cancel()
     }
 }
 
@@ -154,8 +158,10 @@ final class SignalPipe: Sendable {
 
     private init() {
         var fds: [Int32] = [-1, -1]
-        if pipe(&fds) != 0 { fatalError("zkctl: cannot create a pipe for signals: \(String(cString: strerror(errno)))") }
-        for fd in fds {
+        // Without a pipe (no descriptor left at start-up) the signals keep their default
+        // action: zkctl ends at once and the server drops its session after the timeout.
+        if pipe(&fds) != 0 { fds = [-1, -1] }
+        for fd in fds where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
@@ -166,6 +172,7 @@ final class SignalPipe: Sendable {
 
     /// Installs the handler for SIGINT and SIGTERM.
     func install() {
+        guard writeEnd >= 0 else { return }
         for signo in Self.signals {
             var action = sigaction()
             action.__sigaction_handler.sa_sigaction = signalPipeHandler
@@ -191,12 +198,14 @@ final class SignalPipe: Sendable {
     func signalArriving() -> Bool {
         var pending = sigset_t()
         if sigpending(&pending) == 0, Self.signals.contains(where: { sigismember(&pending, $0) == 1 }) { return true }
+        guard readEnd >= 0 else { return false }
         var ready = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
         return poll(&ready, 1, 0) == 1 && ready.revents & Int16(POLLIN) != 0
     }
 
     /// The next signal the handler wrote, or nil when none is waiting.
     func next() -> SignalDelivery? {
+        guard readEnd >= 0 else { return nil }
         var record: (Int32, Int32, Int32) = (0, 0, 0)
         let n = withUnsafeMutableBytes(of: &record) { read(readEnd, $0.baseAddress, $0.count) }
         guard n == MemoryLayout.size(ofValue: record) else { return nil }
