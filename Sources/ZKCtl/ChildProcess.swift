@@ -9,8 +9,34 @@ import Synchronization
 //
 // - `ChildProcess`: posix_spawn, exact exit status, signals that never reach a recycled pid.
 // - `ChildSupervisor`: ties one child to an `Invocation`: on SIGINT/SIGTERM the signal is passed
-//   on to the child, which gets a grace period before SIGKILL, before the runner closes the
-//   sessions and exits.
+//   on to the child (unless the terminal sent it to the child already), which gets a grace
+//   period before SIGKILL, before the runner closes the sessions and exits.
+
+/// How a SIGINT or SIGTERM reached zkctl, from its `siginfo_t`.
+struct SignalDelivery: Sendable, Hashable {
+    var signo: Int32
+    /// `si_code`: `SI_KERNEL` for a signal the kernel generated, such as a terminal's Ctrl-C,
+    /// which goes to every process of the terminal's foreground process group at once;
+    /// `SI_USER` or `SI_QUEUE` for one a process sent to zkctl (`kill -INT PID`, systemd's
+    /// SIGTERM to the main pid).
+    var code: Int32
+    /// Who sent it (0 for the kernel).
+    var senderPID: pid_t
+
+    static let kernelCode: Int32 = 0x80   // SI_KERNEL
+    static let userCode: Int32 = 0        // SI_USER
+
+    /// A process's signal, for callers that have no siginfo.
+    init(signo: Int32, code: Int32 = SignalDelivery.userCode, senderPID: pid_t = 0) {
+        self.signo = signo
+        self.code = code
+        self.senderPID = senderPID
+    }
+
+    /// The kernel sent it to zkctl's whole process group (a terminal's Ctrl-C), so every other
+    /// process still in that group has it already.
+    var reachedProcessGroup: Bool { code == Self.kernelCode }
+}
 
 /// How a child process ended.
 enum ChildTermination: Sendable, Hashable, CustomStringConvertible {
@@ -84,7 +110,8 @@ struct SpawnError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A child process started with `posix_spawn`, sharing zkctl's stdin, stdout, stderr and
-/// process group (so Ctrl-C at a terminal reaches it too, and it may read the terminal).
+/// process group (so Ctrl-C at a terminal reaches it too, and it may read the terminal: in a
+/// background process group of its own it would be stopped by SIGTTIN).
 ///
 /// The child starts with every signal at its default action and none blocked, whatever zkctl
 /// itself (or whoever started zkctl) does with them. No other descriptor of zkctl (such as a
@@ -196,6 +223,14 @@ final class ChildProcess: Sendable {
         }
     }
 
+    /// Whether the child (not yet reaped) is still in zkctl's process group: false once it has
+    /// ended or moved to a group of its own (`setsid`, `setpgid`).
+    var sharesProcessGroup: Bool {
+        state.withLock { termination in
+            termination == nil && getpgid(pid) == getpgrp()
+        }
+    }
+
     /// Waits until the child ends.
     func wait() async -> ChildTermination {
         await withCheckedContinuation { continuation in
@@ -212,11 +247,12 @@ final class ChildProcess: Sendable {
         return termination
     }
 
-    /// Sends `signo`, waits up to `grace` for the child to end, then kills it. Blocks.
+    /// Sends `signo` (unless `send` is false: the child has it already), waits up to `grace` for
+    /// the child to end, then kills it. Blocks.
     @discardableResult
-    func stop(_ signo: Int32 = SIGTERM, grace: Duration) -> ChildTermination {
+    func stop(_ signo: Int32 = SIGTERM, grace: Duration, send: Bool = true) -> ChildTermination {
         if let done = termination { return done }
-        signal(signo)
+        if send { signal(signo) }
         if let done = wait(timeout: grace) { return done }
         signal(SIGKILL)
         return wait(timeout: .seconds(3600)) ?? .signaled(SIGKILL)
@@ -237,6 +273,11 @@ final class ChildProcess: Sendable {
 /// cleanup passes the signal on to the child, waits up to `grace` for it to end (then SIGKILL),
 /// and runs the `afterInterrupt` hooks, so that whatever the child held (a lock, a registration)
 /// is let go only once it has stopped. A child is never started once an interrupt has begun.
+///
+/// The signal is passed on only when the child did not get it already: a terminal's Ctrl-C
+/// reaches every process of the foreground process group, so a child still in zkctl's group
+/// has it and is not sent it again (it would see two SIGINTs for one Ctrl-C). A signal a process
+/// sent to zkctl alone is passed on once.
 final class ChildSupervisor: Sendable {
     let grace: Duration
     private let inv: Invocation
@@ -312,13 +353,16 @@ final class ChildSupervisor: Sendable {
 
     private func interrupted() {
         // The runner records the signal before it runs the cleanups.
-        let signo = inv.interruptSignal ?? SIGTERM
+        let delivery = inv.interruptDelivery ?? SignalDelivery(signo: SIGTERM)
+        let signo = delivery.signo
         let (child, hooks) = state.withLock { s -> (ChildProcess?, [@Sendable (ChildTermination?) -> Void]) in
             s.interrupted = true
             defer { s.hooks = [] }
             return (s.child, s.hooks)
         }
-        let end = child.map { $0.stop(signo, grace: grace) }
+        let end = child.map { child in
+            child.stop(signo, grace: grace, send: !(delivery.reachedProcessGroup && child.sharesProcessGroup))
+        }
         for hook in hooks { hook(end) }
         handled.fire(true)
     }

@@ -10,7 +10,7 @@ public final class Invocation: Sendable {
     public let output: Output
     private let clients = Mutex<[ZooKeeperClient]>([])
     private let cleanups = Mutex<[@Sendable () -> Void]>([])
-    private let signal = Mutex<Int32?>(nil)
+    private let signal = Mutex<SignalDelivery?>(nil)
     private let cleanupsDone = Mutex(false)
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
@@ -47,13 +47,16 @@ public final class Invocation: Sendable {
 
     /// The signal (SIGINT or SIGTERM) that interrupted the command, once one has. The runner then
     /// exits 128 + that signal, whatever the handler returns.
-    public var interruptSignal: Int32? { signal.withLock { $0 } }
+    public var interruptSignal: Int32? { signal.withLock { $0?.signo } }
+
+    /// How that signal arrived (from a terminal to the whole process group, or from a process).
+    var interruptDelivery: SignalDelivery? { signal.withLock { $0 } }
 
     /// Records the signal; true for the first one.
-    func recordSignal(_ signo: Int32) -> Bool {
+    func recordSignal(_ delivery: SignalDelivery) -> Bool {
         signal.withLock { s in
             guard s == nil else { return false }
-            s = signo
+            s = delivery
             return true
         }
     }

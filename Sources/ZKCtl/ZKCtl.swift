@@ -94,32 +94,121 @@ extension ZKCtl {
 
 /// Turns SIGINT and SIGTERM into an orderly exit: the command's own cleanups (such as stopping
 /// a child), then every session closed so that no ephemeral node or lock is left behind.
+///
+/// The handlers are installed with `sigaction(SA_SIGINFO)` so that zkctl learns how each signal
+/// came (see `SignalDelivery`): a child that shares zkctl's process group already got a
+/// terminal's Ctrl-C, and must not get it a second time from zkctl. The handler itself only
+/// writes the signal's number, code and sender to a pipe; a dispatch source reads it there.
 final class SignalGuard: @unchecked Sendable {
-    // Sendable: `sources` is set once in init; cancel() is the only later use.
-    private let sources: [any DispatchSourceSignal]
+    // Sendable: `source` is set once in init; cancel() is the only later use.
+    private let source: (any DispatchSourceRead)?
 
     init(invocation: Invocation) {
-        var sources: [any DispatchSourceSignal] = []
-        for signo in [SIGINT, SIGTERM] {
-            signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler {
+        let pipe = SignalPipe.shared
+        guard pipe.readEnd >= 0 else {
+            source = nil
+            return
+        }
+        pipe.drain()
+        let source = DispatchSource.makeReadSource(fileDescriptor: pipe.readEnd, queue: .global())
+        source.setEventHandler {
+            while let delivery = pipe.next() {
                 // A second signal while the first is handled changes nothing.
-                guard invocation.recordSignal(signo) else { return }
+                guard invocation.recordSignal(delivery) else { continue }
                 invocation.runInterruptCleanups()
                 invocation.output.flush()
                 Task {
                     await invocation.closeAll()
-                    exit(128 + signo)
+                    exit(128 + delivery.signo)
                 }
             }
-            source.resume()
-            sources.append(source)
         }
-        self.sources = sources
+        source.resume()
+        self.source = source
+        pipe.install()
     }
 
     func cancel() {
-        for s in sources { s.cancel() }
+        // Once the command is over, a late SIGINT or SIGTERM is ignored, as while it ends.
+        SignalPipe.shared.ignore()
+        source?.cancel()
+    }
+}
+
+/// The descriptor the signal handler writes to: a global with a constant value, set once before
+/// any handler is installed, so that the handler reads it without taking a lock.
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
+/// The handler for SIGINT and SIGTERM. Only async-signal-safe work: one `write` of 12 bytes
+/// (atomic on a pipe), errno kept.
+private func signalPipeHandler(_ signo: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?) {
+    let saved = errno
+    var record: (Int32, Int32, Int32) = (signo, info?.pointee.si_code ?? 0,
+                                         info?.pointee._sifields._kill.si_pid ?? 0)
+    _ = withUnsafeBytes(of: &record) { write(signalPipeWriteEnd, $0.baseAddress, $0.count) }
+    errno = saved
+}
+
+/// The self-pipe between the signal handler and the rest of zkctl, one per process.
+final class SignalPipe: Sendable {
+    static let shared = SignalPipe()
+    static let signals = [SIGINT, SIGTERM]
+    let readEnd: Int32
+    private let writeEnd: Int32
+
+    private init() {
+        var fds: [Int32] = [-1, -1]
+        // Without a pipe (no descriptor left at start-up) the signals keep their default
+        // action: zkctl ends at once and the server drops its session after the timeout.
+        if pipe(&fds) != 0 { fds = [-1, -1] }
+        for fd in fds where fd >= 0 {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        readEnd = fds[0]
+        writeEnd = fds[1]
+        signalPipeWriteEnd = writeEnd
+    }
+
+    /// Installs the handler for SIGINT and SIGTERM.
+    func install() {
+        guard writeEnd >= 0 else { return }
+        for signo in Self.signals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_sigaction = signalPipeHandler
+            action.sa_flags = SA_SIGINFO | SA_RESTART
+            sigemptyset(&action.sa_mask)
+            for other in Self.signals { sigaddset(&action.sa_mask, other) }
+            sigaction(signo, &action, nil)
+        }
+    }
+
+    /// Ignores SIGINT and SIGTERM from now on.
+    func ignore() {
+        for signo in Self.signals { signal(signo, SIG_IGN) }
+    }
+
+    /// Forgets signals a previous run left unread.
+    func drain() {
+        while next() != nil {}
+    }
+
+    /// Whether a SIGINT or SIGTERM sent to zkctl may not have been taken in yet: pending (this
+    /// thread blocks it and no other has taken it), or written by the handler and not yet read.
+    func signalArriving() -> Bool {
+        var pending = sigset_t()
+        if sigpending(&pending) == 0, Self.signals.contains(where: { sigismember(&pending, $0) == 1 }) { return true }
+        guard readEnd >= 0 else { return false }
+        var ready = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        return poll(&ready, 1, 0) == 1 && ready.revents & Int16(POLLIN) != 0
+    }
+
+    /// The next signal the handler wrote, or nil when none is waiting.
+    func next() -> SignalDelivery? {
+        guard readEnd >= 0 else { return nil }
+        var record: (Int32, Int32, Int32) = (0, 0, 0)
+        let n = withUnsafeMutableBytes(of: &record) { read(readEnd, $0.baseAddress, $0.count) }
+        guard n == MemoryLayout.size(ofValue: record) else { return nil }
+        return SignalDelivery(signo: record.0, code: record.1, senderPID: record.2)
     }
 }

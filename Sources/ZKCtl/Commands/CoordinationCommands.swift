@@ -11,7 +11,7 @@ extension CommandTable {
 
     static let graceOption = OptionSpec(
         "grace", value: "DURATION", type: .duration,
-        help: "how long CMD has to exit after SIGTERM (or a passed-on SIGINT) before SIGKILL", default: "10s")
+        help: "how long CMD has to exit after SIGINT or SIGTERM before SIGKILL", default: "10s")
 
     // MARK: - lock
 
@@ -35,7 +35,9 @@ extension CommandTable {
         timeout): when it passes, zkctl removes its contender node and exits 75 without running
         CMD. By default it waits for ever; --wait 0 takes the lock only if it is free.
 
-        SIGINT and SIGTERM are passed on to CMD; once CMD has exited (or was killed after the
+        CMD runs in zkctl's process group, so a Ctrl-C at the terminal reaches it directly and
+        is not passed on again (CMD sees one SIGINT); a SIGINT or SIGTERM sent to zkctl alone
+        (kill, systemd) is passed on to CMD once. Once CMD has exited (or was killed after the
         --grace period) the lock is released and zkctl exits 130 or 143.
 
         If the session is lost while CMD runs (it expired, its lock node was deleted, or the
@@ -143,30 +145,49 @@ extension CommandTable {
         "run-once", summary: "run a command once per period (or key) among concurrent invocations",
         description: """
         Among any number of concurrent invocations (for example the same cron job on every
-        host), exactly one runs CMD for each period (--every) or key (--key); the others exit 0
-        without running it and say so on stderr (silenced by -q). The one that runs exits with
-        CMD's exit code.
+        host), exactly one runs CMD for each period (--every) or key (--key) until it succeeds;
+        the others exit 0 without running it and say so on stderr (silenced by -q). The one that
+        runs exits with CMD's exit code (128+N when signal N killed it; 130 or 143 when zkctl
+        itself got SIGINT or SIGTERM).
 
         The claim is a persistent node <tasks-root>/NAME/<key> (default root /tasks), created
-        only if absent. With --every D the key is every-<D>-<N> with N = floor(now / D) by the
-        local clock, so schedule the job away from period boundaries (cron at 00:05 rather
-        than 00:00 for --every 24h), or give an explicit key such as --key $(date +%F).
+        only if absent, so no two invocations run CMD for the same key at once. With --every D
+        the key is every-<D>-<N> with N = floor(now / D) by the local clock, so schedule the
+        job away from period boundaries (cron at 00:05 rather than 00:00 for --every 24h), or
+        give an explicit key such as --key $(date +%F).
 
-        The node holds a JSON record: task, key, period and periodStart (with --every), host,
-        pid, command (the program only, never its arguments), start, end and exitCode (null
-        until CMD ends), runId; the times are stored as ISO 8601 UTC text. CMD finds the record's path in ZKCTL_TASK_PATH and the key in
-        ZKCTL_TASK_KEY. SIGINT and SIGTERM are passed on to CMD and recorded.
+        Only a run that succeeds counts as done: when CMD exits 0 the node keeps a JSON record
+        of the run and later invocations skip it. When CMD fails (a non-zero exit, killed by a
+        signal, not found) or the run is interrupted (SIGINT or SIGTERM to zkctl, which are
+        passed on to CMD as for lock), zkctl removes its claim, so the next invocation (a CI
+        retry, the next cron run in the period) runs CMD again. With --record-failure a failed
+        or interrupted run is recorded and counts as done too: its exitCode is the code zkctl
+        exited with (130 for a Ctrl-C, whatever CMD did then), with "signal" when a signal
+        killed CMD and "interrupted" (and CMD's own code as commandExitCode) when zkctl was
+        interrupted.
 
-        If the claimer dies while CMD runs, the record stays unfinished (no end, no exit code)
-        and the task is NOT run again for that period or key: delete the record node to allow
-        another run.
+        The record holds: task, key, period and periodStart (with --every), host, pid, command
+        (the program only, never its arguments), start, end and exitCode (null until CMD
+        ends), runId; the times are stored as ISO 8601 UTC text. CMD finds the record's path in
+        ZKCTL_TASK_PATH and the key in ZKCTL_TASK_KEY.
+
+        If the claimer dies while CMD runs (killed outright, the machine lost), the record stays
+        unfinished (no end, no exit code) and the task is NOT run again for that period or key
+        until the record is forgotten.
+
+        --reset with --key K (or --every D, for the current period) forgets that key's record
+        so that the next invocation runs CMD again; it runs nothing, exits 0, or 1 when there
+        was no record. An unfinished record is forgotten only when its runner is known to be
+        gone (it ran on this host and its pid no longer exists); otherwise --reset exits 75,
+        as the run may still be going on (delete the node by hand if you know better).
 
         --status lists the records of NAME (only the given key with --key or --every) as a
         table, or as a JSON list with -o json; it exits 1 when NAME has no records node.
         """,
         examples: [
             "zkctl run-once nightly-report --every 24h -- /usr/local/bin/report.sh",
-            "zkctl run-once migrate --key v42 -- ./migrate.sh",
+            "zkctl run-once migrate --key v42 -- ./migrate.sh   # until it succeeds once",
+            "zkctl run-once migrate --key v42 --reset           # let it run again",
             "zkctl run-once nightly-report --status",
             "zkctl -o json run-once nightly-report --status | jq '.[] | select(.exitCode != 0)'",
         ],
@@ -174,12 +195,14 @@ extension CommandTable {
         options: [
             OptionSpec("every", value: "DURATION", type: .duration, help: "run once per period of this length (24h, 1h, 15m)"),
             OptionSpec("key", value: "K", help: "run once for this key (a single znode name)"),
+            OptionSpec("record-failure", help: "record a failed or interrupted run as done too (by default the next invocation runs CMD again)"),
+            OptionSpec("reset", help: "forget the record of --key K (or of the current --every period) instead of running anything"),
             OptionSpec("status", help: "show the records instead of running anything"),
             graceOption,
             Common.aclOption,
         ],
         takesCommand: true,
-        jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (start, end and periodStart in ms since the epoch, though the record stores them as ISO 8601 text; end and exitCode null while unfinished; period and periodStart only with --every; "interrupted", "signal" or "error" when CMD was interrupted, killed or could not start); otherwise nothing: stdout is CMD's"#,
+        jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (start, end and periodStart in ms since the epoch, though the record stores them as ISO 8601 text; end and exitCode null while unfinished; period and periodStart only with --every; with --record-failure also "signal" when a signal killed CMD, "interrupted" and "commandExitCode" when zkctl was interrupted, "error" when CMD could not start); otherwise nothing: stdout is CMD's"#,
         handler: runRunOnce)
 
     /// Which run a `run-once` invocation is about.
@@ -212,7 +235,8 @@ extension CommandTable {
             return RunOnceKey(name: "every-\(durationText(duration))-\(index)", period: (ms, index))
         }
         if required {
-            throw UsageError("give --every DURATION or --key K: which period or key this run is for", command: ["run-once"])
+            throw UsageError("give --every DURATION or --key K: which period or key this \(inv.flag("reset") ? "reset forgets" : "run is for")",
+                             command: ["run-once"])
         }
         return nil
     }
@@ -220,11 +244,22 @@ extension CommandTable {
     @Sendable static func runRunOnce(_ inv: Invocation) async throws -> Int32 {
         let name = inv.argument(0) ?? ""
         let directory = try namedPath(root: inv.settings.tasksRoot.value, name: name, what: "task name", command: ["run-once"])
-        if inv.flag("status") {
+        let modes = ["status", "reset"].filter { inv.flag($0) }
+        if modes.count > 1 {
+            throw UsageError("give either --status or --reset, not both", command: ["run-once"])
+        }
+        if let mode = modes.first {
             guard inv.command.isEmpty else {
-                throw UsageError("--status runs nothing; drop '-- \(inv.command.joined(separator: " "))'", command: ["run-once"])
+                throw UsageError("--\(mode) runs nothing; drop '-- \(inv.command.joined(separator: " "))'", command: ["run-once"])
             }
-            return try await showRunOnceStatus(inv, name: name, directory: directory, key: try runOnceKey(inv, required: false))
+            guard !inv.flag("record-failure") else {
+                throw UsageError("--record-failure is for a run, not for --\(mode)", command: ["run-once"])
+            }
+            if mode == "status" {
+                return try await showRunOnceStatus(inv, name: name, directory: directory, key: try runOnceKey(inv, required: false))
+            }
+            guard let key = try runOnceKey(inv, required: true) else { return ExitCode.usage }
+            return try await resetRunOnce(inv, name: name, directory: directory, key: key)
         }
         guard !inv.command.isEmpty else {
             throw UsageError("missing '-- CMD [ARGS...]', the command to run once", command: ["run-once"])
@@ -240,6 +275,7 @@ extension CommandTable {
         let out = inv.output
         let path = PathRules.join(directory, key.name)
         let runID = UUID().uuidString.lowercased()
+        let recordFailure = inv.flag("record-failure")
         var record = JSONObject()
         record["task"] = .string(name)
         record["key"] = .string(key.name)
@@ -263,36 +299,103 @@ extension CommandTable {
         }
         if inv.settings.verbose > 0 { out.note("claimed \(path); running \(inv.command[0])") }
 
-        let writer = RecordWriter(inv: inv, client: zk, path: path, record: record)
-        supervisor.afterInterrupt { end in
+        let writer = RecordWriter(inv: inv, client: zk, path: path, record: record, runID: runID)
+        /// A failed or interrupted run gives its claim back, unless --record-failure.
+        @Sendable func failed(_ extra: JSONObject) async {
+            if recordFailure {
+                await writer.finish(extra)
+            } else {
+                await writer.forget()
+            }
+        }
+        @Sendable func interrupted(_ signo: Int32, _ end: ChildTermination?) async {
             var extra = JSONObject()
-            extra["exitCode"] = end.map { .int(Int($0.exitCode)) } ?? .null
-            extra["interrupted"] = .string(signalName(inv.interruptSignal ?? SIGTERM))
-            writer.finishBlocking(extra)
+            extra["exitCode"] = .int(Int(128 + signo))
+            extra["interrupted"] = .string(signalName(signo))
+            extra["commandExitCode"] = end.map { .int(Int($0.exitCode)) } ?? .null
+            if case .signaled(let killer)? = end { extra["signal"] = .string(signalName(killer)) }
+            await failed(extra)
+        }
+        supervisor.afterInterrupt { end in
+            // The session must stay open until this is done: the runner closes it afterwards.
+            writer.blocking { await interrupted(inv.interruptSignal ?? SIGTERM, end) }
         }
         let child: ChildProcess
         do {
             child = try supervisor.spawn(inv.command, extraEnvironment: ["ZKCTL_TASK_PATH": path, "ZKCTL_TASK_KEY": key.name])
         } catch let error as CommandError {
-            // Interrupted: the interrupt hook records the end (unless the interrupt came before
-            // it was set); the runner closes the session once it has.
+            // Interrupted: the interrupt hook concludes the run (unless the interrupt came
+            // before it was set); the runner closes the session once it has.
             await supervisor.interruptHandled()
-            if inv.interruptSignal == nil {
+            if let signo = inv.interruptSignal {
+                await interrupted(signo, nil)
+            } else {
                 var extra = JSONObject()
                 extra["exitCode"] = .int(Int(error.exitCode))
                 extra["error"] = .string(error.message)
-                await writer.finish(extra)
+                await failed(extra)
             }
             throw error
         }
         let end = await child.wait()
-        // Interrupted: the interrupt hook records the end; the session must stay open until it has.
+        // A CMD that exits 0 on a Ctrl-C can end before zkctl has taken in the same Ctrl-C:
+        // give the signal a moment to be recorded, so that the run does not count as done.
+        if end == .exited(0), inv.interruptSignal == nil, SignalPipe.shared.signalArriving() {
+            for _ in 0..<100 where inv.interruptSignal == nil {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        // Interrupted: the interrupt hook concludes the run; the session must stay open until it has.
         await supervisor.interruptHandled()
+        if let signo = inv.interruptSignal {
+            await interrupted(signo, end)
+            return end.exitCode
+        }
         var extra = JSONObject()
         extra["exitCode"] = .int(Int(end.exitCode))
         if case .signaled(let signo) = end { extra["signal"] = .string(signalName(signo)) }
-        await writer.finish(extra)
+        if end == .exited(0) {
+            await writer.finish(extra)
+        } else {
+            await failed(extra)
+        }
         return end.exitCode
+    }
+
+    /// `run-once NAME --key K --reset`: forgets the record so that the next run runs CMD.
+    private static func resetRunOnce(_ inv: Invocation, name: String, directory: String, key: RunOnceKey) async throws -> Int32 {
+        let zk = try await inv.connect()
+        let path = PathRules.join(directory, key.name)
+        let nothing = CommandError.notFound("'\(name)' has no record for \(key.name); nothing to forget")
+        let existing: (data: Data, stat: Stat)
+        do {
+            existing = try await zk.get(path)
+        } catch ZooKeeperError.Code.noNode {
+            throw nothing
+        }
+        let record = try? JSONValue.parse(existing.data).objectValue
+        let unfinished = record.map { $0["end"]?.isNull ?? true } ?? false
+        if unfinished, let record, !runnerIsGone(record) {
+            throw CommandError.conflict("'\(name)' is still running for \(key.name)\(describeRun(record)), or its runner "
+                                        + "died elsewhere; not forgetting it (delete \(path) if you know it is not running)")
+        }
+        do {
+            try await zk.delete(path, version: existing.stat.version)
+        } catch ZooKeeperError.Code.noNode {
+            throw nothing
+        } catch ZooKeeperError.Code.badVersion {
+            throw CommandError.conflict("\(path) changed while being forgotten; look at it again (run-once \(name) --status)")
+        }
+        inv.output.note("forgot '\(name)' for \(key.name)\(describeRun(record)); the next run runs it")
+        return ExitCode.success
+    }
+
+    /// Whether the runner of an unfinished record is known to be gone: it ran on this host and
+    /// no process has its pid.
+    static func runnerIsGone(_ record: JSONObject) -> Bool {
+        guard record["host"]?.stringValue == localHostName(), let pid = record["pid"]?.intValue,
+              pid > 0, pid != Int(getpid()), let id = pid_t(exactly: pid) else { return false }
+        return kill(id, 0) != 0 && errno == ESRCH
     }
 
     enum Claim {
@@ -346,23 +449,31 @@ extension CommandTable {
         return text
     }
 
-    /// Writes the end of a run into its record, once.
+    /// Concludes a run, once: writes its end into its record, or removes the record (the claim)
+    /// when the run does not count as done.
     final class RecordWriter: Sendable {
         let inv: Invocation
         let client: ZooKeeperClient
         let path: String
         let record: JSONObject
+        let runID: String
         private let done = Mutex(false)
 
-        init(inv: Invocation, client: ZooKeeperClient, path: String, record: JSONObject) {
+        init(inv: Invocation, client: ZooKeeperClient, path: String, record: JSONObject, runID: String) {
             self.inv = inv
             self.client = client
             self.path = path
             self.record = record
+            self.runID = runID
+        }
+
+        /// True for the first caller of `finish` or `forget`.
+        private func begin() -> Bool {
+            done.withLock { d -> Bool in defer { d = true }; return !d }
         }
 
         func finish(_ extra: JSONObject) async {
-            guard done.withLock({ d -> Bool in defer { d = true }; return !d }) else { return }
+            guard begin() else { return }
             var updated = record
             updated["end"] = .string(isoTime(nowMilliseconds()))
             for (k, v) in extra { updated[k] = v }
@@ -394,14 +505,48 @@ extension CommandTable {
             inv.output.warn("\(path): recording the end of the run failed; the record stays unfinished")
         }
 
-        /// `finish` for a synchronous caller (an interrupt cleanup), bounded by the request timeout.
-        func finishBlocking(_ extra: JSONObject) {
+        /// Removes the record if it is still this run's, so that the next invocation runs CMD.
+        func forget() async {
+            guard begin() else { return }
+            let stuck = "the task will not run again for this key until the record is forgotten (--reset)"
+            var zk = client
+            for attempt in 1...3 {
+                do {
+                    let now = try await zk.get(path)
+                    guard (try? JSONValue.parse(now.data).objectValue)?["runId"]?.stringValue == runID else {
+                        inv.output.warn("\(path): changed by someone else while the task ran; left as it is")
+                        return
+                    }
+                    try await zk.delete(path, version: now.stat.version)
+                    return
+                } catch ZooKeeperError.Code.noNode {
+                    // Gone: deleted by someone, or by us before a lost reply.
+                    return
+                } catch ZooKeeperError.Code.badVersion where attempt < 3 {
+                    continue
+                } catch let error as ZooKeeperError where attempt < 3 {
+                    if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
+                        guard let fresh = try? await inv.connect() else { break }
+                        zk = fresh
+                    }
+                    // Otherwise a connection problem: read and try again (the run id decides).
+                } catch {
+                    inv.output.warn("\(path): removing the claim of the unsuccessful run failed (\(ExitCode.reason(for: error))); \(stuck)")
+                    return
+                }
+            }
+            inv.output.warn("\(path): removing the claim of the unsuccessful run failed; \(stuck)")
+        }
+
+        /// Runs `body` for a synchronous caller (an interrupt cleanup), bounded by twice the
+        /// request timeout.
+        func blocking(_ body: @escaping @Sendable () async -> Void) {
             let semaphore = DispatchSemaphore(value: 0)
             Task {
-                await finish(extra)
+                await body()
                 semaphore.signal()
             }
-            let ms = inv.settings.timeout.value.milliseconds
+            let ms = inv.settings.timeout.value.milliseconds * 2
             _ = semaphore.wait(timeout: .now() + .milliseconds(Int(clamping: ms)))
         }
     }

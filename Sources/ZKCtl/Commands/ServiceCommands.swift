@@ -41,8 +41,9 @@ extension CommandTable {
         least 4s).
 
         With --ephemeral -- CMD ARGS..., zkctl runs CMD as a sidecar: the instance is registered
-        before CMD starts and stays while it runs; SIGINT and SIGTERM are forwarded to CMD (which
-        gets 5 seconds to exit before SIGKILL); when CMD exits the instance is removed and zkctl
+        before CMD starts and stays while it runs; SIGINT and SIGTERM reach CMD once (a Ctrl-C
+        at the terminal directly, a signal sent to zkctl passed on), and CMD then gets 5 seconds
+        to exit before SIGKILL; when CMD exits the instance is removed and zkctl
         exits with CMD's code (128+N when signal N ended it; 130 or 143 when zkctl itself got
         SIGINT or SIGTERM). CMD inherits stdin, stdout and stderr and finds ZKCTL_SERVICE_NAME
         and ZKCTL_SERVICE_ID in its environment; zkctl names the id on stderr, not stdout. A
