@@ -238,22 +238,25 @@ public final class ZooKeeperClient: Sendable {
                 // The client may not have noticed the loss yet: pause, then wait for a connection.
                 try? await Task.sleep(for: .milliseconds(50))
                 let left = deadline - .now
-                guard left > .zero else { throw blamingServers(error) }
+                guard left > .zero else { throw blamingServers(error, waited: true) }
                 let state = await core.wait(for: left) { $0.isConnected || $0.isTerminal }
-                guard state.isConnected else { throw blamingServers(error) }
+                guard state.isConnected else { throw blamingServers(error, waited: true) }
             } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
-                throw blamingServers(error)
+                throw blamingServers(error, waited: false)
             }
         }
     }
 
     /// A connection loss or a timeout is about the servers, not the path: the message names
     /// them (the path stays in `path`, for callers that match on it).
-    private func blamingServers(_ error: ZooKeeperError) -> ZooKeeperError {
+    /// `waited`: a read waited for a reconnect that did not come in time.
+    private func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
         var e = error
         let ms = requestTimeout.milliseconds
         if e.code == .connectionLoss {
-            e.message = "lost the connection to the servers (\(serverList)) and did not get it back within \(ms) ms"
+            e.message = waited
+                ? "lost the connection to the servers (\(serverList)) and did not get it back within \(ms) ms"
+                : "lost the connection to the servers (\(serverList)) before the answer came"
         } else {
             e.message = "no answer from the servers (\(serverList)) within \(ms) ms"
         }
