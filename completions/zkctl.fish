@@ -200,7 +200,7 @@ complete -c zkctl -n '__zkctl_at '\''create'\''' -l file -r -F -d 'read the data
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l sequential -d 'append a sequence number to the name'
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l container -d 'create a container node'
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l ttl -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'remove the node after this long unchanged and childless'
-complete -c zkctl -n '__zkctl_at '\''create'\''' -l parents -s p -d 'create missing parents'
+complete -c zkctl -n '__zkctl_at '\''create'\''' -l parents -s p -d 'create missing parents (and a missing chroot)'
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_arg '\''create'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l if-version -x -d 'act only if the node still has this version (else exit 75)'

@@ -26,6 +26,23 @@ public final class Invocation: Sendable {
         try await connect(settings.connectOptions)
     }
 
+    /// Like `connect()`, but a missing chroot is created first (its missing components, as empty
+    /// persistent nodes with an open ACL, through a short session without the chroot): what
+    /// `create --parents` means under a chroot.
+    public func connectCreatingChroot() async throws -> ZooKeeperClient {
+        do {
+            return try await connect()
+        } catch let error as ZooKeeperError where error.missingChroot != nil {
+            var bare = settings.connectOptions
+            let connectString = try ConnectString(parsing: bare.connectString)
+            bare.connectString = ConnectString(servers: connectString.servers).description
+            let root = try await connect(bare)
+            try await root.createParentChain(error.missingChroot!)
+            await root.close()
+            return try await connect()
+        }
+    }
+
     public func connect(_ options: ConnectOptions) async throws -> ZooKeeperClient {
         let client = try await ZooKeeperClient.connect(options)
         clients.withLock { $0.append(client) }

@@ -39,7 +39,11 @@ public enum ExitCode {
 
     /// The one line a user sees for an error (after `zkctl: `), naming the path when there is one.
     public static func message(for error: any Error) -> String {
-        if let e = error as? ZooKeeperError, let path = e.path { return "\(path): \(reason(for: e))" }
+        if let e = error as? ZooKeeperError, let path = e.path {
+            // A lost connection or a timeout is the servers' doing: lead with them, not the path.
+            if e.code == .connectionLoss || e.code == .operationTimeout { return "\(reason(for: e)) (request on \(path))" }
+            return "\(path): \(reason(for: e))"
+        }
         return reason(for: error)
     }
 
@@ -48,7 +52,7 @@ public enum ExitCode {
         switch error {
         case let e as ZooKeeperError:
             switch e.code {
-            case .noNode: return "no such znode"
+            case .noNode: return e.missingChroot != nil ? e.message : "no such znode"
             case .nodeExists: return "already exists"
             case .badVersion: return "version mismatch (changed by someone else)"
             case .notAuthorized: return "not authorized"
@@ -209,24 +213,41 @@ public final class Output: Sendable {
 
     public enum Style: String { case bold = "1", dim = "2", red = "31", green = "32", yellow = "33", blue = "34" }
 
-    /// `text` in a style, only when colour is on (a terminal, and no NO_COLOR).
+    /// `text` in a style, only when colour is on (a terminal that is not TERM=dumb, and no NO_COLOR).
     public func styled(_ text: String, _ style: Style) -> String {
         color ? "\u{1b}[\(style.rawValue)m\(text)\u{1b}[0m" : text
     }
 }
 
 /// Columns a string takes in a terminal, close enough for tables (wide East Asian characters
-/// take two).
+/// take two). Escape sequences (the colours `styled` adds: ESC '[' parameters, a final letter)
+/// take none, so a coloured cell pads like a plain one.
 func displayWidth(_ s: String) -> Int {
-    s.unicodeScalars.reduce(0) { w, u in
+    var width = 0
+    var inEscape = false
+    var sawBracket = false
+    for u in s.unicodeScalars {
         let v = u.value
-        if v < 0x20 || (0x300...0x36f).contains(v) { return w }
+        if inEscape {
+            // ESC '[' then parameter bytes (0x30-0x3f), intermediates (0x20-0x2f), one final byte.
+            if !sawBracket {
+                sawBracket = true
+                if u != "[" { inEscape = false }   // a two-byte escape: ESC and one character
+                continue
+            }
+            if (0x40...0x7e).contains(v) { inEscape = false }
+            continue
+        }
+        if v == 0x1b { inEscape = true; sawBracket = false; continue }
+        if v < 0x20 || (0x300...0x36f).contains(v) { continue }
         if (0x1100...0x115f).contains(v) || (0x2e80...0xa4cf).contains(v) || (0xac00...0xd7a3).contains(v)
             || (0xf900...0xfaff).contains(v) || (0xff00...0xff60).contains(v) || (0x1f300...0x1faff).contains(v) {
-            return w + 2
+            width += 2
+        } else {
+            width += 1
         }
-        return w + 1
     }
+    return width
 }
 
 /// A znode's bytes as JSON: UTF-8 text as a string, anything else as `{"base64": "..."}`.

@@ -50,6 +50,12 @@ public struct Settings: Sendable {
     public var warnings: [String]
 
     public static let defaultServers = "127.0.0.1:2181"
+    /// The keys the config file may hold, per section: anything else is warned about (a typo
+    /// such as `server =` would otherwise be ignored without a word).
+    public static let fileKeys: [(section: String, keys: [String])] = [
+        ("zookeeper", ["servers", "path"]),
+        ("zkctl", ["timeout", "output", "config-root", "services-root", "locks-root", "tasks-root", "max-inflight", "auth-file"]),
+    ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
     public var connectOptions: ConnectOptions {
@@ -84,6 +90,9 @@ public struct Settings: Sendable {
                 file = try IniFile(parsing: data, name: candidate, command: path)
             }
         }
+
+        var warnings: [String] = []
+        if let file, let fileName { warnings += unknownKeyWarnings(file, name: fileName) }
 
         func pick(_ flag: String, env names: [String], file key: (String, String)?, default value: String) -> Sourced<String> {
             if let v = parsed.last(flag) { return Sourced(value: v, source: .flag("--\(flag)")) }
@@ -130,7 +139,6 @@ public struct Settings: Sendable {
         }
 
         // Credentials: --auth (warned), --auth-file, ZKCTL_AUTH, [zkctl] auth-file.
-        var warnings: [String] = []
         var credentials: [String] = []
         var credentialSource: SettingSource? = nil
         if let inline = parsed.values["auth"] {
@@ -153,7 +161,10 @@ public struct Settings: Sendable {
             }
         }
 
+        // Colour only on a terminal that can show it: not with NO_COLOR (any value but empty),
+        // and not on TERM=dumb, which shows the escapes as text.
         let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
+        let colorTerminal = isTerminal && env["TERM"] != "dumb"
         return Settings(
             servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source),
             output: Sourced(value: output, source: outputText.source),
@@ -164,7 +175,48 @@ public struct Settings: Sendable {
             maxInFlight: Sourced(value: inflight, source: inflightText.source),
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed.count("verbose"), quiet: parsed.has("quiet"),
-            color: isTerminal && !noColor && output == .text, warnings: warnings)
+            color: colorTerminal && !noColor && output == .text, warnings: warnings)
+    }
+
+    /// One warning per line of the file whose section or key zkctl does not know, naming the
+    /// file, the line and the key, with the likely meant one or the known ones.
+    static func unknownKeyWarnings(_ file: IniFile, name: String) -> [String] {
+        var warnings: [String] = []
+        for entry in file.entries {
+            let place = "config file '\(name)' line \(entry.line)"
+            guard let known = fileKeys.first(where: { $0.section == entry.section })?.keys else {
+                let sections = fileKeys.map { "[\($0.section)]" }.joined(separator: ", ")
+                let hint = closest(entry.section, among: fileKeys.map(\.section)).map { "did you mean [\($0)]?" } ?? "known sections: \(sections)"
+                warnings.append("\(place): '\(entry.key)' is in unknown section [\(entry.section)], ignored (\(hint))")
+                continue
+            }
+            if known.contains(entry.key) { continue }
+            let hint = closest(entry.key, among: known).map { "did you mean '\($0)'?" }
+                ?? "known keys in [\(entry.section)]: \(known.joined(separator: ", "))"
+            warnings.append("\(place): unknown key '\(entry.key)' in [\(entry.section)], ignored (\(hint))")
+        }
+        return warnings
+    }
+
+    /// The candidate within two edits of `word` (case aside), if exactly one is closest.
+    static func closest(_ word: String, among candidates: [String]) -> String? {
+        let w = Array(word.lowercased())
+        guard w.count <= 64 else { return nil }
+        func distance(_ c: String) -> Int {
+            let b = Array(c.lowercased())
+            var row = Array(0...b.count)
+            for (i, x) in w.enumerated() {
+                var next = [i + 1]
+                for (j, y) in b.enumerated() {
+                    next.append(min(row[j + 1] + 1, next[j] + 1, row[j] + (x == y ? 0 : 1)))
+                }
+                row = next
+            }
+            return row[b.count]
+        }
+        let scored = candidates.map { ($0, distance($0)) }.filter { $0.1 <= 2 }.sorted { $0.1 < $1.1 }
+        guard let best = scored.first, scored.dropFirst().first?.1 != best.1 else { return nil }
+        return best.0
     }
 
     static func readAuthFile(_ name: String, warnings: inout [String], command: [String]) throws -> [String] {
@@ -227,7 +279,17 @@ public struct Settings: Sendable {
 
 /// A small INI file: `[section]` headers, `key = value` lines, `#` and `;` comments.
 public struct IniFile: Sendable {
+    /// One `key = value` line: where it is, for messages that point at it.
+    public struct Entry: Sendable, Hashable {
+        public var section: String
+        public var key: String
+        /// 1-based.
+        public var line: Int
+    }
+
     private var sections: [String: [String: String]] = [:]
+    /// Every `key = value` line, in file order.
+    public private(set) var entries: [Entry] = []
 
     /// Parses the file's bytes, which must be UTF-8 text.
     public init(parsing data: Data, name: String, command: [String] = []) throws(UsageError) {
@@ -262,6 +324,7 @@ public struct IniFile: Sendable {
                 throw UsageError("bad config file '\(name)' line \(number + 1): '\(key)' is outside any [section]", command: command)
             }
             sections[section, default: [:]][key] = value
+            entries.append(Entry(section: section, key: key, line: number + 1))
         }
     }
 

@@ -82,7 +82,7 @@ extension ZKCtl {
         let names = Settings.serverVariables + [
             "ZKCTL_AUTH", "ZKCTL_CONFIG", "ZKCTL_TIMEOUT", "ZKCTL_OUTPUT", "ZKCTL_CONFIG_ROOT",
             "ZKCTL_SERVICES_ROOT", "ZKCTL_LOCKS_ROOT", "ZKCTL_TASKS_ROOT", "ZKCTL_MAX_INFLIGHT",
-            "HOME", "XDG_CONFIG_HOME", "NO_COLOR",
+            "HOME", "XDG_CONFIG_HOME", "NO_COLOR", "TERM",
         ]
         var environment: [String: String] = [:]
         for name in names {

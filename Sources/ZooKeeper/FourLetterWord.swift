@@ -77,6 +77,90 @@ public enum FourLetterWord {
         }
     }
 
+    // MARK: Why no session
+
+    /// What one server did when asked for `srvr`.
+    public enum ProbeOutcome: Sendable, Hashable {
+        /// It serves, in this mode (`leader`, `follower`, `standalone`, `read-only`, ...).
+        case serving(mode: String)
+        /// A ZooKeeper server that is up but not serving (no quorum, or still starting).
+        case notServing
+        /// A ZooKeeper server that does not allow `srvr` (its answer says so).
+        case wordRefused
+        /// It accepted the connection and answered something that is not ZooKeeper's.
+        case notZooKeeper
+        /// It accepted the connection and said nothing within the timeout.
+        case silent
+        /// The connection failed (refused, unreachable, name not resolved): the reason.
+        case unreachable(String)
+    }
+
+    /// Asks every server for `srvr` at once, each within `timeout`; results in server order.
+    public static func probe(_ servers: [ConnectString.Server], timeout: Duration) async -> [(server: ConnectString.Server, outcome: ProbeOutcome)] {
+        await withTaskGroup(of: (Int, ProbeOutcome).self) { group in
+            for (i, server) in servers.enumerated() {
+                group.addTask {
+                    do {
+                        let answer = try await queryAsync(host: server.host, port: server.port, word: "srvr", timeout: timeout)
+                        return (i, classify(answer))
+                    } catch let error as ZooKeeperError where error.code == .operationTimeout {
+                        return (i, .silent)
+                    } catch let error as ZooKeeperError {
+                        // "host:port: reason" -> "reason", in lower case as in a sentence.
+                        let prefix = "\(server.host):\(server.port): "
+                        var reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+                        if let first = reason.first { reason = first.lowercased() + reason.dropFirst() }
+                        return (i, .unreachable(reason))
+                    } catch {
+                        return (i, .unreachable("\(error)"))
+                    }
+                }
+            }
+            var outcomes = [ProbeOutcome](repeating: .silent, count: servers.count)
+            for await (i, outcome) in group { outcomes[i] = outcome }
+            return Array(zip(servers, outcomes)).map { (server: $0.0, outcome: $0.1) }
+        }
+    }
+
+    /// What a `srvr` answer says about the server.
+    public static func classify(_ answer: String) -> ProbeOutcome {
+        if answer.contains("not currently serving") { return .notServing }
+        if let mode = fields(of: answer)["Mode"], answer.hasPrefix("Zookeeper version") { return .serving(mode: mode) }
+        if answer.contains("not in the whitelist") || answer.contains("not executed") { return .wordRefused }
+        return .notZooKeeper
+    }
+
+    /// One line saying why no session started within `waited`, from the probes: a server that
+    /// accepts connections but does not serve means no quorum, not "nothing reachable".
+    public static func explain(_ probes: [(server: ConnectString.Server, outcome: ProbeOutcome)], waited: Duration) -> String {
+        let outcomes = probes.map(\.outcome)
+        let head: String
+        if outcomes.contains(.notServing) {
+            head = "not serving: no quorum"
+        } else if outcomes.contains(.serving(mode: "read-only")) {
+            head = "not serving: no quorum (read-only servers only)"
+        } else if outcomes.contains(where: { if case .serving = $0 { return true }; return $0 == .wordRefused }) {
+            head = "no session"
+        } else if outcomes.contains(.notZooKeeper) || outcomes.contains(.silent) {
+            head = "no ZooKeeper server reachable"
+        } else {
+            head = "no server reachable"
+        }
+        let details = probes.map { p -> String in
+            let what: String
+            switch p.outcome {
+            case .serving(let mode): what = "serves (\(mode)) but gave no session"
+            case .notServing: what = "accepts connections but is not serving"
+            case .wordRefused: what = "accepts connections (srvr not allowed) but gave no session"
+            case .notZooKeeper: what = "answers, but not as a ZooKeeper server"
+            case .silent: what = "accepts connections but does not answer"
+            case .unreachable(let reason): what = reason
+            }
+            return "\(p.server): \(what)"
+        }
+        return "\(head) within \(waited.milliseconds) ms; tried \(details.joined(separator: ", "))"
+    }
+
     /// The `key: value` lines of a `srvr` or `mntr` answer (`mntr` uses tabs).
     public static func fields(of answer: String) -> [String: String] {
         var out: [String: String] = [:]

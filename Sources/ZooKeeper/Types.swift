@@ -227,11 +227,14 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
         if !item.hasPrefix("["), host.contains(":") {
             throw ZooKeeperError(.badArguments, message: "bad server '\(item)': write an IPv6 address in brackets, [addr]:port")
         }
-        // What a resolver takes: names of letters, digits, '.', '-', '_'; in brackets an IPv6
-        // address (hex digits, ':', '.', and a %zone of letters and digits).
+        // What a resolver takes: names of letters, digits, '.', '-', '_'; in brackets only an
+        // IPv6 literal (what inet_pton takes), with an optional %zone of letters and digits.
         let bracketed = item.hasPrefix("[")
         guard host.unicodeScalars.allSatisfy({ Self.hostScalarAllowed($0, bracketed: bracketed) }) else {
             throw ZooKeeperError(.badArguments, message: "bad host in server '\(item)'")
+        }
+        if bracketed, !Self.isIPv6Literal(host) {
+            throw ZooKeeperError(.badArguments, message: "bad server '\(item)': brackets hold only an IPv6 address, [addr]:port")
         }
         var port = defaultPort
         if let portText {
@@ -250,9 +253,27 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
         return alphanumeric || u == "." || u == "-" || u == "_"
     }
 
-    /// The form the C client takes.
+    /// An IPv6 address, optionally with a `%zone` of letters and digits (`fe80::1%eth0`).
+    static func isIPv6Literal(_ host: String) -> Bool {
+        let parts = host.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = parts.first, address.contains(":") else { return false }
+        if parts.count == 2 {
+            guard !parts[1].isEmpty, parts[1].unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) else { return false }
+        }
+        var storage = in6_addr()
+        return inet_pton(AF_INET6, String(address), &storage) == 1
+    }
+
+    /// The form people read and zkctl parses back: IPv6 addresses in brackets.
     public var description: String {
         servers.map(\.description).joined(separator: ",") + (chroot ?? "")
+    }
+
+    /// The form the C client takes. It splits each server at its last ':' and hands the host to
+    /// getaddrinfo as it is, so an IPv6 address goes without brackets (`::1:2181`); with them,
+    /// getaddrinfo refuses the name.
+    public var clientForm: String {
+        servers.map { "\($0.host):\($0.port)" }.joined(separator: ",") + (chroot ?? "")
     }
 }
 

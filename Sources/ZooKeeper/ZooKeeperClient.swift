@@ -18,15 +18,21 @@ public struct ConnectOptions: Sendable {
     public var digestCredentials: [String]
     /// Accept a read-only server (one that lost its quorum).
     public var allowReadOnly: Bool
+    /// When the connect string has a chroot, check once, after connecting, that it exists, and
+    /// fail with `ZooKeeperError.missingChroot` when it does not (without a chroot nothing extra
+    /// is sent). Off only for a caller that goes on to create the chroot.
+    public var checkChroot: Bool
 
     public init(connectString: String, sessionTimeout: Duration = .seconds(10), connectTimeout: Duration = .seconds(10),
-                requestTimeout: Duration? = nil, digestCredentials: [String] = [], allowReadOnly: Bool = false) {
+                requestTimeout: Duration? = nil, digestCredentials: [String] = [], allowReadOnly: Bool = false,
+                checkChroot: Bool = true) {
         self.connectString = connectString
         self.sessionTimeout = sessionTimeout
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         self.digestCredentials = digestCredentials
         self.allowReadOnly = allowReadOnly
+        self.checkChroot = checkChroot
     }
 }
 
@@ -81,7 +87,7 @@ public final class ZooKeeperClient: Sendable {
         let context = Unmanaged.passRetained(core).toOpaque()
         let contextBits = UInt(bitPattern: context)
         let flags = Int32(ZOO_NO_LOG_CLIENTENV) | (options.allowReadOnly ? Int32(ZOO_READONLY) : 0)
-        let hosts = connectString.description
+        let hosts = connectString.clientForm
         let timeout = Int32(clamping: options.sessionTimeout.milliseconds)
         // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool.
         let (bits, err): (UInt, Int32) = await offload {
@@ -104,22 +110,38 @@ public final class ZooKeeperClient: Sendable {
         }
         core.adoptRetainedContext(context)
         let client = ZooKeeperClient(handle: h, core: core, options: options, connectString: connectString)
-        let state = await core.wait(for: options.connectTimeout) { $0.isConnected || $0.isTerminal }
-        guard state.isConnected else {
+        // A read-only session counts only when asked for: a real server never grants one to a
+        // client that did not ask, so one here is something else answering on the port (its
+        // bytes read as a handshake), and the connection drops at once.
+        let allowReadOnly = options.allowReadOnly
+        let usable: @Sendable (SessionState) -> Bool = { $0 == .connected || (allowReadOnly && $0 == .connectedReadOnly) }
+        let state = await core.wait(for: options.connectTimeout) { usable($0) || $0.isTerminal }
+        guard usable(state) else {
             await client.close()
             if state == .authFailed { throw ZooKeeperError(.authFailed, message: "the server refused the credentials") }
-            throw ZooKeeperError(.unavailable, message: "no server reachable within \(options.connectTimeout.milliseconds) ms; tried \(connectString.servers.map(\.description).joined(separator: ","))")
+            // Say why: a quick bounded probe of every server tells "nothing listening" from
+            // "accepts connections but is not serving (no quorum)".
+            let probes = await FourLetterWord.probe(connectString.servers, timeout: min(options.connectTimeout, .seconds(1)))
+            throw ZooKeeperError(.unavailable, message: FourLetterWord.explain(probes, waited: options.connectTimeout))
         }
-        for credential in options.digestCredentials {
-            do {
+        do {
+            for credential in options.digestCredentials {
                 try await client.addAuth(scheme: "digest", credential: Data(credential.utf8))
-            } catch {
-                await client.close()
-                throw error
             }
+            // Under a chroot every path is relative to it: a missing one would make every read
+            // "no such znode" about a path that is not the problem. One exists() says so first.
+            if options.checkChroot, let chroot = connectString.chroot, try await client.exists("/") == nil {
+                throw ZooKeeperError.missingChroot(chroot)
+            }
+        } catch {
+            await client.close()
+            throw error
         }
         return client
     }
+
+    /// The servers of the connect string, as people write them.
+    var serverList: String { connectString.servers.map(\.description).joined(separator: ",") }
 
     /// Adds credentials to the session and waits for the server's answer.
     public func addAuth(scheme: String, credential: Data) async throws {
@@ -216,11 +238,29 @@ public final class ZooKeeperClient: Sendable {
                 // The client may not have noticed the loss yet: pause, then wait for a connection.
                 try? await Task.sleep(for: .milliseconds(50))
                 let left = deadline - .now
-                guard left > .zero else { throw error }
+                guard left > .zero else { throw blamingServers(error, waited: true) }
                 let state = await core.wait(for: left) { $0.isConnected || $0.isTerminal }
-                guard state.isConnected else { throw error }
+                guard state.isConnected else { throw blamingServers(error, waited: true) }
+            } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
+                throw blamingServers(error, waited: false)
             }
         }
+    }
+
+    /// A connection loss or a timeout is about the servers, not the path: the message names
+    /// them (the path stays in `path`, for callers that match on it).
+    /// `waited`: a read waited for a reconnect that did not come in time.
+    private func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
+        var e = error
+        let ms = requestTimeout.milliseconds
+        if e.code == .connectionLoss {
+            e.message = waited
+                ? "lost the connection to the servers (\(serverList)) and did not get it back within \(ms) ms"
+                : "lost the connection to the servers (\(serverList)) before the answer came"
+        } else {
+            e.message = "no answer from the servers (\(serverList)) within \(ms) ms"
+        }
+        return e
     }
 
     private func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {

@@ -72,6 +72,16 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
     public var message: String
     /// For a failed `multi`, the index of the operation that failed.
     public var operationIndex: Int?
+    /// Set (to the chroot) when the connect string's chroot does not exist: the code is then
+    /// `noNode` and `path` is nil.
+    public var missingChroot: String?
+
+    /// The connect string's chroot does not exist on the server.
+    public static func missingChroot(_ chroot: String) -> ZooKeeperError {
+        var e = ZooKeeperError(.noNode, message: "chroot \(chroot) does not exist")
+        e.missingChroot = chroot
+        return e
+    }
 
     public init(_ code: Code, path: String? = nil, message: String? = nil, operationIndex: Int? = nil) {
         self.code = code

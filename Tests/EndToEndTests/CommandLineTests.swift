@@ -169,13 +169,21 @@ final class CommandLineTests: XCTestCase {
         servers = try XCTUnwrap(doc["servers"] as? [[String: Any]])
         XCTAssertEqual(servers.count, 3, one.stdoutText)
 
-        // One member down: listed, not hidden; still healthy (2 of 3).
+        XCTAssertEqual(doc["verdict"] as? String, "healthy", one.stdoutText)
+
+        // One member down: listed, not hidden; a quorum still serves (2 of 3), so exit 0, but the
+        // verdict says "degraded", not "healthy".
         let stopped = try ensemble.leader() == 3 ? 2 : 3
         try ensemble.stop(member: stopped)
         let degraded = try zkctl(["-s", ensemble.connectString, "--timeout", "5s", "status"])
         XCTAssertEqual(degraded.status, 0, degraded.stdoutText + degraded.stderrText)
         XCTAssertTrue(degraded.stdoutText.contains("down"), degraded.stdoutText)
-        XCTAssertTrue(degraded.stdoutText.contains("Verdict: healthy (2 of 3"), degraded.stdoutText)
+        XCTAssertTrue(degraded.stdoutText.contains("Verdict: degraded (2 of 3"), degraded.stdoutText)
+        let degradedJSON = try zkctl(["-s", ensemble.connectString, "--timeout", "5s", "-o", "json", "status"])
+        XCTAssertEqual(degradedJSON.status, 0, degradedJSON.stderrText)
+        doc = try XCTUnwrap(try json(degradedJSON) as? [String: Any])
+        XCTAssertEqual(doc["verdict"] as? String, "degraded")
+        XCTAssertEqual(doc["healthy"] as? Bool, true)
 
         // Two down: no quorum, exit 69.
         let other = [1, 2, 3].first { $0 != stopped }!
@@ -183,6 +191,26 @@ final class CommandLineTests: XCTestCase {
         let broken = try zkctl(["-s", ensemble.connectString, "--timeout", "3s", "status"])
         XCTAssertEqual(broken.status, 69, broken.stdoutText)
         XCTAssertTrue(broken.stdoutText.contains("Verdict: unhealthy"), broken.stdoutText)
+    }
+
+    func testUnknownConfigFileKeyIsWarnedWithFileLineAndAGuess() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-cfg-\(UUID().uuidString)").path
+        try "# mine\n[zookeeper]\nserver = \(server.connectString)\n[zkctl]\ntimeout = 5s\ncolour = no\n".write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        // 'server' is not 'servers': the default server is used (nothing there), and a warning
+        // names the file, the line and the key meant. The exit code is the command's own.
+        let r = try zkctl(["--timeout", "1s", "exists", "/"], env: ["ZKCTL_CONFIG": config])
+        XCTAssertEqual(r.status, 69, r.stderrText)
+        let lines = r.stderrText.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 3, r.stderrText)
+        XCTAssertEqual(lines.first, "zkctl: warning: config file '\(config)' line 3: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)")
+        XCTAssertEqual(lines.dropFirst().first, "zkctl: warning: config file '\(config)' line 6: unknown key 'colour' in [zkctl], ignored "
+                       + "(known keys in [zkctl]: timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, auth-file)")
+        // Known keys only: no warning at all.
+        try "[zookeeper]\nservers = \(server.connectString)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let ok = try zkctl(["exists", "/"], env: ["ZKCTL_CONFIG": config])
+        XCTAssertEqual(ok.status, 0, ok.stderrText)
+        XCTAssertEqual(ok.stderrText, "")
     }
 
     // MARK: tree

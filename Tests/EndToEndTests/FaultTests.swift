@@ -258,11 +258,17 @@ final class FaultTests: XCTestCase {
             XCTAssertTrue(servers.contains { r.stderrText.contains($0) }, "\(args): the message names no server: \(r.stderrText)")
         }
         // Reads: no server serves without a quorum; they say so and which servers they tried.
+        // The survivor accepts connections: the line says it is not serving (no quorum), not
+        // that no server is reachable.
+        let survivorAddress = ensemble.memberConnectString(survivor)
         for args in [["config", "get", "k"], ["config", "list"], ["tree", kit.root], ["get", kit.configRoot + "/k"]] {
             let r = try kit.run(args, limit: 30)
             XCTAssertEqual(r.status, 69, "\(args): \(r.stderrText)")
             assertOneErrorLine(r, "\(args)")
             XCTAssertTrue(servers.contains { r.stderrText.contains($0) }, "\(args): the message names no server: \(r.stderrText)")
+            XCTAssertTrue(r.stderrText.hasPrefix("zkctl: not serving: no quorum within 3000 ms; tried "), "\(args): \(r.stderrText)")
+            XCTAssertTrue(r.stderrText.contains("\(survivorAddress): accepts connections but is not serving"), "\(args): \(r.stderrText)")
+            XCTAssertFalse(r.stderrText.contains("no server reachable"), "\(args): \(r.stderrText)")
         }
         // status says, per server, what answered and what did not.
         let status = try kit.run(["-o", "json", "status"], limit: 30)

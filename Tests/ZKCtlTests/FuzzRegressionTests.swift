@@ -65,6 +65,25 @@ final class FuzzRegressionTests: XCTestCase {
         }
     }
 
+    // servers target: "resolved server list does not parse". Input: "[%31]:1090,[fe80::1%eth0]:2182".
+    // Brackets held any hex digits, ':', '.' and '%', so '[%31]' was taken as a host '%31', which
+    // has no ':' and so was written back without brackets: '%31:1090', which is refused. Brackets
+    // now hold only an IPv6 literal.
+    func testBracketsHoldOnlyIPv6Literals() throws {
+        for text in ["[%31]:1090,[fe80::1%eth0]:2182", "[%31]:1090", "[1.2.3.4]:1", "[abc]:1", "[]:1", "[::1%]:1", "[:::]:1", "[fe80::1%eth-0]:1"] {
+            XCTAssertThrowsError(try ConnectString(parsing: text), "\(text) was accepted")
+            let sources = [Sourced(value: text, source: .flag("--server")), Sourced(value: Settings.defaultServers, source: .defaultValue)]
+            XCTAssertThrowsError(try Settings.resolveServers(sources, command: []), "\(text) resolved")
+        }
+        for text in ["[::1]:2181", "[fe80::1%eth0]:2182", "[2001:db8::1]", "[::ffff:127.0.0.1]:1", "[fe80::1%31]:1/app"] {
+            let parsed = try ConnectString(parsing: text)
+            XCTAssertEqual(try ConnectString(parsing: parsed.description), parsed, text)
+        }
+        // The C client gets IPv6 without brackets (it splits at the last ':'; getaddrinfo refuses '[::1]').
+        XCTAssertEqual(try ConnectString(parsing: "[::1]:2181,h:1/app").clientForm, "::1:2181,h:1/app")
+        XCTAssertEqual(try ConnectString(parsing: "[::1]:2181,h:1/app").description, "[::1]:2181,h:1/app")
+    }
+
     // servers target, through settings: whatever resolveServers accepts parses again unchanged.
     func testResolvedServersParseBack() throws {
         for text in ["h1:::1]:\u{FFFD}\u{FFFD}h2:2", "h:2181:2182"] {

@@ -190,5 +190,45 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(try Settings.resolve(parsed, environment: ["HOME": dir.path], isTerminal: true).color)
         XCTAssertFalse(try Settings.resolve(parsed, environment: ["HOME": dir.path, "NO_COLOR": "1"], isTerminal: true).color)
         XCTAssertFalse(try Settings.resolve(parsed, environment: ["HOME": dir.path], isTerminal: false).color)
+        // A dumb terminal shows escapes as text.
+        XCTAssertFalse(try Settings.resolve(parsed, environment: ["HOME": dir.path, "TERM": "dumb"], isTerminal: true).color)
+        XCTAssertTrue(try Settings.resolve(parsed, environment: ["HOME": dir.path, "TERM": "xterm-256color"], isTerminal: true).color)
     }
+
+    func testUnknownConfigFileKeysAreWarnedAbout() throws {
+        let file = try IniFile(parsing: "[zookeeper]\nserver = a:1\npath = /p\n[zkctl]\ntimeuot = 3s\nwhatever = 1\n[zookeper]\nservers = b:2\n[other]\nx = 1\n", name: "f.ini")
+        XCTAssertEqual(Settings.unknownKeyWarnings(file, name: "f.ini"), [
+            "config file 'f.ini' line 2: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)",
+            "config file 'f.ini' line 5: unknown key 'timeuot' in [zkctl], ignored (did you mean 'timeout'?)",
+            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, auth-file)",
+            "config file 'f.ini' line 8: 'servers' is in unknown section [zookeper], ignored (did you mean [zookeeper]?)",
+            "config file 'f.ini' line 10: 'x' is in unknown section [other], ignored (known sections: [zookeeper], [zkctl])",
+        ])
+        // Through resolve: the warnings reach the settings, the values still resolve.
+        let path = dir.appendingPathComponent("typo.ini").path
+        try "[zookeeper]\nserver = a:1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let settings = try Settings.resolve(try Parser.parse(["--config", path, "status"], root: CommandTable.root),
+                                            environment: ["HOME": dir.path], isTerminal: false)
+        XCTAssertEqual(settings.servers.value, Settings.defaultServers)
+        XCTAssertEqual(settings.warnings, ["config file '\(path)' line 2: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)"])
+    }
+
+    func testTableWidthsIgnoreColourEscapes() {
+        let lines = LinesCollector()
+        let output = Output(format: .text, color: true, sink: { lines.append(String(decoding: $0, as: UTF8.self)) })
+        output.table(["A", "STATUS", "B"], [["x", output.styled("ok", .green), "1"], ["yy", output.styled("down", .red), "2"]])
+        output.flush()
+        let plain = lines.text.replacingOccurrences(of: "\u{1b}\\[[0-9;]*m", with: "", options: .regularExpression)
+        XCTAssertEqual(plain, "A   STATUS  B\nx   ok      1\nyy  down    2\n")
+        XCTAssertEqual(displayWidth("\u{1b}[32mok\u{1b}[0m"), 2)
+        XCTAssertEqual(displayWidth("日本"), 4)
+    }
+}
+
+private final class LinesCollector: @unchecked Sendable {
+    // Unchecked: `chunks` is only touched under `lock`.
+    private let lock = NSLock()
+    private var chunks: [String] = []
+    func append(_ chunk: String) { lock.lock(); chunks.append(chunk); lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return chunks.joined() }
 }

@@ -7,13 +7,15 @@ extension CommandTable {
         description: """
         Connects, then asks every server of the connect string and every member named by the
         ensemble's own configuration (/zookeeper/config) for 'srvr', all in parallel within the
-        timeout. Healthy when a quorum of the ensemble's voting members is reachable and serving.
-        Exit 0 when healthy, 69 when not, so 'zkctl status && deploy' works in scripts.
-        With -v it also shows where each setting came from.
+        timeout. Healthy when a quorum of the ensemble's voting members is reachable and serving;
+        degraded when a quorum serves but some listed server does not; unhealthy otherwise.
+        Exit 0 when healthy or degraded, 69 when unhealthy, so 'zkctl status && deploy' works in
+        scripts; 1 when the connect string's chroot does not exist. With -v it also shows where
+        each setting came from.
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
         jsonOutput: """
-        {"healthy": true|false, "session": {"server", "sessionId" (hex string), "timeoutMs", "chroot",
+        {"healthy": true|false, "verdict": "healthy"|"degraded"|"unhealthy", "session": {"server", "sessionId" (hex string), "timeoutMs", "chroot",
         "authenticatedAs" (user names, with credentials)} or null, "sessionError" (when there is no
         session), "quorum": {"members", "serving", "needed"}, "servers": [{"address", "reachable",
         "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
@@ -64,6 +66,7 @@ extension CommandTable {
 
         var session: JSONValue = .null
         var sessionError: String? = nil
+        var missingChroot: String? = nil
         var members: [(host: String, port: Int, observer: Bool)] = []
         if reports.contains(where: \.reachable) {
             do {
@@ -80,6 +83,7 @@ extension CommandTable {
                 }
             } catch {
                 sessionError = ExitCode.message(for: error)
+                missingChroot = (error as? ZooKeeperError)?.missingChroot
             }
         } else {
             sessionError = "no server of \(connectString.servers.map(\.description).joined(separator: ",")) answered"
@@ -101,10 +105,14 @@ extension CommandTable {
         let serving = voters.filter(\.isServing).count
         let needed = voters.count / 2 + 1
         let healthy = sessionError == nil && serving >= needed
+        // Healthy, but not every server listed serves: a quorum is left, with less to spare.
+        let degraded = healthy && reports.contains { !$0.isServing }
+        let verdictWord = degraded ? "degraded" : healthy ? "healthy" : "unhealthy"
 
         if out.isJSON {
             var o = JSONObject()
             o["healthy"] = .bool(healthy)
+            o["verdict"] = .string(verdictWord)
             o["session"] = session
             if let sessionError { o["sessionError"] = .string(sessionError) }
             o["quorum"] = .object(JSONObject([("members", .int(voters.count)), ("serving", .int(serving)), ("needed", .int(needed))]))
@@ -130,8 +138,9 @@ extension CommandTable {
             }
             out.table(["SERVER", "STATUS", "MODE", "VERSION", "LATENCY", "ZNODES", "CONNS", "OUTSTANDING", "ERROR"], rows)
             out.line("")
-            let verdict = healthy ? out.styled("healthy", .green) : out.styled("unhealthy", .red)
-            out.line("Verdict: \(verdict) (\(serving) of \(voters.count) members serving, quorum needs \(needed))")
+            let verdict = out.styled(verdictWord, degraded ? .yellow : healthy ? .green : .red)
+            let chrootNote = missingChroot.map { "chroot \($0) does not exist; " } ?? ""
+            out.line("Verdict: \(verdict) (\(chrootNote)\(serving) of \(voters.count) members serving, quorum needs \(needed))")
             if settings.verbose > 0 {
                 out.line("")
                 out.line("Settings:")
@@ -140,6 +149,7 @@ extension CommandTable {
                 }
             }
         }
+        if missingChroot != nil { return ExitCode.notFound }
         return healthy ? ExitCode.success : ExitCode.unavailable
     }
 

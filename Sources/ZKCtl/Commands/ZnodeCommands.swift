@@ -280,10 +280,11 @@ extension CommandTable {
         --container makes a container node, removed by the server once its last child is gone.
         --ttl makes a node the server removes when it has had no children and no change for that
         long (the server needs zookeeper.extendedTypesEnabled=true); it combines with --sequential
-        but not with --container. --parents creates missing parents as empty persistent nodes.
+        but not with --container. --parents creates missing parents as empty persistent nodes,
+        and the connect string's chroot first when it does not exist (open ACL).
         --acl sets the ACL of the node (and of parents it creates); the default is world:anyone:cdrwa.
         Ephemeral nodes are not offered: they would vanish when this command's session ends.
-        Exit 75 when the node exists, 1 when the parent is missing (without --parents).
+        Exit 75 when the node exists, 1 when the parent or the chroot is missing (without --parents).
         """,
         examples: ["zkctl create /app/settings '{\"debug\":false}'", "zkctl create --parents /app/a/b/c",
                    "zkctl create --sequential /queue/job- payload", "zkctl create --ttl 1h /tmp/marker",
@@ -294,7 +295,7 @@ extension CommandTable {
             OptionSpec("sequential", help: "append a sequence number to the name"),
             OptionSpec("container", help: "create a container node"),
             OptionSpec("ttl", value: "DURATION", type: .duration, help: "remove the node after this long unchanged and childless"),
-            OptionSpec("parents", short: "p", help: "create missing parents"),
+            OptionSpec("parents", short: "p", help: "create missing parents (and a missing chroot)"),
             Common.aclOption,
         ],
         jsonOutput: #"{"path"}: the path created (with its sequence number for --sequential)"#,
@@ -329,7 +330,8 @@ extension CommandTable {
         let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv.string("file"),
                                      required: false, command: ["create"])
         let data = try source.read()
-        let zk = try await inv.connect()
+        // Under a missing chroot, --parents creates the chroot too.
+        let zk = try await inv.flag("parents") ? inv.connectCreatingChroot() : inv.connect()
         let created: String
         do {
             created = try await zk.create(path, data: data, mode: mode, acl: acl, createParents: inv.flag("parents"))
