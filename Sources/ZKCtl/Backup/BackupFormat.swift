@@ -201,9 +201,15 @@ enum BackupFormat {
         return JSONValue.object(o).compact()
     }
 
-    /// The document's end, after the last node.
-    static func footer(nodeCount: Int, skippedEphemeral: Int) -> String {
-        "\n],\"nodeCount\":\(nodeCount),\"skippedEphemeral\":\(skippedEphemeral)}\n"
+    /// The document's end, after the last node. `skippedUnreadable` (paths relative to the root,
+    /// of nodes the session could not read, each standing for its subtree) is written only when
+    /// there are some.
+    static func footer(nodeCount: Int, skippedEphemeral: Int, skippedUnreadable: [String] = []) -> String {
+        var text = "\n],\"nodeCount\":\(nodeCount),\"skippedEphemeral\":\(skippedEphemeral)"
+        if !skippedUnreadable.isEmpty {
+            text += ",\"skippedUnreadable\":" + JSONValue.array(skippedUnreadable.map { .string($0) }).compact()
+        }
+        return text + "}\n"
     }
 
     // MARK: Reading

@@ -27,7 +27,15 @@ extension CommandTable {
 
         The tree is read level by level with pipelined requests and written as it is read, so a
         large tree is never held in memory whole. With --file the document goes to FILE.partial
-        first and is renamed to FILE only once complete.
+        first and is renamed to FILE only once complete; an export that fails leaves no FILE.
+
+        A node whose ACL refuses this session reading it is left out with its subtree and named
+        on stderr ('zkctl: PATH: not authorized, skipped'). The document stays valid and lists
+        those nodes in "skippedUnreadable"; but the export is incomplete, so it exits 77 and, with
+        --file, writes no file. With --skip-unreadable that is a warning: the file is written, the
+        summary says how many nodes were skipped, and the exit code is 0. An unreadable PATH is
+        exit 77 at once. Standard output that cannot be written (a full disk) is exit 73, and the
+        summary then claims nothing.
         """,
         examples: [
             "zkctl export /config > config-backup.json",
@@ -37,8 +45,9 @@ extension CommandTable {
         arguments: [ArgumentSpec("PATH", help: "the subtree to export (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
             OptionSpec("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout"),
+            skipUnreadableOption,
         ],
-        jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\"} (docs/export-format.md)",
+        jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\",\"skippedUnreadable\"?:[PATH...]} (docs/export-format.md)",
         handler: runExport)
 
     @Sendable static func runExport(_ inv: Invocation) async throws -> Int32 {
@@ -49,13 +58,22 @@ extension CommandTable {
         let zk = try await inv.connect()
         guard try await zk.exists(root) != nil else { throw ZooKeeperError(.noNode, path: root) }
 
-        let sink = try ExportSink(file: inv.string("file").flatMap { $0 == "-" ? nil : $0 }, output: inv.output)
+        let file = inv.string("file").flatMap { $0 == "-" ? nil : $0 }
+        let sink = try ExportSink(file: file, output: inv.output)
+        let unreadable = UnreadableNodes(inv)
         var written = 0
         var skipped = 0
         var redacted = 0
+        // The header goes out with the root's line, so that an unreadable root writes nothing.
+        let exported = Date()
+        var started = false
+        func start() {
+            if !started { sink.write(BackupFormat.header(root: root, exported: exported)); started = true }
+        }
         do {
-            sink.write(BackupFormat.header(root: root, exported: Date()))
-            try await zk.walk(root, data: true, acl: true, maxInFlight: inv.maxInFlight, exclude: isZooKeeperInternal) { level in
+            try await zk.walk(root, data: true, acl: true, maxInFlight: inv.maxInFlight, exclude: isZooKeeperInternal,
+                              unreadable: unreadable.record) { level in
+                start()
                 for node in level {
                     guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else {
                         skipped += 1
@@ -68,21 +86,42 @@ extension CommandTable {
                     sink.write(written == 0 ? line : ",\n" + line)
                     written += 1
                 }
+                // Stops the walk once the output is lost (a full disk, a closed pipe).
                 try sink.flushIfLarge()
             }
-            sink.write(BackupFormat.footer(nodeCount: written, skippedEphemeral: skipped))
+            let unreadableRel = unreadable.paths.compactMap { BackupFormat.relative($0, to: root) }
+            start()
+            sink.write(BackupFormat.footer(nodeCount: written, skippedEphemeral: skipped, skippedUnreadable: unreadableRel))
+            if !unreadable.isEmpty && !unreadable.warnOnly, let file {
+                // Incomplete: no file that looks like a whole backup.
+                sink.abandon()
+                throw CommandError(ExitCode.notAuthorized,
+                                   "export of \(root) incomplete: \(unreadable.summary) skipped; nothing was written to '\(file)' (--skip-unreadable writes the rest)")
+            }
             try sink.finish()
+        } catch let error as OutputError {
+            sink.abandon()
+            throw error
         } catch {
             sink.abandon()
+            if file == nil && started {
+                // The document on stdout was cut off: say so in the one error line.
+                throw CommandError(ExitCode.code(for: error), ExitCode.message(for: error) + "; the export written to standard output is incomplete")
+            }
             throw error
         }
         var note = "exported \(written) node\(written == 1 ? "" : "s") from \(root)"
         if skipped > 0 { note += "; left out \(skipped) ephemeral node\(skipped == 1 ? "" : "s")" }
-        inv.output.note(note)
+        if !unreadable.isEmpty { note += "; skipped \(unreadable.summary) (not authorized)" }
+        if unreadable.isEmpty || unreadable.warnOnly {
+            inv.output.note(note)
+        } else {
+            inv.output.error(note + "; the export is incomplete")
+        }
         if redacted > 0 {
             inv.output.warn("the server hid the digest ACL ids of \(redacted) node\(redacted == 1 ? "" : "s") (no admin permission there); import refuses them: export with --auth as a user that has admin rights")
         }
-        return ExitCode.success
+        return unreadable.exitCode(ExitCode.success)
     }
 
     // MARK: import
@@ -368,7 +407,15 @@ extension CommandTable {
         JSON output is one document: {"source","target","equal","added":[...],"removed":[...],
         "changed":[{"path","what":[...]}]}.
 
-        Exit 0 when the trees are equal and 1 when they differ, like diff(1).
+        Exit 0 when the trees are equal and 1 when they differ, like diff(1); 2 when a live side's
+        root does not exist (so that a script can tell "differs" from "nothing to compare"). A
+        file that cannot be read is 66, one that does not parse 65.
+
+        A node of a live side that this session may not read is skipped with its subtree and
+        named on stderr ('zkctl: PATH: not authorized, skipped'); differences at or under such a
+        node are not shown, since they are not known. The comparison of the rest is printed and
+        the exit code is 77; with --skip-unreadable those lines are warnings and the exit code is
+        0 or 1 as above. An unreadable root is exit 77 at once.
         """,
         examples: [
             "zkctl diff /config backup.json",
@@ -379,6 +426,7 @@ extension CommandTable {
             ArgumentSpec("SOURCE", help: "a live path (/...) or an export file", completion: .file),
             ArgumentSpec("TARGET", help: "a live path (/...) or an export file", completion: .file),
         ],
+        options: [skipUnreadableOption],
         jsonOutput: "{\"source\",\"target\",\"equal\",\"added\":[PATH...],\"removed\":[PATH...],\"changed\":[{\"path\",\"what\":[\"data\"|\"acl\"|\"type\"]}]}, paths relative to each side's root (\".\" is the root)",
         handler: runDiff)
 
@@ -387,6 +435,9 @@ extension CommandTable {
             throw UsageError("diff needs SOURCE and TARGET", command: ["diff"])
         }
         var client: ZooKeeperClient? = nil
+        let unreadable = UnreadableNodes(inv)
+        // Skipped nodes of either side, relative to its root: what is not known is not compared.
+        var unknown: [String] = []
         func load(_ side: String) async throws -> BackupSnapshot {
             if side.hasPrefix("file:") { return try readSnapshot(String(side.dropFirst(5))) }
             guard side.hasPrefix("/") else { return try readSnapshot(side) }
@@ -395,14 +446,19 @@ extension CommandTable {
             let zk: ZooKeeperClient
             if let client { zk = client } else { zk = try await inv.connect(); client = zk }
             do {
-                return try await liveSnapshot(side, zk: zk, maxInFlight: inv.maxInFlight)
-            } catch ZooKeeperError.Code.noNode where FileManager.default.fileExists(atPath: side) {
-                throw CommandError.notFound("\(side): no such znode (for the file of that name, write file:\(side))")
+                let before = unreadable.count
+                let snapshot = try await liveSnapshot(side, zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable)
+                unknown += unreadable.paths[before...].compactMap { BackupFormat.relative($0, to: side) }
+                return snapshot
+            } catch ZooKeeperError.Code.noNode {
+                let hint = FileManager.default.fileExists(atPath: side) ? " (for the file of that name, write file:\(side))" : ""
+                throw CommandError(diffMissingRoot, "\(side): no such znode\(hint)")
             }
         }
         let source = try await load(sourceArg)
         let target = try await load(targetArg)
         let entries = TreeDiff.compare(source.nodes, target.nodes, compareTypes: source.source != .live && target.source != .live)
+            .filter { entry in !unknown.contains { entry.path == $0 || $0.isEmpty || entry.path.hasPrefix($0 + "/") } }
         let out = inv.output
         if out.isJSON {
             var added: [JSONValue] = [], removed: [JSONValue] = [], changed: [JSONValue] = []
@@ -427,15 +483,24 @@ extension CommandTable {
                 }
             }
         }
-        return entries.isEmpty ? ExitCode.success : 1
+        return unreadable.exitCode(entries.isEmpty ? ExitCode.success : diffDiffers)
     }
 
-    /// A live subtree as a snapshot: persistent nodes only, /zookeeper left out.
-    static func liveSnapshot(_ root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> BackupSnapshot {
+    /// diff's exit code when the trees differ (as diff(1)).
+    static let diffDiffers: Int32 = 1
+    /// diff's exit code when a live side's root does not exist (diff(1)'s "trouble"; not 1, which
+    /// means the trees differ).
+    static let diffMissingRoot: Int32 = 2
+
+    /// A live subtree as a snapshot: persistent nodes only, /zookeeper left out. Nodes the session
+    /// may not read are left out and handed to `unreadable` (without it, they end the walk).
+    static func liveSnapshot(_ root: String, zk: ZooKeeperClient, maxInFlight: Int,
+                             unreadable: UnreadableNodes? = nil) async throws -> BackupSnapshot {
         var nodes: [BackupNode] = []
         var skipped = 0
         var sawRoot = false
-        try await zk.walk(root, data: true, acl: true, maxInFlight: maxInFlight, exclude: isZooKeeperInternal) { level in
+        try await zk.walk(root, data: true, acl: true, maxInFlight: maxInFlight, exclude: isZooKeeperInternal,
+                          unreadable: unreadable?.record) { level in
             for node in level {
                 if node.path == root { sawRoot = true }
                 guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else { skipped += 1; continue }
@@ -481,6 +546,7 @@ final class ExportSink {
     }
 
     func flushIfLarge() throws {
+        if handle == nil { try output.check() }
         if buffer.count >= 1 << 16 { try flush() }
     }
 
@@ -494,8 +560,13 @@ final class ExportSink {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Completes the document: renames the file into place, or flushes stdout and throws if
+    /// any of it was lost (so that the summary never claims a document that was not written).
     func finish() throws {
-        guard let handle, let partialPath, let finalPath else { return }
+        guard let handle, let partialPath, let finalPath else {
+            try output.finish()
+            return
+        }
         try flush()
         do { try handle.close() } catch { throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath)': \(error.localizedDescription)") }
         if rename(partialPath, finalPath) != 0 {

@@ -8,6 +8,8 @@ extension CommandTable {
         Walks the subtree breadth-first with pipelined requests and draws it sorted by name.
         JSON output is one nested document {"path", "name", "children": [...]}; ndjson output
         streams one node per line, level by level, for very large trees.
+
+        \(unreadableDescription)
         """,
         examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'"],
         arguments: [ArgumentSpec("PATH", help: "the subtree's root (default /)", type: .znodePath, optional: true, completion: .znodePath)],
@@ -17,6 +19,7 @@ extension CommandTable {
             OptionSpec("stat", help: "add version, data size and child count"),
             OptionSpec("data", help: "add short values"),
             OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
+            skipUnreadableOption,
         ],
         handler: runTree)
 
@@ -30,21 +33,26 @@ extension CommandTable {
         let withStat = inv.flag("stat")
         let zk = try await inv.connect()
         let out = inv.output
+        let skipped = UnreadableNodes(inv)
 
         if out.format == .ndjson {
             var seen = 0
-            try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+            try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
+                              unreadable: skipped.record) { level in
+                // Stop reading once the output is lost.
+                try out.check()
                 for node in level {
                     out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil))
                     seen += 1
                 }
             }
             if seen == 0 { throw ZooKeeperError(.noNode, path: root) }
-            return ExitCode.success
+            return skipped.exitCode(ExitCode.success)
         }
 
         var nodes: [String: WalkedNode] = [:]
-        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
+                          unreadable: skipped.record) { level in
             for node in level { nodes[node.path] = node }
         }
         guard let top = nodes[root] else { throw ZooKeeperError(.noNode, path: root) }
@@ -55,7 +63,7 @@ extension CommandTable {
                 return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested))
             }
             out.json(nested(top))
-            return ExitCode.success
+            return skipped.exitCode(ExitCode.success)
         }
 
         let (branch, last, pipe, blank) = inv.flag("ascii") ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
@@ -77,13 +85,15 @@ extension CommandTable {
         var stack: [(kids: [(String, WalkedNode)], prefix: String, index: Int)] = [(visibleChildren(top), "", 0)]
         while let (kids, prefix, index) = stack.popLast() {
             guard index < kids.count else { continue }
+            // A tree far larger than the output could take stops once writing fails.
+            if out.stdoutFailure != nil { break }
             let (name, child) = kids[index]
             let isLast = index == kids.count - 1
             out.line(prefix + (isLast ? last : branch) + label(child, name: name))
             stack.append((kids, prefix, index + 1))
             stack.append((visibleChildren(child), prefix + (isLast ? blank : pipe), 0))
         }
-        return ExitCode.success
+        return skipped.exitCode(ExitCode.success)
     }
 
     static func nodeJSON(_ node: WalkedNode, withStat: Bool, withData: Bool, children: [JSONValue]?) -> JSONValue {
