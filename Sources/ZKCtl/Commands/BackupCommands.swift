@@ -144,6 +144,9 @@ extension CommandTable {
         Writes go in transactions (multi) kept under the server's packet limit: an import that fits
         in one is all-or-nothing. A larger one that stops halfway (say the server went away) is
         finished by running the same command again: equal nodes are skipped, nothing is duplicated.
+        Ctrl-C sends nothing more, lets the transactions already sent finish (within --timeout)
+        and says what the server acknowledged: "interrupted: imported N of M nodes into PATH ...;
+        run the same import again to finish" (exit 130).
         TTL and container nodes are created outside transactions, right after their parents'
         transaction; ACL changes on existing nodes come last. A node whose ACL would stop this session from creating
         its children is created with create and admin added for world:anyone and given its own ACL
@@ -177,6 +180,25 @@ extension CommandTable {
         let policy: ImportConflictPolicy = inv.flag("overwrite") ? .overwrite : inv.flag("skip-existing") ? .skipExisting : .fail
         let dryRun = inv.flag("dry-run")
         let prune = inv.flag("prune")
+        // An interrupt lets the transactions already sent finish (within --timeout), sends
+        // nothing more, and says what the server acknowledged.
+        let progress = BulkProgress()
+        let out = inv.output
+        let limit = inv.settings.timeout.value + .seconds(1)
+        inv.onInterrupt {
+            let settled = progress.stopAndWait(limit: limit)
+            guard let total = progress.total, !(settled && progress.done == 0) else {
+                out.error("interrupted before anything was written; nothing was changed")
+                return
+            }
+            if settled && progress.done == total {
+                out.error("interrupted after the last write: imported \(progress.created) nodes into \(progress.target); nothing is left to do")
+                return
+            }
+            let atLeast = settled ? "" : "at least "
+            let unknown = settled ? "" : "; the last transactions had no answer yet, their outcome is unknown"
+            out.error("interrupted: imported \(atLeast)\(progress.created) of \(progress.toCreate) nodes into \(progress.target) (\(atLeast)\(progress.done) of \(total) writes)\(unknown); run the same import again to finish (it skips what exists)")
+        }
 
         let snapshot = try readSnapshot(file)
         let targetRoot = inv.string("to") ?? snapshot.root
@@ -216,14 +238,33 @@ extension CommandTable {
 
         let steps = plan.steps()
         let total = steps.reduce(0) { $0 + $1.count }
+        progress.describe(target: targetRoot, toCreate: plan.created)
+        try progress.startWriting(total: total)
+        defer { progress.settle() }
+        func creates(_ ops: [MultiOp]) -> Int { ops.reduce(0) { if case .create = $1 { return $0 + 1 }; return $0 } }
         var done = 0
         do {
             var i = 0
             while i < steps.count {
+                try progress.stopIfAsked()
                 if case .pipelined(let ops) = steps[i] {
-                    let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
-                    for case .failure(let error) in results { throw error }
-                    done += ops.count
+                    // Read lazily: nothing more is sent once an interrupt asks to stop.
+                    let failure = Mutex<ZooKeeperError?>(nil)
+                    let acknowledged = Mutex(0)
+                    await zk.pipeline(ops.lazy.prefix { _ in !progress.stopRequested }, maxInFlight: inv.maxInFlight) { _, op, result in
+                        switch result {
+                        case .success:
+                            var created = 0
+                            if case .create = op { created = 1 }
+                            progress.add(1, created: created)
+                            acknowledged.withLock { $0 += 1 }
+                        case .failure(let error):
+                            failure.withLock { if $0 == nil { $0 = error } }
+                        }
+                    }
+                    done += acknowledged.withLock { $0 }
+                    if let error = failure.withLock({ $0 }) { throw error }
+                    try progress.stopIfAsked()
                     i += 1
                     continue
                 }
@@ -231,16 +272,20 @@ extension CommandTable {
                 var batches: [[MultiOp]] = []
                 while i < steps.count, case .multi(let ops) = steps[i] { batches.append(ops); i += 1 }
                 var failure: (any Error)? = nil
-                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2)) {
+                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2, stop: { progress.stopRequested })) {
                     switch result {
-                    case .success: done += ops.count
+                    case .success:
+                        done += ops.count
+                        progress.add(ops.count, created: creates(ops))
                     case .failure(let error): failure = failure ?? error
                     }
                 }
                 if let failure { throw failure }
+                // Batches left unsent by an interrupt.
+                try progress.stopIfAsked()
             }
         } catch {
-            if done > 0 || steps.count > 1 {
+            if done > 0 || steps.count > 1, !progress.stopRequested {
                 inv.output.error("import stopped after \(done) of \(total) writes; run the same import again to finish it")
             }
             throw error
