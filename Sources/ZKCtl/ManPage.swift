@@ -127,7 +127,7 @@ public enum ManPage {
             (0, "success"), (1, "not found: the key, path, service or instance does not exist"),
             (64, "usage: unknown command or option, missing or malformed argument"),
             (65, "bad data: a value that is not valid JSON where JSON is required, a file that does not parse"),
-            (66, "an input file cannot be read"), (73, "an output file cannot be written"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
+            (66, "an input file cannot be read"), (73, "output cannot be written: an output file, or standard output (a full disk); a reader that went away (a broken pipe) ends zkctl quietly with 141 instead"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
             (70, "internal error"), (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
             (77, "not authorized: authentication failed or an ACL refused the operation"), (130, "interrupted by SIGINT"),
         ]

@@ -6,7 +6,7 @@ extension CommandTable {
     /// delete -r, acl set -r).
     static let skipUnreadableOption = OptionSpec(
         "skip-unreadable",
-        help: "nodes this session may not read are a warning and exit 0 (default: named on stderr, exit 77 at the end)")
+        help: "skip nodes this session may not read with a warning instead of exit 77")
 
     /// The sentence every walking command's description carries about unreadable nodes.
     static let unreadableDescription = """
