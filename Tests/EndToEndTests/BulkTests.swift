@@ -56,8 +56,10 @@ final class BulkTests: XCTestCase {
         try zkctl(["digest", credential]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// An export document of `root` with `dirs` directories of `leaves` leaves each.
-    func exportDocument(root: String, dirs: Int, leaves: Int, value: String = "v") -> (text: String, count: Int) {
+    /// An export document of `root` with `dirs` directories of `leaves` leaves each, and under
+    /// each directory a chain `c/c/...` of `chain` nodes (each level of a chain is one more
+    /// transaction for delete -r).
+    func exportDocument(root: String, dirs: Int, leaves: Int, chain: Int = 0, value: String = "v") -> (text: String, count: Int) {
         let acl = #"[{"scheme":"world","id":"anyone","perms":"cdrwa"}]"#
         var lines = [#"{"path":"","type":"persistent","data":"root","acl":\#(acl)}"#]
         for d in 0..<dirs {
@@ -66,6 +68,12 @@ final class BulkTests: XCTestCase {
         for d in 0..<dirs {
             for n in 0..<leaves {
                 lines.append(#"{"path":"d\#(String(format: "%03d/n%05d", d, n))","type":"persistent","data":"\#(value)","acl":\#(acl)}"#)
+            }
+        }
+        for depth in stride(from: 1, through: chain, by: 1) {
+            for d in 0..<dirs {
+                let path = String(format: "d%03d", d) + String(repeating: "/c", count: depth)
+                lines.append(#"{"path":"\#(path)","type":"persistent","data":"\#(value)","acl":\#(acl)}"#)
             }
         }
         let text = #"{"format":"zkctl-export","version":1,"root":"\#(root)","exported":"2026-01-01T00:00:00.000Z","nodes":["#
@@ -115,6 +123,13 @@ final class BulkTests: XCTestCase {
             XCTAssertEqual(r.status, 73, "\(args): \(r.stderrText)")
             // One line, and never "exported N nodes".
             XCTAssertEqual(r.stderrText, noSpace, "\(args)")
+        }
+        // When stderr cannot take the line either, the code still says it; a diagnostic that
+        // cannot be written turns success into 73 too.
+        for (redirect, args) in [("> /dev/full 2>/dev/full", ["export", big]), ("2>/dev/full", ["export", base + "/small"])] {
+            let r = try runProcess("/bin/sh", ["-c", #"exec "$0" "$@" "# + redirect, zkctlBinaryPath(), "-s", server.connectString] + args,
+                                   environment: environment([:]), timeout: 120)
+            XCTAssertEqual(r.status, 73, "\(redirect) \(args)")
         }
         // The same export to a pipe works and says so.
         let good = try ok(["export", big])
@@ -268,15 +283,20 @@ final class BulkTests: XCTestCase {
         let dedicated = try ZooKeeperServer.standalone()
         defer { dedicated.shutdown() }
         let big = base + "/big"
-        let (text, nodes) = exportDocument(root: big, dirs: 20, leaves: 2500)
+        let chain = 100
+        let (text, nodes) = exportDocument(root: big, dirs: 20, leaves: 2500, chain: chain)
         let file = try writeFile(text, "big.json")
         // The import creates `base` too (an ancestor of the file's root).
         let total = nodes + 1
 
         // The first transaction holds the root and every directory: once d019 exists, the import
-        // is under way with more to come.
+        // is under way with more to come. A watch sees it appear sooner than polling would.
+        let arrival = try BackgroundProcess(zkctlBinaryPath(), ["-s", dedicated.connectString, "watch", big + "/d019"],
+                                            environment: environment([:]), directory: scratch)
+        defer { arrival.kill() }
+        XCTAssertTrue(arrival.waitForStderr { $0.contains("does not exist yet") }, arrival.stderr)
         var (status, stderr) = try interrupt(["import", file], on: dedicated) {
-            try zkctl(["-s", dedicated.connectString, "exists", big + "/d019"]).status == 0
+            arrival.stdout.contains("created ")
         }
         XCTAssertEqual(status, 130, stderr)
         let importLine = try XCTUnwrap(stderr.split(separator: "\n").last.map(String.init), stderr)
@@ -295,9 +315,11 @@ final class BulkTests: XCTestCase {
         XCTAssertEqual(again.stderrText, "zkctl: imported \(file) into \(big): \(total - created) created, 0 updated, \(created - 1) skipped, 0 removed\n")
         XCTAssertEqual(try count(big, server: dedicated), nodes)
 
-        // delete -r: the deepest level goes first, d000's leaves in the first transaction. The
-        // deletes are quick: a watch sees the first one go sooner than polling would.
-        let watch = try BackgroundProcess(zkctlBinaryPath(), ["-s", dedicated.connectString, "watch", big + "/d000/n00000"],
+        // delete -r: the deepest level goes first, the ends of the chains in the first transaction,
+        // then one transaction per level of the chains, then the leaves. A watch sees the first
+        // node go sooner than polling would.
+        let deepest = big + "/d000" + String(repeating: "/c", count: chain)
+        let watch = try BackgroundProcess(zkctlBinaryPath(), ["-s", dedicated.connectString, "watch", deepest],
                                           environment: environment([:]), directory: scratch)
         defer { watch.kill() }
         XCTAssertTrue(watch.waitForLines(1), watch.stderr)
