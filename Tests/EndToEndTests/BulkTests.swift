@@ -216,6 +216,18 @@ final class BulkTests: XCTestCase {
         XCTAssertEqual(r.stdoutText, "~ a (data)\n")
         XCTAssertEqual(r.stderrText, warningLine)
 
+        // The file knows it is incomplete: diff and import do not take what it lacks for absent.
+        r = try on(["diff", "file:" + file, app], auth: true)
+        XCTAssertEqual(r.status, 1, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "~ a (data)\n")
+        XCTAssertEqual(r.stderrText, "")
+        r = try on(["import", file, "--overwrite", "--prune"], auth: true)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "zkctl: warning: \(file) is incomplete: its export could not read 1 node (secret); it and its subtree are not restored and not pruned\n"
+                       + "zkctl: imported \(file) into \(app): 0 created, 1 updated, 3 skipped, 0 removed\n")
+        XCTAssertEqual(try ok(["get", app + "/secret/inner"], auth: true).stdoutText, "deeper\n")
+        XCTAssertEqual(try ok(["get", app + "/a"]).stdoutText, "value a\n")
+
         // acl set -r: the rest changes.
         r = try on(["acl", "set", "-r", app, "world:anyone:cdrwa", "ip:127.0.0.1:r"])
         XCTAssertEqual(r.status, 77, r.stderrText)

@@ -138,7 +138,9 @@ extension CommandTable {
         First the target's state is read (pipelined) and a plan is made: create missing nodes, skip
         nodes that are already equal, and for nodes that exist with other data or ACL: stop with
         exit 75 and write nothing (default), replace them (--overwrite) or leave them (--skip-existing).
-        --prune also removes nodes under PATH that the file does not hold (never ephemeral ones).
+        --prune also removes nodes under PATH that the file does not hold (never ephemeral ones,
+        nor those the export could not read: a file that lists "skippedUnreadable" is incomplete,
+        and import warns that those nodes are not restored).
         --dry-run prints the plan and changes nothing.
 
         Writes go in transactions (multi) kept under the server's packet limit: an import that fits
@@ -205,6 +207,11 @@ extension CommandTable {
         if isZooKeeperInternal(targetRoot) {
             throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
         }
+        if !snapshot.skippedUnreadable.isEmpty {
+            let n = snapshot.skippedUnreadable.count
+            let shown = snapshot.skippedUnreadable.prefix(3).joined(separator: ", ") + (n > 3 ? " and \(n - 3) more" : "")
+            inv.output.warn("\(file) is incomplete: its export could not read \(n) node\(n == 1 ? "" : "s") (\(shown)); \(n == 1 ? "it and its subtree are" : "they and their subtrees are") not restored\(prune ? " and not pruned" : "")")
+        }
         // Everything that can be checked without a server, before connecting.
         // Reading checked every path under the file's own root already.
         let pathsChecked = targetRoot == snapshot.root
@@ -222,7 +229,10 @@ extension CommandTable {
         let zk = try await inv.connect()
         let ancestors = snapshot.nodes.isEmpty ? [] : try await readAncestors(of: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
         let existing = try await readExisting(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
-        let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight) : []
+        // What the export could not read is not known to be absent: --prune leaves it alone.
+        let unknown = snapshot.skippedUnreadable.map { BackupFormat.absolute($0, under: targetRoot) }
+        let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
+            .filter { c in !unknown.contains { c.path == $0 || c.path.hasPrefix($0 + "/") } } : []
         var identities: Set<String> = ["world:anyone"]
         for credential in inv.settings.credentials { identities.insert("digest:" + ACL.digestID(forCredential: credential)) }
         let plan = ImportPlan.make(nodes: snapshot.nodes, targetRoot: targetRoot, existing: existing, ancestors: ancestors,
@@ -484,8 +494,12 @@ extension CommandTable {
         // Skipped nodes of either side, relative to its root: what is not known is not compared.
         var unknown: [String] = []
         func load(_ side: String) async throws -> BackupSnapshot {
-            if side.hasPrefix("file:") { return try readSnapshot(String(side.dropFirst(5))) }
-            guard side.hasPrefix("/") else { return try readSnapshot(side) }
+            if !side.hasPrefix("/") {
+                // A file's unreadable nodes are as unknown as a live side's.
+                let snapshot = try readSnapshot(side.hasPrefix("file:") ? String(side.dropFirst(5)) : side)
+                unknown += snapshot.skippedUnreadable
+                return snapshot
+            }
             if let problem = PathRules.problem(with: side) { throw UsageError("bad path '\(side)': \(problem)", command: ["diff"]) }
             if isZooKeeperInternal(side) { throw UsageError("'\(side)' is ZooKeeper's own subtree", command: ["diff"]) }
             let zk: ZooKeeperClient
