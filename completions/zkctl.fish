@@ -132,6 +132,7 @@ complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l stat -d 'add version, data size and child count'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l data -d 'add short values'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l ascii -d 'draw with plain ASCII instead of box characters'
+complete -c zkctl -n '__zkctl_at '\''tree'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''tree'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''config'\''' -a set -d 'set a key, or one field of a key'\''s JSON object'
 complete -c zkctl -n '__zkctl_at '\''config'\''' -a get -d 'print a key'\''s value, or a field inside it'
@@ -206,6 +207,7 @@ complete -c zkctl -n '__zkctl_arg '\''create'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l if-version -x -d 'act only if the node still has this version (else exit 75)'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l recursive -s r -d 'delete the whole subtree'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l force -d 'with --recursive: delete even a subtree of more than 1000 nodes'
+complete -c zkctl -n '__zkctl_at '\''delete'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''delete'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''acl'\''' -a get -d 'print a znode'\''s ACL'
 complete -c zkctl -n '__zkctl_at '\''acl'\''' -a set -d 'replace a znode'\''s ACL'
@@ -213,6 +215,7 @@ complete -c zkctl -n '__zkctl_arg '\''acl get'\'' 0' -x -a '(__zkctl_live znode)
 complete -c zkctl -n '__zkctl_at '\''acl set'\''' -l recursive -s r -d 'apply to the whole subtree'
 complete -c zkctl -n '__zkctl_at '\''acl set'\''' -l force -d 'with --recursive: set an ACL that leaves this session no admin permission'
 complete -c zkctl -n '__zkctl_at '\''acl set'\''' -l if-version -x -d 'act only if the node still has this version (else exit 75)'
+complete -c zkctl -n '__zkctl_at '\''acl set'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''acl set'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l children -d 'also report children appearing and going away'
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l recursive -s r -d 'follow the whole subtree, with every node'\''s data'
@@ -228,6 +231,7 @@ complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l status -d 'show the record
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGINT or SIGTERM before SIGKILL'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l file -s f -r -F -d 'write the document to FILE instead of stdout'
+complete -c zkctl -n '__zkctl_at '\''export'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''export'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''import'\''' -l to -x -a '(__zkctl_live znode)' -d 'where the file'\''s root goes (default: the root recorded in the file)'
 complete -c zkctl -n '__zkctl_at '\''import'\''' -l dry-run -d 'print the plan and change nothing'
@@ -235,6 +239,7 @@ complete -c zkctl -n '__zkctl_at '\''import'\''' -l overwrite -d 'replace the da
 complete -c zkctl -n '__zkctl_at '\''import'\''' -l skip-existing -d 'leave existing nodes that differ as they are'
 complete -c zkctl -n '__zkctl_at '\''import'\''' -l prune -d 'also remove nodes under the target that the file does not hold'
 complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
+complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x

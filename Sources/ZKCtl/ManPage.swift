@@ -217,7 +217,9 @@ public enum ManPage {
             (64, "usage: unknown command or option, missing or malformed argument"),
             (65, "bad data: a value that is not valid JSON where JSON is required, a file that does not parse"),
             (66, "an input file cannot be read"), (69, "unavailable: no server reachable, no quorum, or the timeout passed"),
-            (70, "internal error (a bug in zkctl)"), (73, "an output file cannot be written"), (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
+            (70, "internal error (a bug in zkctl)"),
+            (73, "output cannot be written: an output file, or standard output (a full disk); a reader that went away (a broken pipe) ends zkctl quietly with 141 instead"),
+            (75, "conflict: version mismatch, node already exists, lock not acquired in time"),
             (77, "not authorized: authentication failed or an ACL refused the operation"), (130, "interrupted by SIGINT"),
         ]
         for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }

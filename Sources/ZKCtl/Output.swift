@@ -22,6 +22,7 @@ public enum ExitCode {
         switch error {
         case is UsageError: return usage
         case let e as CommandError: return e.exitCode
+        case let e as OutputError: return e.exitCode
         case let e as ZooKeeperError:
             switch e.code {
             case .noNode: return notFound
@@ -60,6 +61,7 @@ public enum ExitCode {
             default: return e.message
             }
         case let e as CommandError: return e.message
+        case let e as OutputError: return e.description
         case let e as UsageError: return e.description
         default: return "\(error)"
         }
@@ -84,8 +86,47 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     public static func usage(_ m: String) -> CommandError { CommandError(ExitCode.usage, m) }
 }
 
+/// What went wrong writing to stdout or stderr: the first failure of each, as an errno.
+final class WriteFailures: Sendable {
+    private let state = Mutex<(stdout: Int32?, stderr: Int32?)>((nil, nil))
+
+    var stdout: Int32? { state.withLock { $0.stdout } }
+    var stderr: Int32? { state.withLock { $0.stderr } }
+
+    func recordStdout(_ code: Int32) { state.withLock { if $0.stdout == nil { $0.stdout = code } } }
+    func recordStderr(_ code: Int32) { state.withLock { if $0.stderr == nil { $0.stderr = code } } }
+
+    /// Writes all of `bytes` to `fd`; the errno of a failure, or nil. A write of 0 bytes is a
+    /// failure too (it would loop for ever).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+        bytes.withUnsafeBufferPointer { p -> Int32? in
+            var offset = 0
+            while offset < p.count {
+                let n = Glibc.write(fd, p.baseAddress! + offset, p.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return n < 0 ? errno : EIO }
+                offset += n
+            }
+            return nil
+        }
+    }
+}
+
+/// The one failure the runner reports when stdout (or stderr) could not be written: exit 73.
+/// A broken pipe (the reader went away, as in `zkctl tree / | head -1`) is not reported: the
+/// runner then exits quietly with 141, as if SIGPIPE had ended it.
+public struct OutputError: Error, Sendable, CustomStringConvertible {
+    public var errno: Int32
+    public var isBrokenPipe: Bool { errno == EPIPE }
+    public var description: String { "cannot write to standard output: " + String(cString: strerror(errno)) }
+    /// The exit code: 73, or 141 (128 + SIGPIPE) for a broken pipe.
+    public var exitCode: Int32 { isBrokenPipe ? 128 + SIGPIPE : ExitCode.cannotCreate }
+}
+
 /// stdout for data, stderr for diagnostics. stdout is buffered and flushed at exit; every
-/// diagnostic is one line starting `zkctl: `.
+/// diagnostic is one line starting `zkctl: `. Every write is checked: the first failure of each
+/// stream is kept (`stdoutFailure`), data written after stdout failed is dropped, and bulk
+/// commands call `check()` to stop early instead of reading the rest of a tree for nothing.
 public final class Output: Sendable {
     public let format: OutputFormat
     public let color: Bool
@@ -93,38 +134,34 @@ public final class Output: Sendable {
     private let buffer = Mutex<[UInt8]>([])
     private let sink: @Sendable ([UInt8]) -> Void
     private let errorSink: @Sendable (String) -> Void
+    let failures = WriteFailures()
 
     public init(format: OutputFormat, color: Bool = false, quiet: Bool = false,
                 sink: (@Sendable ([UInt8]) -> Void)? = nil, errorSink: (@Sendable (String) -> Void)? = nil) {
         self.format = format
         self.color = color
         self.quiet = quiet
+        let failures = self.failures
         self.sink = sink ?? { bytes in
-            bytes.withUnsafeBufferPointer { p in
-                var offset = 0
-                while offset < p.count {
-                    let n = Glibc.write(1, p.baseAddress! + offset, p.count - offset)
-                    if n <= 0 { if errno == EINTR { continue }; return }
-                    offset += n
-                }
-            }
+            if let code = WriteFailures.writeAll(1, bytes) { failures.recordStdout(code) }
         }
         self.errorSink = errorSink ?? { line in
             var bytes = Array(line.utf8)
             bytes.append(0x0a)
-            _ = bytes.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress!, $0.count) }
+            if let code = WriteFailures.writeAll(2, bytes) { failures.recordStderr(code) }
         }
     }
 
     public var isJSON: Bool { format != .text }
 
-    /// Writes data to stdout (buffered).
+    /// Writes data to stdout (buffered). Once stdout has failed, data is dropped.
     public func write(_ text: String) {
         write(bytes: text.utf8)
     }
 
-    /// Writes bytes to stdout exactly as they are (buffered).
+    /// Writes bytes to stdout exactly as they are (buffered). Once stdout has failed, data is dropped.
     public func write(bytes: some Collection<UInt8>) {
+        if failures.stdout != nil { return }
         let flushNow = buffer.withLock { b -> [UInt8]? in
             b.append(contentsOf: bytes)
             guard b.count >= 1 << 16 else { return nil }
@@ -141,7 +178,25 @@ public final class Output: Sendable {
             defer { b.removeAll() }
             return b
         }
-        if !pending.isEmpty { sink(pending) }
+        if !pending.isEmpty && failures.stdout == nil { sink(pending) }
+    }
+
+    /// The first failure writing stdout, if any.
+    public var stdoutFailure: OutputError? { failures.stdout.map { OutputError(errno: $0) } }
+
+    /// Whether a diagnostic could not be written to stderr.
+    public var stderrFailed: Bool { failures.stderr != nil }
+
+    /// Throws once stdout has failed: bulk loops call it to stop early.
+    public func check() throws {
+        if let e = stdoutFailure { throw e }
+    }
+
+    /// Flushes stdout and throws if anything written to it was lost: a command calls it before
+    /// saying on stderr that its output is complete.
+    public func finish() throws {
+        flush()
+        try check()
     }
 
     /// One JSON document: compact for programs.

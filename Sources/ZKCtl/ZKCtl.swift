@@ -20,13 +20,11 @@ public enum ZKCtl {
         }
         if parsed.path.isEmpty && parsed.has("version") {
             errorOutput.line("zkctl \(version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
-            errorOutput.flush()
-            return ExitCode.success
+            return finished(errorOutput, ExitCode.success)
         }
         if parsed.helpRequested || (parsed.path.isEmpty && parsed.spec.handler == nil) {
             errorOutput.write(Help.text(for: parsed.path, root: root))
-            errorOutput.flush()
-            return ExitCode.success
+            return finished(errorOutput, ExitCode.success)
         }
         let settings: Settings
         do {
@@ -55,15 +53,30 @@ public enum ZKCtl {
         } catch {
             output.flush()
             if let signo = invocation.interruptSignal { return await interrupted(invocation, signo) }
-            output.error(ExitCode.message(for: error))
+            // Lost output explains the failure best (a command may have stopped because of it).
+            if output.stdoutFailure == nil { output.error(ExitCode.message(for: error)) }
             await invocation.closeAll()
-            return ExitCode.code(for: error)
+            return finished(output, ExitCode.code(for: error))
         }
         output.flush()
         // An interrupted command exits 128 + the signal, however its handler ended, so the
         // signal path and this one agree on the code.
         if let signo = invocation.interruptSignal { return await interrupted(invocation, signo) }
         await invocation.closeAll()
+        return finished(output, code)
+    }
+
+    /// The exit code once everything has been flushed: `code`, unless writing failed. Lost data on
+    /// stdout is exit 73 with one line saying why (also when that line cannot be written either);
+    /// a broken pipe is a quiet 141, as if SIGPIPE had ended the process; a diagnostic that could
+    /// not be written turns success into 73.
+    static func finished(_ output: Output, _ code: Int32) -> Int32 {
+        output.flush()
+        if let failure = output.stdoutFailure {
+            if !failure.isBrokenPipe { output.error(failure.description) }
+            return failure.exitCode
+        }
+        if output.stderrFailed && code == ExitCode.success { return ExitCode.cannotCreate }
         return code
     }
 

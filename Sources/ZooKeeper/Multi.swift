@@ -52,15 +52,18 @@ extension ZooKeeperClient {
     /// before the first has answered (the server applies a session's requests in the order sent,
     /// so a batch may create the parents of the next). Once one fails, no further batch is sent;
     /// the results are those of the batches sent, in order, so a failure may be followed by the
-    /// outcome of batches already on their way.
-    public func multi(batches: [[MultiOp]], maxInFlight: Int = 2) async -> [Result<[MultiOpResult], any Error>] {
+    /// outcome of batches already on their way. `stop` is asked before each batch is sent: once
+    /// it says yes, nothing more is sent and the batches already sent are awaited, so that the
+    /// results say exactly what the server did with each batch sent.
+    public func multi(batches: [[MultiOp]], maxInFlight: Int = 2,
+                      stop: () -> Bool = { false }) async -> [Result<[MultiOpResult], any Error>] {
         var results: [Result<[MultiOpResult], any Error>] = []
         var sent: [PendingMulti] = []
         var next = 0
         var failed = false
         var refused: (any Error)? = nil
         while true {
-            while !failed, refused == nil, next < batches.count, sent.count < max(1, maxInFlight) {
+            while !failed, refused == nil, next < batches.count, sent.count < max(1, maxInFlight), !stop() {
                 do {
                     sent.append(try startMulti(batches[next]))
                     next += 1

@@ -31,10 +31,23 @@ extension ZooKeeperClient {
     /// the names still to visit, packed (a byte more than the name itself), so a wide tree costs
     /// megabytes, not the size of its data. With `data`, children are listed only for nodes whose
     /// stat says they have some, so a leaf costs one request (two with `acl`).
+    ///
+    /// A node below the root that this session may not read (`notAuthorized` on its data, its
+    /// children or its ACL) is left out with its subtree and handed to `unreadable` with the
+    /// error, once, before the chunk it belongs to is visited; the walk goes on with the rest.
+    /// Without `unreadable`, or for the root itself, the error ends the walk.
     public func walk(_ root: String, maxDepth: Int? = nil, data: Bool = false, acl: Bool = false,
                      maxInFlight: Int = defaultMaxInFlight, chunkSize: Int = walkChunkSize,
                      exclude: @Sendable (String) -> Bool = { _ in false },
+                     unreadable: ((String, ZooKeeperError) async throws -> Void)? = nil,
                      visit: ([WalkedNode]) async throws -> Void) async throws {
+        // The root is never skipped: a walk of nothing readable is the caller's error.
+        let skip: ((String, ZooKeeperError) async throws -> Void)? = unreadable.map { report in
+            { path, error in
+                if path == root { throw error }
+                try await report(path, error)
+            }
+        }
         var level = PendingNames()
         level.append(root, parentPath: "")
         var depth = 0
@@ -46,7 +59,9 @@ extension ZooKeeperClient {
                 var paths: [String] = []
                 while paths.count < chunk, let path = level.next() { paths.append(path) }
                 if paths.isEmpty { break }
-                let read = try await readNodes(paths, depth: depth, list: list, data: data, acl: acl, maxInFlight: maxInFlight)
+                let (read, refused) = try await readNodes(paths, depth: depth, list: list, data: data, acl: acl,
+                                                          maxInFlight: maxInFlight, skipUnreadable: skip != nil)
+                for (path, error) in refused { try await skip?(path, error) }
                 // With data, children are listed in a second round, a slice of the chunk at a
                 // time so that the names held at once stay near `listBudget`.
                 var start = read.startIndex
@@ -62,7 +77,11 @@ extension ZooKeeperClient {
                         end = read.endIndex
                     }
                     var nodes = Array(read[start..<end])
-                    if data && list { nodes = try await listChildren(nodes, maxInFlight: maxInFlight) }
+                    if data && list {
+                        let refusedLists: [(String, ZooKeeperError)]
+                        (nodes, refusedLists) = try await listChildren(nodes, maxInFlight: maxInFlight, skipUnreadable: skip != nil)
+                        for (path, error) in refusedLists { try await skip?(path, error) }
+                    }
                     for node in nodes {
                         for child in node.children where !exclude(PathRules.join(node.path, child)) {
                             next.append(child, parentPath: node.path)
@@ -82,9 +101,10 @@ extension ZooKeeperClient {
 
     /// Reads the nodes at `paths` (one depth) through the pipeline: their data (whose stat tells
     /// whether there are children to list later) or else their children (whose reply carries the
-    /// stat), and the ACL. Missing ones are left out.
+    /// stat), and the ACL. Missing ones are left out; with `skipUnreadable`, so are those this
+    /// session may not read, returned with the error.
     private func readNodes(_ paths: [String], depth: Int, list: Bool, data: Bool, acl: Bool,
-                           maxInFlight: Int) async throws -> [WalkedNode] {
+                           maxInFlight: Int, skipUnreadable: Bool) async throws -> ([WalkedNode], [(String, ZooKeeperError)]) {
         var ops: [Operation] = []
         let stride = acl ? 2 : 1
         ops.reserveCapacity(paths.count * stride)
@@ -94,33 +114,46 @@ extension ZooKeeperClient {
         }
         let results = await pipeline(ops, maxInFlight: maxInFlight)
         var nodes: [WalkedNode] = []
+        var refused: [(String, ZooKeeperError)] = []
         nodes.reserveCapacity(paths.count)
         for (i, path) in paths.enumerated() {
-            guard let first = try Self.found(results[i * stride]), let stat = first.stat else { continue }
-            var node = WalkedNode(path: path, depth: depth, stat: stat, children: [])
-            if data { node.data = first.data } else { node.children = (first.children ?? []).sorted() }
-            if acl {
-                guard let r = try Self.found(results[i * stride + 1]) else { continue }
-                node.acl = r.acl
+            do {
+                guard let first = try Self.found(results[i * stride]), let stat = first.stat else { continue }
+                var node = WalkedNode(path: path, depth: depth, stat: stat, children: [])
+                if data { node.data = first.data } else { node.children = (first.children ?? []).sorted() }
+                if acl {
+                    guard let r = try Self.found(results[i * stride + 1]) else { continue }
+                    node.acl = r.acl
+                }
+                nodes.append(node)
+            } catch let error as ZooKeeperError where skipUnreadable && error.code == .notAuthorized {
+                refused.append((path, error))
             }
-            nodes.append(node)
         }
-        return nodes
+        return (nodes, refused)
     }
 
     /// Lists the children of those of `nodes` whose stat says they have some; nodes that have
-    /// gone meanwhile are left out.
-    private func listChildren(_ nodes: [WalkedNode], maxInFlight: Int) async throws -> [WalkedNode] {
+    /// gone meanwhile are left out, and with `skipUnreadable` those that may not be listed,
+    /// returned with the error.
+    private func listChildren(_ nodes: [WalkedNode], maxInFlight: Int,
+                              skipUnreadable: Bool) async throws -> ([WalkedNode], [(String, ZooKeeperError)]) {
         var nodes = nodes
         let parents = nodes.indices.filter { nodes[$0].stat.numChildren > 0 }
-        if parents.isEmpty { return nodes }
+        if parents.isEmpty { return (nodes, []) }
         let listed = await pipeline(parents.map { Operation.children(nodes[$0].path) }, maxInFlight: maxInFlight)
         var gone = IndexSet()
+        var refused: [(String, ZooKeeperError)] = []
         for (index, result) in zip(parents, listed) {
-            if let r = try Self.found(result) { nodes[index].children = (r.children ?? []).sorted() } else { gone.insert(index) }
+            do {
+                if let r = try Self.found(result) { nodes[index].children = (r.children ?? []).sorted() } else { gone.insert(index) }
+            } catch let error as ZooKeeperError where skipUnreadable && error.code == .notAuthorized {
+                refused.append((nodes[index].path, error))
+                gone.insert(index)
+            }
         }
         if !gone.isEmpty { nodes = nodes.indices.filter { !gone.contains($0) }.map { nodes[$0] } }
-        return nodes
+        return (nodes, refused)
     }
 
     /// A walk's reply: nil when the node has gone, the error otherwise.

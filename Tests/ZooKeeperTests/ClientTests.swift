@@ -351,6 +351,42 @@ final class ClientTests: XCTestCase {
         XCTAssertTrue(none.isEmpty)
     }
 
+    func testWalkGoesPastUnreadableNodesWhenAskedTo() async throws {
+        let credential = "walker:s3cret-\(UUID().uuidString.prefix(4))"
+        let owner = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString, digestCredentials: [credential]))
+        let root = "\(base)/guarded"
+        for p in [root, "\(root)/a", "\(root)/z"] { try await zk.create(p) }
+        try await owner.create("\(root)/m", acl: [ACL.digest(credential)])
+        try await owner.create("\(root)/m/child")
+        try await zk.create("\(root)/z/leaf")
+
+        for (data, acl) in [(false, false), (true, false), (true, true)] {
+            // Without a handler the refusal ends the walk, as before.
+            do {
+                try await zk.walk(root, data: data, acl: acl) { _ in }
+                XCTFail("the walk went past an unreadable node without being asked to")
+            } catch ZooKeeperError.Code.notAuthorized {}
+
+            var visited: [String] = []
+            var refused: [String] = []
+            try await zk.walk(root, data: data, acl: acl, unreadable: { path, error in
+                XCTAssertEqual(error.code, .notAuthorized)
+                refused.append(path)
+            }) { visited += $0.map(\.path) }
+            XCTAssertEqual(refused, ["\(root)/m"], "data \(data), acl \(acl)")
+            XCTAssertEqual(visited, [root, "\(root)/a", "\(root)/z", "\(root)/z/leaf"], "data \(data), acl \(acl)")
+        }
+
+        // An unreadable root is still an error at once.
+        do {
+            try await zk.walk("\(root)/m", data: true, unreadable: { _, _ in XCTFail("the root was skipped") }) { _ in }
+            XCTFail("an unreadable root was walked")
+        } catch ZooKeeperError.Code.notAuthorized {}
+        try await owner.delete("\(root)/m/child")
+        try await owner.delete("\(root)/m")
+        await owner.close()
+    }
+
     func testStateStreamReportsClose() async throws {
         let other = try await ZooKeeperClient.connect(ConnectOptions(connectString: server.connectString))
         let updates = other.stateUpdates()

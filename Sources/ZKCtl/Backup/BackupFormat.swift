@@ -94,6 +94,9 @@ struct BackupSnapshot: Sendable {
     /// Parents before children.
     var nodes: [BackupNode]
     var skippedEphemeral: Int
+    /// Nodes the export could not read (relative paths, each standing for its subtree): not in
+    /// `nodes`, and not known.
+    var skippedUnreadable: [String] = []
 }
 
 enum BackupFormat {
@@ -201,9 +204,15 @@ enum BackupFormat {
         return JSONValue.object(o).compact()
     }
 
-    /// The document's end, after the last node.
-    static func footer(nodeCount: Int, skippedEphemeral: Int) -> String {
-        "\n],\"nodeCount\":\(nodeCount),\"skippedEphemeral\":\(skippedEphemeral)}\n"
+    /// The document's end, after the last node. `skippedUnreadable` (paths relative to the root,
+    /// of nodes the session could not read, each standing for its subtree) is written only when
+    /// there are some.
+    static func footer(nodeCount: Int, skippedEphemeral: Int, skippedUnreadable: [String] = []) -> String {
+        var text = "\n],\"nodeCount\":\(nodeCount),\"skippedEphemeral\":\(skippedEphemeral)"
+        if !skippedUnreadable.isEmpty {
+            text += ",\"skippedUnreadable\":" + JSONValue.array(skippedUnreadable.map { .string($0) }).compact()
+        }
+        return text + "}\n"
     }
 
     // MARK: Reading
@@ -253,7 +262,8 @@ enum BackupFormat {
     static func readExport(_ top: JSONObject) throws(FormatError) -> BackupSnapshot {
         let array = top["nodes"]?.arrayValue
         let header = try exportHeader(format: top["format"], version: top["version"], root: top["root"], itemCount: array?.count,
-                                      nodeCount: top["nodeCount"], skippedEphemeral: top["skippedEphemeral"])
+                                      nodeCount: top["nodeCount"], skippedEphemeral: top["skippedEphemeral"],
+                                      skippedUnreadable: top["skippedUnreadable"])
         let items = array ?? []
         var seen = Set<String>()
         seen.reserveCapacity(items.count)
@@ -264,13 +274,15 @@ enum BackupFormat {
             try place(node, index: i, seen: &seen, root: header.root)
             nodes.append(node)
         }
-        return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped)
+        return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped,
+                              skippedUnreadable: header.unreadable)
     }
 
     /// Checks an export's top-level fields (`itemCount`: the length of `nodes`, nil when it is
     /// missing or not an array); both readers come here.
     static func exportHeader(format: JSONValue?, version v: JSONValue?, root r: JSONValue?, itemCount: Int?,
-                             nodeCount: JSONValue?, skippedEphemeral: JSONValue?) throws(FormatError) -> (root: String, skipped: Int) {
+                             nodeCount: JSONValue?, skippedEphemeral: JSONValue?,
+                             skippedUnreadable: JSONValue? = nil) throws(FormatError) -> (root: String, skipped: Int, unreadable: [String]) {
         guard format?.stringValue == formatName else {
             throw FormatError("unknown format \(format.map { $0.compact() } ?? "null"); expected \"\(formatName)\"")
         }
@@ -289,7 +301,17 @@ enum BackupFormat {
                 throw FormatError("\"nodeCount\" says \(c.compact()) but the file holds \(itemCount) nodes")
             }
         }
-        return (root, skipped)
+        var unreadable: [String] = []
+        if let u = skippedUnreadable {
+            guard let items = u.arrayValue else { throw FormatError("\"skippedUnreadable\" must be an array of paths") }
+            for item in items {
+                guard let path = item.stringValue, !path.isEmpty else {
+                    throw FormatError("\"skippedUnreadable\" must hold relative paths, found \(item.compact())")
+                }
+                unreadable.append(path)
+            }
+        }
+        return (root, skipped, unreadable)
     }
 
     /// Checks where node `i` stands: the first is the root, every other one comes once and after

@@ -26,7 +26,7 @@ struct ExportDecoder {
 
     private mutating func document() throws -> BackupSnapshot {
         guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
-        var format, version, root, nodeCount, skippedEphemeral: JSONValue?
+        var format, version, root, nodeCount, skippedEphemeral, skippedUnreadable: JSONValue?
         var nodes: [BackupNode]? = nil
         var itemCount: Int? = nil
         // Where `root` was already known (and valid) when the nodes were read, their absolute
@@ -36,7 +36,7 @@ struct ExportDecoder {
         repeat {
             let key = try parser.parseKey(afterComma: false)
             switch key {
-            case "format", "version", "root", "nodeCount", "skippedEphemeral":
+            case "format", "version", "root", "nodeCount", "skippedEphemeral", "skippedUnreadable":
                 let value = try parser.parseValue(depth: 1)
                 func set(_ slot: inout JSONValue?) throws {
                     guard slot == nil else { throw Refused() }  // a repeated key: the last one counts
@@ -47,6 +47,7 @@ struct ExportDecoder {
                 case "version": try set(&version)
                 case "root": try set(&root)
                 case "nodeCount": try set(&nodeCount)
+                case "skippedUnreadable": try set(&skippedUnreadable)
                 default: try set(&skippedEphemeral)
                 }
             case "nodes":
@@ -67,13 +68,15 @@ struct ExportDecoder {
         parser.skipWhitespace()
         guard parser.pos == parser.bytes.count, format != nil, let nodes else { throw Refused() }
         let header = try BackupFormat.exportHeader(format: format, version: version, root: root, itemCount: itemCount,
-                                                   nodeCount: nodeCount, skippedEphemeral: skippedEphemeral)
+                                                   nodeCount: nodeCount, skippedEphemeral: skippedEphemeral,
+                                                   skippedUnreadable: skippedUnreadable)
         if !pathsChecked {
             for node in nodes where PathRules.problem(with: BackupFormat.absolute(node.path, under: header.root)) != nil {
                 throw Refused()
             }
         }
-        return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped)
+        return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped,
+                              skippedUnreadable: header.unreadable)
     }
 
     private mutating func nodeArray(root: String?) throws -> [BackupNode] {

@@ -27,7 +27,15 @@ extension CommandTable {
 
         The tree is read level by level with pipelined requests and written as it is read, so a
         large tree is never held in memory whole. With --file the document goes to FILE.partial
-        first and is renamed to FILE only once complete.
+        first and is renamed to FILE only once complete; an export that fails leaves no FILE.
+
+        A node whose ACL refuses this session reading it is left out with its subtree and named
+        on stderr ('zkctl: PATH: not authorized, skipped'). The document stays valid and lists
+        those nodes in "skippedUnreadable"; but the export is incomplete, so it exits 77 and, with
+        --file, writes no file. With --skip-unreadable that is a warning: the file is written, the
+        summary says how many nodes were skipped, and the exit code is 0. An unreadable PATH is
+        exit 77 at once. Standard output that cannot be written (a full disk) is exit 73, and the
+        summary then claims nothing.
         """,
         examples: [
             "zkctl export /config > config-backup.json",
@@ -37,8 +45,9 @@ extension CommandTable {
         arguments: [ArgumentSpec("PATH", help: "the subtree to export (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
             OptionSpec("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout"),
+            skipUnreadableOption,
         ],
-        jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\"} (docs/export-format.md)",
+        jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\",\"skippedUnreadable\"?:[PATH...]} (docs/export-format.md)",
         handler: runExport)
 
     @Sendable static func runExport(_ inv: Invocation) async throws -> Int32 {
@@ -49,13 +58,22 @@ extension CommandTable {
         let zk = try await inv.connect()
         guard try await zk.exists(root) != nil else { throw ZooKeeperError(.noNode, path: root) }
 
-        let sink = try ExportSink(file: inv.string("file").flatMap { $0 == "-" ? nil : $0 }, output: inv.output)
+        let file = inv.string("file").flatMap { $0 == "-" ? nil : $0 }
+        let sink = try ExportSink(file: file, output: inv.output)
+        let unreadable = UnreadableNodes(inv)
         var written = 0
         var skipped = 0
         var redacted = 0
+        // The header goes out with the root's line, so that an unreadable root writes nothing.
+        let exported = Date()
+        var started = false
+        func start() {
+            if !started { sink.write(BackupFormat.header(root: root, exported: exported)); started = true }
+        }
         do {
-            sink.write(BackupFormat.header(root: root, exported: Date()))
-            try await zk.walk(root, data: true, acl: true, maxInFlight: inv.maxInFlight, exclude: isZooKeeperInternal) { level in
+            try await zk.walk(root, data: true, acl: true, maxInFlight: inv.maxInFlight, exclude: isZooKeeperInternal,
+                              unreadable: unreadable.record) { level in
+                start()
                 for node in level {
                     guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else {
                         skipped += 1
@@ -68,21 +86,42 @@ extension CommandTable {
                     sink.write(written == 0 ? line : ",\n" + line)
                     written += 1
                 }
+                // Stops the walk once the output is lost (a full disk, a closed pipe).
                 try sink.flushIfLarge()
             }
-            sink.write(BackupFormat.footer(nodeCount: written, skippedEphemeral: skipped))
+            let unreadableRel = unreadable.paths.compactMap { BackupFormat.relative($0, to: root) }
+            start()
+            sink.write(BackupFormat.footer(nodeCount: written, skippedEphemeral: skipped, skippedUnreadable: unreadableRel))
+            if !unreadable.isEmpty && !unreadable.warnOnly, let file {
+                // Incomplete: no file that looks like a whole backup.
+                sink.abandon()
+                throw CommandError(ExitCode.notAuthorized,
+                                   "export of \(root) incomplete: \(unreadable.summary) skipped; nothing was written to '\(file)' (--skip-unreadable writes the rest)")
+            }
             try sink.finish()
+        } catch let error as OutputError {
+            sink.abandon()
+            throw error
         } catch {
             sink.abandon()
+            if file == nil && started {
+                // The document on stdout was cut off: say so in the one error line.
+                throw CommandError(ExitCode.code(for: error), ExitCode.message(for: error) + "; the export written to standard output is incomplete")
+            }
             throw error
         }
         var note = "exported \(written) node\(written == 1 ? "" : "s") from \(root)"
         if skipped > 0 { note += "; left out \(skipped) ephemeral node\(skipped == 1 ? "" : "s")" }
-        inv.output.note(note)
+        if !unreadable.isEmpty { note += "; skipped \(unreadable.summary) (not authorized)" }
+        if unreadable.isEmpty || unreadable.warnOnly {
+            inv.output.note(note)
+        } else {
+            inv.output.error(note + "; the export is incomplete")
+        }
         if redacted > 0 {
             inv.output.warn("the server hid the digest ACL ids of \(redacted) node\(redacted == 1 ? "" : "s") (no admin permission there); import refuses them: export with --auth as a user that has admin rights")
         }
-        return ExitCode.success
+        return unreadable.exitCode(ExitCode.success)
     }
 
     // MARK: import
@@ -99,12 +138,17 @@ extension CommandTable {
         First the target's state is read (pipelined) and a plan is made: create missing nodes, skip
         nodes that are already equal, and for nodes that exist with other data or ACL: stop with
         exit 75 and write nothing (default), replace them (--overwrite) or leave them (--skip-existing).
-        --prune also removes nodes under PATH that the file does not hold (never ephemeral ones).
+        --prune also removes nodes under PATH that the file does not hold (never ephemeral ones,
+        nor those the export could not read: a file that lists "skippedUnreadable" is incomplete,
+        and import warns that those nodes are not restored).
         --dry-run prints the plan and changes nothing.
 
         Writes go in transactions (multi) kept under the server's packet limit: an import that fits
         in one is all-or-nothing. A larger one that stops halfway (say the server went away) is
         finished by running the same command again: equal nodes are skipped, nothing is duplicated.
+        Ctrl-C sends nothing more, lets the transactions already sent finish (within --timeout)
+        and says what the server acknowledged: "interrupted: imported N of M nodes into PATH ...;
+        run the same import again to finish" (exit 130).
         TTL and container nodes are created outside transactions, right after their parents'
         transaction; ACL changes on existing nodes come last. A node whose ACL would stop this session from creating
         its children is created with create and admin added for world:anyone and given its own ACL
@@ -138,11 +182,35 @@ extension CommandTable {
         let policy: ImportConflictPolicy = inv.flag("overwrite") ? .overwrite : inv.flag("skip-existing") ? .skipExisting : .fail
         let dryRun = inv.flag("dry-run")
         let prune = inv.flag("prune")
+        // An interrupt lets the transactions already sent finish (within --timeout), sends
+        // nothing more, and says what the server acknowledged.
+        let progress = BulkProgress()
+        let out = inv.output
+        let limit = inv.settings.timeout.value + .seconds(1)
+        inv.onInterrupt {
+            let settled = progress.stopAndWait(limit: limit)
+            guard let total = progress.total, !(settled && progress.done == 0) else {
+                out.error("interrupted before anything was written; nothing was changed")
+                return
+            }
+            if settled && progress.done == total {
+                out.error("interrupted after the last write: imported \(progress.created) nodes into \(progress.target); nothing is left to do")
+                return
+            }
+            let atLeast = settled ? "" : "at least "
+            let unknown = settled ? "" : "; the last transactions had no answer yet, their outcome is unknown"
+            out.error("interrupted: imported \(atLeast)\(progress.created) of \(progress.toCreate) nodes into \(progress.target) (\(atLeast)\(progress.done) of \(total) writes)\(unknown); run the same import again to finish (it skips what exists)")
+        }
 
         let snapshot = try readSnapshot(file)
         let targetRoot = inv.string("to") ?? snapshot.root
         if isZooKeeperInternal(targetRoot) {
             throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
+        }
+        if !snapshot.skippedUnreadable.isEmpty {
+            let n = snapshot.skippedUnreadable.count
+            let shown = snapshot.skippedUnreadable.prefix(3).joined(separator: ", ") + (n > 3 ? " and \(n - 3) more" : "")
+            inv.output.warn("\(file) is incomplete: its export could not read \(n) node\(n == 1 ? "" : "s") (\(shown)); \(n == 1 ? "it and its subtree are" : "they and their subtrees are") not restored\(prune ? " and not pruned" : "")")
         }
         // Everything that can be checked without a server, before connecting.
         // Reading checked every path under the file's own root already.
@@ -161,7 +229,10 @@ extension CommandTable {
         let zk = try await inv.connect()
         let ancestors = snapshot.nodes.isEmpty ? [] : try await readAncestors(of: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
         let existing = try await readExisting(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
-        let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight) : []
+        // What the export could not read is not known to be absent: --prune leaves it alone.
+        let unknown = snapshot.skippedUnreadable.map { BackupFormat.absolute($0, under: targetRoot) }
+        let pruneList = prune ? try await pruneCandidates(snapshot.nodes, under: targetRoot, zk: zk, maxInFlight: inv.maxInFlight)
+            .filter { c in !unknown.contains { c.path == $0 || c.path.hasPrefix($0 + "/") } } : []
         var identities: Set<String> = ["world:anyone"]
         for credential in inv.settings.credentials { identities.insert("digest:" + ACL.digestID(forCredential: credential)) }
         let plan = ImportPlan.make(nodes: snapshot.nodes, targetRoot: targetRoot, existing: existing, ancestors: ancestors,
@@ -177,14 +248,33 @@ extension CommandTable {
 
         let steps = plan.steps()
         let total = steps.reduce(0) { $0 + $1.count }
+        progress.describe(target: targetRoot, toCreate: plan.created)
+        try progress.startWriting(total: total)
+        defer { progress.settle() }
+        func creates(_ ops: [MultiOp]) -> Int { ops.reduce(0) { if case .create = $1 { return $0 + 1 }; return $0 } }
         var done = 0
         do {
             var i = 0
             while i < steps.count {
+                try progress.stopIfAsked()
                 if case .pipelined(let ops) = steps[i] {
-                    let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
-                    for case .failure(let error) in results { throw error }
-                    done += ops.count
+                    // Read lazily: nothing more is sent once an interrupt asks to stop.
+                    let failure = Mutex<ZooKeeperError?>(nil)
+                    let acknowledged = Mutex(0)
+                    await zk.pipeline(ops.lazy.prefix { _ in !progress.stopRequested }, maxInFlight: inv.maxInFlight) { _, op, result in
+                        switch result {
+                        case .success:
+                            var created = 0
+                            if case .create = op { created = 1 }
+                            progress.add(1, created: created)
+                            acknowledged.withLock { $0 += 1 }
+                        case .failure(let error):
+                            failure.withLock { if $0 == nil { $0 = error } }
+                        }
+                    }
+                    done += acknowledged.withLock { $0 }
+                    if let error = failure.withLock({ $0 }) { throw error }
+                    try progress.stopIfAsked()
                     i += 1
                     continue
                 }
@@ -192,16 +282,20 @@ extension CommandTable {
                 var batches: [[MultiOp]] = []
                 while i < steps.count, case .multi(let ops) = steps[i] { batches.append(ops); i += 1 }
                 var failure: (any Error)? = nil
-                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2)) {
+                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2, stop: { progress.stopRequested })) {
                     switch result {
-                    case .success: done += ops.count
+                    case .success:
+                        done += ops.count
+                        progress.add(ops.count, created: creates(ops))
                     case .failure(let error): failure = failure ?? error
                     }
                 }
                 if let failure { throw failure }
+                // Batches left unsent by an interrupt.
+                try progress.stopIfAsked()
             }
         } catch {
-            if done > 0 || steps.count > 1 {
+            if done > 0 || steps.count > 1, !progress.stopRequested {
                 inv.output.error("import stopped after \(done) of \(total) writes; run the same import again to finish it")
             }
             throw error
@@ -368,7 +462,15 @@ extension CommandTable {
         JSON output is one document: {"source","target","equal","added":[...],"removed":[...],
         "changed":[{"path","what":[...]}]}.
 
-        Exit 0 when the trees are equal and 1 when they differ, like diff(1).
+        Exit 0 when the trees are equal and 1 when they differ, like diff(1); 2 when a live side's
+        root does not exist (so that a script can tell "differs" from "nothing to compare"). A
+        file that cannot be read is 66, one that does not parse 65.
+
+        A node of a live side that this session may not read is skipped with its subtree and
+        named on stderr ('zkctl: PATH: not authorized, skipped'); differences at or under such a
+        node are not shown, since they are not known. The comparison of the rest is printed and
+        the exit code is 77; with --skip-unreadable those lines are warnings and the exit code is
+        0 or 1 as above. An unreadable root is exit 77 at once.
         """,
         examples: [
             "zkctl diff /config backup.json",
@@ -379,6 +481,7 @@ extension CommandTable {
             ArgumentSpec("SOURCE", help: "a live path (/...) or an export file", completion: .file),
             ArgumentSpec("TARGET", help: "a live path (/...) or an export file", completion: .file),
         ],
+        options: [skipUnreadableOption],
         jsonOutput: "{\"source\",\"target\",\"equal\",\"added\":[PATH...],\"removed\":[PATH...],\"changed\":[{\"path\",\"what\":[\"data\"|\"acl\"|\"type\"]}]}, paths relative to each side's root (\".\" is the root)",
         handler: runDiff)
 
@@ -387,22 +490,34 @@ extension CommandTable {
             throw UsageError("diff needs SOURCE and TARGET", command: ["diff"])
         }
         var client: ZooKeeperClient? = nil
+        let unreadable = UnreadableNodes(inv)
+        // Skipped nodes of either side, relative to its root: what is not known is not compared.
+        var unknown: [String] = []
         func load(_ side: String) async throws -> BackupSnapshot {
-            if side.hasPrefix("file:") { return try readSnapshot(String(side.dropFirst(5))) }
-            guard side.hasPrefix("/") else { return try readSnapshot(side) }
+            if !side.hasPrefix("/") {
+                // A file's unreadable nodes are as unknown as a live side's.
+                let snapshot = try readSnapshot(side.hasPrefix("file:") ? String(side.dropFirst(5)) : side)
+                unknown += snapshot.skippedUnreadable
+                return snapshot
+            }
             if let problem = PathRules.problem(with: side) { throw UsageError("bad path '\(side)': \(problem)", command: ["diff"]) }
             if isZooKeeperInternal(side) { throw UsageError("'\(side)' is ZooKeeper's own subtree", command: ["diff"]) }
             let zk: ZooKeeperClient
             if let client { zk = client } else { zk = try await inv.connect(); client = zk }
             do {
-                return try await liveSnapshot(side, zk: zk, maxInFlight: inv.maxInFlight)
-            } catch ZooKeeperError.Code.noNode where FileManager.default.fileExists(atPath: side) {
-                throw CommandError.notFound("\(side): no such znode (for the file of that name, write file:\(side))")
+                let before = unreadable.count
+                let snapshot = try await liveSnapshot(side, zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable)
+                unknown += unreadable.paths[before...].compactMap { BackupFormat.relative($0, to: side) }
+                return snapshot
+            } catch ZooKeeperError.Code.noNode {
+                let hint = FileManager.default.fileExists(atPath: side) ? " (for the file of that name, write file:\(side))" : ""
+                throw CommandError(diffMissingRoot, "\(side): no such znode\(hint)")
             }
         }
         let source = try await load(sourceArg)
         let target = try await load(targetArg)
         let entries = TreeDiff.compare(source.nodes, target.nodes, compareTypes: source.source != .live && target.source != .live)
+            .filter { entry in !unknown.contains { entry.path == $0 || $0.isEmpty || entry.path.hasPrefix($0 + "/") } }
         let out = inv.output
         if out.isJSON {
             var added: [JSONValue] = [], removed: [JSONValue] = [], changed: [JSONValue] = []
@@ -427,15 +542,24 @@ extension CommandTable {
                 }
             }
         }
-        return entries.isEmpty ? ExitCode.success : 1
+        return unreadable.exitCode(entries.isEmpty ? ExitCode.success : diffDiffers)
     }
 
-    /// A live subtree as a snapshot: persistent nodes only, /zookeeper left out.
-    static func liveSnapshot(_ root: String, zk: ZooKeeperClient, maxInFlight: Int) async throws -> BackupSnapshot {
+    /// diff's exit code when the trees differ (as diff(1)).
+    static let diffDiffers: Int32 = 1
+    /// diff's exit code when a live side's root does not exist (diff(1)'s "trouble"; not 1, which
+    /// means the trees differ).
+    static let diffMissingRoot: Int32 = 2
+
+    /// A live subtree as a snapshot: persistent nodes only, /zookeeper left out. Nodes the session
+    /// may not read are left out and handed to `unreadable` (without it, they end the walk).
+    static func liveSnapshot(_ root: String, zk: ZooKeeperClient, maxInFlight: Int,
+                             unreadable: UnreadableNodes? = nil) async throws -> BackupSnapshot {
         var nodes: [BackupNode] = []
         var skipped = 0
         var sawRoot = false
-        try await zk.walk(root, data: true, acl: true, maxInFlight: maxInFlight, exclude: isZooKeeperInternal) { level in
+        try await zk.walk(root, data: true, acl: true, maxInFlight: maxInFlight, exclude: isZooKeeperInternal,
+                          unreadable: unreadable?.record) { level in
             for node in level {
                 if node.path == root { sawRoot = true }
                 guard let type = BackupNodeType(ZnodeKind(ephemeralOwner: node.stat.ephemeralOwner)) else { skipped += 1; continue }
@@ -481,6 +605,7 @@ final class ExportSink {
     }
 
     func flushIfLarge() throws {
+        if handle == nil { try output.check() }
         if buffer.count >= 1 << 16 { try flush() }
     }
 
@@ -494,8 +619,13 @@ final class ExportSink {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Completes the document: renames the file into place, or flushes stdout and throws if
+    /// any of it was lost (so that the summary never claims a document that was not written).
     func finish() throws {
-        guard let handle, let partialPath, let finalPath else { return }
+        guard let handle, let partialPath, let finalPath else {
+            try output.finish()
+            return
+        }
         try flush()
         do { try handle.close() } catch { throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath)': \(error.localizedDescription)") }
         if rename(partialPath, finalPath) != 0 {

@@ -9,6 +9,8 @@ extension CommandTable {
         JSON output is one nested document {"path", "name", "children": [...]}; ndjson output
         streams one node per line, level by level, for very large trees. A node at the --depth
         limit that has children of its own carries "truncated": true instead of "children".
+
+        \(unreadableDescription)
         """,
         examples: ["zkctl tree /config --depth 3", "zkctl tree --stat --data /services", "zkctl -o json tree / | jq '.children[].path'",
                    "zkctl -o json tree / --depth 1 | jq -r '.children[] | select(.truncated) | .path'"],
@@ -19,6 +21,7 @@ extension CommandTable {
             OptionSpec("stat", help: "add version, data size and child count"),
             OptionSpec("data", help: "add short values"),
             OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
+            skipUnreadableOption,
         ],
         jsonOutput: #"one nested document: a node is {"path", "name", "stat" (with --stat: the stat object, man zkctl, OUTPUT), "data" (as in 'zkctl get'; with --data), "children": [nodes]}; a node whose children were not listed because of --depth has no "children" but "truncated": true and "numChildren": N (a leaf there still has "children": []); -o ndjson prints one node per line, parents first, without "children""#,
         handler: runTree)
@@ -33,21 +36,26 @@ extension CommandTable {
         let withStat = inv.flag("stat")
         let zk = try await inv.connect()
         let out = inv.output
+        let skipped = UnreadableNodes(inv)
 
         if out.format == .ndjson {
             var seen = 0
-            try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+            try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
+                              unreadable: skipped.record) { level in
+                // Stop reading once the output is lost.
+                try out.check()
                 for node in level {
                     out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth))
                     seen += 1
                 }
             }
             if seen == 0 { throw ZooKeeperError(.noNode, path: root) }
-            return ExitCode.success
+            return skipped.exitCode(ExitCode.success)
         }
 
         var nodes: [String: WalkedNode] = [:]
-        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight) { level in
+        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
+                          unreadable: skipped.record) { level in
             for node in level { nodes[node.path] = node }
         }
         guard let top = nodes[root] else { throw ZooKeeperError(.noNode, path: root) }
@@ -58,7 +66,7 @@ extension CommandTable {
                 return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested), maxDepth: depth)
             }
             out.json(nested(top))
-            return ExitCode.success
+            return skipped.exitCode(ExitCode.success)
         }
 
         let (branch, last, pipe, blank) = inv.flag("ascii") ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
@@ -80,13 +88,15 @@ extension CommandTable {
         var stack: [(kids: [(String, WalkedNode)], prefix: String, index: Int)] = [(visibleChildren(top), "", 0)]
         while let (kids, prefix, index) = stack.popLast() {
             guard index < kids.count else { continue }
+            // A tree far larger than the output could take stops once writing fails.
+            if out.stdoutFailure != nil { break }
             let (name, child) = kids[index]
             let isLast = index == kids.count - 1
             out.line(prefix + (isLast ? last : branch) + label(child, name: name))
             stack.append((kids, prefix, index + 1))
             stack.append((visibleChildren(child), prefix + (isLast ? blank : pipe), 0))
         }
-        return ExitCode.success
+        return skipped.exitCode(ExitCode.success)
     }
 
     /// One node of `tree -o json|ndjson`. A node at the depth limit with children of its own was

@@ -360,6 +360,15 @@ extension CommandTable {
         that change meanwhile are retried one by one. A subtree of more than
         \(recursiveDeleteThreshold) nodes also needs --force. '/' and '/zookeeper' are never deleted.
         Exit 1 when the node does not exist, 75 when it has children (without --recursive).
+
+        With --recursive, a node this session may not read (so its children cannot be listed) is
+        kept with its subtree and the nodes above it, and named on stderr ('zkctl: PATH: not
+        authorized, skipped'); the rest is deleted and the exit code is 77 (0 with
+        --skip-unreadable, which makes those lines warnings). An unreadable PATH is exit 77 at once.
+
+        Ctrl-C during --recursive lets the transaction already sent finish (within --timeout) and
+        then says how many znodes were deleted, as the server acknowledged them: "interrupted:
+        deleted N of M znodes under PATH; run the same command again to delete the rest" (exit 130).
         """,
         examples: ["zkctl delete /app/old", "zkctl delete --recursive /app/cache", "zkctl delete -r --force /big/tree",
                    "zkctl delete /app/lock --if-version 0"],
@@ -368,6 +377,7 @@ extension CommandTable {
             ifVersionOption,
             OptionSpec("recursive", short: "r", help: "delete the whole subtree"),
             OptionSpec("force", help: "with --recursive: delete even a subtree of more than \(recursiveDeleteThreshold) nodes"),
+            skipUnreadableOption,
         ],
         jsonOutput: #"{"path", "deleted"}: the number of znodes deleted (text output prints nothing)"#,
         handler: runDelete)
@@ -385,11 +395,33 @@ extension CommandTable {
         if inv.flag("force") && !inv.flag("recursive") {
             throw UsageError("--force only applies with --recursive", command: ["delete"])
         }
+        if inv.flag("skip-unreadable") && !inv.flag("recursive") {
+            throw UsageError("--skip-unreadable only applies with --recursive", command: ["delete"])
+        }
         let version = expectedVersion(inv)
         let zk = try await inv.connect()
         var deleted = 1
+        let unreadable = UnreadableNodes(inv)
         if inv.flag("recursive") {
-            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight)
+            let progress = BulkProgress()
+            let out = inv.output
+            let limit = inv.settings.timeout.value + .seconds(1)
+            inv.onInterrupt {
+                let settled = progress.stopAndWait(limit: limit)
+                guard let total = progress.total else {
+                    out.error("interrupted while reading \(path); nothing was deleted")
+                    return
+                }
+                if settled && progress.done >= total {
+                    out.error("interrupted after the last delete: deleted \(progress.done) znodes under \(path); nothing is left to do")
+                    return
+                }
+                let atLeast = settled ? "" : "at least "
+                let unknown = settled ? "" : " (the last transaction had no answer yet: its outcome is unknown)"
+                out.error("interrupted: deleted \(atLeast)\(progress.done) of \(total) znodes under \(path)\(unknown); run the same command again to delete the rest")
+            }
+            defer { progress.settle() }
+            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
                 .run(root: path, rootVersion: version, force: inv.flag("force"))
         } else {
             do {
@@ -401,7 +433,7 @@ extension CommandTable {
         if inv.output.isJSON {
             inv.output.json(.object(JSONObject([("path", .string(path)), ("deleted", .int(deleted))])))
         }
-        return ExitCode.success
+        return unreadable.exitCode(ExitCode.success)
     }
 
     /// Splits operations into `multi` batches under the server's packet limit (and at most
@@ -470,6 +502,11 @@ extension CommandTable {
         --force is given, as zkctl could not change the subtree's ACLs back. ip, x509 and sasl
         entries are not counted as this session's: zkctl cannot tell whether they match it.
         Exit 1 when the node does not exist, 75 on a version mismatch, 77 without admin permission.
+
+        With --recursive, a node below PATH that this session may not read is left as it is with
+        its subtree and named on stderr ('zkctl: PATH: not authorized, skipped'); the rest is
+        changed and the exit code is 77 (0 with --skip-unreadable, which makes those lines
+        warnings).
         """,
         examples: ["zkctl acl set /app world:anyone:r auth::cdrwa",
                    "zkctl acl set --recursive /app digest:admin:HASH:cdrwa world:anyone:r",
@@ -479,6 +516,7 @@ extension CommandTable {
             OptionSpec("recursive", short: "r", help: "apply to the whole subtree"),
             OptionSpec("force", help: "with --recursive: set an ACL that leaves this session no admin permission"),
             ifVersionOption,
+            skipUnreadableOption,
         ],
         jsonOutput: #"{"path", "acl", "updated"}: the ACL set and the number of znodes changed (text output prints nothing)"#,
         handler: runACLSet)
@@ -508,6 +546,9 @@ extension CommandTable {
             throw UsageError(error.message, command: ["acl", "set"])
         }
         try checkAuthEntries(acl, inv, command: ["acl", "set"])
+        if inv.flag("skip-unreadable") && !inv.flag("recursive") {
+            throw UsageError("--skip-unreadable only applies with --recursive", command: ["acl", "set"])
+        }
         if inv.flag("force") && !inv.flag("recursive") {
             throw UsageError("--force only applies with --recursive", command: ["acl", "set"])
         }
@@ -518,12 +559,13 @@ extension CommandTable {
         let version = expectedVersion(inv)
         let zk = try await inv.connect()
         var updated = 1
+        let unreadable = UnreadableNodes(inv)
         if inv.flag("recursive") {
             // Everything below PATH first (the walk needs read access), then PATH with the version
             // check, then the rest pipelined.
             var below: [String] = []
             var found = false
-            try await zk.walk(path, maxInFlight: inv.maxInFlight) { level in
+            try await zk.walk(path, maxInFlight: inv.maxInFlight, unreadable: unreadable.record) { level in
                 for node in level where node.depth > 0 { below.append(node.path) }
                 if level.contains(where: { $0.depth == 0 }) { found = true }
             }
@@ -543,7 +585,7 @@ extension CommandTable {
         if inv.output.isJSON {
             inv.output.json(.object(JSONObject([("path", .string(path)), ("acl", Common.aclJSON(acl)), ("updated", .int(updated))])))
         }
-        return ExitCode.success
+        return unreadable.exitCode(ExitCode.success)
     }
 }
 
@@ -638,10 +680,15 @@ extension CreateMode {
 /// `delete --recursive`: walk the subtree, then delete it level by level from the deepest, each
 /// level in `multi` batches. A batch that fails because a node changed under it (a child added,
 /// a node already gone) is retried node by node, pipelined; a node that gained children is
-/// walked and deleted again, a bounded number of times.
+/// walked and deleted again, a bounded number of times. Nodes the session may not read go to
+/// `unreadable` and are kept, with every node above them (they will not be empty). `progress`
+/// counts what the server acknowledged and is checked before each transaction, so that an
+/// interrupt stops the deleting between two of them.
 struct RecursiveDelete {
     let zk: ZooKeeperClient
     let maxInFlight: Int
+    var unreadable: UnreadableNodes? = nil
+    var progress: BulkProgress? = nil
     static let maxAttempts = 3
 
     /// Deletes the subtree at `root` and returns how many nodes were deleted.
@@ -652,7 +699,8 @@ struct RecursiveDelete {
     private func deleteSubtree(_ root: String, rootVersion: Int32, force: Bool, attempt: Int) async throws -> Int {
         var levels: [[String]] = []
         var rootStat: Stat? = nil
-        try await zk.walk(root, maxInFlight: maxInFlight) { level in
+        try await zk.walk(root, maxInFlight: maxInFlight, unreadable: unreadable?.record) { level in
+            try progress?.stopIfAsked()
             if rootStat == nil, let first = level.first, first.depth == 0 { rootStat = first.stat }
             levels.append(level.map(\.path))
         }
@@ -660,6 +708,17 @@ struct RecursiveDelete {
             if attempt > 0 { return 0 }
             throw ZooKeeperError(.noNode, path: root)
         }
+        // The nodes above an unreadable one keep it as a child: they cannot be deleted.
+        var kept = Set<String>()
+        for path in unreadable?.paths ?? [] where path.hasPrefix(root == "/" ? "/" : root + "/") {
+            var p = PathRules.parent(of: path)
+            while let q = p, !kept.contains(q) {
+                kept.insert(q)
+                if q == root { break }
+                p = PathRules.parent(of: q)
+            }
+        }
+        if !kept.isEmpty { levels = levels.map { $0.filter { !kept.contains($0) } } }
         let total = levels.reduce(0) { $0 + $1.count }
         if attempt == 0 {
             // Nothing is deleted when the version is already wrong.
@@ -670,14 +729,17 @@ struct RecursiveDelete {
                 throw UsageError("\(root) holds \(total) znodes (more than \(CommandTable.recursiveDeleteThreshold)); add --force to delete them all",
                                  command: ["delete"])
             }
+            try progress?.startWriting(total: total)
         }
         var deleted = 0
         for level in levels.reversed() {
             let ops = level.map { MultiOp.delete($0, version: $0 == root ? rootVersion : -1) }
             for batch in CommandTable.multiBatches(ops) {
+                try progress?.stopIfAsked()
                 do {
                     _ = try await zk.multi(batch)
                     deleted += batch.count
+                    progress?.add(batch.count)
                 } catch let error as ZooKeeperError where error.code == .noNode || error.code == .notEmpty {
                     deleted += try await deleteOneByOne(batch, root: root, rootVersion: rootVersion, attempt: attempt)
                 }
@@ -691,10 +753,17 @@ struct RecursiveDelete {
             if case .delete(let p, let v) = op { return .delete(p, version: v) }
             return .delete(op.path)
         }
-        let results = await zk.pipeline(ops, maxInFlight: maxInFlight)
+        // Read lazily: once an interrupt asks to stop, no further request is sent; each delete is
+        // counted as its answer arrives.
+        let progress = self.progress
+        let results = Mutex<[Result<OperationResult, ZooKeeperError>]>([])
+        await zk.pipeline(ops.lazy.prefix { _ in !(progress?.stopRequested ?? false) }, maxInFlight: maxInFlight) { _, _, result in
+            if case .success = result { progress?.add(1) }
+            results.withLock { $0.append(result) }
+        }
         var deleted = 0
         var grown: [String] = []
-        for (op, result) in zip(ops, results) {
+        for (op, result) in zip(ops, results.withLock { $0 }) {
             switch result {
             case .success: deleted += 1
             case .failure(let e) where e.code == .noNode: continue
@@ -702,6 +771,7 @@ struct RecursiveDelete {
             case .failure(let e): throw e
             }
         }
+        try progress?.stopIfAsked()
         for path in grown {
             guard attempt + 1 < Self.maxAttempts else {
                 throw CommandError.conflict("\(path): children keep being added while deleting; try again")
