@@ -185,8 +185,3 @@ extension CoordinationKit {
                               timeout: 120)
     }
 }
-
-/// `'it''s'` for the shell: the text in single quotes, each single quote written as '\''.
-func shellQuoted(_ text: String) -> String {
-    "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
-}

@@ -119,11 +119,10 @@ final class ConnectionTests: XCTestCase {
 
     // MARK: Item 9: status on a terminal
 
-    /// Runs `zkctl ARGS` on a pseudo-terminal (script -qc) with `env`; returns what it printed.
+    /// Runs `zkctl ARGS` on a pseudo-terminal with `env`; returns what it printed.
     func onTerminal(_ args: [String], env: [String: String]) throws -> (text: String, status: Int32) {
-        let command = ([zkctlBinaryPath()] + args).map { "'\($0)'" }.joined(separator: " ")
-        let r = try runProcess("/usr/bin/script", ["-qec", command, "/dev/null"], environment: faultEnvironment(env), timeout: 60)
-        return (r.stdoutText.replacingOccurrences(of: "\r\n", with: "\n"), r.status)
+        let r = try runOnTerminal(zkctlBinaryPath(), args, environment: faultEnvironment(env))
+        return (r.stdoutText, r.status)
     }
 
     func testStatusColumnsAlignOnATerminalAndColourFollowsTERMAndNO_COLOR() throws {

@@ -60,20 +60,10 @@ final class OperatorDefectTests: XCTestCase {
         return path
     }
 
-    /// zkctl with `args` on a pseudo-terminal (script(1)); what the terminal received, with the
-    /// terminal's CR LF line ends turned back into LF, and the exit code.
+    /// zkctl with `args` on a pseudo-terminal: what the terminal received, and the exit code.
     func onTerminal(_ args: [String], env: [String: String] = [:]) throws -> (screen: Data, status: Int32) {
-        let words = [zkctlBinaryPath(), "-s", server.connectString] + args
-        let command = words.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let r = try runProcess("script", ["-qec", command, "/dev/null"], environment: environment(env))
-        var screen = Data()
-        var previous: UInt8 = 0
-        for byte in r.stdout {
-            if previous == 0x0d && byte == 0x0a { screen.removeLast() }
-            screen.append(byte)
-            previous = byte
-        }
-        return (screen, r.status)
+        let r = try runOnTerminal(zkctlBinaryPath(), ["-s", server.connectString] + args, environment: environment(env))
+        return (r.stdout, r.status)
     }
 
     // MARK: Item 2: get is byte-exact to a file or a pipe
@@ -207,6 +197,20 @@ final class OperatorDefectTests: XCTestCase {
         let message = try fails(root + ["config", "get", "missing", "--default", "{oops"], 65)
         XCTAssertFalse(message.contains("--string"), message)
         XCTAssertTrue(message.contains(#"--default '"{oops"'"#), message)
+    }
+
+    // MARK: Item 16: brackets hold only an IPv6 literal
+
+    func testBracketsAroundAnythingButIPv6AreRefusedAtOnce() throws {
+        // The fuzzer's find: accepted once, then refused in its resolved form.
+        let r = try runProcess(zkctlBinaryPath(), ["-s", "[%31]:1090,[fe80::1%eth0]:2182", "get", "/x"], environment: environment())
+        XCTAssertEqual(r.status, 64, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "")
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: bad server list '[%31]:1090,[fe80::1%eth0]:2182' from flag --server: "), r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("brackets hold only an IPv6 address"), r.stderrText)
+        // A real IPv6 literal in brackets is taken (nothing listens there: unavailable, not usage).
+        let v6 = try runProcess(zkctlBinaryPath(), ["-s", "[::1]:1", "--timeout", "1s", "get", "/x"], environment: environment())
+        XCTAssertEqual(v6.status, 69, v6.stderrText)
     }
 
     // MARK: Item 15: acl set -r that takes away the caller's admin permission asks for --force
