@@ -95,6 +95,15 @@ extension JSONValue {
         }
     }
 
+    /// The kind as a sentence names it: "an array", "a string", "null".
+    public var typePhrase: String {
+        switch self {
+        case .null: return "null"
+        case .array, .object: return "an \(typeName)"
+        default: return "a \(typeName)"
+        }
+    }
+
     /// Exact integer value of a JSON number lexeme, or nil when it has a non-zero fractional part
     /// or does not fit in `Int`. Works on the decimal digits, so no floating-point rounding.
     static func exactInteger(_ lexeme: String) -> Int? {

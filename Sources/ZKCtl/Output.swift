@@ -83,7 +83,6 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     public static func noInput(_ m: String) -> CommandError { CommandError(ExitCode.noInput, m) }
     public static func conflict(_ m: String) -> CommandError { CommandError(ExitCode.conflict, m) }
     public static func unavailable(_ m: String) -> CommandError { CommandError(ExitCode.unavailable, m) }
-    public static func usage(_ m: String) -> CommandError { CommandError(ExitCode.usage, m) }
 }
 
 /// What went wrong writing to stdout or stderr: the first failure of each, as an errno.

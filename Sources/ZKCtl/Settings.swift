@@ -266,7 +266,7 @@ public struct Settings: Sendable {
             let lower = try resolveServers(Array(sources.dropFirst()), command: command)
             var combined = lower.value
             if !relative.isEmpty {
-                combined += (combined.contains("/") ? "/" : "/") + relative
+                combined += "/" + relative
             }
             return Sourced(value: try checked(combined), source: first.source)
         }

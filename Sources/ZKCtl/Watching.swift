@@ -116,7 +116,7 @@ public enum WatchSessionEvent: Sendable, CustomStringConvertible {
         case .reconnected: return "reconnected; re-reading"
         case .expired: return "session expired; starting a new one"
         case .newSession: return "new session; watching again"
-        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(pause.milliseconds / 1000) s"
+        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(CommandTable.durationText(pause))"
         }
     }
 }

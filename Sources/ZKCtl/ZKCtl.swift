@@ -10,27 +10,28 @@ public enum ZKCtl {
     /// Runs one command line (without the program name) and returns the exit code.
     public static func run(_ arguments: [String], environment: [String: String] = settingsEnvironment()) async -> Int32 {
         let root = CommandTable.root
-        let errorOutput = Output(format: .text)
+        // Before the settings are known: plain text, help and --version on stdout, errors on stderr.
+        let plainOutput = Output(format: .text)
         let parsed: ParsedCommand
         do {
             parsed = try Parser.parse(arguments, root: root)
         } catch {
-            errorOutput.error("\(error)")
+            plainOutput.error("\(error)")
             return ExitCode.usage
         }
         if parsed.path.isEmpty && parsed.has("version") {
-            errorOutput.line("zkctl \(version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
-            return finished(errorOutput, ExitCode.success)
+            plainOutput.line("zkctl \(version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
+            return finished(plainOutput, ExitCode.success)
         }
         if parsed.helpRequested || (parsed.path.isEmpty && parsed.spec.handler == nil) {
-            errorOutput.write(Help.text(for: parsed.path, root: root))
-            return finished(errorOutput, ExitCode.success)
+            plainOutput.write(Help.text(for: parsed.path, root: root))
+            return finished(plainOutput, ExitCode.success)
         }
         let settings: Settings
         do {
             settings = try Settings.resolve(parsed, environment: environment, isTerminal: isatty(1) == 1)
         } catch {
-            errorOutput.error(ExitCode.message(for: error))
+            plainOutput.error(ExitCode.message(for: error))
             return ExitCode.code(for: error)
         }
         let output = Output(format: settings.output.value, color: settings.color, quiet: settings.quiet)

@@ -27,6 +27,60 @@ public enum MultiOp: Sendable, Hashable {
     }
 }
 
+/// Cuts multi operations, in the order given, into transactions the server takes: each under
+/// the packet limit by `ZooKeeperClient.estimatedMultiSize` and of at most `maxCount`
+/// operations. The one place that owns the packet-limit rule for multis: add operations one at a
+/// time (when other work sits between them) or batch a whole list with `batches`.
+public struct MultiBatcher: Sendable {
+    public let limit: Int
+    public let maxCount: Int
+    private var current: [MultiOp] = []
+    private var size = ZooKeeperClient.estimatedMultiSize([])
+
+    public init(limit: Int = ZooKeeperClient.maxPacketSize, maxCount: Int = .max) {
+        self.limit = limit
+        self.maxCount = max(1, maxCount)
+    }
+
+    /// Adds `op` to the open batch. When it does not fit there, the open batch is returned,
+    /// finished, and `op` starts the next one. An operation too large for any batch still gets
+    /// one of its own (`multi` then refuses it with a clear error).
+    public mutating func add(_ op: MultiOp) -> [MultiOp]? {
+        var finished: [MultiOp]? = nil
+        if !current.isEmpty && (size + op.estimatedSize > limit || current.count >= maxCount) {
+            finished = finish()
+        }
+        current.append(op)
+        size += op.estimatedSize
+        return finished
+    }
+
+    /// The open batch, if it holds anything; the batcher is empty afterwards.
+    public mutating func finish() -> [MultiOp]? {
+        guard !current.isEmpty else { return nil }
+        defer {
+            current = []
+            size = ZooKeeperClient.estimatedMultiSize([])
+        }
+        return current
+    }
+
+    /// `ops` cut into batches, in order.
+    public static func batches(_ ops: some Sequence<MultiOp>, limit: Int = ZooKeeperClient.maxPacketSize,
+                               maxCount: Int = .max) -> [[MultiOp]] {
+        var batcher = MultiBatcher(limit: limit, maxCount: maxCount)
+        var result: [[MultiOp]] = []
+        for op in ops { if let done = batcher.add(op) { result.append(done) } }
+        if let last = batcher.finish() { result.append(last) }
+        return result
+    }
+
+    /// Whether `op` fits in a transaction of its own.
+    public static func fitsAlone(_ op: MultiOp, limit: Int = ZooKeeperClient.maxPacketSize) -> Bool {
+        ZooKeeperClient.estimatedMultiSize([op]) <= limit
+    }
+}
+
 /// What one operation of a successful `multi` did.
 public enum MultiOpResult: Sendable, Hashable {
     case created(String)

@@ -26,9 +26,10 @@ public enum Operation: Sendable, Hashable {
 
     /// Reads, which are safe to send again after a connection loss.
     public var isRead: Bool {
+        // No default: a new operation must be placed here, or it would never be retried.
         switch self {
         case .exists, .get, .children, .getACL, .sync: return true
-        default: return false
+        case .create, .set, .delete, .setACL: return false
         }
     }
 

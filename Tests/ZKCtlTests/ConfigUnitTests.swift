@@ -138,12 +138,12 @@ final class ConfigUnitTests: XCTestCase {
     func testBatchesStayUnderThePacketLimit() {
         let big = Data(count: 400_000)
         let ops: [MultiOp] = (0..<5).map { .create("/c/k\($0)", data: big) } + [.delete("/c/old", version: 1)]
-        let batches = ConfigSupport.batches(ops)
+        let batches = MultiBatcher.batches(ops)
         XCTAssertEqual(batches.count, 3)
         XCTAssertEqual(batches.flatMap { $0 }, ops)
         for b in batches { XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(b), ZooKeeperClient.maxPacketSize) }
-        XCTAssertEqual(ConfigSupport.batches([.create("/c/a"), .create("/c/b")]).count, 1)
-        XCTAssertEqual(ConfigSupport.batches([]).count, 0)
+        XCTAssertEqual(MultiBatcher.batches([.create("/c/a"), .create("/c/b")]).count, 1)
+        XCTAssertEqual(MultiBatcher.batches([]).count, 0)
     }
 
     // MARK: Watch engine bookkeeping

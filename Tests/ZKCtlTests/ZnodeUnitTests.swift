@@ -45,7 +45,7 @@ final class ZnodeUnitTests: XCTestCase {
 
     func testMultiBatchesStayUnderTheLimitAndKeepOrder() {
         let ops = (0..<30_000).map { MultiOp.delete("/some/rather/long/path/for/batching/node-\($0)") }
-        let batches = CommandTable.multiBatches(ops)
+        let batches = MultiBatcher.batches(ops, maxCount: CommandTable.maxDeleteBatch)
         XCTAssertGreaterThan(batches.count, 1)
         XCTAssertEqual(batches.flatMap { $0 }, ops)
         for batch in batches {
@@ -54,11 +54,11 @@ final class ZnodeUnitTests: XCTestCase {
         }
         // Large values: each batch holds what fits.
         let big = (0..<10).map { MultiOp.create("/n\($0)", data: Data(count: 300_000)) }
-        let bigBatches = CommandTable.multiBatches(big)
+        let bigBatches = MultiBatcher.batches(big, maxCount: CommandTable.maxDeleteBatch)
         XCTAssertEqual(bigBatches.map(\.count), [3, 3, 3, 1])
-        XCTAssertEqual(CommandTable.multiBatches([]).count, 0)
+        XCTAssertEqual(MultiBatcher.batches([]).count, 0)
         // A small count cap.
-        XCTAssertEqual(CommandTable.multiBatches(Array(ops.prefix(10)), maxCount: 4).map(\.count), [4, 4, 2])
+        XCTAssertEqual(MultiBatcher.batches(Array(ops.prefix(10)), maxCount: 4).map(\.count), [4, 4, 2])
     }
 
     func testStatTextUsesTheJSONNamesAlignedAndHex() {

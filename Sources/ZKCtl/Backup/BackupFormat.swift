@@ -248,7 +248,7 @@ enum BackupFormat {
             throw FormatError("not valid JSON at byte \(error.offset): \(error.message)\(end)")
         }
         guard case .object(let top) = value else {
-            throw FormatError("expected a JSON object (a zkctl export or a zk-shell dump), found \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
+            throw FormatError("expected a JSON object (a zkctl export or a zk-shell dump), found \(value.typePhrase)")
         }
         if top.contains(key: "format") {
             return try readExport(top)

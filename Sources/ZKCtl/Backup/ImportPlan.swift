@@ -154,15 +154,12 @@ struct ImportPlan: Sendable {
     /// last (so that a restrictive ACL never stops a child's create).
     func steps(limit: Int = ZooKeeperClient.maxPacketSize) -> [Step] {
         var steps: [Step] = []
-        var batch: [MultiOp] = []
-        var batchSize = ZooKeeperClient.estimatedMultiSize([])
+        var batcher = MultiBatcher(limit: limit)
         var singles: [Operation] = []
         var aclChanges: [Operation] = []
 
         func flushBatch() {
-            if !batch.isEmpty { steps.append(.multi(batch)) }
-            batch = []
-            batchSize = ZooKeeperClient.estimatedMultiSize([])
+            if let batch = batcher.finish() { steps.append(.multi(batch)) }
         }
         func flushSingles() {
             if !singles.isEmpty { steps.append(.pipelined(singles)) }
@@ -170,9 +167,7 @@ struct ImportPlan: Sendable {
         }
         func add(_ op: MultiOp) {
             flushSingles()
-            if !batch.isEmpty && batchSize + op.estimatedSize > limit { flushBatch() }
-            batch.append(op)
-            batchSize += op.estimatedSize
+            if let full = batcher.add(op) { steps.append(.multi(full)) }
         }
 
         for action in actions {

@@ -215,13 +215,12 @@ extension CommandTable {
         // Everything that can be checked without a server, before connecting.
         // Reading checked every path under the file's own root already.
         let pathsChecked = targetRoot == snapshot.root
-        let emptyMultiSize = ZooKeeperClient.estimatedMultiSize([])
         for node in snapshot.nodes {
             let path = BackupFormat.absolute(node.path, under: targetRoot)
             if !pathsChecked, let problem = PathRules.problem(with: path) { throw CommandError.badData("\(file): bad path '\(path)': \(problem)") }
             if isZooKeeperInternal(path) { throw CommandError.badData("\(file): '\(path)' would land in ZooKeeper's own subtree") }
             let op = MultiOp.create(path, data: node.data ?? Data(), mode: .persistent, acl: node.acl ?? ACL.openUnsafe)
-            if emptyMultiSize + op.estimatedSize > ZooKeeperClient.maxPacketSize {
+            if !MultiBatcher.fitsAlone(op) {
                 throw CommandError.badData("\(file): '\(path)' holds \(node.data?.count ?? 0) bytes, more than the server takes in one request")
             }
         }

@@ -15,7 +15,7 @@ public enum CommandTable {
     /// these names (a test checks).
     public static let globalOptions: [OptionSpec] = [
         OptionSpec("server", short: "s", value: "HOSTS", help: "servers: host:port,...[/chroot] or a zookeeper:// URL",
-                   default: Settings.defaultServers, env: "ZKCTL_SERVERS"),
+                   default: Settings.defaultServers, env: Settings.serverVariables.joined(separator: ", then ")),
         OptionSpec("timeout", value: "DURATION", type: .duration, help: "connect and request timeout", default: "10s", env: "ZKCTL_TIMEOUT"),
         OptionSpec("config", value: "FILE", type: .file, help: "config file (INI)", env: "ZKCTL_CONFIG"),
         OptionSpec("auth-file", value: "FILE", type: .file, help: "file holding user:password for digest auth"),
@@ -41,7 +41,9 @@ public enum CommandTable {
         handler: runHelp)
 
     @Sendable static func runHelp(_ inv: Invocation) async throws -> Int32 {
+            // The command's path by its names (an alias such as 'rm' names 'delete').
             var spec = root
+            var path: [String] = []
             for word in inv.arguments {
                 guard let sub = spec.subcommand(named: word) else {
                     var message = "unknown command '\(word)'"
@@ -49,8 +51,8 @@ public enum CommandTable {
                     throw UsageError(message)
                 }
                 spec = sub
+                path.append(sub.name)
             }
-            let path = inv.arguments.compactMap { word in root.subcommands.first { $0.name == word }?.name ?? word }
             inv.output.write(Help.text(for: path, root: root))
             return ExitCode.success
     }

@@ -108,7 +108,7 @@ extension CommandTable {
                 throw CommandError.badData("--merge value is not valid JSON: \(error)")
             }
             guard case .object(let object) = parsed else {
-                throw CommandError.badData("--merge needs a JSON object, not \(parsed.typeName == "array" ? "an" : "a") \(parsed.typeName)")
+                throw CommandError.badData("--merge needs a JSON object, not \(parsed.typePhrase)")
             }
             change = .merge(object)
         } else {
@@ -498,7 +498,7 @@ extension CommandTable {
             throw CommandError.badData("\(inv.arguments[0] == "-" ? "stdin" : inv.arguments[0]): \(error)")
         }
         guard case .object(let wanted) = parsed else {
-            throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typeName == "array" ? "an" : "a") \(parsed.typeName)")
+            throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typePhrase)")
         }
         let root = inv.settings.configRoot.value
         let nested = inv.flag("nested")
@@ -527,7 +527,7 @@ extension CommandTable {
                 ConfigSupport.printPlan(plan, output: inv.output, applied: false)
                 return ExitCode.success
             }
-            let batches = ConfigSupport.batches(plan.ops)
+            let batches = MultiBatcher.batches(plan.ops)
             // Two transactions in flight: the server applies them in order.
             let results = await zk.multi(batches: batches, maxInFlight: 2)
             let done = results.filter { if case .success = $0 { true } else { false } }.count
@@ -749,7 +749,7 @@ enum ConfigSupport {
                         try updated.setValue(.object(existing.merging(object)), at: fields)
                     case let other?:
                         let place = fields.isEmpty ? "the value of '\(key)'" : "field '\(fields.joined(separator: "."))' of '\(key)'"
-                        throw CommandError.badData("cannot merge into \(place): it is \(other.typeName == "array" ? "an" : "a") \(other.typeName), not an object")
+                        throw CommandError.badData("cannot merge into \(place): it is \(other.typePhrase), not an object")
                     }
                 case .replace:
                     break
@@ -943,24 +943,6 @@ enum ConfigSupport {
         }
         plan.ops = creates + deletes
         return plan
-    }
-
-    /// `ops` cut, in order, into multi-operations under the packet limit.
-    static func batches(_ ops: [MultiOp]) -> [[MultiOp]] {
-        var result: [[MultiOp]] = []
-        var current: [MultiOp] = []
-        var size = ZooKeeperClient.estimatedMultiSize([])
-        for op in ops {
-            if !current.isEmpty && size + op.estimatedSize > ZooKeeperClient.maxPacketSize {
-                result.append(current)
-                current = []
-                size = ZooKeeperClient.estimatedMultiSize([])
-            }
-            current.append(op)
-            size += op.estimatedSize
-        }
-        if !current.isEmpty { result.append(current) }
-        return result
     }
 
     static func printPlan(_ plan: ImportPlan, output out: Output, applied: Bool) {

@@ -467,19 +467,14 @@ extension CommandTable {
     /// Deletes instances in `multi` batches under the packet limit. An instance that vanished
     /// meanwhile is dropped from its batch, which is sent again. Returns the ids deleted.
     static func deleteAll(_ zk: ZooKeeperClient, servicePath: String, ids: [String]) async throws -> [String] {
-        var batches: [[String]] = [[]]
-        var size = ZooKeeperClient.estimatedMultiSize([])
-        for id in ids {
-            let op = MultiOp.delete(PathRules.join(servicePath, id))
-            if size + op.estimatedSize > ZooKeeperClient.maxPacketSize / 2, !batches[batches.count - 1].isEmpty {
-                batches.append([])
-                size = ZooKeeperClient.estimatedMultiSize([])
-            }
-            batches[batches.count - 1].append(id)
-            size += op.estimatedSize
+        // The ids of each transaction, in order.
+        var start = 0
+        let batches = MultiBatcher.batches(ids.map { MultiOp.delete(PathRules.join(servicePath, $0)) }).map { batch in
+            defer { start += batch.count }
+            return Array(ids[start..<start + batch.count])
         }
         var removed: [String] = []
-        for var batch in batches where !batch.isEmpty {
+        for var batch in batches {
             while !batch.isEmpty {
                 do {
                     _ = try await zk.multi(batch.map { .delete(PathRules.join(servicePath, $0)) })

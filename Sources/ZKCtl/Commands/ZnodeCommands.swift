@@ -17,6 +17,8 @@ extension CommandTable {
 
     /// A subtree larger than this needs `--force` to be deleted.
     static let recursiveDeleteThreshold = 1000
+    /// The most deletes `delete -r` puts in one transaction.
+    static let maxDeleteBatch = 5000
 
     /// The value a write command stores: its VALUE argument or `--file`, exactly one. A VALUE of
     /// `-` reads stdin, as `--file -` does; after `--` it is the text `-`.
@@ -436,25 +438,6 @@ extension CommandTable {
         return unreadable.exitCode(ExitCode.success)
     }
 
-    /// Splits operations into `multi` batches under the server's packet limit (and at most
-    /// `maxCount` operations each), keeping their order.
-    static func multiBatches(_ ops: [MultiOp], limit: Int = ZooKeeperClient.maxPacketSize, maxCount: Int = 5000) -> [[MultiOp]] {
-        var batches: [[MultiOp]] = []
-        var current: [MultiOp] = []
-        var size = ZooKeeperClient.estimatedMultiSize([])
-        for op in ops {
-            if !current.isEmpty && (size + op.estimatedSize > limit || current.count >= maxCount) {
-                batches.append(current)
-                current = []
-                size = ZooKeeperClient.estimatedMultiSize([])
-            }
-            current.append(op)
-            size += op.estimatedSize
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
-    }
-
     // MARK: - acl
 
     static let aclCommand = CommandSpec(
@@ -734,7 +717,7 @@ struct RecursiveDelete {
         var deleted = 0
         for level in levels.reversed() {
             let ops = level.map { MultiOp.delete($0, version: $0 == root ? rootVersion : -1) }
-            for batch in CommandTable.multiBatches(ops) {
+            for batch in MultiBatcher.batches(ops, maxCount: CommandTable.maxDeleteBatch) {
                 try progress?.stopIfAsked()
                 do {
                     _ = try await zk.multi(batch)
