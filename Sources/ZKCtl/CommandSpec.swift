@@ -34,7 +34,18 @@ public enum CompletionKind: String, Sendable, Hashable {
     case none, znodePath, configKey, serviceName, file, choice, duration, command
 }
 
-/// One option, declared once: parsing, help, completions and the man page all read it.
+/// Where a setting sits in the config file (`[section] key = value`).
+public struct ConfigFileKey: Sendable, Hashable {
+    public var section: String
+    public var key: String
+    public init(_ section: String, _ key: String) {
+        self.section = section
+        self.key = key
+    }
+}
+
+/// One option, declared once: parsing, help, completions, the man page and settings resolution
+/// all read it. Handlers read its value through a typed `Option` that wraps it.
 public struct OptionSpec: Sendable {
     public var long: String
     public var short: Character?
@@ -43,13 +54,17 @@ public struct OptionSpec: Sendable {
     public var type: ValueType
     public var help: String
     public var defaultValue: String?
-    public var environment: String?
+    /// The environment variables that set it, in the order they are read.
+    public var environmentVariables: [String]
+    /// Its key in the config file, for a global option that has one.
+    public var fileKey: ConfigFileKey?
     public var repeatable: Bool
     public var completion: CompletionKind
     public var hidden: Bool
 
     public init(_ long: String, short: Character? = nil, value valueName: String? = nil, type: ValueType = .string,
-                help: String, default defaultValue: String? = nil, env environment: String? = nil,
+                help: String, default defaultValue: String? = nil, env environmentVariables: [String] = [],
+                file fileKey: ConfigFileKey? = nil,
                 repeatable: Bool = false, completion: CompletionKind? = nil, hidden: Bool = false) {
         self.long = long
         self.short = short
@@ -57,7 +72,8 @@ public struct OptionSpec: Sendable {
         self.type = type
         self.help = help
         self.defaultValue = defaultValue
-        self.environment = environment
+        self.environmentVariables = environmentVariables
+        self.fileKey = fileKey
         self.repeatable = repeatable
         self.hidden = hidden
         if let completion {
@@ -74,6 +90,11 @@ public struct OptionSpec: Sendable {
     }
 
     public var isFlag: Bool { valueName == nil }
+
+    /// The environment variables as help shows them (`A, then B`), nil when there are none.
+    public var environment: String? {
+        environmentVariables.isEmpty ? nil : environmentVariables.joined(separator: ", then ")
+    }
 
     /// `-s, --server HOSTS` as help shows it.
     public var synopsis: String {

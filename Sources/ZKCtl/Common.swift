@@ -4,9 +4,8 @@ import ZooKeeper
 /// Pieces several command families share.
 public enum Common {
     /// The `--acl SPEC` option every creating command takes.
-    public static let aclOption = OptionSpec(
-        "acl", value: "SPEC", help: "ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.",
-        repeatable: true)
+    public static let aclOption = Option<[String]>(
+        list: "acl", value: "SPEC", help: "ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.")
 
     /// Parses ACL specs: `scheme:id:perms`, where the id may itself hold colons
     /// (`digest:user:HASH:cdrwa`) and may be empty (`auth::cdrwa`). Perms are letters of `cdrwa`.
@@ -36,7 +35,7 @@ public enum Common {
 
     /// The ACL for nodes a command creates: `--acl` values, else open.
     public static func acl(for inv: Invocation) throws -> [ACL] {
-        let specs = inv.strings("acl")
+        let specs = inv[aclOption]
         return specs.isEmpty ? ACL.openUnsafe : try parseACL(specs, command: inv.parsed.path)
     }
 

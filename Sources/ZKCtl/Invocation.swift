@@ -95,16 +95,17 @@ public final class Invocation: Sendable {
 
     // MARK: Values
 
-    public func flag(_ long: String) -> Bool { parsed.has(long) }
-    public func string(_ long: String) -> String? { parsed.last(long) }
-    public func strings(_ long: String) -> [String] { parsed.values[long] ?? [] }
-    /// An int option (already range-checked by the parser), or its declared default.
-    public func int(_ long: String) -> Int? {
-        (parsed.last(long) ?? defaultValue(long)).flatMap { Int($0) }
+    /// The typed value of one of the command's options (or a global option). Reading an option
+    /// the command does not declare is a programming error, caught in debug builds.
+    public subscript<Value>(_ option: Option<Value>) -> Value {
+        assert(parsed.spec.option(long: option.spec.long) != nil || CommandTable.root.option(long: option.spec.long) != nil,
+               "'--\(option.spec.long)' is not declared for '\(parsed.path.joined(separator: " "))'")
+        return option.value(in: parsed)
     }
-    public func duration(_ long: String) -> Duration? {
-        (parsed.last(long) ?? defaultValue(long)).flatMap { parseDuration($0) }
-    }
+
+    /// The text typed for an option, for messages that quote it.
+    public func text<Value>(of option: Option<Value>) -> String? { option.text(in: parsed) }
+
     public var arguments: [String] { parsed.positionals }
     public func argument(_ index: Int) -> String? {
         index < parsed.positionals.count ? parsed.positionals[index] : nil
@@ -112,8 +113,4 @@ public final class Invocation: Sendable {
     /// The command after `--`.
     public var command: [String] { parsed.command }
     public var maxInFlight: Int { settings.maxInFlight.value }
-
-    private func defaultValue(_ long: String) -> String? {
-        parsed.spec.option(long: long)?.defaultValue
-    }
 }

@@ -52,9 +52,24 @@ public struct Settings: Sendable {
     public static let defaultServers = "127.0.0.1:2181"
     /// The keys the config file may hold, per section: anything else is warned about (a typo
     /// such as `server =` would otherwise be ignored without a word).
-    public static let fileKeys: [(section: String, keys: [String])] = [
-        ("zookeeper", ["servers", "path"]),
-        ("zkctl", ["timeout", "output", "config-root", "services-root", "locks-root", "tasks-root", "max-inflight", "auth-file"]),
+    public static let fileKeys: [(section: String, keys: [String])] = {
+        let keys = [GlobalOptions.server.spec.fileKey, basePathKey] + valueOptions.map(\.fileKey)
+            + [GlobalOptions.authFile.spec.fileKey]
+        var grouped: [(section: String, keys: [String])] = []
+        for case let k? in keys {
+            if let i = grouped.firstIndex(where: { $0.section == k.section }) { grouped[i].keys.append(k.key) }
+            else { grouped.append((k.section, [k.key])) }
+        }
+        return grouped
+    }()
+    /// The one config-file key that is not an option: a base path put after the file's servers.
+    static let basePathKey = ConfigFileKey("zookeeper", "path")
+    /// The settings taken as one value from the first of flag, environment, file and default, in
+    /// the order they are resolved.
+    static let valueOptions: [OptionSpec] = [
+        GlobalOptions.timeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
+        GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
+        GlobalOptions.maxInFlight.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
@@ -75,7 +90,9 @@ public struct Settings: Sendable {
         // The config file: --config, $ZKCTL_CONFIG, $XDG_CONFIG_HOME/zkctl/config, ~/.config/zkctl/config.
         var file: IniFile? = nil
         var fileName: String? = nil
-        if let explicit = parsed.last("config") ?? env["ZKCTL_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        let configOption = GlobalOptions.config.spec
+        let configFromEnvironment = configOption.environmentVariables.lazy.compactMap { env[$0] }.first { !$0.isEmpty }
+        if let explicit = parsed[GlobalOptions.config] ?? configFromEnvironment {
             fileName = explicit
             guard let data = FileManager.default.contents(atPath: explicit) else {
                 throw CommandError.noInput("cannot read config file '\(explicit)'")
@@ -94,64 +111,71 @@ public struct Settings: Sendable {
         var warnings: [String] = []
         if let file, let fileName { warnings += unknownKeyWarnings(file, name: fileName) }
 
-        func pick(_ flag: String, env names: [String], file key: (String, String)?, default value: String) -> Sourced<String> {
-            if let v = parsed.last(flag) { return Sourced(value: v, source: .flag("--\(flag)")) }
-            for n in names { if let v = env[n], !v.isEmpty { return Sourced(value: v, source: .environment(n)) } }
-            if let key, let v = file?.value(key.0, key.1), let fileName { return Sourced(value: v, source: .file(fileName)) }
-            return Sourced(value: value, source: .defaultValue)
+        // One value from the first of the option on the command line, its environment variables,
+        // its config-file key and its default.
+        func pick<Value>(_ option: Option<Value>) -> Sourced<String> {
+            let spec = option.spec
+            if let v = parsed.values[spec.long]?.last { return Sourced(value: v, source: .flag("--\(spec.long)")) }
+            for n in spec.environmentVariables { if let v = env[n], !v.isEmpty { return Sourced(value: v, source: .environment(n)) } }
+            if let key = spec.fileKey, let v = file?.value(key.section, key.key), let fileName { return Sourced(value: v, source: .file(fileName)) }
+            return Sourced(value: spec.defaultValue ?? "", source: .defaultValue)
         }
 
         // Servers: each source in order, so that URL forms can take what they lack from lower ones.
+        let serverOption = GlobalOptions.server.spec
         var serverSources: [Sourced<String>] = []
-        if let v = parsed.last("server") { serverSources.append(Sourced(value: v, source: .flag("--server"))) }
-        for n in serverVariables { if let v = env[n], !v.isEmpty { serverSources.append(Sourced(value: v, source: .environment(n))) } }
-        if let v = file?.value("zookeeper", "servers"), let fileName {
+        if let v = parsed.values[serverOption.long]?.last { serverSources.append(Sourced(value: v, source: .flag("--\(serverOption.long)"))) }
+        for n in serverOption.environmentVariables { if let v = env[n], !v.isEmpty { serverSources.append(Sourced(value: v, source: .environment(n))) } }
+        if let key = serverOption.fileKey, let v = file?.value(key.section, key.key), let fileName {
             var combined = v
-            if let base = file?.value("zookeeper", "path"), !base.isEmpty, !v.hasPrefix("zookeeper:") { combined += base.hasPrefix("/") ? base : "/" + base }
+            if let base = file?.value(basePathKey.section, basePathKey.key), !base.isEmpty, !v.hasPrefix("zookeeper:") { combined += base.hasPrefix("/") ? base : "/" + base }
             serverSources.append(Sourced(value: combined, source: .file(fileName)))
         }
-        serverSources.append(Sourced(value: defaultServers, source: .defaultValue))
+        serverSources.append(Sourced(value: serverOption.defaultValue ?? defaultServers, source: .defaultValue))
         let servers = try resolveServers(serverSources, command: path)
 
-        let timeoutText = pick("timeout", env: ["ZKCTL_TIMEOUT"], file: ("zkctl", "timeout"), default: "10s")
+        let timeoutText = pick(GlobalOptions.timeout)
         guard let timeout = parseDuration(timeoutText.value), timeout > .zero else {
             throw UsageError("bad timeout '\(timeoutText.value)' from \(timeoutText.source)", command: path)
         }
 
-        var outputText = pick("output", env: ["ZKCTL_OUTPUT"], file: ("zkctl", "output"), default: "text")
-        if parsed.has("json") { outputText = Sourced(value: "json", source: .flag("--json")) }
+        var outputText = pick(GlobalOptions.output)
+        if parsed[GlobalOptions.json] { outputText = Sourced(value: OutputFormat.json.rawValue, source: .flag("--\(GlobalOptions.json.spec.long)")) }
         guard let output = OutputFormat(rawValue: outputText.value) else {
-            throw UsageError("bad output format '\(outputText.value)' from \(outputText.source): must be text, json or ndjson", command: path)
+            let names = OutputFormat.allCases.map(\.rawValue)
+            throw UsageError("bad output format '\(outputText.value)' from \(outputText.source): must be \(names.dropLast().joined(separator: ", ")) or \(names.last!)", command: path)
         }
 
-        func root(_ flag: String, _ variable: String, _ key: String, _ value: String) throws(UsageError) -> Sourced<String> {
-            let r = pick(flag, env: [variable], file: ("zkctl", key), default: value)
+        func root(_ option: Option<String>) throws(UsageError) -> Sourced<String> {
+            let r = pick(option)
             if let problem = PathRules.problem(with: r.value) {
-                throw UsageError("bad \(flag) '\(r.value)' from \(r.source): \(problem)", command: path)
+                throw UsageError("bad \(option.spec.long) '\(r.value)' from \(r.source): \(problem)", command: path)
             }
             return r
         }
 
-        let inflightText = pick("max-inflight", env: ["ZKCTL_MAX_INFLIGHT"], file: ("zkctl", "max-inflight"),
-                                default: String(ZooKeeperClient.defaultMaxInFlight))
-        guard let inflight = Int(inflightText.value), (1...100_000).contains(inflight) else {
-            throw UsageError("bad max-inflight '\(inflightText.value)' from \(inflightText.source): must be from 1 to 100000", command: path)
+        let inflightOption = GlobalOptions.maxInFlight.spec
+        let inflightText = pick(GlobalOptions.maxInFlight)
+        guard case .int(let inflightRange) = inflightOption.type else { preconditionFailure("--max-inflight is an integer option") }
+        guard let inflight = Int(inflightText.value), inflightRange.contains(inflight) else {
+            throw UsageError("bad \(inflightOption.long) '\(inflightText.value)' from \(inflightText.source): must be from \(inflightRange.lowerBound) to \(inflightRange.upperBound)", command: path)
         }
 
         // Credentials: --auth (warned), --auth-file, ZKCTL_AUTH, [zkctl] auth-file.
         var credentials: [String] = []
         var credentialSource: SettingSource? = nil
-        if let inline = parsed.values["auth"] {
+        let authOption = GlobalOptions.auth.spec, authFileOption = GlobalOptions.authFile.spec
+        if GlobalOptions.auth.isGiven(in: parsed) {
             warnings.append("a password given with --auth can be seen by other users of this machine; use ZKCTL_AUTH or --auth-file")
-            credentials = inline
-            credentialSource = .flag("--auth")
-        } else if let authFile = parsed.last("auth-file") {
+            credentials = parsed[GlobalOptions.auth]
+            credentialSource = .flag("--\(authOption.long)")
+        } else if let authFile = parsed[GlobalOptions.authFile] {
             credentials = try readAuthFile(authFile, warnings: &warnings, command: path)
-            credentialSource = .flag("--auth-file")
-        } else if let v = env["ZKCTL_AUTH"], !v.isEmpty {
+            credentialSource = .flag("--\(authFileOption.long)")
+        } else if let name = authOption.environmentVariables.first(where: { !(env[$0] ?? "").isEmpty }), let v = env[name] {
             credentials = [v]
-            credentialSource = .environment("ZKCTL_AUTH")
-        } else if let authFile = file?.value("zkctl", "auth-file"), let fileName {
+            credentialSource = .environment(name)
+        } else if let key = authFileOption.fileKey, let authFile = file?.value(key.section, key.key), let fileName {
             credentials = try readAuthFile(authFile, warnings: &warnings, command: path)
             credentialSource = .file(fileName)
         }
@@ -168,13 +192,13 @@ public struct Settings: Sendable {
         return Settings(
             servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source),
             output: Sourced(value: output, source: outputText.source),
-            configRoot: try root("config-root", "ZKCTL_CONFIG_ROOT", "config-root", "/config"),
-            servicesRoot: try root("services-root", "ZKCTL_SERVICES_ROOT", "services-root", "/services"),
-            locksRoot: try root("locks-root", "ZKCTL_LOCKS_ROOT", "locks-root", "/locks"),
-            tasksRoot: try root("tasks-root", "ZKCTL_TASKS_ROOT", "tasks-root", "/tasks"),
+            configRoot: try root(GlobalOptions.configRoot),
+            servicesRoot: try root(GlobalOptions.servicesRoot),
+            locksRoot: try root(GlobalOptions.locksRoot),
+            tasksRoot: try root(GlobalOptions.tasksRoot),
             maxInFlight: Sourced(value: inflight, source: inflightText.source),
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
-            verbose: parsed.count("verbose"), quiet: parsed.has("quiet"),
+            verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
     }
 

@@ -19,7 +19,7 @@ public enum ZKCtl {
             plainOutput.error("\(error)")
             return ExitCode.usage
         }
-        if parsed.path.isEmpty && parsed.has("version") {
+        if parsed.path.isEmpty && parsed[GlobalOptions.version] {
             plainOutput.line("zkctl \(version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
             return finished(plainOutput, ExitCode.success)
         }
@@ -93,11 +93,9 @@ extension ZKCtl {
     /// The environment variables settings read, through getenv: building the whole environment
     /// as a dictionary costs a quarter of a one-shot command's start-up.
     public static func settingsEnvironment() -> [String: String] {
-        let names = Settings.serverVariables + [
-            "ZKCTL_AUTH", "ZKCTL_CONFIG", "ZKCTL_TIMEOUT", "ZKCTL_OUTPUT", "ZKCTL_CONFIG_ROOT",
-            "ZKCTL_SERVICES_ROOT", "ZKCTL_LOCKS_ROOT", "ZKCTL_TASKS_ROOT", "ZKCTL_MAX_INFLIGHT",
-            "HOME", "XDG_CONFIG_HOME", "NO_COLOR", "TERM",
-        ]
+        // The global options' variables (from their declarations), then the ones settings read
+        // for the config file's place and for colour.
+        let names = GlobalOptions.all.flatMap(\.environmentVariables) + ["HOME", "XDG_CONFIG_HOME", "NO_COLOR", "TERM"]
         var environment: [String: String] = [:]
         for name in names {
             if let value = getenv(name) { environment[name] = String(cString: value) }

@@ -7,6 +7,10 @@ extension CommandTable {
 
     // MARK: export
 
+    enum ExportOptions {
+        static let file = Option<String?>("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout")
+    }
+
     static let exportCommand = CommandSpec(
         "export", summary: "write a subtree to a versioned JSON backup",
         description: """
@@ -44,8 +48,8 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("PATH", help: "the subtree to export (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
-            OptionSpec("file", short: "f", value: "FILE", type: .file, help: "write the document to FILE instead of stdout"),
-            skipUnreadableOption,
+            ExportOptions.file.spec,
+            skipUnreadableOption.spec,
         ],
         jsonOutput: "the export document itself, whatever the output format: {\"format\":\"zkctl-export\",\"version\":1,\"root\",\"exported\",\"nodes\":[{\"path\",\"type\",\"ttl\"?,\"data\"|\"dataBase64\",\"acl\"}],\"nodeCount\",\"skippedEphemeral\",\"skippedUnreadable\"?:[PATH...]} (docs/export-format.md)",
         handler: runExport)
@@ -58,7 +62,7 @@ extension CommandTable {
         let zk = try await inv.connect()
         guard try await zk.exists(root) != nil else { throw ZooKeeperError(.noNode, path: root) }
 
-        let file = inv.string("file").flatMap { $0 == "-" ? nil : $0 }
+        let file = inv[ExportOptions.file].flatMap { $0 == "-" ? nil : $0 }
         let sink = try ExportSink(file: file, output: inv.output)
         let unreadable = UnreadableNodes(inv)
         var written = 0
@@ -126,6 +130,14 @@ extension CommandTable {
 
     // MARK: import
 
+    enum ImportOptions {
+        static let to = Option<String?>("to", value: "PATH", type: .znodePath, help: "where the file's root goes (default: the root recorded in the file)")
+        static let dryRun = Option<Bool>(flag: "dry-run", help: "print the plan and change nothing")
+        static let overwrite = Option<Bool>(flag: "overwrite", help: "replace the data and ACL of existing nodes that differ")
+        static let skipExisting = Option<Bool>(flag: "skip-existing", help: "leave existing nodes that differ as they are")
+        static let prune = Option<Bool>(flag: "prune", help: "also remove nodes under the target that the file does not hold")
+    }
+
     static let importCommand = CommandSpec(
         "import", summary: "recreate a tree from an export (or a zk-shell JSON dump)",
         description: """
@@ -165,23 +177,23 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("FILE", help: "the export (or zk-shell dump) to read; - for stdin", type: .file, completion: .file)],
         options: [
-            OptionSpec("to", value: "PATH", type: .znodePath, help: "where the file's root goes (default: the root recorded in the file)"),
-            OptionSpec("dry-run", help: "print the plan and change nothing"),
-            OptionSpec("overwrite", help: "replace the data and ACL of existing nodes that differ"),
-            OptionSpec("skip-existing", help: "leave existing nodes that differ as they are"),
-            OptionSpec("prune", help: "also remove nodes under the target that the file does not hold"),
+            ImportOptions.to.spec,
+            ImportOptions.dryRun.spec,
+            ImportOptions.overwrite.spec,
+            ImportOptions.skipExisting.spec,
+            ImportOptions.prune.spec,
         ],
         jsonOutput: "{\"file\",\"format\",\"root\",\"dryRun\",\"created\",\"updated\",\"skipped\",\"removed\",\"conflicts\"}; with --dry-run also \"plan\":[{\"action\":\"create|update|remove|conflict\",\"path\",\"what\"?}]",
         handler: runImport)
 
     @Sendable static func runImport(_ inv: Invocation) async throws -> Int32 {
         guard let file = inv.argument(0) else { throw UsageError("missing argument FILE for 'import'", command: ["import"]) }
-        if inv.flag("overwrite") && inv.flag("skip-existing") {
+        if inv[ImportOptions.overwrite] && inv[ImportOptions.skipExisting] {
             throw UsageError("--overwrite and --skip-existing exclude each other", command: ["import"])
         }
-        let policy: ImportConflictPolicy = inv.flag("overwrite") ? .overwrite : inv.flag("skip-existing") ? .skipExisting : .fail
-        let dryRun = inv.flag("dry-run")
-        let prune = inv.flag("prune")
+        let policy: ImportConflictPolicy = inv[ImportOptions.overwrite] ? .overwrite : inv[ImportOptions.skipExisting] ? .skipExisting : .fail
+        let dryRun = inv[ImportOptions.dryRun]
+        let prune = inv[ImportOptions.prune]
         // An interrupt lets the transactions already sent finish (within --timeout), sends
         // nothing more, and says what the server acknowledged.
         let progress = BulkProgress()
@@ -203,7 +215,7 @@ extension CommandTable {
         }
 
         let snapshot = try readSnapshot(file)
-        let targetRoot = inv.string("to") ?? snapshot.root
+        let targetRoot = inv[ImportOptions.to] ?? snapshot.root
         if isZooKeeperInternal(targetRoot) {
             throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
         }
@@ -480,7 +492,7 @@ extension CommandTable {
             ArgumentSpec("SOURCE", help: "a live path (/...) or an export file", completion: .file),
             ArgumentSpec("TARGET", help: "a live path (/...) or an export file", completion: .file),
         ],
-        options: [skipUnreadableOption],
+        options: [skipUnreadableOption.spec],
         jsonOutput: "{\"source\",\"target\",\"equal\",\"added\":[PATH...],\"removed\":[PATH...],\"changed\":[{\"path\",\"what\":[\"data\"|\"acl\"|\"type\"]}]}, paths relative to each side's root (\".\" is the root)",
         handler: runDiff)
 

@@ -13,27 +13,7 @@ public enum CommandTable {
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).
-    public static let globalOptions: [OptionSpec] = [
-        OptionSpec("server", short: "s", value: "HOSTS", help: "servers: host:port,...[/chroot] or a zookeeper:// URL",
-                   default: Settings.defaultServers, env: Settings.serverVariables.joined(separator: ", then ")),
-        OptionSpec("timeout", value: "DURATION", type: .duration, help: "connect and request timeout", default: "10s", env: "ZKCTL_TIMEOUT"),
-        OptionSpec("config", value: "FILE", type: .file, help: "config file (INI)", env: "ZKCTL_CONFIG"),
-        OptionSpec("auth-file", value: "FILE", type: .file, help: "file holding user:password for digest auth"),
-        OptionSpec("auth", value: "USER:PASSWORD", help: "digest credentials on the command line (others can see them; prefer ZKCTL_AUTH)",
-                   env: "ZKCTL_AUTH", repeatable: true),
-        OptionSpec("output", short: "o", value: "FORMAT", type: .choice(OutputFormat.allCases.map(\.rawValue)),
-                   help: "output format", default: "text", env: "ZKCTL_OUTPUT"),
-        OptionSpec("json", help: "shorthand for --output json"),
-        OptionSpec("quiet", short: "q", help: "only errors on stderr"),
-        OptionSpec("verbose", short: "v", help: "more on stderr, including the C client's log (-vv for all of it)", repeatable: true),
-        OptionSpec("config-root", value: "PATH", type: .znodePath, help: "where config keys live", default: "/config", env: "ZKCTL_CONFIG_ROOT"),
-        OptionSpec("services-root", value: "PATH", type: .znodePath, help: "where service instances live", default: "/services", env: "ZKCTL_SERVICES_ROOT"),
-        OptionSpec("locks-root", value: "PATH", type: .znodePath, help: "where locks live", default: "/locks", env: "ZKCTL_LOCKS_ROOT"),
-        OptionSpec("tasks-root", value: "PATH", type: .znodePath, help: "where run-once records live", default: "/tasks", env: "ZKCTL_TASKS_ROOT"),
-        OptionSpec("max-inflight", value: "N", type: .int(1...100_000), help: "bound on pipelined requests in flight",
-                   default: String(ZooKeeperClient.defaultMaxInFlight), env: "ZKCTL_MAX_INFLIGHT"),
-        OptionSpec("version", help: "print the version and the C client's version"),
-    ]
+    public static let globalOptions: [OptionSpec] = GlobalOptions.all
 
     static let helpCommand = CommandSpec(
         "help", summary: "show help for a command",
@@ -55,5 +35,51 @@ public enum CommandTable {
             }
             inv.output.write(Help.text(for: path, root: root))
             return ExitCode.success
+    }
+}
+
+/// The global options, each declared once with its default, range, environment variables and
+/// config-file key: help, the man page, completions and `Settings.resolve` (with `-v`'s report
+/// of where a value came from) all read these declarations.
+public enum GlobalOptions {
+    public static let server = Option<String>(
+        "server", short: "s", value: "HOSTS", help: "servers: host:port,...[/chroot] or a zookeeper:// URL",
+        default: Settings.defaultServers, env: Settings.serverVariables, file: ConfigFileKey("zookeeper", "servers"))
+    public static let timeout = Option<Duration?>(
+        duration: "timeout", help: "connect and request timeout", default: "10s", env: ["ZKCTL_TIMEOUT"],
+        file: ConfigFileKey("zkctl", "timeout"))
+    public static let config = Option<String?>("config", value: "FILE", type: .file, help: "config file (INI)", env: ["ZKCTL_CONFIG"])
+    public static let authFile = Option<String?>(
+        "auth-file", value: "FILE", type: .file, help: "file holding user:password for digest auth",
+        file: ConfigFileKey("zkctl", "auth-file"))
+    public static let auth = Option<[String]>(
+        list: "auth", value: "USER:PASSWORD", help: "digest credentials on the command line (others can see them; prefer ZKCTL_AUTH)",
+        env: ["ZKCTL_AUTH"])
+    public static let output = Option<String>(
+        "output", short: "o", value: "FORMAT", type: .choice(OutputFormat.allCases.map(\.rawValue)), help: "output format",
+        default: OutputFormat.text.rawValue, env: ["ZKCTL_OUTPUT"], file: ConfigFileKey("zkctl", "output"))
+    public static let json = Option<Bool>(flag: "json", help: "shorthand for --output json")
+    public static let quiet = Option<Bool>(flag: "quiet", short: "q", help: "only errors on stderr")
+    public static let verbose = Option<Int>(count: "verbose", short: "v", help: "more on stderr, including the C client's log (-vv for all of it)")
+    public static let configRoot = root("config-root", help: "where config keys live", default: "/config", env: "ZKCTL_CONFIG_ROOT")
+    public static let servicesRoot = root("services-root", help: "where service instances live", default: "/services", env: "ZKCTL_SERVICES_ROOT")
+    public static let locksRoot = root("locks-root", help: "where locks live", default: "/locks", env: "ZKCTL_LOCKS_ROOT")
+    public static let tasksRoot = root("tasks-root", help: "where run-once records live", default: "/tasks", env: "ZKCTL_TASKS_ROOT")
+    public static let maxInFlight = Option<Int>(
+        "max-inflight", range: 1...100_000, help: "bound on pipelined requests in flight",
+        default: ZooKeeperClient.defaultMaxInFlight, env: ["ZKCTL_MAX_INFLIGHT"], file: ConfigFileKey("zkctl", "max-inflight"))
+    public static let version = Option<Bool>(flag: "version", help: "print the version and the C client's version")
+
+    /// In the order help and the man page list them.
+    public static let all: [OptionSpec] = [
+        server.spec, timeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
+        configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, version.spec,
+    ]
+
+    /// A root under which a family keeps its nodes: a znode path, also read from the environment
+    /// and the config file (the key is the option's name).
+    private static func root(_ long: String, help: String, default value: String, env: String) -> Option<String> {
+        Option<String>(long, value: "PATH", type: .znodePath, help: help, default: value, env: [env],
+                       file: ConfigFileKey("zkctl", long))
     }
 }

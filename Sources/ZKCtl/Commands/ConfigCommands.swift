@@ -29,6 +29,16 @@ extension CommandTable {
 
     // MARK: set
 
+    enum ConfigSetOptions {
+        static let string = Option<Bool>(flag: "string", help: "store VALUE as a JSON string, whatever it looks like")
+        static let raw = Option<Bool>(flag: "raw", help: "store the bytes as given, not as JSON")
+        static let file = Option<String?>("file", short: "f", value: "FILE", type: .file, help: "read the value from FILE ('-' for stdin)")
+        static let merge = Option<String?>("merge", value: "JSON", type: .json, help: "deep-merge this JSON object into the key's object (at FIELD... when given)")
+        static let ifVersion = Option<Int?>("if-version", value: "N", range: 0...Int(Int32.max), help: "write only if the key has version N (else exit 75)")
+        static let ifAbsent = Option<Bool>(flag: "if-absent", help: "create only; exit 75 if the key exists")
+        static let nested = Option<Bool>(flag: "nested", help: "allow '/' in KEY (a/b is a key below a)")
+    }
+
     static let configSet = CommandSpec(
         "set", summary: "set a key, or one field of a key's JSON object",
         description: """
@@ -71,14 +81,14 @@ extension CommandTable {
                          optional: true, variadic: true),
         ],
         options: [
-            OptionSpec("string", help: "store VALUE as a JSON string, whatever it looks like"),
-            OptionSpec("raw", help: "store the bytes as given, not as JSON"),
-            OptionSpec("file", short: "f", value: "FILE", type: .file, help: "read the value from FILE ('-' for stdin)"),
-            OptionSpec("merge", value: "JSON", type: .json, help: "deep-merge this JSON object into the key's object (at FIELD... when given)"),
-            OptionSpec("if-version", value: "N", type: .int(0...Int(Int32.max)), help: "write only if the key has version N (else exit 75)"),
-            OptionSpec("if-absent", help: "create only; exit 75 if the key exists"),
-            OptionSpec("nested", help: "allow '/' in KEY (a/b is a key below a)"),
-            Common.aclOption,
+            ConfigSetOptions.string.spec,
+            ConfigSetOptions.raw.spec,
+            ConfigSetOptions.file.spec,
+            ConfigSetOptions.merge.spec,
+            ConfigSetOptions.ifVersion.spec,
+            ConfigSetOptions.ifAbsent.spec,
+            ConfigSetOptions.nested.spec,
+            Common.aclOption.spec,
         ],
         jsonOutput: #"{"key": "k", "version": 3, "created": false}"#,
         handler: runConfigSet)
@@ -87,11 +97,11 @@ extension CommandTable {
         let command = ["config", "set"]
         var rest = inv.arguments
         let key = rest.removeFirst()
-        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: command)
-        let raw = inv.flag("raw"), forceString = inv.flag("string")
-        let file = inv.string("file"), mergeText = inv.string("merge")
-        let ifVersion = inv.int("if-version").map { Int32($0) }
-        let ifAbsent = inv.flag("if-absent")
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv[ConfigSetOptions.nested], command: command)
+        let raw = inv[ConfigSetOptions.raw], forceString = inv[ConfigSetOptions.string]
+        let file = inv[ConfigSetOptions.file], mergeText = inv[ConfigSetOptions.merge]
+        let ifVersion = inv[ConfigSetOptions.ifVersion].map { Int32($0) }
+        let ifAbsent = inv[ConfigSetOptions.ifAbsent]
         if raw && forceString { throw UsageError("--raw and --string cannot be used together", command: command) }
         if ifVersion != nil && ifAbsent { throw UsageError("--if-version and --if-absent cannot be used together", command: command) }
         let acl = try Common.acl(for: inv)
@@ -149,6 +159,13 @@ extension CommandTable {
 
     // MARK: get
 
+    enum ConfigGetOptions {
+        static let defaultValue = Option<String?>("default", value: "VALUE", help: "print VALUE (exit 0) when the key or field is missing")
+        static let raw = Option<Bool>(flag: "raw", help: "print a string value without JSON quotes")
+        static let stat = Option<Bool>(flag: "stat", help: "add the version and the modification time")
+        static let nested = Option<Bool>(flag: "nested", help: "allow '/' in KEY")
+    }
+
     static let configGet = CommandSpec(
         "get", summary: "print a key's value, or a field inside it",
         description: """
@@ -171,10 +188,10 @@ extension CommandTable {
             ArgumentSpec("FIELD", help: "a field path inside the value's JSON object", optional: true, variadic: true),
         ],
         options: [
-            OptionSpec("default", value: "VALUE", help: "print VALUE (exit 0) when the key or field is missing"),
-            OptionSpec("raw", help: "print a string value without JSON quotes"),
-            OptionSpec("stat", help: "add the version and the modification time"),
-            OptionSpec("nested", help: "allow '/' in KEY"),
+            ConfigGetOptions.defaultValue.spec,
+            ConfigGetOptions.raw.spec,
+            ConfigGetOptions.stat.spec,
+            ConfigGetOptions.nested.spec,
         ],
         jsonOutput: #"the value, compact; with --stat {"key", "field" (with FIELD), "value", "version", "modified"} with "modified" in ms since the epoch (both null for a --default value)"#,
         handler: runConfigGet)
@@ -183,14 +200,14 @@ extension CommandTable {
         let command = ["config", "get"]
         let key = inv.arguments[0]
         let fields = Array(inv.arguments.dropFirst())
-        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: command)
-        let fallback = try inv.string("default").map {
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv[ConfigGetOptions.nested], command: command)
+        let fallback = try inv[ConfigGetOptions.defaultValue].map {
             try ConfigSupport.value(from: Data($0.utf8), fromArgument: true, forceString: false, what: "--default value",
                                     hint: "to use it as text, give it as a JSON string: --default '\(JSONValue.string($0).compact())'")
         }
         let zk = try await inv.connect()
         let out = inv.output
-        let raw = inv.flag("raw"), withStat = inv.flag("stat")
+        let raw = inv[ConfigGetOptions.raw], withStat = inv[ConfigGetOptions.stat]
 
         func show(_ value: JSONValue, stat: Stat?) {
             let text: String
@@ -237,6 +254,11 @@ extension CommandTable {
 
     // MARK: list
 
+    enum ConfigListOptions {
+        static let keys = Option<Bool>(flag: "keys", help: "names only")
+        static let stat = Option<Bool>(flag: "stat", help: "add each key's version and modification time")
+    }
+
     static let configList = CommandSpec(
         "list", summary: "list every key with its value",
         description: """
@@ -248,14 +270,14 @@ extension CommandTable {
         """,
         examples: ["zkctl config list", "zkctl config list --keys", "zkctl -o json config list | jq .feature_flags"],
         options: [
-            OptionSpec("keys", help: "names only"),
-            OptionSpec("stat", help: "add each key's version and modification time"),
+            ConfigListOptions.keys.spec,
+            ConfigListOptions.stat.spec,
         ],
         jsonOutput: #"{"key": value, ...}; with --stat {"key": {"value", "version", "modified"}} with "modified" in ms since the epoch; with --keys ["key", ...]"#,
         handler: runConfigList)
 
     @Sendable static func runConfigList(_ inv: Invocation) async throws -> Int32 {
-        let keysOnly = inv.flag("keys"), withStat = inv.flag("stat")
+        let keysOnly = inv[ConfigListOptions.keys], withStat = inv[ConfigListOptions.stat]
         let zk = try await inv.connect()
         let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: !keysOnly, maxInFlight: inv.maxInFlight)
         let out = inv.output
@@ -294,6 +316,12 @@ extension CommandTable {
 
     // MARK: remove
 
+    enum ConfigRemoveOptions {
+        static let ignoreMissing = Option<Bool>(flag: "ignore-missing", help: "exit 0 when the key does not exist")
+        static let ifVersion = Option<Int?>("if-version", value: "N", range: 0...Int(Int32.max), help: "remove only if the key has version N (else exit 75)")
+        static let nested = Option<Bool>(flag: "nested", help: "allow '/' in KEY")
+    }
+
     static let configRemove = CommandSpec(
         "remove", aliases: ["rm", "delete"], summary: "remove a key",
         description: """
@@ -305,23 +333,23 @@ extension CommandTable {
                    "zkctl config remove limits --if-version 4"],
         arguments: [ArgumentSpec("KEY", help: "the key", completion: .configKey)],
         options: [
-            OptionSpec("ignore-missing", help: "exit 0 when the key does not exist"),
-            OptionSpec("if-version", value: "N", type: .int(0...Int(Int32.max)), help: "remove only if the key has version N (else exit 75)"),
-            OptionSpec("nested", help: "allow '/' in KEY"),
+            ConfigRemoveOptions.ignoreMissing.spec,
+            ConfigRemoveOptions.ifVersion.spec,
+            ConfigRemoveOptions.nested.spec,
         ],
         jsonOutput: #"{"key": "k", "removed": true}"#,
         handler: runConfigRemove)
 
     @Sendable static func runConfigRemove(_ inv: Invocation) async throws -> Int32 {
         let key = inv.arguments[0]
-        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv.flag("nested"), command: ["config", "remove"])
-        let version = inv.int("if-version").map { Int32($0) } ?? -1
+        let path = try ConfigSupport.path(for: key, root: inv.settings.configRoot.value, nested: inv[ConfigRemoveOptions.nested], command: ["config", "remove"])
+        let version = inv[ConfigRemoveOptions.ifVersion].map { Int32($0) } ?? -1
         let zk = try await inv.connect()
         var removed = true
         do {
             try await zk.delete(path, version: version)
         } catch ZooKeeperError.Code.noNode {
-            guard inv.flag("ignore-missing") else { throw CommandError.notFound("config key '\(key)' not found (\(path))") }
+            guard inv[ConfigRemoveOptions.ignoreMissing] else { throw CommandError.notFound("config key '\(key)' not found (\(path))") }
             removed = false
         } catch ZooKeeperError.Code.badVersion {
             throw CommandError.conflict("config key '\(key)' does not have version \(version) (changed by someone else)")
@@ -335,6 +363,11 @@ extension CommandTable {
     }
 
     // MARK: watch
+
+    enum ConfigWatchOptions {
+        static let once = Option<Bool>(flag: "once", help: "exit 0 after the first change (the initial values do not count)")
+        static let nested = Option<Bool>(flag: "nested", help: "allow '/' in keys; with no KEY, also follow nested keys")
+    }
 
     static let configWatch = CommandSpec(
         "watch", summary: "print keys' values, then every change as it happens",
@@ -354,19 +387,19 @@ extension CommandTable {
         examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once"],
         arguments: [ArgumentSpec("KEY", help: "keys to watch (default: every key)", optional: true, variadic: true, completion: .configKey)],
         options: [
-            OptionSpec("once", help: "exit 0 after the first change (the initial values do not count)"),
-            OptionSpec("nested", help: "allow '/' in keys; with no KEY, also follow nested keys"),
+            ConfigWatchOptions.once.spec,
+            ConfigWatchOptions.nested.spec,
         ],
         jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "key": "k", "value": ..., "version": 3} (no value or version for removed)"#,
         handler: runConfigWatch)
 
     @Sendable static func runConfigWatch(_ inv: Invocation) async throws -> Int32 {
         let root = inv.settings.configRoot.value
-        let nested = inv.flag("nested")
+        let nested = inv[ConfigWatchOptions.nested]
         let paths = try inv.arguments.map { try ConfigSupport.path(for: $0, root: root, nested: nested, command: ["config", "watch"]) }
         let spec = paths.isEmpty ? WatchSpec(parents: [root], recursive: nested) : WatchSpec(paths: paths)
         let out = inv.output
-        let once = inv.flag("once")
+        let once = inv[ConfigWatchOptions.once]
         let seen = Mutex<Set<String>>([])
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
@@ -413,6 +446,11 @@ extension CommandTable {
 
     // MARK: export
 
+    enum ConfigExportOptions {
+        static let format = Option<String>("format", short: "F", value: "FORMAT", type: .choice(["json", "env", "sql"]), help: "json, env or sql", default: "json")
+        static let prefix = Option<String?>("prefix", value: "PREFIX", help: "with --format env: put PREFIX before every name (e.g. APP_)")
+    }
+
     static let configExport = CommandSpec(
         "export", summary: "print the whole configuration (JSON, shell variables or SQL)",
         description: """
@@ -434,15 +472,15 @@ extension CommandTable {
             "zkctl config export --format sql | psql -q mydb",
         ],
         options: [
-            OptionSpec("format", short: "F", value: "FORMAT", type: .choice(["json", "env", "sql"]), help: "json, env or sql", default: "json"),
-            OptionSpec("prefix", value: "PREFIX", help: "with --format env: put PREFIX before every name (e.g. APP_)"),
+            ConfigExportOptions.format.spec,
+            ConfigExportOptions.prefix.spec,
         ],
         jsonOutput: #"--format json: {"key": value, ...} (env and sql print their own formats)"#,
         handler: runConfigExport)
 
     @Sendable static func runConfigExport(_ inv: Invocation) async throws -> Int32 {
-        let format = inv.string("format") ?? "json"
-        let prefix = inv.string("prefix") ?? ""
+        let format = inv[ConfigExportOptions.format]
+        let prefix = inv[ConfigExportOptions.prefix] ?? ""
         if !prefix.isEmpty && format != "env" { throw UsageError("--prefix applies only to --format env", command: ["config", "export"]) }
         if !prefix.isEmpty && !ConfigSupport.isShellName(prefix + "X") {
             throw UsageError("--prefix '\(prefix)' must be letters, digits and '_', not starting with a digit", command: ["config", "export"])
@@ -465,6 +503,12 @@ extension CommandTable {
 
     // MARK: import
 
+    enum ConfigImportOptions {
+        static let dryRun = Option<Bool>(flag: "dry-run", short: "n", help: "print what would change; change nothing")
+        static let prune = Option<Bool>(flag: "prune", help: "also remove keys that are not in the file")
+        static let nested = Option<Bool>(flag: "nested", help: "allow '/' in keys")
+    }
+
     static let configImport = CommandSpec(
         "import", summary: "set every key of a JSON object at once",
         description: """
@@ -483,10 +527,10 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("FILE", help: "a JSON object, or '-' for stdin", type: .file, completion: .file)],
         options: [
-            OptionSpec("dry-run", short: "n", help: "print what would change; change nothing"),
-            OptionSpec("prune", help: "also remove keys that are not in the file"),
-            OptionSpec("nested", help: "allow '/' in keys"),
-            Common.aclOption,
+            ConfigImportOptions.dryRun.spec,
+            ConfigImportOptions.prune.spec,
+            ConfigImportOptions.nested.spec,
+            Common.aclOption.spec,
         ],
         jsonOutput: #"{"dryRun": false, "create": [keys], "update": [keys], "unchanged": [keys], "remove": [keys]}"#,
         handler: runConfigImport)
@@ -501,7 +545,7 @@ extension CommandTable {
             throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typePhrase)")
         }
         let root = inv.settings.configRoot.value
-        let nested = inv.flag("nested")
+        let nested = inv[ConfigImportOptions.nested]
         let acl = try Common.acl(for: inv)
         var items: [(key: String, path: String, data: Data)] = []
         for (key, value) in wanted {
@@ -517,7 +561,7 @@ extension CommandTable {
             items.append((key, path, data))
         }
         let zk = try await inv.connect()
-        let dryRun = inv.flag("dry-run"), prune = inv.flag("prune")
+        let dryRun = inv[ConfigImportOptions.dryRun], prune = inv[ConfigImportOptions.prune]
 
         var attempt = 0
         while true {

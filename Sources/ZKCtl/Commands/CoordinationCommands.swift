@@ -9,11 +9,15 @@ import ZooKeeper
 extension CommandTable {
     static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand]
 
-    static let graceOption = OptionSpec(
-        "grace", value: "DURATION", type: .duration,
+    static let graceOption = Option<Duration>(
+        duration: "grace",
         help: "how long CMD has to exit after SIGINT or SIGTERM before SIGKILL", default: "10s")
 
     // MARK: - lock
+
+    enum LockOptions {
+        static let wait = Option<Duration?>(duration: "wait", value: "DURATION", help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever")
+    }
 
     static let lockCommand = CommandSpec(
         "lock", summary: "run a command while holding a distributed lock",
@@ -53,10 +57,9 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
         options: [
-            OptionSpec("wait", value: "DURATION", type: .duration,
-                       help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever"),
-            graceOption,
-            Common.aclOption,
+            LockOptions.wait.spec,
+            graceOption.spec,
+            Common.aclOption.spec,
         ],
         takesCommand: true,
         jsonOutput: "nothing: stdout is CMD's",
@@ -70,8 +73,8 @@ extension CommandTable {
         }
         let directory = try namedPath(root: inv.settings.locksRoot.value, name: name, what: "lock name", command: ["lock"])
         let acl = try Common.acl(for: inv)
-        let wait = inv.duration("wait")
-        let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
+        let wait = inv[LockOptions.wait]
+        let supervisor = ChildSupervisor(inv, grace: inv[graceOption])
         return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
                                   command: command, supervisor: supervisor)
     }
@@ -141,6 +144,14 @@ extension CommandTable {
 
     // MARK: - run-once
 
+    enum RunOnceOptions {
+        static let every = Option<Duration?>(duration: "every", value: "DURATION", help: "run once per period of this length (24h, 1h, 15m)")
+        static let key = Option<String?>("key", value: "K", help: "run once for this key (a single znode name)")
+        static let recordFailure = Option<Bool>(flag: "record-failure", help: "record a failed or interrupted run as done too (by default the next invocation runs CMD again)")
+        static let reset = Option<Bool>(flag: "reset", help: "forget the record of --key K (or of the current --every period) instead of running anything")
+        static let status = Option<Bool>(flag: "status", help: "show the records instead of running anything")
+    }
+
     static let runOnceCommand = CommandSpec(
         "run-once", summary: "run a command once per period (or key) among concurrent invocations",
         description: """
@@ -193,13 +204,13 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("NAME", help: "the task's name under the tasks root (may contain '/')")],
         options: [
-            OptionSpec("every", value: "DURATION", type: .duration, help: "run once per period of this length (24h, 1h, 15m)"),
-            OptionSpec("key", value: "K", help: "run once for this key (a single znode name)"),
-            OptionSpec("record-failure", help: "record a failed or interrupted run as done too (by default the next invocation runs CMD again)"),
-            OptionSpec("reset", help: "forget the record of --key K (or of the current --every period) instead of running anything"),
-            OptionSpec("status", help: "show the records instead of running anything"),
-            graceOption,
-            Common.aclOption,
+            RunOnceOptions.every.spec,
+            RunOnceOptions.key.spec,
+            RunOnceOptions.recordFailure.spec,
+            RunOnceOptions.reset.spec,
+            RunOnceOptions.status.spec,
+            graceOption.spec,
+            Common.aclOption.spec,
         ],
         takesCommand: true,
         jsonOutput: #"with --status, a list of records: [{"task", "key", "period", "periodStart", "host", "pid", "command", "start", "end", "exitCode", "runId", "path"}] (start, end and periodStart in ms since the epoch, though the record stores them as ISO 8601 text; end and exitCode null while unfinished; period and periodStart only with --every; with --record-failure also "signal" when a signal killed CMD, "interrupted" and "commandExitCode" when zkctl was interrupted, "error" when CMD could not start); otherwise nothing: stdout is CMD's"#,
@@ -213,8 +224,8 @@ extension CommandTable {
     }
 
     static func runOnceKey(_ inv: Invocation, required: Bool) throws -> RunOnceKey? {
-        let every = inv.string("every")
-        let key = inv.string("key")
+        let every = inv[RunOnceOptions.every]
+        let key = inv[RunOnceOptions.key]
         if every != nil && key != nil {
             throw UsageError("give either --every or --key, not both", command: ["run-once"])
         }
@@ -226,8 +237,8 @@ extension CommandTable {
             return RunOnceKey(name: key, period: nil)
         }
         if every != nil {
-            guard let duration = inv.duration("every"), duration.milliseconds > 0 else {
-                throw UsageError("bad --every '\(every ?? "")': the period must be longer than zero", command: ["run-once"])
+            guard let duration = every, duration.milliseconds > 0 else {
+                throw UsageError("bad --every '\(inv.text(of: RunOnceOptions.every) ?? "")': the period must be longer than zero", command: ["run-once"])
             }
             let ms = duration.milliseconds
             let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
@@ -235,7 +246,7 @@ extension CommandTable {
             return RunOnceKey(name: "every-\(durationText(duration))-\(index)", period: (ms, index))
         }
         if required {
-            throw UsageError("give --every DURATION or --key K: which period or key this \(inv.flag("reset") ? "reset forgets" : "run is for")",
+            throw UsageError("give --every DURATION or --key K: which period or key this \(inv[RunOnceOptions.reset] ? "reset forgets" : "run is for")",
                              command: ["run-once"])
         }
         return nil
@@ -244,7 +255,7 @@ extension CommandTable {
     @Sendable static func runRunOnce(_ inv: Invocation) async throws -> Int32 {
         let name = inv.argument(0) ?? ""
         let directory = try namedPath(root: inv.settings.tasksRoot.value, name: name, what: "task name", command: ["run-once"])
-        let modes = ["status", "reset"].filter { inv.flag($0) }
+        let modes = [RunOnceOptions.status, RunOnceOptions.reset].filter { inv[$0] }.map(\.spec.long)
         if modes.count > 1 {
             throw UsageError("give either --status or --reset, not both", command: ["run-once"])
         }
@@ -252,7 +263,7 @@ extension CommandTable {
             guard inv.command.isEmpty else {
                 throw UsageError("--\(mode) runs nothing; drop '-- \(inv.command.joined(separator: " "))'", command: ["run-once"])
             }
-            guard !inv.flag("record-failure") else {
+            guard !inv[RunOnceOptions.recordFailure] else {
                 throw UsageError("--record-failure is for a run, not for --\(mode)", command: ["run-once"])
             }
             if mode == "status" {
@@ -266,7 +277,7 @@ extension CommandTable {
         }
         guard let key = try runOnceKey(inv, required: true) else { return ExitCode.usage }
         let acl = try Common.acl(for: inv)
-        let supervisor = ChildSupervisor(inv, grace: inv.duration("grace") ?? .seconds(10))
+        let supervisor = ChildSupervisor(inv, grace: inv[graceOption])
         return try await runOnce(inv, name: name, directory: directory, key: key, acl: acl, supervisor: supervisor)
     }
 
@@ -275,7 +286,7 @@ extension CommandTable {
         let out = inv.output
         let path = PathRules.join(directory, key.name)
         let runID = UUID().uuidString.lowercased()
-        let recordFailure = inv.flag("record-failure")
+        let recordFailure = inv[RunOnceOptions.recordFailure]
         var record = JSONObject()
         record["task"] = .string(name)
         record["key"] = .string(key.name)

@@ -26,6 +26,14 @@ extension CommandTable {
         ],
         subcommands: [serviceRegister, serviceDiscover, serviceList, serviceDeregister])
 
+    enum ServiceRegisterOptions {
+        static let metadata = Option<String?>("metadata", value: "JSON", type: .json, help: "a JSON object stored as payload.metadata")
+        static let id = Option<String?>("id", value: "ID", help: "the instance id (default: a random UUID)")
+        static let sslPort = Option<Int?>("ssl-port", value: "N", range: 1...65535, help: "the instance's SSL port")
+        static let scheme = Option<String?>("scheme", value: "S", help: "the URL scheme clients use (default http)")
+        static let ephemeral = Option<Bool>(flag: "ephemeral", help: "register an ephemeral instance held while zkctl (or -- CMD) runs")
+    }
+
     static let serviceRegister = CommandSpec(
         "register", summary: "register an instance of a service",
         description: """
@@ -67,12 +75,12 @@ extension CommandTable {
             ArgumentSpec("PORT", help: "the port clients connect to (1-65535)", type: .int(1...65535)),
         ],
         options: [
-            OptionSpec("metadata", value: "JSON", type: .json, help: "a JSON object stored as payload.metadata"),
-            OptionSpec("id", value: "ID", help: "the instance id (default: a random UUID)"),
-            OptionSpec("ssl-port", value: "N", type: .int(1...65535), help: "the instance's SSL port"),
-            OptionSpec("scheme", value: "S", help: "the URL scheme clients use (default http)"),
-            OptionSpec("ephemeral", help: "register an ephemeral instance held while zkctl (or -- CMD) runs"),
-            Common.aclOption,
+            ServiceRegisterOptions.metadata.spec,
+            ServiceRegisterOptions.id.spec,
+            ServiceRegisterOptions.sslPort.spec,
+            ServiceRegisterOptions.scheme.spec,
+            ServiceRegisterOptions.ephemeral.spec,
+            Common.aclOption.spec,
         ],
         takesCommand: true, commandRequired: false,
         jsonOutput: """
@@ -82,6 +90,11 @@ extension CommandTable {
         stdout with -- CMD.
         """,
         handler: runServiceRegister)
+
+    enum ServiceDiscoverOptions {
+        static let url = Option<Bool>(flag: "url", help: "print the URL of one instance picked at random")
+        static let allUrls = Option<Bool>(flag: "all-urls", help: "print the URL of every instance, one per line")
+    }
 
     static let serviceDiscover = CommandSpec(
         "discover", summary: "show the instances of a service",
@@ -103,8 +116,8 @@ extension CommandTable {
         ],
         arguments: [ArgumentSpec("NAME", help: "the service's name", completion: .serviceName)],
         options: [
-            OptionSpec("url", help: "print the URL of one instance picked at random"),
-            OptionSpec("all-urls", help: "print the URL of every instance, one per line"),
+            ServiceDiscoverOptions.url.spec,
+            ServiceDiscoverOptions.allUrls.spec,
         ],
         jsonOutput: """
         [{"id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
@@ -124,6 +137,10 @@ extension CommandTable {
         jsonOutput: #"{"NAME": INSTANCE_COUNT, ...}"#,
         handler: runServiceList)
 
+    enum ServiceDeregisterOptions {
+        static let all = Option<Bool>(flag: "all", help: "remove every instance of NAME")
+    }
+
     static let serviceDeregister = CommandSpec(
         "deregister", summary: "remove an instance (or every instance) of a service",
         description: """
@@ -136,7 +153,7 @@ extension CommandTable {
             ArgumentSpec("NAME", help: "the service's name", completion: .serviceName),
             ArgumentSpec("ID", help: "the instance id", optional: true),
         ],
-        options: [OptionSpec("all", help: "remove every instance of NAME")],
+        options: [ServiceDeregisterOptions.all.spec],
         jsonOutput: #"{"name": NAME, "deregistered": [ID, ...]}"#,
         handler: runServiceDeregister)
 
@@ -150,23 +167,23 @@ extension CommandTable {
             throw UsageError("missing argument PORT for 'service register'", command: command)
         }
         try checkSegment(name, what: "NAME", command: command)
-        let id = inv.string("id") ?? UUID().uuidString.lowercased()
+        let id = inv[ServiceRegisterOptions.id] ?? UUID().uuidString.lowercased()
         try checkSegment(id, what: "--id", command: command)
         if let problem = ServiceInstance.hostProblem(rawHost) {
             throw UsageError("bad HOST '\(rawHost)': \(problem)", command: command)
         }
-        let scheme = inv.string("scheme")
+        let scheme = inv[ServiceRegisterOptions.scheme]
         if let scheme, let problem = ServiceInstance.schemeProblem(scheme) {
             throw UsageError("bad --scheme '\(scheme)': \(problem)", command: command)
         }
-        let ephemeral = inv.flag("ephemeral")
+        let ephemeral = inv[ServiceRegisterOptions.ephemeral]
         let child = inv.command
         if !child.isEmpty && !ephemeral {
             throw UsageError("a command after '--' needs --ephemeral", command: command)
         }
         let acl = try Common.acl(for: inv)
         var metadata = JSONObject()
-        if let text = inv.string("metadata") {
+        if let text = inv[ServiceRegisterOptions.metadata] {
             let value: JSONValue
             do {
                 value = try JSONValue.parse(text)
@@ -182,11 +199,11 @@ extension CommandTable {
             throw CommandError(problem.code, problem.message)
         }
         let registration = ServiceInstance.Registration(
-            name: name, id: id, address: ServiceInstance.normalizedHost(rawHost), port: port, sslPort: inv.int("ssl-port"),
+            name: name, id: id, address: ServiceInstance.normalizedHost(rawHost), port: port, sslPort: inv[ServiceRegisterOptions.sslPort],
             scheme: scheme, metadata: metadata, dynamic: ephemeral,
             registrationTimeUTC: Int64(Date().timeIntervalSince1970 * 1000))
         let target = ServiceTarget(root: inv.settings.servicesRoot.value, name: name, id: id, acl: acl,
-                                   replaceACL: !inv.strings("acl").isEmpty)
+                                   replaceACL: !inv[Common.aclOption].isEmpty)
 
         let zk = try await inv.connect()
         if !ephemeral {
@@ -312,7 +329,7 @@ extension CommandTable {
         let command = ["service", "discover"]
         let name = inv.argument(0) ?? ""
         try checkSegment(name, what: "NAME", command: command)
-        if inv.flag("url") && inv.flag("all-urls") {
+        if inv[ServiceDiscoverOptions.url] && inv[ServiceDiscoverOptions.allUrls] {
             throw UsageError("give either --url or --all-urls, not both", command: command)
         }
         let root = inv.settings.servicesRoot.value
@@ -322,12 +339,12 @@ extension CommandTable {
             throw CommandError.notFound("service '\(name)' has no instances under \(root)")
         }
         let out = inv.output
-        if inv.flag("url") || inv.flag("all-urls") {
+        if inv[ServiceDiscoverOptions.url] || inv[ServiceDiscoverOptions.allUrls] {
             let urls = found.filter { $0.instance.enabled }.compactMap { $0.instance.url }
             guard !urls.isEmpty else {
                 throw CommandError.notFound("no enabled instance of service '\(name)' has an address and a port")
             }
-            if inv.flag("url") {
+            if inv[ServiceDiscoverOptions.url] {
                 let url = urls.randomElement() ?? urls[0]
                 if out.isJSON { out.json(.string(url)) } else { out.line(url) }
             } else if out.isJSON {
@@ -428,7 +445,7 @@ extension CommandTable {
         let command = ["service", "deregister"]
         let name = inv.argument(0) ?? ""
         try checkSegment(name, what: "NAME", command: command)
-        let all = inv.flag("all")
+        let all = inv[ServiceDeregisterOptions.all]
         let id = inv.argument(1)
         if all && id != nil { throw UsageError("give either ID or --all, not both", command: command) }
         guard all || id != nil else { throw UsageError("missing argument ID (or --all) for 'service deregister'", command: command) }

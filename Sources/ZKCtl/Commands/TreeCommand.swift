@@ -2,6 +2,14 @@ import Foundation
 import ZooKeeper
 
 extension CommandTable {
+    enum TreeOptions {
+        static let path = Option<String?>("path", short: "p", value: "PATH", type: .znodePath, help: "the subtree's root, as an option")
+        static let depth = Option<Int?>("depth", short: "d", value: "N", range: 0...10_000, help: "levels below PATH to show (0 = PATH only)")
+        static let stat = Option<Bool>(flag: "stat", help: "add version, data size and child count")
+        static let data = Option<Bool>(flag: "data", help: "add short values")
+        static let ascii = Option<Bool>(flag: "ascii", help: "draw with plain ASCII instead of box characters")
+    }
+
     static let treeCommand = CommandSpec(
         "tree", summary: "draw a subtree",
         description: """
@@ -16,24 +24,24 @@ extension CommandTable {
                    "zkctl -o json tree / --depth 1 | jq -r '.children[] | select(.truncated) | .path'"],
         arguments: [ArgumentSpec("PATH", help: "the subtree's root (default /)", type: .znodePath, optional: true, completion: .znodePath)],
         options: [
-            OptionSpec("path", short: "p", value: "PATH", type: .znodePath, help: "the subtree's root, as an option"),
-            OptionSpec("depth", short: "d", value: "N", type: .int(0...10_000), help: "levels below PATH to show (0 = PATH only)"),
-            OptionSpec("stat", help: "add version, data size and child count"),
-            OptionSpec("data", help: "add short values"),
-            OptionSpec("ascii", help: "draw with plain ASCII instead of box characters"),
-            skipUnreadableOption,
+            TreeOptions.path.spec,
+            TreeOptions.depth.spec,
+            TreeOptions.stat.spec,
+            TreeOptions.data.spec,
+            TreeOptions.ascii.spec,
+            skipUnreadableOption.spec,
         ],
         jsonOutput: #"one nested document: a node is {"path", "name", "stat" (with --stat: the stat object, man zkctl, OUTPUT), "data" (as in 'zkctl get'; with --data), "children": [nodes]}; a node whose children were not listed because of --depth has no "children" but "truncated": true and "numChildren": N (a leaf there still has "children": []); -o ndjson prints one node per line, parents first, without "children""#,
         handler: runTree)
 
     @Sendable static func runTree(_ inv: Invocation) async throws -> Int32 {
-        if inv.argument(0) != nil && inv.flag("path") {
+        if inv.argument(0) != nil && inv[TreeOptions.path] != nil {
             throw UsageError("give the path either as an argument or with --path, not both", command: ["tree"])
         }
-        let root = inv.argument(0) ?? inv.string("path") ?? "/"
-        let depth = inv.int("depth")
-        let withData = inv.flag("data")
-        let withStat = inv.flag("stat")
+        let root = inv.argument(0) ?? inv[TreeOptions.path] ?? "/"
+        let depth = inv[TreeOptions.depth]
+        let withData = inv[TreeOptions.data]
+        let withStat = inv[TreeOptions.stat]
         let zk = try await inv.connect()
         let out = inv.output
         let skipped = UnreadableNodes(inv)
@@ -69,7 +77,7 @@ extension CommandTable {
             return skipped.exitCode(ExitCode.success)
         }
 
-        let (branch, last, pipe, blank) = inv.flag("ascii") ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
+        let (branch, last, pipe, blank) = inv[TreeOptions.ascii] ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
         func label(_ node: WalkedNode, name: String) -> String {
             var text = out.styled(name, node.children.isEmpty ? .bold : .blue)
             if withStat {

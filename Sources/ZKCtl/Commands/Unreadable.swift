@@ -4,8 +4,8 @@ import ZooKeeper
 extension CommandTable {
     /// `--skip-unreadable`, shared by the commands that walk a subtree (tree, export, diff,
     /// delete -r, acl set -r).
-    static let skipUnreadableOption = OptionSpec(
-        "skip-unreadable",
+    static let skipUnreadableOption = Option<Bool>(
+        flag: "skip-unreadable",
         help: "skip nodes this session may not read with a warning instead of exit 77")
 
     /// The sentence every walking command's description carries about unreadable nodes.
@@ -27,7 +27,7 @@ final class UnreadableNodes {
 
     init(_ inv: Invocation) {
         output = inv.output
-        warnOnly = inv.flag("skip-unreadable")
+        warnOnly = inv[CommandTable.skipUnreadableOption]
     }
 
     var isEmpty: Bool { paths.isEmpty }

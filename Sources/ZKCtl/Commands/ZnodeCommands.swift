@@ -11,8 +11,8 @@ extension CommandTable {
     // MARK: - Shared pieces
 
     private static let pathArgument = ArgumentSpec("PATH", help: "the znode", type: .znodePath, completion: .znodePath)
-    private static let ifVersionOption = OptionSpec(
-        "if-version", value: "N", type: .int(0...Int(Int32.max)),
+    private static let ifVersionOption = Option<Int?>(
+        "if-version", range: 0...Int(Int32.max),
         help: "act only if the node still has this version (else exit 75)")
 
     /// A subtree larger than this needs `--force` to be deleted.
@@ -61,7 +61,7 @@ extension CommandTable {
 
     /// `--if-version` as the client takes it (-1: any version).
     private static func expectedVersion(_ inv: Invocation) -> Int32 {
-        inv.int("if-version").map { Int32($0) } ?? -1
+        inv[ifVersionOption].map { Int32($0) } ?? -1
     }
 
     /// The stat for text output, with the JSON's field names in the JSON's order (so a reader of
@@ -91,6 +91,11 @@ extension CommandTable {
 
     // MARK: - get
 
+    enum GetOptions {
+        static let stat = Option<Bool>(flag: "stat", help: "also print the stat")
+        static let base64 = Option<Bool>(flag: "base64", help: "print the data base64-encoded")
+    }
+
     static let getCommand = CommandSpec(
         "get", summary: "print a znode's data",
         description: """
@@ -106,8 +111,8 @@ extension CommandTable {
                    "zkctl -o json get /app/settings | jq -r .data"],
         arguments: [pathArgument],
         options: [
-            OptionSpec("stat", help: "also print the stat"),
-            OptionSpec("base64", help: "print the data base64-encoded"),
+            GetOptions.stat.spec,
+            GetOptions.base64.spec,
         ],
         jsonOutput: #"{"path", "data", "stat"}: "data" is a string for UTF-8 text, else {"base64": "..."} (always the latter with --base64); "stat" only with --stat (the stat object, man zkctl, OUTPUT)"#,
         handler: runGet)
@@ -117,24 +122,24 @@ extension CommandTable {
         let zk = try await inv.connect()
         let (data, stat) = try await zk.get(path)
         let out = inv.output
-        let base64 = inv.flag("base64")
+        let base64 = inv[GetOptions.base64]
         if out.isJSON {
             var o = JSONObject()
             o["path"] = .string(path)
             o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
-            if inv.flag("stat") { o["stat"] = jsonStat(stat) }
+            if inv[GetOptions.stat] { o["stat"] = jsonStat(stat) }
             out.json(.object(o))
         } else if base64 {
             out.line(data.base64EncodedString())
-            if inv.flag("stat") { statText(stat).forEach(out.line) }
+            if inv[GetOptions.stat] { statText(stat).forEach(out.line) }
         } else if Common.stdoutIsTerminal {
             out.line(Common.displayText(data))
-            if inv.flag("stat") { statText(stat).forEach(out.line) }
+            if inv[GetOptions.stat] { statText(stat).forEach(out.line) }
         } else {
             // To a file or a pipe: the node's bytes exactly, so `get > f` and `set --file f` (or
             // `create --file f`) copy any node, text or binary, unchanged.
             out.write(bytes: data)
-            if inv.flag("stat") {
+            if inv[GetOptions.stat] {
                 if let last = data.last, last != 0x0a { out.write("\n") }
                 statText(stat).forEach(out.line)
             }
@@ -191,6 +196,10 @@ extension CommandTable {
 
     // MARK: - ls
 
+    enum LsOptions {
+        static let stat = Option<Bool>(flag: "stat", help: "show each child's stat")
+    }
+
     static let lsCommand = CommandSpec(
         "ls", summary: "list a znode's children",
         description: """
@@ -201,7 +210,7 @@ extension CommandTable {
         """,
         examples: ["zkctl ls /", "zkctl ls --stat /services/api", "zkctl -o json ls /config | jq length"],
         arguments: [pathArgument],
-        options: [OptionSpec("stat", help: "show each child's stat")],
+        options: [LsOptions.stat.spec],
         jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"} (the stat object, man zkctl, OUTPUT)"#,
         handler: runLs)
 
@@ -210,7 +219,7 @@ extension CommandTable {
         let zk = try await inv.connect()
         let names = try await zk.children(path).children.sorted()
         let out = inv.output
-        guard inv.flag("stat") else {
+        guard inv[LsOptions.stat] else {
             if out.isJSON {
                 out.json(.array(names.map { .string($0) }))
             } else {
@@ -238,6 +247,10 @@ extension CommandTable {
 
     // MARK: - set
 
+    enum SetOptions {
+        static let file = Option<String?>("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)")
+    }
+
     static let setCommand = CommandSpec(
         "set", summary: "set a znode's data",
         description: """
@@ -252,15 +265,15 @@ extension CommandTable {
                    "zkctl get /app/blob > blob.bin && zkctl set /app/blob-copy --file blob.bin"],
         arguments: [pathArgument, ArgumentSpec("VALUE", help: "the new data (or use --file)", optional: true)],
         options: [
-            OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
-            ifVersionOption,
+            SetOptions.file.spec,
+            ifVersionOption.spec,
         ],
         jsonOutput: #"{"path", "stat"} with the node's new stat object (man zkctl, OUTPUT); text output prints nothing"#,
         handler: runSet)
 
     @Sendable static func runSet(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
-        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv.string("file"),
+        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv[SetOptions.file],
                                      required: true, command: ["set"])
         let data = try source.read()
         let zk = try await inv.connect()
@@ -272,6 +285,14 @@ extension CommandTable {
     }
 
     // MARK: - create
+
+    enum CreateOptions {
+        static let file = Option<String?>("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)")
+        static let sequential = Option<Bool>(flag: "sequential", help: "append a sequence number to the name")
+        static let container = Option<Bool>(flag: "container", help: "create a container node")
+        static let ttl = Option<Duration?>(duration: "ttl", value: "DURATION", help: "remove the node after this long unchanged and childless")
+        static let parents = Option<Bool>(flag: "parents", short: "p", help: "create missing parents (and a missing chroot)")
+    }
 
     static let createCommand = CommandSpec(
         "create", summary: "create a znode",
@@ -293,12 +314,12 @@ extension CommandTable {
                    "zkctl create /secret --acl digest:$(zkctl digest < admin-credentials):cdrwa"],
         arguments: [pathArgument, ArgumentSpec("VALUE", help: "the data (or use --file)", optional: true)],
         options: [
-            OptionSpec("file", value: "FILE", type: .file, help: "read the data from FILE (- for stdin)"),
-            OptionSpec("sequential", help: "append a sequence number to the name"),
-            OptionSpec("container", help: "create a container node"),
-            OptionSpec("ttl", value: "DURATION", type: .duration, help: "remove the node after this long unchanged and childless"),
-            OptionSpec("parents", short: "p", help: "create missing parents (and a missing chroot)"),
-            Common.aclOption,
+            CreateOptions.file.spec,
+            CreateOptions.sequential.spec,
+            CreateOptions.container.spec,
+            CreateOptions.ttl.spec,
+            CreateOptions.parents.spec,
+            Common.aclOption.spec,
         ],
         jsonOutput: #"{"path"}: the path created (with its sequence number for --sequential)"#,
         handler: runCreate)
@@ -321,7 +342,7 @@ extension CommandTable {
     @Sendable static func runCreate(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
         if path == "/" { throw UsageError("'/' always exists", command: ["create"]) }
-        let mode = try createMode(sequential: inv.flag("sequential"), container: inv.flag("container"), ttl: inv.duration("ttl"))
+        let mode = try createMode(sequential: inv[CreateOptions.sequential], container: inv[CreateOptions.container], ttl: inv[CreateOptions.ttl])
         let acl: [ACL]
         do {
             acl = try Common.acl(for: inv)
@@ -329,14 +350,14 @@ extension CommandTable {
             throw UsageError(error.message, command: ["create"])
         }
         try checkAuthEntries(acl, inv, command: ["create"])
-        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv.string("file"),
+        let source = try valueSource(argument: inv.argument(1), argumentIsStdin: inv.parsed.isStdin(1), file: inv[CreateOptions.file],
                                      required: false, command: ["create"])
         let data = try source.read()
         // Under a missing chroot, --parents creates the chroot too.
-        let zk = try await inv.flag("parents") ? inv.connectCreatingChroot() : inv.connect()
+        let zk = try await inv[CreateOptions.parents] ? inv.connectCreatingChroot() : inv.connect()
         let created: String
         do {
-            created = try await zk.create(path, data: data, mode: mode, acl: acl, createParents: inv.flag("parents"))
+            created = try await zk.create(path, data: data, mode: mode, acl: acl, createParents: inv[CreateOptions.parents])
         } catch let error as ZooKeeperError where error.code == .unimplemented && mode.isTTL {
             throw CommandError.unavailable("\(path): the server does not accept TTL nodes (it needs zookeeper.extendedTypesEnabled=true)")
         } catch let error as ZooKeeperError where error.code == .noNode && error.path == path {
@@ -352,6 +373,11 @@ extension CommandTable {
     }
 
     // MARK: - delete
+
+    enum DeleteOptions {
+        static let recursive = Option<Bool>(flag: "recursive", short: "r", help: "delete the whole subtree")
+        static let force = Option<Bool>(flag: "force", help: "with --recursive: delete even a subtree of more than \(recursiveDeleteThreshold) nodes")
+    }
 
     static let deleteCommand = CommandSpec(
         "delete", aliases: ["rm"], summary: "delete a znode (or a subtree)",
@@ -376,10 +402,10 @@ extension CommandTable {
                    "zkctl delete /app/lock --if-version 0"],
         arguments: [pathArgument],
         options: [
-            ifVersionOption,
-            OptionSpec("recursive", short: "r", help: "delete the whole subtree"),
-            OptionSpec("force", help: "with --recursive: delete even a subtree of more than \(recursiveDeleteThreshold) nodes"),
-            skipUnreadableOption,
+            ifVersionOption.spec,
+            DeleteOptions.recursive.spec,
+            DeleteOptions.force.spec,
+            skipUnreadableOption.spec,
         ],
         jsonOutput: #"{"path", "deleted"}: the number of znodes deleted (text output prints nothing)"#,
         handler: runDelete)
@@ -394,17 +420,17 @@ extension CommandTable {
     @Sendable static func runDelete(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
         if let problem = protectedPathProblem(path) { throw UsageError(problem, command: ["delete"]) }
-        if inv.flag("force") && !inv.flag("recursive") {
+        if inv[DeleteOptions.force] && !inv[DeleteOptions.recursive] {
             throw UsageError("--force only applies with --recursive", command: ["delete"])
         }
-        if inv.flag("skip-unreadable") && !inv.flag("recursive") {
+        if inv[skipUnreadableOption] && !inv[DeleteOptions.recursive] {
             throw UsageError("--skip-unreadable only applies with --recursive", command: ["delete"])
         }
         let version = expectedVersion(inv)
         let zk = try await inv.connect()
         var deleted = 1
         let unreadable = UnreadableNodes(inv)
-        if inv.flag("recursive") {
+        if inv[DeleteOptions.recursive] {
             let progress = BulkProgress()
             let out = inv.output
             let limit = inv.settings.timeout.value + .seconds(1)
@@ -424,7 +450,7 @@ extension CommandTable {
             }
             defer { progress.settle() }
             deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
-                .run(root: path, rootVersion: version, force: inv.flag("force"))
+                .run(root: path, rootVersion: version, force: inv[DeleteOptions.force])
         } else {
             do {
                 try await zk.delete(path, version: version)
@@ -473,6 +499,11 @@ extension CommandTable {
         return ExitCode.success
     }
 
+    enum ACLSetOptions {
+        static let recursive = Option<Bool>(flag: "recursive", short: "r", help: "apply to the whole subtree")
+        static let force = Option<Bool>(flag: "force", help: "with --recursive: set an ACL that leaves this session no admin permission")
+    }
+
     static let aclSetCommand = CommandSpec(
         "set", summary: "replace a znode's ACL",
         description: """
@@ -496,10 +527,10 @@ extension CommandTable {
                    "zkctl acl set /app ip:10.0.0.0/8:cdrwa --if-version 2"],
         arguments: [pathArgument, ArgumentSpec("SPEC", help: "an ACL entry scheme:id:perms", variadic: true)],
         options: [
-            OptionSpec("recursive", short: "r", help: "apply to the whole subtree"),
-            OptionSpec("force", help: "with --recursive: set an ACL that leaves this session no admin permission"),
-            ifVersionOption,
-            skipUnreadableOption,
+            ACLSetOptions.recursive.spec,
+            ACLSetOptions.force.spec,
+            ifVersionOption.spec,
+            skipUnreadableOption.spec,
         ],
         jsonOutput: #"{"path", "acl", "updated"}: the ACL set and the number of znodes changed (text output prints nothing)"#,
         handler: runACLSet)
@@ -529,13 +560,13 @@ extension CommandTable {
             throw UsageError(error.message, command: ["acl", "set"])
         }
         try checkAuthEntries(acl, inv, command: ["acl", "set"])
-        if inv.flag("skip-unreadable") && !inv.flag("recursive") {
+        if inv[skipUnreadableOption] && !inv[ACLSetOptions.recursive] {
             throw UsageError("--skip-unreadable only applies with --recursive", command: ["acl", "set"])
         }
-        if inv.flag("force") && !inv.flag("recursive") {
+        if inv[ACLSetOptions.force] && !inv[ACLSetOptions.recursive] {
             throw UsageError("--force only applies with --recursive", command: ["acl", "set"])
         }
-        if inv.flag("recursive") && !inv.flag("force") && !grantsAdmin(acl, credentials: inv.settings.credentials) {
+        if inv[ACLSetOptions.recursive] && !inv[ACLSetOptions.force] && !grantsAdmin(acl, credentials: inv.settings.credentials) {
             throw UsageError("refusing to set on all of \(path) an ACL that gives this session no admin permission (it could not be undone); add --force to do it anyway",
                              command: ["acl", "set"])
         }
@@ -543,7 +574,7 @@ extension CommandTable {
         let zk = try await inv.connect()
         var updated = 1
         let unreadable = UnreadableNodes(inv)
-        if inv.flag("recursive") {
+        if inv[ACLSetOptions.recursive] {
             // Everything below PATH first (the walk needs read access), then PATH with the version
             // check, then the rest pipelined.
             var below: [String] = []
@@ -575,6 +606,11 @@ extension CommandTable {
 extension CommandTable {
     // MARK: - watch
 
+    enum WatchOptions {
+        static let children = Option<Bool>(flag: "children", help: "also report children appearing and going away")
+        static let recursive = Option<Bool>(flag: "recursive", short: "r", help: "follow the whole subtree, with every node's data")
+    }
+
     static let watchCommand = CommandSpec(
         "watch", summary: "print a znode's changes as they happen",
         description: """
@@ -594,8 +630,8 @@ extension CommandTable {
         examples: ["zkctl watch /app/leader", "zkctl watch --children /services/api", "zkctl -o json watch --recursive /app | jq -c ."],
         arguments: [pathArgument],
         options: [
-            OptionSpec("children", help: "also report children appearing and going away"),
-            OptionSpec("recursive", short: "r", help: "follow the whole subtree, with every node's data"),
+            WatchOptions.children.spec,
+            WatchOptions.recursive.spec,
         ],
         jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat", the stat object (man zkctl, OUTPUT), left out for removed nodes)"#,
         handler: runWatch)
@@ -632,7 +668,7 @@ extension CommandTable {
 
     @Sendable static func runWatch(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
-        let spec = watchSpec(path: path, children: inv.flag("children"), recursive: inv.flag("recursive"))
+        let spec = watchSpec(path: path, children: inv[WatchOptions.children], recursive: inv[WatchOptions.recursive])
         let out = inv.output
         let found = Mutex(false)
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
