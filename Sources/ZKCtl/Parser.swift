@@ -54,6 +54,7 @@ public enum Parser {
         var help = false
         var endOfOptions = false
         var firstLiteral: Int? = nil
+        let tokens = Parser.tokens(arguments)
         var i = 0
 
         func lookup(long name: String) -> OptionSpec? {
@@ -71,26 +72,43 @@ public enum Parser {
             values[option.long, default: []].append(value)
         }
 
-        while i < arguments.count {
-            let token = arguments[i]
+        // An option and the value it was given with (after '=' or the rest of a short cluster),
+        // whichever way it was typed: one path for long and short options.
+        func apply(_ option: OptionSpec, inline: String?, typed: String) throws(UsageError) {
+            if option.isFlag {
+                values[option.long, default: []].append("true")
+                return
+            }
+            let value: String
+            if let inline {
+                value = inline
+            } else {
+                guard i < tokens.count else {
+                    throw UsageError("option '\(typed)' needs a value (\(option.valueName ?? "VALUE"))", command: path)
+                }
+                value = tokens[i].text
+                i += 1
+            }
+            try record(option, value, typed: "'\(typed)'")
+        }
+
+        while i < tokens.count {
+            let token = tokens[i]
             i += 1
             if endOfOptions {
-                positionals.append(token)
+                positionals.append(token.text)
                 continue
             }
-            if token == "--" {
+            switch token.kind {
+            case .endOfOptions:
                 if current.takesCommand {
-                    command = Array(arguments[i...])
-                    break
+                    command = tokens[i...].map(\.text)
+                    i = tokens.count
+                    continue
                 }
                 endOfOptions = true
                 firstLiteral = positionals.count
-                continue
-            }
-            if token.hasPrefix("--") {
-                let body = token.dropFirst(2)
-                let name = String(body.prefix { $0 != "=" })
-                let inline: String? = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
+            case .long(let name, let inline):
                 if name == "help" { help = true; continue }
                 guard let option = lookup(long: name) else {
                     var message = "unknown option '--\(name)'"
@@ -98,65 +116,39 @@ public enum Parser {
                     if let guess = suggestion(for: name, among: allLongNames()) { message += " (did you mean '--\(guess)'?)" }
                     throw UsageError(message, command: path)
                 }
-                if option.isFlag {
-                    if inline != nil { throw UsageError("option '--\(name)' takes no value", command: path) }
-                    values[option.long, default: []].append("true")
-                    continue
-                }
-                let value: String
-                if let inline {
-                    value = inline
-                } else {
-                    guard i < arguments.count else {
-                        throw UsageError("option '--\(name)' needs a value (\(option.valueName ?? "VALUE"))", command: path)
-                    }
-                    value = arguments[i]
-                    i += 1
-                }
-                try record(option, value, typed: "'--\(name)'")
-                continue
-            }
-            if token.hasPrefix("-"), token.count > 1, !looksNumeric(token) {
-                let letters = Array(token.dropFirst())
+                if option.isFlag && inline != nil { throw UsageError("option '--\(name)' takes no value", command: path) }
+                try apply(option, inline: inline, typed: "--\(name)")
+            case .shorts(let letters):
                 var j = 0
                 while j < letters.count {
                     let c = letters[j]
                     j += 1
                     if c == "h" && lookup(short: "h") == nil { help = true; continue }
                     guard let option = lookup(short: c) else {
-                        throw UsageError("unknown option '-\(c)'" + (token.count > 2 ? " in '\(token)'" : ""), command: path)
+                        throw UsageError("unknown option '-\(c)'" + (token.text.count > 2 ? " in '\(token.text)'" : ""), command: path)
                     }
                     if option.isFlag {
-                        values[option.long, default: []].append("true")
+                        try apply(option, inline: nil, typed: "-\(c)")
                         continue
                     }
-                    let value: String
-                    if j < letters.count {
-                        value = String(letters[j...])
-                    } else {
-                        guard i < arguments.count else {
-                            throw UsageError("option '-\(c)' needs a value (\(option.valueName ?? "VALUE"))", command: path)
-                        }
-                        value = arguments[i]
-                        i += 1
-                    }
-                    try record(option, value, typed: "'-\(c)'")
+                    // The rest of the cluster, if any, is the value (-d3).
+                    try apply(option, inline: j < letters.count ? String(letters[j...]) : nil, typed: "-\(c)")
                     break
                 }
-                continue
-            }
-            if !current.subcommands.isEmpty && positionals.isEmpty {
-                guard let sub = current.subcommand(named: token) else {
-                    let names = current.subcommands.filter { !$0.hidden }.map(\.name)
-                    var message = path.isEmpty ? "unknown command '\(token)'" : "unknown subcommand '\(token)' for '\(path.joined(separator: " "))'"
-                    if let guess = suggestion(for: token, among: names) { message += " (did you mean '\(guess)'?)" }
-                    throw UsageError(message, command: path)
+            case .word:
+                if !current.subcommands.isEmpty && positionals.isEmpty {
+                    guard let sub = current.subcommand(named: token.text) else {
+                        let names = current.subcommands.filter { !$0.hidden }.map(\.name)
+                        var message = path.isEmpty ? "unknown command '\(token.text)'" : "unknown subcommand '\(token.text)' for '\(path.joined(separator: " "))'"
+                        if let guess = suggestion(for: token.text, among: names) { message += " (did you mean '\(guess)'?)" }
+                        throw UsageError(message, command: path)
+                    }
+                    current = sub
+                    path.append(sub.name)
+                    continue
                 }
-                current = sub
-                path.append(sub.name)
-                continue
+                positionals.append(token.text)
             }
-            positionals.append(token)
         }
 
         var parsed = ParsedCommand(path: path, spec: current, values: values, positionals: positionals,
@@ -176,6 +168,47 @@ public enum Parser {
         }
         try checkArguments(parsed)
         return parsed
+    }
+
+    /// One command-line argument as it looks on its own: an option, `--`, or a word. Whether a
+    /// word is an option's value, a subcommand or a positional is decided while parsing; an
+    /// option that needs a value takes the next token's text, whatever its kind.
+    struct Token: Sendable, Hashable {
+        enum Kind: Sendable, Hashable {
+            /// `--`.
+            case endOfOptions
+            /// `--name` or `--name=value`.
+            case long(name: String, inline: String?)
+            /// `-abc`: one or more short options, the last of which may take the rest as its value.
+            case shorts([Character])
+            /// Anything else, including `-` and a negative number such as `-5`.
+            case word
+        }
+        var kind: Kind
+        /// The argument as typed.
+        var text: String
+        /// Its index in the arguments.
+        var position: Int
+    }
+
+    /// Splits the arguments into tokens, before any of them is interpreted.
+    static func tokens(_ arguments: [String]) -> [Token] {
+        arguments.enumerated().map { position, text in
+            let kind: Token.Kind
+            if text == "--" {
+                kind = .endOfOptions
+            } else if text.hasPrefix("--") {
+                let body = text.dropFirst(2)
+                let name = String(body.prefix { $0 != "=" })
+                let inline: String? = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
+                kind = .long(name: name, inline: inline)
+            } else if text.hasPrefix("-"), text.count > 1, !looksNumeric(text) {
+                kind = .shorts(Array(text.dropFirst()))
+            } else {
+                kind = .word
+            }
+            return Token(kind: kind, text: text, position: position)
+        }
     }
 
     private static func checkArguments(_ parsed: ParsedCommand) throws(UsageError) {
