@@ -167,16 +167,25 @@ public enum ManPage {
         Passwords are never printed.
         """) + "\n"
         s += ".SH ENVIRONMENT\n"
-        let env: [(String, String)] = [
-            ("ZKCTL_SERVERS", "servers (first of the three server variables)"),
-            ("ZOOKEEPER_HOSTS", "servers, when ZKCTL_SERVERS is not set"),
-            ("ASAB_ZOOKEEPER_SERVERS", "servers, when neither of the above is set"),
-            ("ZKCTL_AUTH", "digest credentials user:password, used when neither --auth nor --auth-file is given; never printed"),
-            ("ZKCTL_CONFIG", "the config file"),
-            ("ZKCTL_TIMEOUT", "connect and request timeout"),
-            ("ZKCTL_OUTPUT", "output format"),
-            ("ZKCTL_CONFIG_ROOT, ZKCTL_SERVICES_ROOT, ZKCTL_LOCKS_ROOT, ZKCTL_TASKS_ROOT", "the roots"),
-            ("ZKCTL_MAX_INFLIGHT", "bound on pipelined requests"),
+        // The variables come from the global options' declarations; only what the page says
+        // about each is written here.
+        func variables(_ options: OptionSpec...) -> String {
+            options.flatMap(\.environmentVariables).joined(separator: ", ")
+        }
+        let serverVariables = GlobalOptions.server.spec.environmentVariables
+        var env: [(String, String)] = Array(zip(serverVariables, [
+            "servers (first of the three server variables)",
+            "servers, when \(serverVariables[0]) is not set",
+            "servers, when neither of the above is set",
+        ]))
+        env += [
+            (variables(GlobalOptions.auth.spec), "digest credentials user:password, used when neither --auth nor --auth-file is given; never printed"),
+            (variables(GlobalOptions.config.spec), "the config file"),
+            (variables(GlobalOptions.timeout.spec), GlobalOptions.timeout.spec.help),
+            (variables(GlobalOptions.output.spec), GlobalOptions.output.spec.help),
+            (variables(GlobalOptions.configRoot.spec, GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec,
+                       GlobalOptions.tasksRoot.spec), "the roots"),
+            (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
             ("XDG_CONFIG_HOME", "where the default config file is looked for"),
             ("NO_COLOR", "no colour, even on a terminal"),
         ]
