@@ -136,7 +136,7 @@ public struct Settings: Sendable {
 
         let timeoutText = pick(GlobalOptions.timeout)
         guard let timeout = parseDuration(timeoutText.value), timeout > .zero else {
-            throw UsageError("bad timeout '\(timeoutText.value)' from \(timeoutText.source)", command: path)
+            throw UsageError("bad \(GlobalOptions.timeout.spec.long) '\(timeoutText.value)' from \(timeoutText.source)", command: path)
         }
 
         var outputText = pick(GlobalOptions.output)
