@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import ZKCtl
+import ZooKeeperRecipes
 
 /// The Curator service-instance model: reading documents others wrote, what zkctl writes, URLs
 /// and the argument rules of `zkctl service`.

@@ -5,13 +5,14 @@ import ZooKeeper
 //
 // `NodeWatcher` follows znodes and reports, as typed `NodeChange` values, what they hold now and
 // every later change, for as long as its caller wants. It knows nothing of config keys or output;
-// `zkctl config watch` uses it, and so can `zkctl watch PATH [--children] [--recursive]`.
+// `zkctl config watch` and `zkctl watch` use it; any Swift program can (it is in the
+// ZooKeeperRecipes library).
 //
 // Usage:
 //
 //     let spec = WatchSpec(paths: ["/config/a"], parents: ["/config"], recursive: false)
-//     let watcher = NodeWatcher(spec: spec, connect: { try await inv.connect() },
-//                               onSession: { event in inv.output.note("\(event)") })
+//     let watcher = NodeWatcher(spec: spec, connect: { try await ZooKeeperClient.connect(...) },
+//                               onSession: { event in print("\(event)") })
 //     try await watcher.run { change in   // (optionally `} onReady: { ... }` after the first look)
 //         print(change.kind, change.path, change.data ?? Data(), change.stat?.version ?? -1)
 //         return .proceed            // or .stop to end `run`
@@ -116,7 +117,7 @@ public enum WatchSessionEvent: Sendable, CustomStringConvertible {
         case .reconnected: return "reconnected; re-reading"
         case .expired: return "session expired; starting a new one"
         case .newSession: return "new session; watching again"
-        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(CommandTable.durationText(pause))"
+        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(durationText(pause))"
         }
     }
 }
@@ -377,61 +378,71 @@ public struct NodeWatcher: Sendable {
 
 // MARK: - Engine internals
 
-enum WatchSlot: Sendable { case data, children }
+package enum WatchSlot: Sendable { case data, children }
 
-enum EngineMessage: Sendable {
+package enum EngineMessage: Sendable {
     case fired(Int, String, WatchSlot)
     case state(Int, SessionState)
     case tick
 }
 
 /// What to read for one node, and which watches to arm.
-struct ReadPlan: Sendable {
-    var path: String
-    var readData: Bool
-    var followChildren: Bool
-    var armData: Bool
-    var armChildren: Bool
+package struct ReadPlan: Sendable {
+    package var path: String
+    package var readData: Bool
+    package var followChildren: Bool
+    package var armData: Bool
+    package var armChildren: Bool
 }
 
 /// What one read saw.
-struct NodeRead: Sendable {
-    var path: String
-    var stat: Stat?
-    var data: Data?
-    var children: [String]?
-    var armedData = false
-    var armedChildren = false
+package struct NodeRead: Sendable {
+    package var path: String
+    package var stat: Stat?
+    package var data: Data?
+    package var children: [String]?
+    package var armedData = false
+    package var armedChildren = false
+
+    package init(path: String, stat: Stat? = nil, data: Data? = nil, children: [String]? = nil,
+                 armedData: Bool = false, armedChildren: Bool = false) {
+        self.path = path
+        self.stat = stat
+        self.data = data
+        self.children = children
+        self.armedData = armedData
+        self.armedChildren = armedChildren
+    }
 }
 
 /// The engine's bookkeeping, free of I/O so it can be unit tested.
-struct WatchEngineState {
-    struct Node {
-        var path: String
+package struct WatchEngineState {
+    package struct Node {
+        package var path: String
         /// Asked for by path (never dropped) rather than found under a parent.
-        var explicit: Bool
+        package var explicit: Bool
         /// The followed parent it was found under.
-        var parent: String?
-        var reported: Bool
-        var readData: Bool
-        var followChildren: Bool
+        package var parent: String?
+        package var reported: Bool
+        package var readData: Bool
+        package var followChildren: Bool
         /// Watch the node's existence (and data) itself; children found under a parent without
         /// data rely on the parent's listing instead.
-        var watchExistence: Bool
+        package var watchExistence: Bool
         /// What was seen last: nil when missing (or never read).
-        var stat: Stat?
-        var data: Data?
-        var seen = false
-        var children: Set<String> = []
-        var dataArmed = false
-        var childrenArmed = false
-        var dirty = true
+        package var stat: Stat?
+        package var data: Data?
+        package var seen = false
+        package var children: Set<String> = []
+        package var dataArmed = false
+        package var childrenArmed = false
+        package var dirty = true
     }
 
-    let spec: WatchSpec
-    private(set) var nodes: [String: Node] = [:]
+    package let spec: WatchSpec
+    package private(set) var nodes: [String: Node] = [:]
 
-    init(spec: WatchSpec) {
+    package init(spec: WatchSpec) {
         self.spec = spec
         for p in spec.parents {
             nodes[p] = Node(path: p, explicit: true, parent: nil, reported: false, readData: false,
@@ -448,13 +459,13 @@ struct WatchEngineState {
         }
     }
 
-    var hasDirty: Bool { nodes.values.contains { $0.dirty } }
+    package var hasDirty: Bool { nodes.values.contains { $0.dirty } }
 
-    mutating func markDirty(_ path: String) { nodes[path]?.dirty = true }
+    package mutating func markDirty(_ path: String) { nodes[path]?.dirty = true }
 
     /// After a reconnect (`disarm` false: the session kept its watches) or a new session (`disarm`
     /// true: every watch must be armed again).
-    mutating func markAllDirty(disarm: Bool) {
+    package mutating func markAllDirty(disarm: Bool) {
         for key in nodes.keys {
             nodes[key]?.dirty = true
             if disarm {
@@ -464,7 +475,7 @@ struct WatchEngineState {
         }
     }
 
-    mutating func fired(_ path: String, _ which: WatchSlot) {
+    package mutating func fired(_ path: String, _ which: WatchSlot) {
         guard nodes[path] != nil else { return }
         switch which {
         case .data: nodes[path]?.dataArmed = false
@@ -474,7 +485,7 @@ struct WatchEngineState {
     }
 
     /// The plans for every dirty node (sorted by path), marking them clean.
-    mutating func takeDirty() -> [ReadPlan] {
+    package mutating func takeDirty() -> [ReadPlan] {
         var plans: [ReadPlan] = []
         for key in nodes.keys.sorted() {
             guard var n = nodes[key], n.dirty else { continue }
@@ -487,7 +498,7 @@ struct WatchEngineState {
     }
 
     /// Takes in one read and returns the changes it shows.
-    mutating func apply(_ read: NodeRead, for plan: ReadPlan, initial: Bool) -> [NodeChange] {
+    package mutating func apply(_ read: NodeRead, for plan: ReadPlan, initial: Bool) -> [NodeChange] {
         guard var n = nodes[read.path] else { return [] }
         if read.armedData { n.dataArmed = true }
         if read.armedChildren { n.childrenArmed = true }
@@ -527,7 +538,7 @@ struct WatchEngineState {
 
     /// Stops following a child found under a parent (and what was found under it); reports
     /// `removed` for those that were last seen present.
-    mutating func drop(_ path: String) -> [NodeChange] {
+    package mutating func drop(_ path: String) -> [NodeChange] {
         guard let n = nodes[path] else { return [] }
         var changes: [NodeChange] = []
         for name in n.children.sorted() { changes += drop(PathRules.join(path, name)) }
@@ -546,7 +557,7 @@ struct WatchEngineState {
     }
 
     /// The changes between two looks at one node.
-    static func diff(before: Stat?, after: Stat?, data: Data?, path: String, parent: String?, initial: Bool,
+    package static func diff(before: Stat?, after: Stat?, data: Data?, path: String, parent: String?, initial: Bool,
                      existenceOnly: Bool = false) -> [NodeChange] {
         switch (before, after) {
         case (nil, nil):
