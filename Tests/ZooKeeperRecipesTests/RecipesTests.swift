@@ -101,8 +101,11 @@ final class RecipesTests: XCTestCase {
         let registration = ServiceInstance.Registration(
             name: "backend", id: "i-1", address: "10.0.0.5", port: 8080, sslPort: 8443, scheme: nil,
             metadata: JSONObject([("zone", .string("a"))]), dynamic: true, registrationTimeUTC: 1_700_000_000_000)
-        let written = Data(JSONValue.object(registration.document()).compact().utf8)
-        try await zk.create(path, data: written, mode: .ephemeral, createParents: true)
+        let target = ServiceTarget(root: "\(base)/services", name: "backend", id: "i-1", acl: ACL.openUnsafe, replaceACL: false)
+        XCTAssertEqual(target.path, path)
+        _ = try await target.write(registration, with: zk)
+        let stat = try await zk.exists(path)
+        XCTAssertEqual(stat?.ephemeralOwner, zk.sessionID)
 
         let (data, _) = try await zk.get(path)
         guard case .object(let doc)? = try? JSONValue.parse(data) else { return XCTFail("not a JSON object") }
@@ -122,6 +125,17 @@ final class RecipesTests: XCTestCase {
         XCTAssertTrue(instance.enabled)
         XCTAssertEqual(instance.metadata["zone"], .string("a"))
         XCTAssertEqual(instance.url, "http://10.0.0.5:8080")
+
+        // Discovery finds it, and leaves out (telling why) a node that is not an instance.
+        try await zk.create("\(base)/services/backend/junk", data: Data("[1]".utf8))
+        var skipped: [String] = []
+        let found = try await ServiceDiscovery.instances(zk, root: "\(base)/services", name: "backend") { path, _ in skipped.append(path) }
+        XCTAssertEqual(found.map(\.instance.id), ["i-1"])
+        XCTAssertEqual(skipped, ["\(base)/services/backend/junk"])
+        try await zk.delete("\(base)/services/backend/junk")
+        try await target.deregisterOwn(with: zk)
+        let serviceNode = try await zk.exists(target.servicePath)
+        XCTAssertNil(serviceNode, "the empty service node was left behind")
 
         XCTAssertThrowsError(try ServiceInstance.parse(Data("[1]".utf8), name: "backend", id: "x")) { error in
             XCTAssertEqual("\(error)", "not a service instance: the data is a JSON array, not an object")
