@@ -17,6 +17,29 @@ public enum RunOnce {
         case taken(JSONObject?)
     }
 
+    /// A new run's record, as claimed: `task`, `key`, `period` and `periodStart` (for a key
+    /// of a period: its length in ms and its index since the epoch), `host`, `pid`, `command`
+    /// (the program only, never its arguments), `start` (ISO 8601 UTC), `end` and `exitCode`
+    /// (null until the run ends) and `runId`.
+    public static func record(task: String, key: String, period: (milliseconds: Int64, index: Int64)?,
+                              command: String, runID: String) -> JSONObject {
+        var record = JSONObject()
+        record["task"] = .string(task)
+        record["key"] = .string(key)
+        if let period {
+            record["period"] = .string(durationText(.milliseconds(period.milliseconds)))
+            record["periodStart"] = .string(isoTime(period.index * period.milliseconds))
+        }
+        record["host"] = .string(localHostName())
+        record["pid"] = .int(Int(getpid()))
+        record["command"] = .string(command)
+        record["start"] = .string(isoTime(nowMilliseconds()))
+        record["end"] = .null
+        record["exitCode"] = .null
+        record["runId"] = .string(runID)
+        return record
+    }
+
     /// Creates the record `data` at `path` (and missing parents) if absent: the claim of a run.
     /// `runID` is the one inside `data`. A connection loss leaves the outcome unknown, so the node is
     /// read back and recognised by its run id.

@@ -146,8 +146,8 @@ final class RecipesTests: XCTestCase {
         let zk = try await connect()
         let path = "\(base)/tasks/report/k1"
         func record(_ runID: String) -> Data {
-            Data(JSONValue.object(JSONObject([("task", .string("report")), ("key", .string("k1")),
-                                              ("end", .null), ("exitCode", .null), ("runId", .string(runID))])).compact().utf8)
+            Data(JSONValue.object(RunOnce.record(task: "report", key: "k1", period: (3_600_000, 2), command: "report.sh",
+                                                 runID: runID)).compact().utf8)
         }
         guard case .ours = try await RunOnce.claim(zk, path: path, data: record("r1"), acl: ACL.openUnsafe, runID: "r1") else {
             return XCTFail("the first claim was not ours")
@@ -156,6 +156,11 @@ final class RecipesTests: XCTestCase {
             return XCTFail("a second claim of the same key was not refused with the first record")
         }
         XCTAssertEqual(other["runId"], .string("r1"))
+        XCTAssertEqual(other.keys, ["task", "key", "period", "periodStart", "host", "pid", "command", "start", "end",
+                                    "exitCode", "runId"])
+        XCTAssertEqual(other["period"], .string("3600s"))
+        XCTAssertEqual(other["periodStart"], .string("1970-01-01T02:00:00.000Z"))
+        XCTAssertEqual(other["end"], .null)
 
         let warnings = Mutex<[String]>([])
         let first = try JSONValue.parse(record("r1")).objectValue!

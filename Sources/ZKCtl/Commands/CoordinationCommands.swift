@@ -277,20 +277,7 @@ extension CommandTable {
         let path = PathRules.join(directory, key.name)
         let runID = UUID().uuidString.lowercased()
         let recordFailure = inv.flag("record-failure")
-        var record = JSONObject()
-        record["task"] = .string(name)
-        record["key"] = .string(key.name)
-        if let period = key.period {
-            record["period"] = .string(durationText(.milliseconds(period.milliseconds)))
-            record["periodStart"] = .string(isoTime(period.index * period.milliseconds))
-        }
-        record["host"] = .string(localHostName())
-        record["pid"] = .int(Int(getpid()))
-        record["command"] = .string(inv.command[0])
-        record["start"] = .string(isoTime(nowMilliseconds()))
-        record["end"] = .null
-        record["exitCode"] = .null
-        record["runId"] = .string(runID)
+        let record = RunOnce.record(task: name, key: key.name, period: key.period, command: inv.command[0], runID: runID)
 
         let zk = try await inv.connect()
         let claim = try await RunOnce.claim(zk, path: path, data: Data(JSONValue.object(record).compact().utf8), acl: acl, runID: runID)
