@@ -378,71 +378,61 @@ public struct NodeWatcher: Sendable {
 
 // MARK: - Engine internals
 
-package enum WatchSlot: Sendable { case data, children }
+enum WatchSlot: Sendable { case data, children }
 
-package enum EngineMessage: Sendable {
+enum EngineMessage: Sendable {
     case fired(Int, String, WatchSlot)
     case state(Int, SessionState)
     case tick
 }
 
 /// What to read for one node, and which watches to arm.
-package struct ReadPlan: Sendable {
-    package var path: String
-    package var readData: Bool
-    package var followChildren: Bool
-    package var armData: Bool
-    package var armChildren: Bool
+struct ReadPlan: Sendable {
+    var path: String
+    var readData: Bool
+    var followChildren: Bool
+    var armData: Bool
+    var armChildren: Bool
 }
 
 /// What one read saw.
-package struct NodeRead: Sendable {
-    package var path: String
-    package var stat: Stat?
-    package var data: Data?
-    package var children: [String]?
-    package var armedData = false
-    package var armedChildren = false
-
-    package init(path: String, stat: Stat? = nil, data: Data? = nil, children: [String]? = nil,
-                 armedData: Bool = false, armedChildren: Bool = false) {
-        self.path = path
-        self.stat = stat
-        self.data = data
-        self.children = children
-        self.armedData = armedData
-        self.armedChildren = armedChildren
-    }
+struct NodeRead: Sendable {
+    var path: String
+    var stat: Stat?
+    var data: Data?
+    var children: [String]?
+    var armedData = false
+    var armedChildren = false
 }
 
 /// The engine's bookkeeping, free of I/O so it can be unit tested.
-package struct WatchEngineState {
-    package struct Node {
-        package var path: String
+struct WatchEngineState {
+    struct Node {
+        var path: String
         /// Asked for by path (never dropped) rather than found under a parent.
-        package var explicit: Bool
+        var explicit: Bool
         /// The followed parent it was found under.
-        package var parent: String?
-        package var reported: Bool
-        package var readData: Bool
-        package var followChildren: Bool
+        var parent: String?
+        var reported: Bool
+        var readData: Bool
+        var followChildren: Bool
         /// Watch the node's existence (and data) itself; children found under a parent without
         /// data rely on the parent's listing instead.
-        package var watchExistence: Bool
+        var watchExistence: Bool
         /// What was seen last: nil when missing (or never read).
-        package var stat: Stat?
-        package var data: Data?
-        package var seen = false
-        package var children: Set<String> = []
-        package var dataArmed = false
-        package var childrenArmed = false
-        package var dirty = true
+        var stat: Stat?
+        var data: Data?
+        var seen = false
+        var children: Set<String> = []
+        var dataArmed = false
+        var childrenArmed = false
+        var dirty = true
     }
 
-    package let spec: WatchSpec
-    package private(set) var nodes: [String: Node] = [:]
+    let spec: WatchSpec
+    private(set) var nodes: [String: Node] = [:]
 
-    package init(spec: WatchSpec) {
+    init(spec: WatchSpec) {
         self.spec = spec
         for p in spec.parents {
             nodes[p] = Node(path: p, explicit: true, parent: nil, reported: false, readData: false,
@@ -459,13 +449,13 @@ package struct WatchEngineState {
         }
     }
 
-    package var hasDirty: Bool { nodes.values.contains { $0.dirty } }
+    var hasDirty: Bool { nodes.values.contains { $0.dirty } }
 
-    package mutating func markDirty(_ path: String) { nodes[path]?.dirty = true }
+    mutating func markDirty(_ path: String) { nodes[path]?.dirty = true }
 
     /// After a reconnect (`disarm` false: the session kept its watches) or a new session (`disarm`
     /// true: every watch must be armed again).
-    package mutating func markAllDirty(disarm: Bool) {
+    mutating func markAllDirty(disarm: Bool) {
         for key in nodes.keys {
             nodes[key]?.dirty = true
             if disarm {
@@ -475,7 +465,7 @@ package struct WatchEngineState {
         }
     }
 
-    package mutating func fired(_ path: String, _ which: WatchSlot) {
+    mutating func fired(_ path: String, _ which: WatchSlot) {
         guard nodes[path] != nil else { return }
         switch which {
         case .data: nodes[path]?.dataArmed = false
@@ -485,7 +475,7 @@ package struct WatchEngineState {
     }
 
     /// The plans for every dirty node (sorted by path), marking them clean.
-    package mutating func takeDirty() -> [ReadPlan] {
+    mutating func takeDirty() -> [ReadPlan] {
         var plans: [ReadPlan] = []
         for key in nodes.keys.sorted() {
             guard var n = nodes[key], n.dirty else { continue }
@@ -498,7 +488,7 @@ package struct WatchEngineState {
     }
 
     /// Takes in one read and returns the changes it shows.
-    package mutating func apply(_ read: NodeRead, for plan: ReadPlan, initial: Bool) -> [NodeChange] {
+    mutating func apply(_ read: NodeRead, for plan: ReadPlan, initial: Bool) -> [NodeChange] {
         guard var n = nodes[read.path] else { return [] }
         if read.armedData { n.dataArmed = true }
         if read.armedChildren { n.childrenArmed = true }
@@ -538,7 +528,7 @@ package struct WatchEngineState {
 
     /// Stops following a child found under a parent (and what was found under it); reports
     /// `removed` for those that were last seen present.
-    package mutating func drop(_ path: String) -> [NodeChange] {
+    mutating func drop(_ path: String) -> [NodeChange] {
         guard let n = nodes[path] else { return [] }
         var changes: [NodeChange] = []
         for name in n.children.sorted() { changes += drop(PathRules.join(path, name)) }
@@ -557,7 +547,7 @@ package struct WatchEngineState {
     }
 
     /// The changes between two looks at one node.
-    package static func diff(before: Stat?, after: Stat?, data: Data?, path: String, parent: String?, initial: Bool,
+    static func diff(before: Stat?, after: Stat?, data: Data?, path: String, parent: String?, initial: Bool,
                      existenceOnly: Bool = false) -> [NodeChange] {
         switch (before, after) {
         case (nil, nil):
