@@ -123,6 +123,16 @@ public struct CuratorMutex: Sendable {
         }
     }
 
+    /// Releases the lock held as `node` (what `acquire` returned): deletes the node, which wakes
+    /// the next contender. A node already gone is no error. Should this fail, closing the session
+    /// also releases the lock (the node is ephemeral).
+    public func release(_ node: String, on zk: ZooKeeperClient) async throws {
+        do {
+            try await zk.delete(node)
+        } catch ZooKeeperError.Code.noNode {
+        }
+    }
+
     private enum WaitEnd: Sendable { case changed, timedOut, sessionEnded }
 
     /// Creates our ephemeral sequential node, creating the lock's directory when missing.

@@ -60,13 +60,17 @@ final class RecipesTests: XCTestCase {
         let seen = waits.withLock { $0 }
         XCTAssertEqual(seen.first?.0, held)
         XCTAssertEqual(seen.first?.1, 1)
-        try await first.delete(held)
+        try await mutexA.release(held, on: first)
         let bNode = try await waiting.value
         XCTAssertNotEqual(bNode, held)
         let now = try await first.children(directory).children
         XCTAssertEqual(CuratorMutex.ordered(now).first.map { "\(directory)/\($0)" }, bNode)
         let bData = try await first.get(bNode).data
         XCTAssertEqual(bData, Data("b".utf8))
+        try await mutexB.release(bNode, on: second)
+        try await mutexB.release(bNode, on: second)   // already released: no error
+        let left = try await first.exists(bNode)
+        XCTAssertNil(left)
     }
 
     func testNodeWatcherReportsTheNodeThenItsChange() async throws {

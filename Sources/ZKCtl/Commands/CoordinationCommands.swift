@@ -126,8 +126,7 @@ extension CommandTable {
         if inv.interruptSignal != nil { return end.exitCode }
         // Release. Should this fail, closing the session (the runner does it next) removes the node.
         do {
-            try await zk.delete(node)
-        } catch ZooKeeperError.Code.noNode {
+            try await mutex.release(node, on: zk)
         } catch {
             if verbose { out.note("releasing lock '\(name)': \(ExitCode.message(for: error)); closing the session releases it") }
         }
@@ -485,11 +484,5 @@ extension CommandTable {
         }
         return path
     }
-
-    /// `86400s`, `500ms`: a duration as the parser reads it back.
-    static func durationText(_ d: Duration) -> String {
-        ZooKeeperRecipes.durationText(d)
-    }
-
 }
 
