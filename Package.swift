@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "zkctl", targets: ["zkctl"]),
         .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
+        .library(name: "ZooKeeperRecipes", targets: ["ZooKeeperRecipes"]),
     ],
     targets: [
         .systemLibrary(
@@ -17,11 +18,15 @@ let package = Package(
             providers: [.apt(["libzookeeper-mt-dev"])]
         ),
         .target(name: "ZooKeeper", dependencies: ["CZooKeeper"], swiftSettings: strict),
-        .target(name: "ZKCtl", dependencies: ["ZooKeeper"], swiftSettings: strict),
+        // Coordination recipes over the client (lock, watch engine, service discovery, run-once);
+        // nothing of argv or output, so that any Swift program can use them.
+        .target(name: "ZooKeeperRecipes", dependencies: ["ZooKeeper"], swiftSettings: strict),
+        .target(name: "ZKCtl", dependencies: ["ZooKeeper", "ZooKeeperRecipes"], swiftSettings: strict),
         .executableTarget(name: "zkctl", dependencies: ["ZKCtl"], swiftSettings: strict),
         .target(name: "ZKTestSupport", path: "Tests/ZKTestSupport", swiftSettings: strict),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "ZKTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ZKCtlTests", dependencies: ["ZKCtl"], swiftSettings: strict),
+        .testTarget(name: "ZooKeeperRecipesTests", dependencies: ["ZooKeeperRecipes", "ZKTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ZKCtlTests", dependencies: ["ZKCtl", "ZooKeeperRecipes"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ZKTestSupport"], exclude: ["kazoo_peer.py"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

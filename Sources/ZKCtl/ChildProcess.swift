@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import ZooKeeperRecipes
 
 // Running a user's command as a child of zkctl (`lock`, `run-once`, `service register
 // --ephemeral -- CMD`: anything that holds something in ZooKeeper while a program runs). Two

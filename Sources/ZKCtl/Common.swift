@@ -1,5 +1,6 @@
 import Foundation
 import ZooKeeper
+import ZooKeeperRecipes
 
 /// Pieces several command families share.
 public enum Common {

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 /// Exit codes (DESIGN.md section 6), the same for every command.
 public enum ExitCode {
@@ -22,6 +23,7 @@ public enum ExitCode {
         switch error {
         case is UsageError: return usage
         case let e as CommandError: return e.exitCode
+        case is ServiceInstanceError: return badData
         case let e as OutputError: return e.exitCode
         case let e as ZooKeeperError:
             switch e.code {
@@ -61,6 +63,7 @@ public enum ExitCode {
             default: return e.message
             }
         case let e as CommandError: return e.message
+        case let e as ServiceInstanceError: return e.message
         case let e as OutputError: return e.description
         case let e as UsageError: return e.description
         default: return "\(error)"
@@ -321,25 +324,4 @@ public func jsonStat(_ s: Stat) -> JSONValue {
         ("ephemeralOwner", .string(String(format: "0x%llx", s.ephemeralOwner))),
         ("dataLength", .int(Int(s.dataLength))), ("numChildren", .int(Int(s.numChildren))),
     ]))
-}
-
-/// Milliseconds since the epoch as ISO 8601 UTC.
-public func isoTime(_ ms: Int64) -> String {
-    let date = Date(timeIntervalSince1970: Double(ms) / 1000)
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    f.timeZone = TimeZone(identifier: "UTC")
-    return f.string(from: date)
-}
-
-/// An ISO 8601 time as stored (run-once records) in milliseconds since the epoch, for JSON
-/// output; nil when it does not parse.
-public func isoMilliseconds(_ text: String) -> Int64? {
-    let f = ISO8601DateFormatter()
-    f.timeZone = TimeZone(identifier: "UTC")
-    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-        f.formatOptions = options
-        if let date = f.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-    }
-    return nil
 }

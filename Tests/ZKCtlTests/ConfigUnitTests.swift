@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZooKeeper
+@testable import ZooKeeperRecipes
 @testable import ZKCtl
 
 /// The plain logic of `zkctl config`: keys, values, export formats, import batching, and the

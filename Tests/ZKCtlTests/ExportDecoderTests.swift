@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZooKeeper
+import ZooKeeperRecipes
 
 @testable import ZKCtl
 

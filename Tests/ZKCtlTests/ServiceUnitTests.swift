@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import ZKCtl
+import ZooKeeperRecipes
 
 /// The Curator service-instance model: reading documents others wrote, what zkctl writes, URLs
 /// and the argument rules of `zkctl service`.
@@ -66,7 +67,7 @@ final class ServiceUnitTests: XCTestCase {
     func testRefusesWhatIsNotAnObject() {
         for text in ["", "not json", "[1]", "\"s\"", "null"] {
             XCTAssertThrowsError(try parse(text), text) { error in
-                XCTAssertEqual((error as? CommandError)?.exitCode, ExitCode.badData, text)
+                XCTAssertEqual(ExitCode.code(for: error), ExitCode.badData, text)
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZooKeeper
+import ZooKeeperRecipes
 @testable import ZKCtl
 
 /// The pure parts of the znode commands: value sources, create modes, protected paths, multi

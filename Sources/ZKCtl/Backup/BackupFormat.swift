@@ -1,5 +1,6 @@
 import Foundation
 import ZooKeeper
+import ZooKeeperRecipes
 
 // The export format (docs/export-format.md is the reference for users) and the reader of
 // zk-shell's `json://` dumps. Pure code: nothing here talks to a server.

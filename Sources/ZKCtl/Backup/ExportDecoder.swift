@@ -1,5 +1,6 @@
 import Foundation
 import ZooKeeper
+import ZooKeeperRecipes
 
 /// Reads a zkctl export straight into `BackupNode`s, without building the JSON tree of the whole
 /// document: a pull reader over the bytes (`JSONParser`'s own pieces, so the JSON rules are the

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 extension CommandTable {
     static let backupCommands: [CommandSpec] = [exportCommand, importCommand, diffCommand]

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 // `zkctl config`: one znode per key under the config root (DESIGN.md section 3), each holding
 // the compact UTF-8 JSON text of its value. Field paths (`config get database host`) reach into

@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 // `zkctl lock` and `zkctl run-once`: run a command under a distributed lock, or once per period
 // among any number of concurrent invocations.
@@ -128,8 +129,7 @@ extension CommandTable {
         if inv.interruptSignal != nil { return end.exitCode }
         // Release. Should this fail, closing the session (the runner does it next) removes the node.
         do {
-            try await zk.delete(node)
-        } catch ZooKeeperError.Code.noNode {
+            try await mutex.release(node, on: zk)
         } catch {
             if verbose { out.note("releasing lock '\(name)': \(ExitCode.message(for: error)); closing the session releases it") }
         }
@@ -287,30 +287,18 @@ extension CommandTable {
         let path = PathRules.join(directory, key.name)
         let runID = UUID().uuidString.lowercased()
         let recordFailure = inv[RunOnceOptions.recordFailure]
-        var record = JSONObject()
-        record["task"] = .string(name)
-        record["key"] = .string(key.name)
-        if let period = key.period {
-            record["period"] = .string(durationText(.milliseconds(period.milliseconds)))
-            record["periodStart"] = .string(isoTime(period.index * period.milliseconds))
-        }
-        record["host"] = .string(localHostName())
-        record["pid"] = .int(Int(getpid()))
-        record["command"] = .string(inv.command[0])
-        record["start"] = .string(isoTime(nowMilliseconds()))
-        record["end"] = .null
-        record["exitCode"] = .null
-        record["runId"] = .string(runID)
+        let record = RunOnce.record(task: name, key: key.name, period: key.period, command: inv.command[0], runID: runID)
 
         let zk = try await inv.connect()
-        let claim = try await claimRecord(zk, path: path, data: Data(JSONValue.object(record).compact().utf8), acl: acl, runID: runID)
+        let claim = try await RunOnce.claim(zk, path: path, data: Data(JSONValue.object(record).compact().utf8), acl: acl, runID: runID)
         if case .taken(let other) = claim {
             out.note("'\(name)' already ran for \(key.name)\(describeRun(other)); not running it again")
             return ExitCode.success
         }
         if inv.settings.verbose > 0 { out.note("claimed \(path); running \(inv.command[0])") }
 
-        let writer = RecordWriter(inv: inv, client: zk, path: path, record: record, runID: runID)
+        let writer = RunOnceRecorder(client: zk, path: path, record: record, runID: runID, reconnect: { try await inv.connect() },
+                                     describe: { ExitCode.reason(for: $0) }, warn: { inv.output.warn($0) })
         /// A failed or interrupted run gives its claim back, unless --record-failure.
         @Sendable func failed(_ extra: JSONObject) async {
             if recordFailure {
@@ -329,7 +317,8 @@ extension CommandTable {
         }
         supervisor.afterInterrupt { end in
             // The session must stay open until this is done: the runner closes it afterwards.
-            writer.blocking { await interrupted(inv.interruptSignal ?? SIGTERM, end) }
+            // Bounded by twice the request timeout.
+            blocking(within: inv.settings.timeout.value * 2) { await interrupted(inv.interruptSignal ?? SIGTERM, end) }
         }
         let child: ChildProcess
         do {
@@ -386,7 +375,7 @@ extension CommandTable {
         }
         let record = try? JSONValue.parse(existing.data).objectValue
         let unfinished = record.map { $0["end"]?.isNull ?? true } ?? false
-        if unfinished, let record, !runnerIsGone(record) {
+        if unfinished, let record, !RunOnce.runnerIsGone(record) {
             throw CommandError.conflict("'\(name)' is still running for \(key.name)\(describeRun(record)), or its runner "
                                         + "died elsewhere; not forgetting it (delete \(path) if you know it is not running)")
         }
@@ -401,51 +390,6 @@ extension CommandTable {
         return ExitCode.success
     }
 
-    /// Whether the runner of an unfinished record is known to be gone: it ran on this host and
-    /// no process has its pid.
-    static func runnerIsGone(_ record: JSONObject) -> Bool {
-        guard record["host"]?.stringValue == localHostName(), let pid = record["pid"]?.intValue,
-              pid > 0, pid != Int(getpid()), let id = pid_t(exactly: pid) else { return false }
-        return kill(id, 0) != 0 && errno == ESRCH
-    }
-
-    enum Claim {
-        case ours
-        case taken(JSONObject?)
-    }
-
-    /// Creates the record if absent. A connection loss leaves the outcome unknown, so the node is
-    /// read back and recognised by its run id.
-    private static func claimRecord(_ zk: ZooKeeperClient, path: String, data: Data, acl: [ACL], runID: String) async throws -> Claim {
-        var attempts = 0
-        while true {
-            attempts += 1
-            do {
-                _ = try await zk.create(path, data: data, mode: .persistent, acl: acl, createParents: true)
-                return .ours
-            } catch ZooKeeperError.Code.nodeExists {
-                return .taken(try await readRecord(zk, path: path))
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
-                do {
-                    let existing = try await zk.get(path)
-                    let object = try? JSONValue.parse(existing.data).objectValue
-                    return object?["runId"]?.stringValue == runID ? .ours : .taken(object)
-                } catch ZooKeeperError.Code.noNode {
-                    continue
-                }
-            }
-        }
-    }
-
-    private static func readRecord(_ zk: ZooKeeperClient, path: String) async throws -> JSONObject? {
-        do {
-            let data = try await zk.get(path).data
-            return try? JSONValue.parse(data).objectValue
-        } catch ZooKeeperError.Code.noNode {
-            return nil
-        }
-    }
-
     /// ` by HOST at START (exit N)` for the skip message.
     static func describeRun(_ record: JSONObject?) -> String {
         guard let record else { return "" }
@@ -458,108 +402,6 @@ extension CommandTable {
             text += " (not finished: still running, or its runner died)"
         }
         return text
-    }
-
-    /// Concludes a run, once: writes its end into its record, or removes the record (the claim)
-    /// when the run does not count as done.
-    final class RecordWriter: Sendable {
-        let inv: Invocation
-        let client: ZooKeeperClient
-        let path: String
-        let record: JSONObject
-        let runID: String
-        private let done = Mutex(false)
-
-        init(inv: Invocation, client: ZooKeeperClient, path: String, record: JSONObject, runID: String) {
-            self.inv = inv
-            self.client = client
-            self.path = path
-            self.record = record
-            self.runID = runID
-        }
-
-        /// True for the first caller of `finish` or `forget`.
-        private func begin() -> Bool {
-            done.withLock { d -> Bool in defer { d = true }; return !d }
-        }
-
-        func finish(_ extra: JSONObject) async {
-            guard begin() else { return }
-            var updated = record
-            updated["end"] = .string(isoTime(nowMilliseconds()))
-            for (k, v) in extra { updated[k] = v }
-            let data = Data(JSONValue.object(updated).compact().utf8)
-            var zk = client
-            for attempt in 1...3 {
-                do {
-                    // Version 0: the record as we created it. Anything else was changed by someone.
-                    try await zk.set(path, data: data, version: 0)
-                    return
-                } catch ZooKeeperError.Code.badVersion {
-                    if let now = try? await zk.get(path), now.data == data { return }
-                    inv.output.warn("\(path): changed by someone else while the task ran; its end was not recorded")
-                    return
-                } catch ZooKeeperError.Code.noNode {
-                    inv.output.warn("\(path): deleted while the task ran; its end was not recorded")
-                    return
-                } catch let error as ZooKeeperError where attempt < 3 {
-                    if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
-                        guard let fresh = try? await inv.connect() else { break }
-                        zk = fresh
-                    }
-                    // Otherwise a connection problem: try again (a versioned write is safe to repeat).
-                } catch {
-                    inv.output.warn("\(path): recording the end of the run failed: \(ExitCode.reason(for: error))")
-                    return
-                }
-            }
-            inv.output.warn("\(path): recording the end of the run failed; the record stays unfinished")
-        }
-
-        /// Removes the record if it is still this run's, so that the next invocation runs CMD.
-        func forget() async {
-            guard begin() else { return }
-            let stuck = "the task will not run again for this key until the record is forgotten (--reset)"
-            var zk = client
-            for attempt in 1...3 {
-                do {
-                    let now = try await zk.get(path)
-                    guard (try? JSONValue.parse(now.data).objectValue)?["runId"]?.stringValue == runID else {
-                        inv.output.warn("\(path): changed by someone else while the task ran; left as it is")
-                        return
-                    }
-                    try await zk.delete(path, version: now.stat.version)
-                    return
-                } catch ZooKeeperError.Code.noNode {
-                    // Gone: deleted by someone, or by us before a lost reply.
-                    return
-                } catch ZooKeeperError.Code.badVersion where attempt < 3 {
-                    continue
-                } catch let error as ZooKeeperError where attempt < 3 {
-                    if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
-                        guard let fresh = try? await inv.connect() else { break }
-                        zk = fresh
-                    }
-                    // Otherwise a connection problem: read and try again (the run id decides).
-                } catch {
-                    inv.output.warn("\(path): removing the claim of the unsuccessful run failed (\(ExitCode.reason(for: error))); \(stuck)")
-                    return
-                }
-            }
-            inv.output.warn("\(path): removing the claim of the unsuccessful run failed; \(stuck)")
-        }
-
-        /// Runs `body` for a synchronous caller (an interrupt cleanup), bounded by twice the
-        /// request timeout.
-        func blocking(_ body: @escaping @Sendable () async -> Void) {
-            let semaphore = DispatchSemaphore(value: 0)
-            Task {
-                await body()
-                semaphore.signal()
-            }
-            let ms = inv.settings.timeout.value.milliseconds * 2
-            _ = semaphore.wait(timeout: .now() + .milliseconds(Int(clamping: ms)))
-        }
     }
 
     private static func showRunOnceStatus(_ inv: Invocation, name: String, directory: String, key: RunOnceKey?) async throws -> Int32 {
@@ -631,6 +473,16 @@ extension CommandTable {
 
     // MARK: - Shared pieces
 
+    /// Runs `body` for a synchronous caller (an interrupt cleanup), waiting at most `limit`.
+    static func blocking(within limit: Duration, _ body: @escaping @Sendable () async -> Void) {
+        let semaphore = DispatchSemaphore(value: 0)
+        Task {
+            await body()
+            semaphore.signal()
+        }
+        _ = semaphore.wait(timeout: .now() + .milliseconds(Int(clamping: limit.milliseconds)))
+    }
+
     /// `<root>/<name>` for a name given on the command line (relative, may contain '/').
     static func namedPath(root: String, name: String, what: String, command: [String]) throws -> String {
         guard !name.isEmpty else { throw UsageError("empty \(what)", command: command) }
@@ -643,291 +495,5 @@ extension CommandTable {
         }
         return path
     }
-
-    /// `86400s`, `500ms`: a duration as the parser reads it back.
-    static func durationText(_ d: Duration) -> String {
-        let ms = d.milliseconds
-        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
-    }
-
-    static func nowMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-    }
-
-    /// This machine's name, without a DNS lookup.
-    static func localHostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }
 
-// MARK: - The lock recipe
-
-/// The lock was not acquired before the deadline.
-struct LockWaitTimeout: Error {}
-
-/// An exclusive lock with Apache Curator's InterProcessMutex layout, which also honours kazoo's
-/// Lock contenders.
-///
-/// Contenders are ephemeral sequential children of `directory` named `_c_<uuid>-lock-<seq>`;
-/// the uuid ("protection" in Curator's words) lets a create whose answer was lost to a
-/// connection loss find its node again. Children named `...__lock__<seq>` (kazoo) are
-/// contenders too. All contenders are ordered by their sequence number; the first holds the
-/// lock and every other watches only the one just ahead of it, so a release wakes one waiter.
-struct CuratorMutex: Sendable {
-    let directory: String
-    let acl: [ACL]
-    /// What our contender node holds.
-    let data: Data
-
-    static let curatorMarker = "-lock-"
-    static let kazooMarker = "__lock__"
-
-    /// The sequence number of a contender node's name, nil for a child that is no contender.
-    /// Mirrors kazoo's `(?:__lock__|-lock-)(-?\d{10})$`.
-    static func sequence(ofContender name: String) -> Int? {
-        let bytes = Array(name.utf8)
-        guard bytes.count > 10 else { return nil }
-        let digits = bytes.suffix(10)
-        guard digits.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(String(decoding: digits, as: UTF8.self)) else {
-            return nil
-        }
-        let head = String(decoding: bytes.dropLast(10), as: UTF8.self)
-        if head.hasSuffix(curatorMarker) || head.hasSuffix(kazooMarker) { return value }
-        if head.hasSuffix("-") {
-            let shorter = head.dropLast()
-            if shorter.hasSuffix(curatorMarker) || shorter.hasSuffix(kazooMarker) { return -value }
-        }
-        return nil
-    }
-
-    /// The contenders among `children`, first (the holder) first.
-    static func ordered(_ children: [String]) -> [String] {
-        var contenders: [(sequence: Int, name: String)] = []
-        for name in children {
-            if let sequence = sequence(ofContender: name) { contenders.append((sequence, name)) }
-        }
-        contenders.sort { a, b in a.sequence == b.sequence ? a.name < b.name : a.sequence < b.sequence }
-        return contenders.map { $0.name }
-    }
-
-    /// Waits until this process holds the lock and returns its node's path. Without a deadline
-    /// it waits for ever; past the deadline it removes its node and throws `LockWaitTimeout`.
-    /// `waiting` hears of each wait (the contender watched and how many are ahead).
-    func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
-                 waiting: @Sendable (String, Int) -> Void) async throws -> String {
-        let prefix = "_c_\(UUID().uuidString.lowercased())\(Self.curatorMarker)"
-        var node = try await createContender(zk, prefix: prefix)
-        do {
-            while true {
-                let children: [String]
-                do {
-                    children = try await zk.children(directory).children
-                } catch ZooKeeperError.Code.noNode {
-                    children = []
-                }
-                let contenders = Self.ordered(children)
-                guard let index = contenders.firstIndex(of: lastSegment(node)) else {
-                    // Our node is gone (someone deleted it): take a place again.
-                    node = try await createContender(zk, prefix: prefix)
-                    continue
-                }
-                if index == 0 { return node }
-                if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
-                let ahead = PathRules.join(directory, contenders[index - 1])
-                waiting(ahead, index)
-                let wake = Wakeup<WaitEnd>()
-                do {
-                    _ = try await zk.get(ahead) { event in
-                        wake.fire(event.kind == .sessionEnded ? .sessionEnded : .changed)
-                    }
-                } catch ZooKeeperError.Code.noNode {
-                    continue
-                }
-                if let deadline {
-                    let ms = max(0, (deadline - .now).milliseconds)
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms))) {
-                        wake.fire(.timedOut)
-                    }
-                }
-                switch await wake.wait() {
-                case .changed:
-                    continue
-                case .timedOut:
-                    throw LockWaitTimeout()
-                case .sessionEnded:
-                    throw ZooKeeperError(zk.state == .expired ? .sessionExpired : .closing, path: ahead,
-                                         message: "the session ended while waiting for the lock")
-                }
-            }
-        } catch {
-            // Give up our place (closing the session would also remove it).
-            if zk.state.isConnected { try? await zk.delete(node) }
-            throw error
-        }
-    }
-
-    private enum WaitEnd: Sendable { case changed, timedOut, sessionEnded }
-
-    /// Creates our ephemeral sequential node, creating the lock's directory when missing.
-    private func createContender(_ zk: ZooKeeperClient, prefix: String) async throws -> String {
-        let base = PathRules.join(directory, prefix)
-        var attempts = 0
-        while true {
-            attempts += 1
-            do {
-                return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
-            } catch ZooKeeperError.Code.noNode where attempts < 5 {
-                try await createDirectory(zk)
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
-                // The node may have been created: look for our prefix (the read waits for the
-                // reconnect).
-                do {
-                    if let mine = try await zk.children(directory).children.first(where: { $0.hasPrefix(prefix) }) {
-                        return PathRules.join(directory, mine)
-                    }
-                } catch ZooKeeperError.Code.noNode {
-                }
-            }
-        }
-    }
-
-    /// The lock's parents as persistent nodes, the lock itself as a container (the server
-    /// removes it once it has no contenders), as Curator does.
-    private func createDirectory(_ zk: ZooKeeperClient) async throws {
-        if let parent = PathRules.parent(of: directory), parent != "/" {
-            try await zk.createParentChain(parent, acl: acl)
-        }
-        do {
-            _ = try await zk.create(directory, mode: .container, acl: acl)
-        } catch ZooKeeperError.Code.nodeExists {
-        }
-    }
-
-    private func lastSegment(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
-    }
-}
-
-/// A one-shot event: the first `fire` wins, `wait` returns its value.
-final class Wakeup<Value: Sendable>: Sendable {
-    private struct State {
-        var value: Value?
-        var waiter: CheckedContinuation<Value, Never>?
-    }
-    private let state = Mutex(State())
-
-    func fire(_ value: Value) {
-        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
-            guard s.value == nil else { return nil }
-            s.value = value
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume(returning: value)
-    }
-
-    func wait() async -> Value {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { s -> Value? in
-                if let value = s.value { return value }
-                s.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-    }
-}
-
-/// Watches a held lock for anything that means it may no longer be ours: the session expired,
-/// the connection stayed down for longer than the negotiated session timeout (the server has
-/// expired the session by then, or will), or the lock node was deleted. Reports the first such
-/// reason once, unless stopped first.
-final class LockLossMonitor: Sendable {
-    private struct State {
-        var reason: String?
-        var stopped = false
-        var generation = 0
-        var task: Task<Void, Never>?
-    }
-    private let state = Mutex(State())
-    private let client: ZooKeeperClient
-    private let node: String
-    private let onLost: @Sendable (String) -> Void
-
-    init(client: ZooKeeperClient, node: String, onLost: @escaping @Sendable (String) -> Void) {
-        self.client = client
-        self.node = node
-        self.onLost = onLost
-    }
-
-    /// Why the lock was lost, if it was.
-    var reason: String? { state.withLock { $0.reason } }
-
-    func start() async {
-        let updates = client.stateUpdates()
-        let task = Task { [self] in
-            for await next in updates { observe(next) }
-        }
-        state.withLock { $0.task = task }
-        observe(client.state)
-        await watchNode()
-    }
-
-    func stop() {
-        let task = state.withLock { s -> Task<Void, Never>? in
-            s.stopped = true
-            defer { s.task = nil }
-            return s.task
-        }
-        task?.cancel()
-    }
-
-    private func observe(_ session: SessionState) {
-        switch session {
-        case .expired:
-            lost("the session expired")
-        case .authFailed:
-            lost("the server refused the session's credentials")
-        case .suspended:
-            let generation = state.withLock { s -> Int in s.generation += 1; return s.generation }
-            let timeout = max(client.negotiatedTimeout, 1)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [self] in
-                let still = state.withLock { $0.generation == generation }
-                if still && !client.state.isConnected {
-                    lost("disconnected for longer than the session timeout of \(timeout) ms")
-                }
-            }
-        case .connected, .connectedReadOnly:
-            state.withLock { $0.generation += 1 }
-        case .connecting, .closed:
-            break
-        }
-    }
-
-    /// One-shot watches on the node, armed again after any change other than deletion.
-    private func watchNode() async {
-        do {
-            let stat = try await client.exists(node) { [self] event in
-                switch event.kind {
-                case .deleted: lost("its node \(node) was deleted")
-                case .sessionEnded: break
-                default: Task { await self.watchNode() }
-                }
-            }
-            if stat == nil { lost("its node \(node) is gone") }
-        } catch {
-            // A session problem; the state stream reports it.
-        }
-    }
-
-    private func lost(_ reason: String) {
-        let first = state.withLock { s -> Bool in
-            guard !s.stopped, s.reason == nil else { return false }
-            s.reason = reason
-            return true
-        }
-        if first { onLost(reason) }
-    }
-}

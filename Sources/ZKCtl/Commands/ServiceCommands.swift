@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -374,35 +375,13 @@ extension CommandTable {
     /// skipped with a warning.
     static func readInstances(_ zk: ZooKeeperClient, root: String, name: String, maxInFlight: Int,
                               output: Output) async throws -> [(instance: ServiceInstance, stat: Stat)] {
-        let servicePath = PathRules.join(root, name)
-        let ids: [String]
         do {
-            ids = try await zk.children(servicePath).children
+            return try await ServiceDiscovery.instances(zk, root: root, name: name, maxInFlight: maxInFlight) { path, error in
+                output.warn("\(path): skipped: \(ExitCode.reason(for: error))")
+            }
         } catch ZooKeeperError.Code.noNode {
             throw CommandError.notFound("no service '\(name)' under \(root)")
         }
-        let results = await zk.pipeline(ids.map { Operation.get(PathRules.join(servicePath, $0)) }, maxInFlight: maxInFlight)
-        var found: [(instance: ServiceInstance, stat: Stat)] = []
-        for (id, result) in zip(ids, results) {
-            switch result {
-            case .success(let reply):
-                do {
-                    let instance = try ServiceInstance.parse(reply.data ?? Data(), name: name, id: id)
-                    found.append((instance, reply.stat ?? Stat()))
-                } catch {
-                    output.warn("\(PathRules.join(servicePath, id)): skipped: \(ExitCode.reason(for: error))")
-                }
-            case .failure(let error) where error.code == .noNode:
-                continue
-            case .failure(let error):
-                throw error
-            }
-        }
-        found.sort { a, b in
-            let ta = a.instance.registrationTimeUTC ?? 0, tb = b.instance.registrationTimeUTC ?? 0
-            return ta != tb ? ta < tb : a.instance.id < b.instance.id
-        }
-        return found
     }
 
     // MARK: list
@@ -469,52 +448,18 @@ extension CommandTable {
             } catch ZooKeeperError.Code.noNode {
                 throw CommandError.notFound("no service '\(name)' under \(root)")
             }
-            removed = try await deleteAll(zk, servicePath: servicePath, ids: ids)
+            removed = try await ServiceDiscovery.deleteAll(zk, servicePath: servicePath, ids: ids)
             if removed.isEmpty {
                 throw CommandError.notFound("service '\(name)' has no instances under \(root)")
             }
         }
-        await removeIfEmpty(zk, servicePath)
+        await ServiceDiscovery.removeIfEmpty(zk, servicePath)
         if inv.output.isJSON {
             inv.output.json(.object(JSONObject([("name", .string(name)), ("deregistered", .array(removed.map { .string($0) }))])))
         }
         return ExitCode.success
     }
 
-    /// Deletes instances in `multi` batches under the packet limit. An instance that vanished
-    /// meanwhile is dropped from its batch, which is sent again. Returns the ids deleted.
-    static func deleteAll(_ zk: ZooKeeperClient, servicePath: String, ids: [String]) async throws -> [String] {
-        // The ids of each transaction, in order.
-        var start = 0
-        let batches = MultiBatcher.batches(ids.map { MultiOp.delete(PathRules.join(servicePath, $0)) }).map { batch in
-            defer { start += batch.count }
-            return Array(ids[start..<start + batch.count])
-        }
-        var removed: [String] = []
-        for var batch in batches {
-            while !batch.isEmpty {
-                do {
-                    _ = try await zk.multi(batch.map { .delete(PathRules.join(servicePath, $0)) })
-                    removed += batch
-                    break
-                } catch let error as ZooKeeperError where error.code == .noNode && error.operationIndex != nil {
-                    batch.remove(at: error.operationIndex!)
-                }
-            }
-        }
-        return removed
-    }
-
-    /// Removes a service node left without instances; someone registering meanwhile wins.
-    static func removeIfEmpty(_ zk: ZooKeeperClient, _ servicePath: String) async {
-        do {
-            if let stat = try await zk.exists(servicePath), stat.numChildren == 0 {
-                try await zk.delete(servicePath, version: stat.version)
-            }
-        } catch {
-            // notEmpty, noNode, badVersion: someone else is using it; anything else is harmless.
-        }
-    }
 }
 
 /// The session an ephemeral registration currently lives in (a new one after an expiry).
@@ -527,85 +472,6 @@ final class CurrentSession: Sendable {
     }
 }
 
-/// Where one instance goes and with which ACL.
-struct ServiceTarget: Sendable {
-    var root: String
-    var name: String
-    var id: String
-    var acl: [ACL]
-    /// `--acl` was given: an update sets the instance's ACL too.
-    var replaceACL: Bool
-
-    var servicePath: String { PathRules.join(root, name) }
-    var path: String { PathRules.join(servicePath, id) }
-
-    /// Writes the instance: creates it (and missing parents), or updates an existing one,
-    /// keeping fields other programs added. An ephemeral node of another session with the same
-    /// id is replaced, as Curator does: the same id means the same instance. Conflicts with
-    /// concurrent writers and connection losses are retried.
-    func write(_ registration: ServiceInstance.Registration, with zk: ZooKeeperClient) async throws -> JSONObject {
-        let mode: CreateMode = registration.dynamic ? .ephemeral : .persistent
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                let existing: (data: Data, stat: Stat)?
-                do {
-                    existing = try await zk.get(path)
-                } catch ZooKeeperError.Code.noNode {
-                    existing = nil
-                }
-                if let existing {
-                    let old = (try? JSONValue.parse(existing.data))?.objectValue
-                    let doc = registration.document(updating: old)
-                    let data = Data(JSONValue.object(doc).compact().utf8)
-                    let owner = existing.stat.ephemeralOwner
-                    let keepsNode = registration.dynamic ? (owner != 0 && owner == zk.sessionID) : owner == 0
-                    if keepsNode {
-                        try await zk.set(path, data: data, version: existing.stat.version)
-                        if replaceACL { try await zk.setACL(path, acl: acl) }
-                    } else {
-                        _ = try await zk.multi([.delete(path, version: existing.stat.version),
-                                                .create(path, data: data, mode: mode, acl: acl)])
-                    }
-                    return doc
-                }
-                let doc = registration.document()
-                try await ensureServiceNode(zk)
-                try await zk.create(path, data: Data(JSONValue.object(doc).compact().utf8), mode: mode, acl: acl)
-                return doc
-            } catch let error as ZooKeeperError
-                where attempt < 5 && [.nodeExists, .noNode, .badVersion, .connectionLoss].contains(error.code) {
-                continue
-            }
-        }
-    }
-
-    /// The root chain as persistent nodes, the service node as a container (removed by the
-    /// server once its last instance is gone), all with the open ACL, as Curator creates them.
-    func ensureServiceNode(_ zk: ZooKeeperClient) async throws {
-        if try await zk.exists(servicePath) != nil { return }
-        if root != "/" { try await zk.createParentChain(root) }
-        do {
-            try await zk.create(servicePath, mode: .container)
-        } catch ZooKeeperError.Code.nodeExists {
-        }
-    }
-
-    /// Deletes the instance if it is still this session's ephemeral node (someone may have
-    /// replaced it), then the service node if it is left empty.
-    func removeOwn(with zk: ZooKeeperClient, output: Output) async {
-        do {
-            if let stat = try await zk.exists(path), stat.ephemeralOwner != 0, stat.ephemeralOwner == zk.sessionID {
-                try await zk.delete(path, version: stat.version)
-            }
-            await CommandTable.removeIfEmpty(zk, servicePath)
-        } catch {
-            // Closing the session (which the runner does next) removes the node anyway.
-            output.warn("\(path): \(ExitCode.reason(for: error)); it goes when the session closes")
-        }
-    }
-}
 
 /// The command `register --ephemeral -- CMD` runs (started by a `ChildSupervisor`).
 enum Sidecar {
@@ -629,5 +495,17 @@ enum Sidecar {
         }
         return sawNonExecutable ? (126, "cannot run '\(program)': not executable")
                                 : (127, "cannot run '\(program)': command not found")
+    }
+}
+
+extension ServiceTarget {
+    /// `deregisterOwn`, warning instead of failing: closing the session removes the node anyway.
+    func removeOwn(with zk: ZooKeeperClient, output: Output) async {
+        do {
+            try await deregisterOwn(with: zk)
+        } catch {
+            // Closing the session (which the runner does next) removes the node anyway.
+            output.warn("\(path): \(ExitCode.reason(for: error)); it goes when the session closes")
+        }
     }
 }

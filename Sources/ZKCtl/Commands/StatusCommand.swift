@@ -1,5 +1,6 @@
 import Foundation
 import ZooKeeper
+import ZooKeeperRecipes
 
 extension CommandTable {
     static let statusCommand = CommandSpec(

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 /// Plain znode commands with zkCli's names: get, stat, exists, ls, set, create, delete, acl, watch.
 extension CommandTable {

@@ -1,5 +1,13 @@
 import Foundation
 
+/// The data of a znode is not a service instance document (zkctl exits 65 for it).
+public struct ServiceInstanceError: Error, Sendable, CustomStringConvertible {
+    /// One line for people, such as `not a service instance: the data is a JSON array, not an object`.
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// One service instance as Apache Curator's service discovery stores it in
 /// `<services-root>/<name>/<id>` (DESIGN.md section 3).
 ///
@@ -10,45 +18,45 @@ import Foundation
 /// zkctl's metadata lives in `payload.metadata`, the place Spring Cloud ZooKeeper's
 /// `ZookeeperInstance` payload keeps it. Reading is lenient: unknown fields are kept in
 /// `document` (so an update writes them back) and a missing or odd field is only absent.
-struct ServiceInstance: Sendable, Hashable {
-    var name: String
-    var id: String
-    var address: String?
-    var port: Int?
-    var sslPort: Int?
-    var registrationTimeUTC: Int64?
-    var serviceType: String?
+public struct ServiceInstance: Sendable, Hashable {
+    public var name: String
+    public var id: String
+    public var address: String?
+    public var port: Int?
+    public var sslPort: Int?
+    public var registrationTimeUTC: Int64?
+    public var serviceType: String?
     /// Curator 5's `enabled`; true when absent (older writers).
-    var enabled: Bool
-    var metadata: JSONObject
+    public var enabled: Bool
+    public var metadata: JSONObject
     /// The scheme fixed in the `uriSpec` (a literal first part such as `https://`), if any.
-    var uriScheme: String?
+    public var uriScheme: String?
     /// The port variable the `uriSpec` uses (`port` or `ssl-port`), if any.
-    var uriPortVariable: String?
+    public var uriPortVariable: String?
     /// The whole document as read or written, unknown fields included.
-    var document: JSONObject
+    public var document: JSONObject
 
     /// The payload class Spring Cloud ZooKeeper reads metadata from.
-    static let springPayloadClass = "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance"
+    public static let springPayloadClass = "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance"
 
     // MARK: Reading
 
     /// Reads a document. `name` and `id` (from the znode path) fill in what the document lacks.
-    /// Fails only when the data is not a JSON object.
-    static func parse(_ data: Data, name: String, id: String) throws -> ServiceInstance {
+    /// Fails (with `ServiceInstanceError`) only when the data is not a JSON object.
+    public static func parse(_ data: Data, name: String, id: String) throws -> ServiceInstance {
         let value: JSONValue
         do {
             value = try JSONValue.parse(data)
         } catch {
-            throw CommandError.badData("not a service instance: \(error)")
+            throw ServiceInstanceError("not a service instance: \(error)")
         }
         guard case .object(let doc) = value else {
-            throw CommandError.badData("not a service instance: the data is a JSON \(value.typeName), not an object")
+            throw ServiceInstanceError("not a service instance: the data is a JSON \(value.typeName), not an object")
         }
         return ServiceInstance(document: doc, name: name, id: id)
     }
 
-    init(document doc: JSONObject, name: String, id: String) {
+    public init(document doc: JSONObject, name: String, id: String) {
         self.document = doc
         self.name = doc["name"]?.stringValue ?? name
         self.id = doc["id"]?.stringValue ?? id
@@ -69,7 +77,7 @@ struct ServiceInstance: Sendable, Hashable {
     }
 
     /// A port written as a number (or, leniently, as a numeric string); anything else is absent.
-    static func portValue(_ value: JSONValue?) -> Int? {
+    public static func portValue(_ value: JSONValue?) -> Int? {
         switch value {
         case .number?: return value?.intValue
         case .string(let s)?: return Int(s)
@@ -77,7 +85,7 @@ struct ServiceInstance: Sendable, Hashable {
         }
     }
 
-    static func int64Value(_ value: JSONValue) -> Int64? {
+    public static func int64Value(_ value: JSONValue) -> Int64? {
         if let i = value.intValue { return Int64(i) }
         if case .string(let s) = value { return Int64(s) }
         return nil
@@ -88,7 +96,7 @@ struct ServiceInstance: Sendable, Hashable {
     /// Curator splits a template such as `https://{address}:{ssl-port}` into parts: literal text
     /// (`variable: false`) and variables (`variable: true`). A literal scheme is either a first
     /// part `https://` or a first part `https` followed by `://`.
-    static func uriSpecSummary(_ value: JSONValue?) -> (scheme: String?, portVariable: String?) {
+    public static func uriSpecSummary(_ value: JSONValue?) -> (scheme: String?, portVariable: String?) {
         guard let parts = value?.objectValue?["parts"]?.arrayValue else { return (nil, nil) }
         let pieces: [(value: String, variable: Bool)] = parts.compactMap { part in
             guard let o = part.objectValue, let v = o["value"]?.stringValue else { return nil }
@@ -111,18 +119,18 @@ struct ServiceInstance: Sendable, Hashable {
 
     /// True for `DYNAMIC` (and Curator's `DYNAMIC_SEQUENTIAL`): the instance lives as long as its
     /// session.
-    var isDynamic: Bool { serviceType?.hasPrefix("DYNAMIC") ?? false }
+    public var isDynamic: Bool { serviceType?.hasPrefix("DYNAMIC") ?? false }
 
     /// The scheme the URL uses: the one fixed at registration (in the `uriSpec`), else `https`
     /// when only an SSL port is set, else `http`.
-    var scheme: String {
+    public var scheme: String {
         uriScheme ?? ((port == nil && sslPort != nil) ? "https" : "http")
     }
 
     /// `{scheme}://{address}:{port}`, or nil without an address or any port. The port is the one
     /// the `uriSpec` names; without one, the SSL port for `https` and the plain port otherwise,
     /// each falling back to the other.
-    var url: String? {
+    public var url: String? {
         guard let address, !address.isEmpty else { return nil }
         let chosen: Int?
         switch uriPortVariable {
@@ -135,8 +143,8 @@ struct ServiceInstance: Sendable, Hashable {
         return "\(scheme)://\(host):\(chosen)"
     }
 
-    /// What `service discover -o json` prints for one instance.
-    func summaryJSON(ephemeral: Bool?) -> JSONValue {
+    /// A summary of the instance as JSON (what `zkctl service discover -o json` prints for it).
+    public func summaryJSON(ephemeral: Bool?) -> JSONValue {
         var o = JSONObject()
         o["id"] = .string(id)
         o["name"] = .string(name)
@@ -155,27 +163,40 @@ struct ServiceInstance: Sendable, Hashable {
     // MARK: Writing
 
     /// What `service register` writes.
-    struct Registration: Sendable, Hashable {
-        var name: String
-        var id: String
-        var address: String
-        var port: Int
-        var sslPort: Int?
+    public struct Registration: Sendable, Hashable {
+        public var name: String
+        public var id: String
+        public var address: String
+        public var port: Int
+        public var sslPort: Int?
         /// `--scheme`; nil for the default rule.
-        var scheme: String?
-        var metadata: JSONObject
+        public var scheme: String?
+        public var metadata: JSONObject
         /// `DYNAMIC` (an ephemeral node) or `STATIC` (a persistent one).
-        var dynamic: Bool
-        var registrationTimeUTC: Int64
+        public var dynamic: Bool
+        public var registrationTimeUTC: Int64
+
+        public init(name: String, id: String, address: String, port: Int, sslPort: Int?, scheme: String?,
+                    metadata: JSONObject, dynamic: Bool, registrationTimeUTC: Int64) {
+            self.name = name
+            self.id = id
+            self.address = address
+            self.port = port
+            self.sslPort = sslPort
+            self.scheme = scheme
+            self.metadata = metadata
+            self.dynamic = dynamic
+            self.registrationTimeUTC = registrationTimeUTC
+        }
 
         /// The scheme fixed in the written `uriSpec`: `--scheme`, else `http` (the default rule
         /// picks `https` only when there is no plain port, and PORT is required).
-        var effectiveScheme: String { scheme ?? "http" }
+        public var effectiveScheme: String { scheme ?? "http" }
 
         /// The Curator `uriSpec` for `S://{address}:{port}` (or `{ssl-port}` when the scheme is
         /// `https` and an SSL port is set). The scheme is written as literal text, so Curator,
         /// Spring and zkctl all build the same URL from it.
-        var uriSpec: JSONValue {
+        public var uriSpec: JSONValue {
             let portVariable = (effectiveScheme.lowercased() == "https" && sslPort != nil) ? "ssl-port" : "port"
             func part(_ value: String, _ variable: Bool) -> JSONValue {
                 .object(JSONObject([("value", .string(value)), ("variable", .bool(variable))]))
@@ -187,7 +208,7 @@ struct ServiceInstance: Sendable, Hashable {
 
         /// The document to write. When `existing` is given (registering the same id again), its
         /// field order, its unknown fields and its payload's other fields are kept.
-        func document(updating existing: JSONObject? = nil) -> JSONObject {
+        public func document(updating existing: JSONObject? = nil) -> JSONObject {
             var doc = existing ?? JSONObject()
             doc["name"] = .string(name)
             doc["id"] = .string(id)
@@ -216,7 +237,7 @@ struct ServiceInstance: Sendable, Hashable {
     /// The rule: 1 to 255 bytes of ASCII letters, digits, `.`, `_`, `:` and `-`, or non-ASCII
     /// letters, digits and combining marks; not `.` or `..`. So no `/`, no spaces, no control
     /// characters.
-    static func segmentProblem(_ value: String) -> String? {
+    public static func segmentProblem(_ value: String) -> String? {
         if value.isEmpty { return "must not be empty" }
         if value == "." || value == ".." { return "must not be '.' or '..'" }
         if value.utf8.count > 255 { return "must be at most 255 bytes" }
@@ -246,7 +267,7 @@ struct ServiceInstance: Sendable, Hashable {
 
     /// Why `value` cannot be a host, or nil: it must be non-empty, at most 255 bytes, without
     /// spaces, control characters or any of `/ ? # @`. An IPv6 address may be in brackets.
-    static func hostProblem(_ value: String) -> String? {
+    public static func hostProblem(_ value: String) -> String? {
         if value.isEmpty { return "must not be empty" }
         if value.utf8.count > 255 { return "must be at most 255 bytes" }
         for scalar in value.unicodeScalars {
@@ -258,7 +279,7 @@ struct ServiceInstance: Sendable, Hashable {
     }
 
     /// A host as stored: an IPv6 address loses its brackets (`[::1]` becomes `::1`).
-    static func normalizedHost(_ value: String) -> String {
+    public static func normalizedHost(_ value: String) -> String {
         if value.hasPrefix("[") && value.hasSuffix("]") && value.count > 2 {
             return String(value.dropFirst().dropLast())
         }
@@ -266,7 +287,7 @@ struct ServiceInstance: Sendable, Hashable {
     }
 
     /// Why `value` cannot be a URL scheme (RFC 3986: a letter, then letters, digits, `+ - .`).
-    static func schemeProblem(_ value: String) -> String? {
+    public static func schemeProblem(_ value: String) -> String? {
         guard let first = value.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic else {
             return "must start with a letter"
         }

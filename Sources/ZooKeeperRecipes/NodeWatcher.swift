@@ -5,13 +5,14 @@ import ZooKeeper
 //
 // `NodeWatcher` follows znodes and reports, as typed `NodeChange` values, what they hold now and
 // every later change, for as long as its caller wants. It knows nothing of config keys or output;
-// `zkctl config watch` uses it, and so can `zkctl watch PATH [--children] [--recursive]`.
+// `zkctl config watch` and `zkctl watch` use it; any Swift program can (it is in the
+// ZooKeeperRecipes library).
 //
 // Usage:
 //
 //     let spec = WatchSpec(paths: ["/config/a"], parents: ["/config"], recursive: false)
-//     let watcher = NodeWatcher(spec: spec, connect: { try await inv.connect() },
-//                               onSession: { event in inv.output.note("\(event)") })
+//     let watcher = NodeWatcher(spec: spec, connect: { try await ZooKeeperClient.connect(...) },
+//                               onSession: { event in print("\(event)") })
 //     try await watcher.run { change in   // (optionally `} onReady: { ... }` after the first look)
 //         print(change.kind, change.path, change.data ?? Data(), change.stat?.version ?? -1)
 //         return .proceed            // or .stop to end `run`
@@ -116,7 +117,7 @@ public enum WatchSessionEvent: Sendable, CustomStringConvertible {
         case .reconnected: return "reconnected; re-reading"
         case .expired: return "session expired; starting a new one"
         case .newSession: return "new session; watching again"
-        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(CommandTable.durationText(pause))"
+        case .connectFailed(let why, let pause): return "cannot connect (\(why)); retrying in \(durationText(pause))"
         }
     }
 }

@@ -106,7 +106,7 @@ extension JSONValue {
 
     /// Exact integer value of a JSON number lexeme, or nil when it has a non-zero fractional part
     /// or does not fit in `Int`. Works on the decimal digits, so no floating-point rounding.
-    static func exactInteger(_ lexeme: String) -> Int? {
+    package static func exactInteger(_ lexeme: String) -> Int? {
         if let i = Int(lexeme) { return i }
         var negative = false
         var digits: [UInt8] = []      // integer digits followed by fraction digits
@@ -523,7 +523,7 @@ extension JSONValue {
     }
 
     /// Like `parse(_: Data)`, on bytes already in an array.
-    static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    package static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         if let bad = JSONParser.firstInvalidUTF8Offset(bytes) {
             let byte = bytes[bad]
             throw JSONParseError(offset: bad, message: "invalid UTF-8 (byte 0x\(String(byte, radix: 16, uppercase: true)))")
@@ -565,22 +565,22 @@ extension JSONValue {
 /// hand anything else to `parseValue`, so that every JSON rule and error lives here once.
 /// Strings are not checked for UTF-8 here: callers check the whole input first
 /// (`firstInvalidUTF8Offset`).
-struct JSONParser {
-    let bytes: [UInt8]
-    var pos = 0
+package struct JSONParser {
+    package let bytes: [UInt8]
+    package var pos = 0
 
-    init(bytes: [UInt8]) {
+    package init(bytes: [UInt8]) {
         self.bytes = bytes
     }
 
-    static let quote = UInt8(ascii: "\"")
+    package static let quote = UInt8(ascii: "\"")
     private static let backslash = UInt8(ascii: "\\")
-    static let comma = UInt8(ascii: ",")
+    package static let comma = UInt8(ascii: ",")
     private static let colon = UInt8(ascii: ":")
-    static let openBrace = UInt8(ascii: "{")
-    static let closeBrace = UInt8(ascii: "}")
-    static let openBracket = UInt8(ascii: "[")
-    static let closeBracket = UInt8(ascii: "]")
+    package static let openBrace = UInt8(ascii: "{")
+    package static let closeBrace = UInt8(ascii: "}")
+    package static let openBracket = UInt8(ascii: "[")
+    package static let closeBracket = UInt8(ascii: "]")
     private static let minus = UInt8(ascii: "-")
     private static let plus = UInt8(ascii: "+")
     private static let dot = UInt8(ascii: ".")
@@ -598,18 +598,18 @@ struct JSONParser {
         JSONParseError(offset: offset, message: message)
     }
 
-    var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
+    package var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
 
     /// Skips whitespace, then steps over `byte` when it is next; false (not moved past
     /// anything but whitespace) when something else is.
-    mutating func consume(_ byte: UInt8) -> Bool {
+    package mutating func consume(_ byte: UInt8) -> Bool {
         skipWhitespace()
         guard peek == byte else { return false }
         pos += 1
         return true
     }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while pos < bytes.count {
             switch bytes[pos] {
             case 0x20, 0x09, 0x0A, 0x0D: pos += 1
@@ -645,7 +645,7 @@ struct JSONParser {
         return fail(pos, "expected \(expected), found \(describe(pos))")
     }
 
-    mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+    package mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         let value = try parseValue()
         skipWhitespace()
         if pos < bytes.count {
@@ -656,7 +656,7 @@ struct JSONParser {
 
     /// Parses the one value that starts at `pos` (after whitespace), leaving `pos` just after
     /// it. `depth` is the number of containers already open around it (for `maxDepth`).
-    mutating func parseValue(depth: Int = 0) throws(JSONParseError) -> JSONValue {
+    package mutating func parseValue(depth: Int = 0) throws(JSONParseError) -> JSONValue {
         var stack: [Frame] = []
         expectValue: while true {
             skipWhitespace()
@@ -745,7 +745,7 @@ struct JSONParser {
     }
 
     /// Parses `"key" :` (with whitespace), leaving `pos` after the colon.
-    mutating func parseKey(afterComma: Bool) throws(JSONParseError) -> String {
+    package mutating func parseKey(afterComma: Bool) throws(JSONParseError) -> String {
         skipWhitespace()
         guard peek == JSONParser.quote else {
             if afterComma && peek == JSONParser.closeBrace {
@@ -761,7 +761,7 @@ struct JSONParser {
         return key
     }
 
-    mutating func parseLiteral(_ word: StaticString) throws(JSONParseError) {
+    package mutating func parseLiteral(_ word: StaticString) throws(JSONParseError) {
         let start = pos
         let count = word.utf8CodeUnitCount
         let matches = word.withUTF8Buffer { w in
@@ -777,7 +777,7 @@ struct JSONParser {
     }
 
     /// Parses a number and returns its exact lexeme.
-    mutating func parseNumber() throws(JSONParseError) -> String {
+    package mutating func parseNumber() throws(JSONParseError) -> String {
         let start = pos
         if peek == JSONParser.minus { pos += 1 }
         guard let first = peek, JSONParser.isDigit(first) else {
@@ -836,7 +836,7 @@ struct JSONParser {
     }
 
     /// Parses a string literal (pos at the opening quote) and returns its decoded value.
-    mutating func parseString() throws(JSONParseError) -> String {
+    package mutating func parseString() throws(JSONParseError) -> String {
         let start = pos
         pos += 1
         var buffer: [UInt8] = []
@@ -910,7 +910,7 @@ struct JSONParser {
 
     /// Offset of the first byte that makes `bytes` invalid UTF-8 (RFC 3629: no overlongs, no
     /// surrogates, nothing above U+10FFFF), or nil when it is valid.
-    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+    package static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
         var i = 0
         let n = bytes.count
         while i < n {

@@ -1,0 +1,308 @@
+@preconcurrency import Dispatch
+import Foundation
+import Synchronization
+import ZooKeeper
+
+// MARK: - The lock recipe
+
+/// The lock was not acquired before the deadline.
+public struct LockWaitTimeout: Error, Sendable {
+    public init() {}
+}
+
+/// An exclusive lock with Apache Curator's InterProcessMutex layout, which also honours kazoo's
+/// Lock contenders.
+///
+/// Contenders are ephemeral sequential children of `directory` named `_c_<uuid>-lock-<seq>`;
+/// the uuid ("protection" in Curator's words) lets a create whose answer was lost to a
+/// connection loss find its node again. Children named `...__lock__<seq>` (kazoo) are
+/// contenders too. All contenders are ordered by their sequence number; the first holds the
+/// lock and every other watches only the one just ahead of it, so a release wakes one waiter.
+public struct CuratorMutex: Sendable {
+    /// The lock's znode: its contenders are its children.
+    public let directory: String
+    /// The ACL of the contender node (and of the directory when it is created).
+    public let acl: [ACL]
+    /// What our contender node holds.
+    public let data: Data
+
+    /// - Parameters:
+    ///   - directory: the lock's absolute znode path (created, as a container, when missing).
+    ///   - acl: the ACL for the nodes created.
+    ///   - data: what the contender node holds (for people reading the tree: who holds it).
+    public init(directory: String, acl: [ACL], data: Data) {
+        self.directory = directory
+        self.acl = acl
+        self.data = data
+    }
+
+    static let curatorMarker = "-lock-"
+    static let kazooMarker = "__lock__"
+
+    /// The sequence number of a contender node's name, nil for a child that is no contender.
+    /// Mirrors kazoo's `(?:__lock__|-lock-)(-?\d{10})$`.
+    public static func sequence(ofContender name: String) -> Int? {
+        let bytes = Array(name.utf8)
+        guard bytes.count > 10 else { return nil }
+        let digits = bytes.suffix(10)
+        guard digits.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(String(decoding: digits, as: UTF8.self)) else {
+            return nil
+        }
+        let head = String(decoding: bytes.dropLast(10), as: UTF8.self)
+        if head.hasSuffix(curatorMarker) || head.hasSuffix(kazooMarker) { return value }
+        if head.hasSuffix("-") {
+            let shorter = head.dropLast()
+            if shorter.hasSuffix(curatorMarker) || shorter.hasSuffix(kazooMarker) { return -value }
+        }
+        return nil
+    }
+
+    /// The contenders among `children`, first (the holder) first.
+    public static func ordered(_ children: [String]) -> [String] {
+        var contenders: [(sequence: Int, name: String)] = []
+        for name in children {
+            if let sequence = sequence(ofContender: name) { contenders.append((sequence, name)) }
+        }
+        contenders.sort { a, b in a.sequence == b.sequence ? a.name < b.name : a.sequence < b.sequence }
+        return contenders.map { $0.name }
+    }
+
+    /// Waits until this process holds the lock and returns its node's path. Without a deadline
+    /// it waits for ever; past the deadline it removes its node and throws `LockWaitTimeout`.
+    /// `waiting` hears of each wait (the contender watched and how many are ahead).
+    public func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
+                 waiting: @Sendable (String, Int) -> Void) async throws -> String {
+        let prefix = "_c_\(UUID().uuidString.lowercased())\(Self.curatorMarker)"
+        var node = try await createContender(zk, prefix: prefix)
+        do {
+            while true {
+                let children: [String]
+                do {
+                    children = try await zk.children(directory).children
+                } catch ZooKeeperError.Code.noNode {
+                    children = []
+                }
+                let contenders = Self.ordered(children)
+                guard let index = contenders.firstIndex(of: lastSegment(node)) else {
+                    // Our node is gone (someone deleted it): take a place again.
+                    node = try await createContender(zk, prefix: prefix)
+                    continue
+                }
+                if index == 0 { return node }
+                if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
+                let ahead = PathRules.join(directory, contenders[index - 1])
+                waiting(ahead, index)
+                let wake = Wakeup<WaitEnd>()
+                do {
+                    _ = try await zk.get(ahead) { event in
+                        wake.fire(event.kind == .sessionEnded ? .sessionEnded : .changed)
+                    }
+                } catch ZooKeeperError.Code.noNode {
+                    continue
+                }
+                if let deadline {
+                    let ms = max(0, (deadline - .now).milliseconds)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms))) {
+                        wake.fire(.timedOut)
+                    }
+                }
+                switch await wake.wait() {
+                case .changed:
+                    continue
+                case .timedOut:
+                    throw LockWaitTimeout()
+                case .sessionEnded:
+                    throw ZooKeeperError(zk.state == .expired ? .sessionExpired : .closing, path: ahead,
+                                         message: "the session ended while waiting for the lock")
+                }
+            }
+        } catch {
+            // Give up our place (closing the session would also remove it).
+            if zk.state.isConnected { try? await zk.delete(node) }
+            throw error
+        }
+    }
+
+    /// Releases the lock held as `node` (what `acquire` returned): deletes the node, which wakes
+    /// the next contender. A node already gone is no error. Should this fail, closing the session
+    /// also releases the lock (the node is ephemeral).
+    public func release(_ node: String, on zk: ZooKeeperClient) async throws {
+        do {
+            try await zk.delete(node)
+        } catch ZooKeeperError.Code.noNode {
+        }
+    }
+
+    private enum WaitEnd: Sendable { case changed, timedOut, sessionEnded }
+
+    /// Creates our ephemeral sequential node, creating the lock's directory when missing.
+    private func createContender(_ zk: ZooKeeperClient, prefix: String) async throws -> String {
+        let base = PathRules.join(directory, prefix)
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
+            } catch ZooKeeperError.Code.noNode where attempts < 5 {
+                try await createDirectory(zk)
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
+                // The node may have been created: look for our prefix (the read waits for the
+                // reconnect).
+                do {
+                    if let mine = try await zk.children(directory).children.first(where: { $0.hasPrefix(prefix) }) {
+                        return PathRules.join(directory, mine)
+                    }
+                } catch ZooKeeperError.Code.noNode {
+                }
+            }
+        }
+    }
+
+    /// The lock's parents as persistent nodes, the lock itself as a container (the server
+    /// removes it once it has no contenders), as Curator does.
+    private func createDirectory(_ zk: ZooKeeperClient) async throws {
+        if let parent = PathRules.parent(of: directory), parent != "/" {
+            try await zk.createParentChain(parent, acl: acl)
+        }
+        do {
+            _ = try await zk.create(directory, mode: .container, acl: acl)
+        } catch ZooKeeperError.Code.nodeExists {
+        }
+    }
+
+    private func lastSegment(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+/// A one-shot event: the first `fire` wins, `wait` returns its value.
+public final class Wakeup<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiter: CheckedContinuation<Value, Never>?
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Delivers `value` unless an earlier `fire` did.
+    public func fire(_ value: Value) {
+        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.value == nil else { return nil }
+            s.value = value
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    /// The first fired value, waiting for it if need be.
+    public func wait() async -> Value {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { s -> Value? in
+                if let value = s.value { return value }
+                s.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// Watches a held lock for anything that means it may no longer be ours: the session expired,
+/// the connection stayed down for longer than the negotiated session timeout (the server has
+/// expired the session by then, or will), or the lock node was deleted. Reports the first such
+/// reason once, unless stopped first.
+public final class LockLossMonitor: Sendable {
+    private struct State {
+        var reason: String?
+        var stopped = false
+        var generation = 0
+        var task: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+    private let client: ZooKeeperClient
+    private let node: String
+    private let onLost: @Sendable (String) -> Void
+
+    /// - Parameters:
+    ///   - client: the session that holds the lock.
+    ///   - node: the held contender node (what `CuratorMutex.acquire` returned).
+    ///   - onLost: told the first reason, once (on some thread; it must not block).
+    public init(client: ZooKeeperClient, node: String, onLost: @escaping @Sendable (String) -> Void) {
+        self.client = client
+        self.node = node
+        self.onLost = onLost
+    }
+
+    /// Why the lock was lost, if it was.
+    public var reason: String? { state.withLock { $0.reason } }
+
+    /// Starts watching the session and the node; returns once the node's watch is armed.
+    public func start() async {
+        let updates = client.stateUpdates()
+        let task = Task { [self] in
+            for await next in updates { observe(next) }
+        }
+        state.withLock { $0.task = task }
+        observe(client.state)
+        await watchNode()
+    }
+
+    /// Stops watching; no reason is reported after this.
+    public func stop() {
+        let task = state.withLock { s -> Task<Void, Never>? in
+            s.stopped = true
+            defer { s.task = nil }
+            return s.task
+        }
+        task?.cancel()
+    }
+
+    private func observe(_ session: SessionState) {
+        switch session {
+        case .expired:
+            lost("the session expired")
+        case .authFailed:
+            lost("the server refused the session's credentials")
+        case .suspended:
+            let generation = state.withLock { s -> Int in s.generation += 1; return s.generation }
+            let timeout = max(client.negotiatedTimeout, 1)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [self] in
+                let still = state.withLock { $0.generation == generation }
+                if still && !client.state.isConnected {
+                    lost("disconnected for longer than the session timeout of \(timeout) ms")
+                }
+            }
+        case .connected, .connectedReadOnly:
+            state.withLock { $0.generation += 1 }
+        case .connecting, .closed:
+            break
+        }
+    }
+
+    /// One-shot watches on the node, armed again after any change other than deletion.
+    private func watchNode() async {
+        do {
+            let stat = try await client.exists(node) { [self] event in
+                switch event.kind {
+                case .deleted: lost("its node \(node) was deleted")
+                case .sessionEnded: break
+                default: Task { await self.watchNode() }
+                }
+            }
+            if stat == nil { lost("its node \(node) is gone") }
+        } catch {
+            // A session problem; the state stream reports it.
+        }
+    }
+
+    private func lost(_ reason: String) {
+        let first = state.withLock { s -> Bool in
+            guard !s.stopped, s.reason == nil else { return false }
+            s.reason = reason
+            return true
+        }
+        if first { onLost(reason) }
+    }
+}
