@@ -7,6 +7,7 @@
 
 import Foundation
 import ZooKeeper
+import ZooKeeperRecipes
 
 enum FuzzTarget: String {
     case parser, servers, ini, json, backup
