@@ -2,65 +2,10 @@ import CZooKeeper
 import Foundation
 import Synchronization
 
-// The C client calls these free functions on its one completion thread. Each recovers its
-// `ReplyBox` through `Unmanaged`, copies what the C pointers show (they are valid only during
+// The C client calls these free functions, with the exact C signatures, on its one completion
+// thread. Each recovers its `ReplyBox` through `Unmanaged` (`ReplyBox.take`, which balances the
+// retain of `ZooKeeperClient.callC`), copies what the C pointers show (they are valid only during
 // the call) and hands a Swift value on. Nothing here blocks.
-
-/// The context of one asynchronous C call. Retained once when the call is issued and released
-/// by the completion, or at once when the call fails synchronously.
-final class ReplyBox: @unchecked Sendable {
-    // Sendable: every field is set once in init and only read afterwards.
-    let deliver: @Sendable (Int32, OperationResult) -> Void
-    /// C buffers that must live until the completion runs (multi ops, ACL vectors).
-    let keepAlive: AnyObject?
-    /// Where the retained pointer is listed while the C client holds it.
-    let pending: PendingReplies
-
-    init(pending: PendingReplies, keepAlive: AnyObject? = nil, _ deliver: @escaping @Sendable (Int32, OperationResult) -> Void) {
-        self.deliver = deliver
-        self.keepAlive = keepAlive
-        self.pending = pending
-    }
-
-    /// Retains the box for the C client and lists it as pending.
-    func retainedPointer() -> UnsafeRawPointer {
-        let pointer = UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque())
-        pending.insert(pointer)
-        return pointer
-    }
-
-    /// Balances `retainedPointer()` when the C call failed and the completion will never run.
-    static func releaseUnused(_ pointer: UnsafeRawPointer) {
-        let box = Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue()
-        box.pending.remove(pointer)
-    }
-
-    static func take(_ pointer: UnsafeRawPointer?) -> ReplyBox? {
-        guard let pointer else { return nil }
-        let box = Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue()
-        box.pending.remove(pointer)
-        return box
-    }
-}
-
-/// The replies the C client still owes. A request still unanswered when the handle is closed
-/// never gets its completion, so after `zookeeper_close` the rest are failed with `closing` and
-/// released here: nothing leaks, and no waiter is left hanging.
-final class PendingReplies: Sendable {
-    private let pointers = Mutex<Set<UInt>>([])
-
-    func insert(_ pointer: UnsafeRawPointer) { _ = pointers.withLock { $0.insert(UInt(bitPattern: pointer)) } }
-    func remove(_ pointer: UnsafeRawPointer) { _ = pointers.withLock { $0.remove(UInt(bitPattern: pointer)) } }
-
-    /// Only once no completion can run any more.
-    func failAll() {
-        let left = pointers.withLock { p -> Set<UInt> in defer { p = [] }; return p }
-        for bits in left {
-            guard let pointer = UnsafeRawPointer(bitPattern: bits) else { continue }
-            Unmanaged<ReplyBox>.fromOpaque(pointer).takeRetainedValue().deliver(ZCLOSING.rawValue, .none)
-        }
-    }
-}
 
 func copyStrings(_ v: UnsafePointer<String_vector>?) -> [String] {
     guard let v, let items = v.pointee.data else { return [] }
@@ -119,23 +64,6 @@ let aclCompletion: acl_completion_t = { rc, acl, stat, context in
     let box = ReplyBox.take(context)
     guard rc == ZOK.rawValue else { box?.deliver(rc, .none); return }
     box?.deliver(rc, .acl(copyACLs(acl), stat.map { Stat($0.pointee) } ?? Stat()))
-}
-
-/// Resumes a continuation exactly once, whichever comes first: the reply or a deadline.
-final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
-
-    init(_ continuation: CheckedContinuation<T, any Error>) {
-        self.continuation = Mutex(continuation)
-    }
-
-    func resume(_ result: Result<T, any Error>) {
-        let c = continuation.withLock { c -> CheckedContinuation<T, any Error>? in
-            defer { c = nil }
-            return c
-        }
-        c?.resume(with: result)
-    }
 }
 
 /// C allocations for one request (paths, data, ACL vectors, multi ops), freed together when the

@@ -176,60 +176,38 @@ extension ZooKeeperClient {
                 zoo_check_op_init(slot, buffers.string(path), version)
             }
         }
-        let pending = PendingMulti(ops: ops, buffers: buffers, results: cResults)
-        let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, _ in pending.finish(.success(rc)) }
-        let context = box.retainedPointer()
-        let sync = withHandle { zh in zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context) } ?? ZCLOSING.rawValue
-        if sync != ZOK.rawValue {
-            ReplyBox.releaseUnused(context)
-            pending.finish(.success(sync))
-        } else {
-            // Weak: the timer must not keep the transaction's buffers alive once it is answered.
-            let timeout = requestTimeout
-            schedule(after: timeout) { [weak pending] in
-                pending?.finish(.failure(ZooKeeperError(.operationTimeout, path: ops.first?.path, message: "no answer within \(timeout.milliseconds) ms")))
-            }
+        let timeout = requestTimeout
+        let path = ops.first?.path
+        let answer = start(deadline: .now + timeout, keepAlive: buffers, timedOut: {
+            Result<Int32, ZooKeeperError>.failure(ZooKeeperError(.operationTimeout, path: path, message: "no answer within \(timeout.milliseconds) ms"))
+        }, reply: { rc, _ in .success(rc) }) { zh, context in
+            zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context)
         }
-        return pending
+        return PendingMulti(ops: ops, buffers: buffers, results: cResults, answer: answer)
     }
 }
 
 /// A transaction sent and not yet read back: the completion (or the deadline, whichever comes
-/// first) records the return code; `outcome` waits for it and reads the C results.
+/// first) sets the return code in `answer`; `outcome` waits for it and reads the C results. The
+/// deadline holds only `answer`, weakly, so an answered batch frees its buffers at once.
 final class PendingMulti: @unchecked Sendable {
     // Sendable: `ops`, `buffers` and `results` are read only after the completion has run (the
-    // C client writes `results` before it), and `state` is behind its lock.
+    // C client writes `results` before it), and `answer` is a Sendable one-shot.
     private let ops: [MultiOp]
     private let buffers: CBuffers
     private let results: UnsafeMutablePointer<zoo_op_result_t>
-    private let state = Mutex<(rc: Result<Int32, ZooKeeperError>?, waiter: CheckedContinuation<Result<Int32, ZooKeeperError>, Never>?)>((nil, nil))
+    private let answer: OneShot<Result<Int32, ZooKeeperError>>
 
-    init(ops: [MultiOp], buffers: CBuffers, results: UnsafeMutablePointer<zoo_op_result_t>) {
+    init(ops: [MultiOp], buffers: CBuffers, results: UnsafeMutablePointer<zoo_op_result_t>,
+         answer: OneShot<Result<Int32, ZooKeeperError>>) {
         self.ops = ops
         self.buffers = buffers
         self.results = results
-    }
-
-    /// Records the first answer; later ones (a reply after the deadline) are dropped.
-    func finish(_ rc: Result<Int32, ZooKeeperError>) {
-        let waiter = state.withLock { s -> CheckedContinuation<Result<Int32, ZooKeeperError>, Never>? in
-            guard s.rc == nil else { return nil }
-            s.rc = rc
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume(returning: rc)
+        self.answer = answer
     }
 
     func outcome() async throws -> [MultiOpResult] {
-        let answer = await withCheckedContinuation { continuation in
-            let known = state.withLock { s -> Result<Int32, ZooKeeperError>? in
-                if s.rc == nil { s.waiter = continuation }
-                return s.rc
-            }
-            if let known { continuation.resume(returning: known) }
-        }
-        let rc = try answer.get()
+        let rc = try await answer.wait().get()
         // `buffers` (held by self) keeps the results readable.
         if rc != ZOK.rawValue {
             // The failing op carries the real code; the others say "runtime inconsistency".

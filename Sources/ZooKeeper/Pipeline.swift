@@ -34,13 +34,12 @@ extension ZooKeeperClient {
     /// the C call fails synchronously).
     func submit(_ op: Operation, done: @escaping @Sendable (Result<OperationResult, ZooKeeperError>) -> Void) {
         if let error = Self.precheck(op) { done(.failure(error)); return }
+        // No deadline of its own (the pipeline never had one): a request the server leaves
+        // unanswered ends with a connection loss once the C client gives up on the connection,
+        // and `close()` fails what is still owed.
         let buffers = CBuffers()
-        let box = ReplyBox(pending: core.pending, keepAlive: buffers) { rc, reply in done(Self.outcome(op, rc, reply)) }
-        let context = box.retainedPointer()
-        let rc = withHandle { zh in Self.issue(op, on: zh, context: context, watcher: nil, buffers: buffers) } ?? ZCLOSING.rawValue
-        if rc != ZOK.rawValue {
-            ReplyBox.releaseUnused(context)
-            done(.failure(ZooKeeperError(rc: rc, path: op.path)))
+        callC(keepAlive: buffers, deliver: { rc, reply in done(Self.outcome(op, rc, reply)) }) { zh, context in
+            Self.issue(op, on: zh, context: context, watcher: nil, buffers: buffers)
         }
     }
 }
@@ -68,7 +67,6 @@ private final class PipelineRun: Sendable {
         var ready: [Int: (Operation, Result<OperationResult, ZooKeeperError>)] = [:]
         /// When each retried read first failed.
         var retrySince: [Int: ContinuousClock.Instant] = [:]
-        var continuation: CheckedContinuation<Void, Never>?
     }
 
     private let client: ZooKeeperClient
@@ -76,6 +74,8 @@ private final class PipelineRun: Sendable {
     private let deliver: @Sendable (Int, Operation, Result<OperationResult, ZooKeeperError>) -> Void
     private let source: OperationSource
     private let state = Mutex(State())
+    /// Set once every operation is issued and delivered.
+    private let finished = OneShot<Void>()
 
     init(client: ZooKeeperClient, source: OperationSource, window: Int,
          deliver: @escaping @Sendable (Int, Operation, Result<OperationResult, ZooKeeperError>) -> Void) {
@@ -86,10 +86,8 @@ private final class PipelineRun: Sendable {
     }
 
     func start() async {
-        await withCheckedContinuation { continuation in
-            state.withLock { $0.continuation = continuation }
-            pump()
-        }
+        pump()
+        await finished.wait()
     }
 
     /// Issues as many operations as the window allows, outside the lock.
@@ -141,11 +139,7 @@ private final class PipelineRun: Sendable {
     }
 
     private func finishIfDone() {
-        let continuation = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            guard s.exhausted, s.inFlight == 0, s.ready.isEmpty else { return nil }
-            defer { s.continuation = nil }
-            return s.continuation
-        }
-        continuation?.resume()
+        let done = state.withLock { s in s.exhausted && s.inFlight == 0 && s.ready.isEmpty }
+        if done { finished.resume(()) }
     }
 }

@@ -77,32 +77,22 @@ final class SessionCore: Sendable {
 
     /// Waits until `predicate` holds for the state, or `timeout` passes; returns the state then.
     func wait(for timeout: Duration, until predicate: @escaping @Sendable (SessionState) -> Bool) async -> SessionState {
-        await withCheckedContinuation { (continuation: CheckedContinuation<SessionState, Never>) in
-            let resumed = Mutex(false)
-            let finish: @Sendable (SessionState) -> Void = { value in
-                let first = resumed.withLock { done -> Bool in
-                    defer { done = true }
-                    return !done
-                }
-                if first { continuation.resume(returning: value) }
+        let once = OneShot<SessionState>()
+        let id = state.withLock { s -> UInt64? in
+            if predicate(s.current) { return nil }
+            s.nextID += 1
+            s.waiters[s.nextID] = { value in
+                guard predicate(value) else { return false }
+                once.resume(value)
+                return true
             }
-            let id = state.withLock { s -> UInt64? in
-                if predicate(s.current) { return nil }
-                s.nextID += 1
-                s.waiters[s.nextID] = { value in
-                    guard predicate(value) else { return false }
-                    finish(value)
-                    return true
-                }
-                return s.nextID
-            }
-            guard let id else { finish(currentState); return }
-            schedule(after: timeout) { [self] in
-                let current = state.withLock { s -> SessionState in
-                    s.waiters[id] = nil
-                    return s.current
-                }
-                finish(current)
+            return s.nextID
+        }
+        guard let id else { return currentState }
+        return await once.wait(until: .now + timeout) { [self] in
+            state.withLock { s -> SessionState in
+                s.waiters[id] = nil
+                return s.current
             }
         }
     }

@@ -145,21 +145,13 @@ public final class ZooKeeperClient: Sendable {
 
     /// Adds credentials to the session and waits for the server's answer.
     public func addAuth(scheme: String, credential: Data) async throws {
-        let rc: Int32 = try await withCheckedThrowingContinuation { continuation in
-            let once = ResumeOnce<Int32>(continuation)
-            let box = ReplyBox(pending: core.pending) { rc, _ in once.resume(.success(rc)) }
-            let context = box.retainedPointer()
-            let sync = withHandle { zh in
-                credential.withUnsafeBytes { raw in
-                    zoo_add_auth(zh, scheme, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(credential.count), voidCompletion, context)
-                }
-            } ?? ZCLOSING.rawValue
-            if sync != ZOK.rawValue {
-                ReplyBox.releaseUnused(context)
-                once.resume(.success(sync))
+        // zoo_add_auth copies the credential before it returns.
+        let rc = await start(deadline: .now + requestTimeout, timedOut: { ZOPERATIONTIMEOUT.rawValue },
+                             reply: { rc, _ in rc }) { zh, context in
+            credential.withUnsafeBytes { raw in
+                zoo_add_auth(zh, scheme, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(credential.count), voidCompletion, context)
             }
-            schedule(after: requestTimeout) { once.resume(.success(ZOPERATIONTIMEOUT.rawValue)) }
-        }
+        }.wait()
         guard rc == ZOK.rawValue else {
             // Say which user, never the password.
             let user = scheme == "digest" ? String(decoding: credential.prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self) : scheme
@@ -264,31 +256,20 @@ public final class ZooKeeperClient: Sendable {
     }
 
     private func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
-        try await withCheckedThrowingContinuation { continuation in
-            let once = ResumeOnce<OperationResult>(continuation)
-            let buffers = CBuffers()
-            let watchKey = watch.map { core.register($0) }
-            let box = ReplyBox(pending: core.pending, keepAlive: buffers) { [core] rc, reply in
-                let result = Self.outcome(op, rc, reply)
-                if let watchKey, !Self.watchArmed(op, rc) { core.unregister(watchKey) }
-                once.resume(result.mapError { $0 })
-            }
-            let context = box.retainedPointer()
-            let rc = withHandle { zh in
-                Self.issue(op, on: zh, context: context, watcher: watchKey.map { UnsafeMutableRawPointer(bitPattern: $0) } ?? nil, buffers: buffers)
-            } ?? ZCLOSING.rawValue
-            if rc != ZOK.rawValue {
-                ReplyBox.releaseUnused(context)
-                if let watchKey { core.unregister(watchKey) }
-                once.resume(.failure(ZooKeeperError(rc: rc, path: op.path)))
-                return
-            }
-            let left = deadline - .now
-            schedule(after: left) {
-                once.resume(.failure(ZooKeeperError(.operationTimeout, path: op.path,
-                                                    message: "no answer within \(self.requestTimeout.milliseconds) ms")))
-            }
+        let buffers = CBuffers()
+        let watchKey = watch.map { core.register($0) }
+        // The deadline keeps only these two small values, never `op` and its data.
+        let path = op.path, ms = requestTimeout.milliseconds
+        let once = start(deadline: deadline, keepAlive: buffers, timedOut: {
+            .failure(ZooKeeperError(.operationTimeout, path: path, message: "no answer within \(ms) ms"))
+        }, reply: { [core] rc, reply in
+            // A synchronous failure comes here too: the C client keeps no watch then.
+            if let watchKey, !Self.watchArmed(op, rc) { core.unregister(watchKey) }
+            return Self.outcome(op, rc, reply)
+        }) { zh, context in
+            Self.issue(op, on: zh, context: context, watcher: watchKey.map { UnsafeMutableRawPointer(bitPattern: $0) } ?? nil, buffers: buffers)
         }
+        return try await once.wait().get()
     }
 
     /// Whether the C client keeps a watch set by `op` that ended with `rc`.
@@ -380,19 +361,14 @@ public final class ZooKeeperClient: Sendable {
     /// The ensemble's dynamic configuration (`/zookeeper/config`), read past any chroot.
     public func getConfig() async throws -> (data: Data, stat: Stat) {
         let deadline = ContinuousClock.now + requestTimeout
-        let reply: OperationResult = try await withCheckedThrowingContinuation { continuation in
-            let once = ResumeOnce<OperationResult>(continuation)
-            let box = ReplyBox(pending: core.pending) { rc, reply in
-                once.resume(rc == ZOK.rawValue ? .success(reply) : .failure(ZooKeeperError(rc: rc, path: "/zookeeper/config")))
-            }
-            let context = box.retainedPointer()
-            let rc = withHandle { zh in zoo_agetconfig(zh, 0, dataCompletion, context) } ?? ZCLOSING.rawValue
-            if rc != ZOK.rawValue {
-                ReplyBox.releaseUnused(context)
-                once.resume(.failure(ZooKeeperError(rc: rc, path: "/zookeeper/config")))
-            }
-            schedule(after: deadline - .now) { once.resume(.failure(ZooKeeperError(.operationTimeout, path: "/zookeeper/config"))) }
-        }
+        let path = "/zookeeper/config"
+        let reply = try await start(deadline: deadline, timedOut: {
+            Result<OperationResult, ZooKeeperError>.failure(ZooKeeperError(.operationTimeout, path: path))
+        }, reply: { rc, reply in
+            rc == ZOK.rawValue ? .success(reply) : .failure(ZooKeeperError(rc: rc, path: path))
+        }) { zh, context in
+            zoo_agetconfig(zh, 0, dataCompletion, context)
+        }.wait().get()
         return (reply.data ?? Data(), reply.stat ?? Stat())
     }
 
@@ -432,10 +408,4 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread.detachNewThread { continuation.resume(returning: work()) }
     }
-}
-
-/// Runs `body` once after `delay` on a global queue.
-func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
-    let ms = max(0, delay.milliseconds)
-    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms)), execute: body)
 }
