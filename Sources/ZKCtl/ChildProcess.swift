@@ -1,8 +1,8 @@
 @preconcurrency import Dispatch
 import Foundation
+import ZooKeeper
 import Glibc
 import Synchronization
-import ZooKeeperRecipes
 
 // Running a user's command as a child of zkctl (`lock`, `run-once`, `service register
 // --ephemeral -- CMD`: anything that holds something in ZooKeeper while a program runs). Two
@@ -290,7 +290,7 @@ final class ChildSupervisor: Sendable {
     }
     private let state = Mutex(State())
     /// Fired once the interrupt cleanup has stopped the child and run the hooks.
-    private let handled = Wakeup<Bool>()
+    private let handled = OneShot<Bool>()
 
     init(_ inv: Invocation, grace: Duration) {
         self.grace = grace
@@ -365,6 +365,6 @@ final class ChildSupervisor: Sendable {
             child.stop(signo, grace: grace, send: !(delivery.reachedProcessGroup && child.sharesProcessGroup))
         }
         for hook in hooks { hook(end) }
-        handled.fire(true)
+        handled.resume(true)
     }
 }

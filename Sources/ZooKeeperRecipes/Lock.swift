@@ -92,21 +92,16 @@ public struct CuratorMutex: Sendable {
                 if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
                 let ahead = PathRules.join(directory, contenders[index - 1])
                 waiting(ahead, index)
-                let wake = Wakeup<WaitEnd>()
+                let wake = OneShot<WaitEnd>()
                 do {
                     _ = try await zk.get(ahead) { event in
-                        wake.fire(event.kind == .sessionEnded ? .sessionEnded : .changed)
+                        wake.resume(event.kind == .sessionEnded ? .sessionEnded : .changed)
                     }
                 } catch ZooKeeperError.Code.noNode {
                     continue
                 }
-                if let deadline {
-                    let ms = max(0, (deadline - .now).milliseconds)
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms))) {
-                        wake.fire(.timedOut)
-                    }
-                }
-                switch await wake.wait() {
+                let end = if let deadline { await wake.wait(until: deadline) { .timedOut } } else { await wake.wait() }
+                switch end {
                 case .changed:
                     continue
                 case .timedOut:
@@ -172,40 +167,6 @@ public struct CuratorMutex: Sendable {
 
     private func lastSegment(_ path: String) -> String {
         path.split(separator: "/").last.map(String.init) ?? path
-    }
-}
-
-/// A one-shot event: the first `fire` wins, `wait` returns its value.
-public final class Wakeup<Value: Sendable>: Sendable {
-    private struct State {
-        var value: Value?
-        var waiter: CheckedContinuation<Value, Never>?
-    }
-    private let state = Mutex(State())
-
-    public init() {}
-
-    /// Delivers `value` unless an earlier `fire` did.
-    public func fire(_ value: Value) {
-        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
-            guard s.value == nil else { return nil }
-            s.value = value
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume(returning: value)
-    }
-
-    /// The first fired value, waiting for it if need be.
-    public func wait() async -> Value {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { s -> Value? in
-                if let value = s.value { return value }
-                s.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
     }
 }
 
