@@ -1,0 +1,426 @@
+import Foundation
+import Synchronization
+import ZooKeeper
+import ZooKeeperRecipes
+
+/// The pieces of `zkctl config` that are plain logic (unit tested in ConfigUnitTests).
+enum ConfigSupport {
+    // MARK: Keys
+
+    /// Why `key` cannot be a config key, or nil.
+    static func keyProblem(_ key: String, nested: Bool) -> String? {
+        if key.isEmpty { return "a key cannot be empty" }
+        let bytes = key.utf8
+        let slash = UInt8(ascii: "/")
+        // Printable ASCII (most keys) needs no look at the characters.
+        if !bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) {
+            for scalar in key.unicodeScalars {
+                let v = scalar.value
+                if v < 0x20 || (0x7f...0x9f).contains(v) { return "a key cannot hold control characters" }
+                // ZooKeeper (Java, UTF-16) refuses surrogates, so nothing beyond U+FFFF (emoji).
+                if v > 0xffff { return "ZooKeeper does not allow characters beyond U+FFFF (such as emoji) in names" }
+            }
+        }
+        if bytes.contains(slash) {
+            guard nested else { return "a key cannot hold '/' (use --nested for nested keys)" }
+            if bytes.first == slash || bytes.last == slash { return "a nested key cannot start or end with '/'" }
+            for part in bytes.split(separator: slash, omittingEmptySubsequences: false) {
+                if part.isEmpty { return "a nested key cannot hold an empty part ('//')" }
+                if part.elementsEqual(".".utf8) || part.elementsEqual("..".utf8) { return "a key cannot be '.' or '..'" }
+            }
+        }
+        if key == "." || key == ".." { return "a key cannot be '.' or '..'" }
+        return nil
+    }
+
+    /// The znode path of `key`; a bad key is a usage error (exit 64).
+    static func path(for key: String, root: String, nested: Bool, command: [String]) throws -> String {
+        if let problem = keyProblem(key, nested: nested) {
+            throw UsageError("bad key '\(printable(key))': \(problem)", command: command)
+        }
+        let path = PathRules.join(root, key)
+        if let problem = PathRules.problem(with: path) {
+            throw UsageError("bad key '\(printable(key))': \(problem)", command: command)
+        }
+        return path
+    }
+
+    /// The key of a znode path under `root`.
+    static func key(for path: String, root: String) -> String {
+        if root == "/" { return String(path.dropFirst()) }
+        guard path.hasPrefix(root + "/") else { return path }
+        return String(path.dropFirst(root.count + 1))
+    }
+
+    /// A key as one safe line (control characters escaped).
+    static func printable(_ key: String) -> String {
+        var out = ""
+        for scalar in key.unicodeScalars {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) {
+                out += String(format: "\\x%02x", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    // MARK: Values
+
+    /// A value as typed or read: its JSON when it is valid JSON, else a string, except that text
+    /// meant as a JSON object, array or string (starting with `{`, `[` or `"`) must parse. Text
+    /// read from a file or stdin loses one trailing newline when it becomes a string. `hint` says
+    /// how to store such text anyway.
+    static func value(from input: Data, fromArgument: Bool, forceString: Bool, what: String,
+                      hint: String = "use --string to store it as text") throws -> JSONValue {
+        guard var text = String(data: input, encoding: .utf8) else {
+            throw CommandError.badData("\(what) is not valid UTF-8 (use --raw to store bytes as they are)")
+        }
+        if !forceString {
+            do {
+                return try JSONValue.parse(text)
+            } catch where JSONValue.isMeantAsJSON(text) {
+                throw CommandError.badData("\(what) is not valid JSON (\(error)); \(hint)")
+            } catch {
+                // A bare word, an address, a version or a date: a string.
+            }
+        }
+        if !fromArgument {
+            if text.hasSuffix("\r\n") { text.removeLast() } else if text.hasSuffix("\n") { text.removeLast() }
+        }
+        return .string(text)
+    }
+
+    /// What a stored value means: its JSON, or a string for anything else (a base64 object when
+    /// the bytes are not even UTF-8).
+    static func decode(_ data: Data) -> JSONValue {
+        if let value = try? JSONValue.parse(data) { return value }
+        return jsonData(data)
+    }
+
+    /// The stored form of a value: compact JSON, UTF-8.
+    static func encode(_ value: JSONValue) -> Data {
+        Data(value.compact().utf8)
+    }
+
+    /// Refuses a value that ZooKeeper would not take in one request.
+    static func checkSize(key: String, path: String, data: Data, acl: [ACL]) throws {
+        let size = ZooKeeperClient.estimatedMultiSize([.create(path, data: data, acl: acl)])
+        if size > ZooKeeperClient.maxPacketSize {
+            let room = data.count - (size - ZooKeeperClient.maxPacketSize)
+            throw CommandError.badData("value for '\(printable(key))' is \(data.count) bytes; ZooKeeper takes at most about \(room) bytes in one znode (jute.maxbuffer, 1 MB)")
+        }
+    }
+
+    // MARK: Writing
+
+    enum Stored: Sendable {
+        case json(JSONValue)
+        case rawBytes(Data)
+        var data: Data {
+            switch self {
+            case .json(let v): return ConfigSupport.encode(v)
+            case .rawBytes(let d): return d
+            }
+        }
+    }
+
+    enum Change: Sendable {
+        case replace(Stored)
+        case setField(JSONValue)
+        case merge(JSONObject)
+    }
+
+    /// Applies `change` to the value at `path`: a replacement is written directly; a field set
+    /// or merge reads the object, changes it and writes it back with the version it read,
+    /// trying again when someone else wrote in between.
+    static func write(_ zk: ZooKeeperClient, key: String, path: String, fields: [String], change: Change,
+                      ifVersion: Int32?, ifAbsent: Bool, acl: [ACL]) async throws -> (version: Int32, created: Bool) {
+        if case .replace(let stored) = change {
+            let data = stored.data
+            try checkSize(key: key, path: path, data: data, acl: acl)
+            if ifAbsent {
+                do {
+                    try await zk.create(path, data: data, acl: acl, createParents: true)
+                    return (0, true)
+                } catch ZooKeeperError.Code.nodeExists {
+                    throw CommandError.conflict("config key '\(key)' already exists")
+                }
+            }
+            if let ifVersion {
+                do {
+                    return (try await zk.set(path, data: data, version: ifVersion).version, false)
+                } catch ZooKeeperError.Code.badVersion {
+                    throw CommandError.conflict("config key '\(key)' does not have version \(ifVersion) (changed by someone else)")
+                } catch ZooKeeperError.Code.noNode {
+                    throw CommandError.conflict("config key '\(key)' does not exist (expected version \(ifVersion))")
+                }
+            }
+            for attempt in 1...maxAttempts {
+                do {
+                    return (try await zk.set(path, data: data).version, false)
+                } catch ZooKeeperError.Code.noNode {
+                    do {
+                        try await zk.create(path, data: data, acl: acl, createParents: true)
+                        return (0, true)
+                    } catch ZooKeeperError.Code.nodeExists {
+                        try await pause(attempt)   // created meanwhile: set it
+                    }
+                }
+            }
+            throw CommandError.conflict("config key '\(key)' kept changing; gave up after \(maxAttempts) attempts")
+        }
+
+        for attempt in 1...maxAttempts {
+            var current: JSONValue = .object(JSONObject())
+            var stat: Stat? = nil
+            do {
+                let (data, s) = try await zk.get(path)
+                stat = s
+                if !data.isEmpty {
+                    do { current = try JSONValue.parse(data) } catch {
+                        throw CommandError.badData("config key '\(key)' does not hold JSON (\(error)); cannot set a field in it")
+                    }
+                }
+            } catch ZooKeeperError.Code.noNode {
+                stat = nil
+            }
+            if ifAbsent && stat != nil { throw CommandError.conflict("config key '\(key)' already exists") }
+            if let ifVersion, stat?.version != ifVersion {
+                throw CommandError.conflict(stat == nil ? "config key '\(key)' does not exist (expected version \(ifVersion))"
+                                                        : "config key '\(key)' has version \(stat!.version), not \(ifVersion)")
+            }
+            var updated = current
+            do {
+                switch change {
+                case .setField(let value):
+                    try updated.setValue(value, at: fields)
+                case .merge(let object):
+                    let base = fields.isEmpty ? current : current.value(at: fields)
+                    switch base {
+                    case nil:
+                        try updated.setValue(.object(object), at: fields)
+                    case .object(let existing)?:
+                        try updated.setValue(.object(existing.merging(object)), at: fields)
+                    case let other?:
+                        let place = fields.isEmpty ? "the value of '\(key)'" : "field '\(fields.joined(separator: "."))' of '\(key)'"
+                        throw CommandError.badData("cannot merge into \(place): it is \(other.typePhrase), not an object")
+                    }
+                case .replace:
+                    break
+                }
+            } catch let error as JSONPathError {
+                throw CommandError.badData("config key '\(key)': \(error)")
+            }
+            let data = encode(updated)
+            try checkSize(key: key, path: path, data: data, acl: acl)
+            do {
+                if let stat {
+                    return (try await zk.set(path, data: data, version: stat.version).version, false)
+                }
+                try await zk.create(path, data: data, acl: acl, createParents: true)
+                return (0, true)
+            } catch let error as ZooKeeperError where error.code == .badVersion || error.code == .nodeExists || error.code == .noNode {
+                if ifVersion != nil || ifAbsent {
+                    throw CommandError.conflict("config key '\(key)' was changed by someone else")
+                }
+                try await pause(attempt)
+            }
+        }
+        throw CommandError.conflict("config key '\(key)' kept changing; gave up after \(maxAttempts) attempts")
+    }
+
+    static let maxAttempts = 200
+
+    /// A short random pause before trying again, so that contenders spread out.
+    static func pause(_ attempt: Int) async throws {
+        try await Task.sleep(for: .milliseconds(Int.random(in: 1...min(100, 5 + attempt * 5))))
+    }
+
+    // MARK: Reading every key
+
+    struct Entry: Sendable {
+        var key: String
+        var data: Data
+        var stat: Stat
+    }
+
+    /// Every key under `root`, sorted: every node below it that holds data or has no children
+    /// (nodes that only hold nested keys are not keys themselves). Pipelined through `walk`.
+    static func readAll(_ zk: ZooKeeperClient, root: String, data: Bool, maxInFlight: Int) async throws -> [Entry] {
+        var entries: [Entry] = []
+        try await zk.walk(root, data: data, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            for node in level where node.path != root {
+                guard node.stat.numChildren == 0 || node.stat.dataLength > 0 else { continue }
+                entries.append(Entry(key: key(for: node.path, root: root), data: node.data ?? Data(), stat: node.stat))
+            }
+        }
+        return entries.sorted { $0.key < $1.key }
+    }
+
+    // MARK: Export formats
+
+    /// True for a valid POSIX shell variable name.
+    static func isShellName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+
+    /// A key as a shell variable name: upper case, anything but A-Z and 0-9 turned into '_',
+    /// a '_' in front of a leading digit.
+    static func shellName(_ key: String, prefix: String = "") -> String {
+        var name = ""
+        for scalar in key.unicodeScalars {
+            switch scalar {
+            case "a"..."z": name.unicodeScalars.append(Unicode.Scalar(scalar.value - 32)!)
+            case "A"..."Z", "0"..."9": name.unicodeScalars.append(scalar)
+            default: name += "_"
+            }
+        }
+        if prefix.isEmpty, let first = name.unicodeScalars.first, ("0"..."9").contains(first) { name = "_" + name }
+        return prefix + name
+    }
+
+    /// `'text'` for a POSIX shell, with every `'` written as `'\''`.
+    static func shellQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    static func envLines(_ entries: [(String, JSONValue)], prefix: String) throws -> [String] {
+        var owners: [String: String] = [:]
+        var lines: [String] = []
+        for (key, value) in entries {
+            let name = shellName(key, prefix: prefix)
+            if let other = owners[name] {
+                throw CommandError.badData("keys '\(printable(other))' and '\(printable(key))' both become the shell name \(name)")
+            }
+            owners[name] = key
+            let text: String
+            if case .string(let s) = value { text = s } else { text = value.compact() }
+            if text.contains("\0") {
+                throw CommandError.badData("the value of '\(printable(key))' holds a NUL character, which a shell variable cannot")
+            }
+            lines.append("\(name)=\(shellQuoted(text))")
+        }
+        return lines
+    }
+
+    /// `'text'` for SQL, with every `'` doubled.
+    static func sqlQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    static func sqlLines(_ entries: [(String, JSONValue, Int32)]) -> [String] {
+        var lines = [
+            "BEGIN;",
+            "CREATE TABLE IF NOT EXISTS configurations (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);",
+        ]
+        for (key, value, version) in entries {
+            lines.append("INSERT INTO configurations (key, value, version) VALUES (\(sqlQuoted(key)), \(sqlQuoted(value.compact())), \(version))"
+                         + " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version;")
+        }
+        lines.append("COMMIT;")
+        return lines
+    }
+
+    // MARK: Import
+
+    struct ImportPlan: Sendable {
+        var create: [String] = []
+        var update: [String] = []
+        var unchanged: [String] = []
+        var remove: [String] = []
+        var ops: [MultiOp] = []
+    }
+
+    /// Compares the wanted keys with what is stored and lists the operations that make them so:
+    /// missing ancestors first (root included), then creates and version-checked sets, then
+    /// version-checked deletes (deepest first).
+    static func importPlan(_ zk: ZooKeeperClient, root: String, items: [(key: String, path: String, data: Data)],
+                           prune: Bool, acl: [ACL], maxInFlight: Int) async throws -> ImportPlan {
+        var existing: [String: WalkedNode] = [:]
+        try await zk.walk(root, data: true, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            for node in level { existing[node.path] = node }
+        }
+        var plan = ImportPlan()
+        var creates: [MultiOp] = []
+        var planned: Set<String> = []
+        // Missing ancestors of the root, found with one pipelined round of exists.
+        if existing[root] == nil {
+            var chain: [String] = []
+            var cursor: String? = root
+            while let p = cursor, p != "/" { chain.append(p); cursor = PathRules.parent(of: p) }
+            let results = await zk.pipeline(chain.map { Operation.exists($0) }, maxInFlight: maxInFlight)
+            for (p, r) in zip(chain, results).reversed() {
+                switch r {
+                case .success(let res) where res.stat != nil: continue
+                case .success: creates.append(.create(p, acl: acl)); planned.insert(p)
+                case .failure(let e): throw e
+                }
+            }
+        }
+        for item in items {
+            // Intermediate nodes of nested keys.
+            // Up to the first one that exists or is planned: its own ancestors are too.
+            var parents: [String] = []
+            var cursor = PathRules.parent(of: item.path)
+            while let p = cursor, p != root, p.hasPrefix(root), existing[p] == nil, !planned.contains(p) {
+                parents.append(p)
+                cursor = PathRules.parent(of: p)
+            }
+            for p in parents.reversed() {
+                creates.append(.create(p, acl: acl))
+                planned.insert(p)
+            }
+            if let node = existing[item.path] {
+                if node.data ?? Data() == item.data {
+                    plan.unchanged.append(item.key)
+                } else {
+                    plan.update.append(item.key)
+                    creates.append(.set(item.path, data: item.data, version: node.stat.version))
+                }
+            } else {
+                plan.create.append(item.key)
+                creates.append(.create(item.path, data: item.data, acl: acl))
+                planned.insert(item.path)
+            }
+        }
+        var deletes: [MultiOp] = []
+        if prune {
+            let wanted = Set(items.map(\.path))
+            let gone = existing.values.filter { node in
+                node.path != root && !wanted.contains(node.path) && node.stat.numChildren == 0
+            }.sorted { ($0.depth, $0.path) > ($1.depth, $1.path) }
+            for node in gone {
+                deletes.append(.delete(node.path, version: node.stat.version))
+            }
+            plan.remove = gone.map { key(for: $0.path, root: root) }.sorted()
+        }
+        plan.ops = creates + deletes
+        return plan
+    }
+
+    static func printPlan(_ plan: ImportPlan, output out: Output, applied: Bool) {
+        if out.isJSON {
+            var o = JSONObject()
+            o["dryRun"] = .bool(!applied)
+            o["create"] = .array(plan.create.map { .string($0) })
+            o["update"] = .array(plan.update.map { .string($0) })
+            o["unchanged"] = .array(plan.unchanged.map { .string($0) })
+            o["remove"] = .array(plan.remove.map { .string($0) })
+            out.json(.object(o))
+            return
+        }
+        if applied {
+            out.note("imported: \(plan.create.count) created, \(plan.update.count) updated, \(plan.unchanged.count) unchanged, \(plan.remove.count) removed")
+            return
+        }
+        var rows: [[String]] = []
+        rows += plan.create.map { ["create", $0] }
+        rows += plan.update.map { ["update", $0] }
+        rows += plan.unchanged.map { ["unchanged", $0] }
+        rows += plan.remove.map { ["remove", $0] }
+        if !rows.isEmpty { out.table(["ACTION", "KEY"], rows) }
+    }
+
+}
