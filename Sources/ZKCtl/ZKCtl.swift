@@ -8,7 +8,9 @@ public enum ZKCtl {
     public static let version = "0.1.0"
 
     /// Runs one command line (without the program name) and returns the exit code.
-    public static func run(_ arguments: [String], environment: [String: String] = settingsEnvironment()) async -> Int32 {
+    /// `environment`: the variables settings read; nil reads them from the process (only once
+    /// they are needed, so that `--version` and help do not pay for it).
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) async -> Int32 {
         let root = CommandTable.root
         // Before the settings are known: plain text, help and --version on stdout, errors on stderr.
         let plainOutput = Output(format: .text)
@@ -29,7 +31,7 @@ public enum ZKCtl {
         }
         let settings: Settings
         do {
-            settings = try Settings.resolve(parsed, environment: environment, isTerminal: isatty(1) == 1)
+            settings = try Settings.resolve(parsed, environment: environment ?? settingsEnvironment(), isTerminal: isatty(1) == 1)
         } catch {
             plainOutput.error(ExitCode.message(for: error))
             return ExitCode.code(for: error)
