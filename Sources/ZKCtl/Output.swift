@@ -154,12 +154,33 @@ public final class Output: Sendable {
         }
     }
 
-    public var isJSON: Bool { format != .text }
-
     /// Renders a command's result in the active format: its JSON value (one compact line) for
     /// `-o json` and `-o ndjson`, its text otherwise. A stream prints one result per event.
     public func print(_ result: some Printable) {
         if format == .text || result.textInEveryFormat { result.text(into: self) } else { json(result.json) }
+    }
+
+    /// Prints a stream of items, such as the nodes of a walk: with `-o ndjson` one JSON line per
+    /// item as `produce` hands it over (stopping once stdout has failed); in the other formats the
+    /// items are collected and `collected` makes the one result printed. Returns how many items came.
+    @discardableResult
+    public func stream<Item>(_ produce: ((Item) throws -> Void) async throws -> Void,
+                             ndjson line: @escaping (Item) -> JSONValue,
+                             collected: ([Item]) throws -> some Printable) async throws -> Int {
+        var count = 0
+        if format == .ndjson {
+            try await produce { item in
+                try check()
+                json(line(item))
+                count += 1
+            }
+            return count
+        }
+        var items: [Item] = []
+        try await produce { items.append($0) }
+        count = items.count
+        print(try collected(items))
+        return count
     }
 
     /// Writes data to stdout (buffered). Once stdout has failed, data is dropped.
