@@ -154,7 +154,34 @@ public final class Output: Sendable {
         }
     }
 
-    public var isJSON: Bool { format != .text }
+    /// Renders a command's result in the active format: its JSON value (one compact line) for
+    /// `-o json` and `-o ndjson`, its text otherwise. A stream prints one result per event.
+    public func print(_ result: some Printable) {
+        if format == .text || result.textInEveryFormat { result.text(into: self) } else { json(result.json) }
+    }
+
+    /// Prints a stream of items, such as the nodes of a walk: with `-o ndjson` one JSON line per
+    /// item as `produce` hands it over (stopping once stdout has failed); in the other formats the
+    /// items are collected and `collected` makes the one result printed. Returns how many items came.
+    @discardableResult
+    public func stream<Item>(_ produce: ((Item) throws -> Void) async throws -> Void,
+                             ndjson line: @escaping (Item) -> JSONValue,
+                             collected: ([Item]) throws -> some Printable) async throws -> Int {
+        var count = 0
+        if format == .ndjson {
+            try await produce { item in
+                try check()
+                json(line(item))
+                count += 1
+            }
+            return count
+        }
+        var items: [Item] = []
+        try await produce { items.append($0) }
+        count = items.count
+        print(try collected(items))
+        return count
+    }
 
     /// Writes data to stdout (buffered). Once stdout has failed, data is dropped.
     public func write(_ text: String) {
@@ -274,6 +301,52 @@ public final class Output: Sendable {
     public func styled(_ text: String, _ style: Style) -> String {
         color ? "\u{1b}[\(style.rawValue)m\(text)\u{1b}[0m" : text
     }
+}
+
+/// A command's result as the printers see it: the one JSON value `-o json`/`-o ndjson` print,
+/// and what the text printer writes. A handler builds its result and hands it to
+/// `Output.print`; it never asks which format is active.
+public protocol Printable {
+    var json: JSONValue { get }
+    func text(into out: Output)
+    /// True for a result with no JSON form, printed as text in every format.
+    var textInEveryFormat: Bool { get }
+}
+
+extension Printable {
+    public var textInEveryFormat: Bool { false }
+}
+
+/// A result built in place: its JSON value and its text, each made only when that format prints.
+public struct Printed: Printable {
+    private let makeJSON: () -> JSONValue
+    private let writeText: (Output) -> Void
+
+    public init(json: @autoclosure @escaping () -> JSONValue, text: @escaping (Output) -> Void) {
+        makeJSON = json
+        writeText = text
+    }
+
+    /// A result whose text is these lines.
+    public init(json: @autoclosure @escaping () -> JSONValue, lines: @autoclosure @escaping () -> [String]) {
+        self.init(json: json(), text: { out in lines().forEach(out.line) })
+    }
+
+    /// A result whose text form is nothing (set, delete...): only `-o json` shows it.
+    public static func silentInText(json: @autoclosure @escaping () -> JSONValue) -> Printed {
+        Printed(json: json(), text: { _ in })
+    }
+
+    /// A result that is these lines of text whatever the format (`config get --raw` of a string).
+    public static func plain(_ lines: [String]) -> Printed {
+        var result = Printed(json: .null, lines: lines)
+        result.textInEveryFormat = true
+        return result
+    }
+
+    public private(set) var textInEveryFormat = false
+    public var json: JSONValue { makeJSON() }
+    public func text(into out: Output) { writeText(out) }
 }
 
 /// Columns a string takes in a terminal, close enough for tables (wide East Asian characters

@@ -32,11 +32,7 @@ extension CommandTable {
     @Sendable static func runACLGet(_ inv: Invocation) async throws -> Int32 {
         let zk = try await inv.connect()
         let acl = try await zk.getACL(inv.argument(0)!).acl
-        if inv.output.isJSON {
-            inv.output.json(Common.aclJSON(acl))
-        } else {
-            for entry in acl { inv.output.line(Common.aclText(entry)) }
-        }
+        inv.output.print(Printed(json: Common.aclJSON(acl), lines: acl.map(Common.aclText)))
         return ExitCode.success
     }
 
@@ -137,9 +133,7 @@ extension CommandTable {
         } else {
             try await zk.setACL(path, acl: acl, version: version)
         }
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("path", .string(path)), ("acl", Common.aclJSON(acl)), ("updated", .int(updated))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("path", .string(path)), ("acl", Common.aclJSON(acl)), ("updated", .int(updated))]))))
         return unreadable.exitCode(ExitCode.success)
     }
 }

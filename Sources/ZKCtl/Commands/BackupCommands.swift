@@ -407,8 +407,7 @@ extension CommandTable {
     }
 
     static func printPlan(_ plan: ImportPlan, inv: Invocation, file: String, snapshot: BackupSnapshot, targetRoot: String) {
-        let out = inv.output
-        if out.isJSON {
+        func planJSON() -> JSONValue {
             var items: [JSONValue] = []
             for action in plan.actions {
                 var o = JSONObject()
@@ -424,27 +423,26 @@ extension CommandTable {
             }
             var doc = summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: true)
             doc["plan"] = .array(items)
-            out.json(.object(doc))
-            return
+            return .object(doc)
         }
-        for action in plan.actions {
-            switch action {
-            case .create(let p, _, _, _, _): out.line("create \(p)")
-            case .update(let p, _, _, _, let what): out.line("update \(p) (\(what.joined(separator: ", ")))")
-            case .remove(let p, _): out.line("remove \(p)")
-            case .conflict(let p, let what): out.line("conflict \(p) (\(what.joined(separator: ", ")))")
-            case .skip: continue
+        inv.output.print(Printed(json: planJSON()) { out in
+            for action in plan.actions {
+                switch action {
+                case .create(let p, _, _, _, _): out.line("create \(p)")
+                case .update(let p, _, _, _, let what): out.line("update \(p) (\(what.joined(separator: ", ")))")
+                case .remove(let p, _): out.line("remove \(p)")
+                case .conflict(let p, let what): out.line("conflict \(p) (\(what.joined(separator: ", ")))")
+                case .skip: continue
+                }
             }
-        }
-        out.note("dry run, nothing changed: would create \(plan.created), update \(plan.updated), skip \(plan.skipped), remove \(plan.removed) under \(targetRoot)")
+            out.note("dry run, nothing changed: would create \(plan.created), update \(plan.updated), skip \(plan.skipped), remove \(plan.removed) under \(targetRoot)")
+        })
     }
 
     static func printSummary(_ plan: ImportPlan, inv: Invocation, file: String, snapshot: BackupSnapshot, targetRoot: String, dryRun: Bool) {
-        if inv.output.isJSON {
-            inv.output.json(.object(summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: dryRun)))
-        } else {
-            inv.output.note("imported \(file) into \(targetRoot): \(plan.created) created, \(plan.updated) updated, \(plan.skipped) skipped, \(plan.removed) removed")
-        }
+        inv.output.print(Printed(json: .object(summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: dryRun))) { out in
+            out.note("imported \(file) into \(targetRoot): \(plan.created) created, \(plan.updated) updated, \(plan.skipped) skipped, \(plan.removed) removed")
+        })
     }
 
     static func summaryObject(_ plan: ImportPlan, file: String, snapshot: BackupSnapshot, targetRoot: String, dryRun: Bool) -> JSONObject {
@@ -530,8 +528,7 @@ extension CommandTable {
         let target = try await load(targetArg)
         let entries = TreeDiff.compare(source.nodes, target.nodes, compareTypes: source.source != .live && target.source != .live)
             .filter { entry in !unknown.contains { entry.path == $0 || $0.isEmpty || entry.path.hasPrefix($0 + "/") } }
-        let out = inv.output
-        if out.isJSON {
+        func diffJSON() -> JSONValue {
             var added: [JSONValue] = [], removed: [JSONValue] = [], changed: [JSONValue] = []
             for e in entries {
                 switch e {
@@ -541,19 +538,18 @@ extension CommandTable {
                     changed.append(.object(JSONObject([("path", .string(BackupFormat.display(p))), ("what", .array(what.map { .string($0) }))])))
                 }
             }
-            out.json(.object(JSONObject([
+            return .object(JSONObject([
                 ("source", .string(sourceArg)), ("target", .string(targetArg)), ("equal", .bool(entries.isEmpty)),
                 ("added", .array(added)), ("removed", .array(removed)), ("changed", .array(changed)),
-            ])))
-        } else {
-            for e in entries {
-                switch e {
-                case .added(let p): out.line("+ " + BackupFormat.display(p))
-                case .removed(let p): out.line("- " + BackupFormat.display(p))
-                case .changed(let p, let what): out.line("~ \(BackupFormat.display(p)) (\(what.joined(separator: ", ")))")
-                }
-            }
+            ]))
         }
+        inv.output.print(Printed(json: diffJSON(), lines: entries.map { e in
+            switch e {
+            case .added(let p): "+ " + BackupFormat.display(p)
+            case .removed(let p): "- " + BackupFormat.display(p)
+            case .changed(let p, let what): "~ \(BackupFormat.display(p)) (\(what.joined(separator: ", ")))"
+            }
+        }))
         return unreadable.exitCode(entries.isEmpty ? ExitCode.success : diffDiffers)
     }
 

@@ -151,10 +151,8 @@ extension CommandTable {
         let zk = try await inv.connect()
         let result = try await ConfigSupport.write(zk, key: key, path: path, fields: fields, change: change,
                                                    ifVersion: ifVersion, ifAbsent: ifAbsent, acl: acl)
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("key", .string(key)), ("version", .int(Int(result.version))),
-                                                ("created", .bool(result.created))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("key", .string(key)), ("version", .int(Int(result.version))),
+                                                                        ("created", .bool(result.created))]))))
         return ExitCode.success
     }
 
@@ -211,25 +209,22 @@ extension CommandTable {
         let raw = inv[ConfigGetOptions.raw], withStat = inv[ConfigGetOptions.stat]
 
         func show(_ value: JSONValue, stat: Stat?) {
-            let text: String
-            if raw, case .string(let s) = value { text = s } else { text = out.isJSON ? value.compact() : value.pretty() }
+            // --raw prints a string value as it is, in every format when there is no --stat.
+            var rawText: String?
+            if raw, case .string(let s) = value { rawText = s }
             if withStat {
-                if out.isJSON {
-                    var o = JSONObject([("key", .string(key))])
-                    if !fields.isEmpty { o["field"] = .array(fields.map { .string($0) }) }
-                    o["value"] = value
-                    o["version"] = stat.map { .int(Int($0.version)) } ?? .null
-                    o["modified"] = stat.map { .int(Int($0.mtime)) } ?? .null
-                    out.json(.object(o))
-                } else {
-                    out.line(text)
-                    if let stat {
-                        out.line("version: \(stat.version)")
-                        out.line("modified: \(isoTime(stat.mtime))")
-                    }
-                }
+                var o = JSONObject([("key", .string(key))])
+                if !fields.isEmpty { o["field"] = .array(fields.map { .string($0) }) }
+                o["value"] = value
+                o["version"] = stat.map { .int(Int($0.version)) } ?? .null
+                o["modified"] = stat.map { .int(Int($0.mtime)) } ?? .null
+                var lines = [rawText ?? value.pretty()]
+                if let stat { lines += ["version: \(stat.version)", "modified: \(isoTime(stat.mtime))"] }
+                out.print(Printed(json: .object(o), lines: lines))
+            } else if let rawText {
+                out.print(Printed.plain([rawText]))
             } else {
-                out.line(text)
+                out.print(Printed(json: value, lines: [value.pretty()]))
             }
         }
 
@@ -283,14 +278,10 @@ extension CommandTable {
         let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: !keysOnly, maxInFlight: inv.maxInFlight)
         let out = inv.output
         if keysOnly {
-            if out.isJSON {
-                out.json(.array(entries.map { .string($0.key) }))
-            } else {
-                for e in entries { out.line(e.key) }
-            }
+            out.print(Printed(json: .array(entries.map { .string($0.key) }), lines: entries.map(\.key)))
             return ExitCode.success
         }
-        if out.isJSON {
+        func listJSON() -> JSONValue {
             var o = JSONObject()
             for e in entries {
                 let value = ConfigSupport.decode(e.data)
@@ -301,17 +292,18 @@ extension CommandTable {
                     o[e.key] = value
                 }
             }
-            out.json(.object(o))
-            return ExitCode.success
+            return .object(o)
         }
-        guard !entries.isEmpty else { return ExitCode.success }
-        if withStat {
-            out.table(["KEY", "VERSION", "MODIFIED", "VALUE"], entries.map {
-                [$0.key, String($0.stat.version), isoTime($0.stat.mtime), ConfigSupport.decode($0.data).compact()]
-            })
-        } else {
-            out.table(["KEY", "VALUE"], entries.map { [$0.key, ConfigSupport.decode($0.data).compact()] })
-        }
+        out.print(Printed(json: listJSON()) { out in
+            guard !entries.isEmpty else { return }
+            if withStat {
+                out.table(["KEY", "VERSION", "MODIFIED", "VALUE"], entries.map {
+                    [$0.key, String($0.stat.version), isoTime($0.stat.mtime), ConfigSupport.decode($0.data).compact()]
+                })
+            } else {
+                out.table(["KEY", "VALUE"], entries.map { [$0.key, ConfigSupport.decode($0.data).compact()] })
+            }
+        })
         return ExitCode.success
     }
 
@@ -357,9 +349,7 @@ extension CommandTable {
         } catch ZooKeeperError.Code.notEmpty {
             throw CommandError.conflict("config key '\(key)' holds nested keys; remove them first")
         }
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("key", .string(key)), ("removed", .bool(removed))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("key", .string(key)), ("removed", .bool(removed))]))))
         return ExitCode.success
     }
 
@@ -421,16 +411,11 @@ extension CommandTable {
             }
             let key = ConfigSupport.key(for: change.path, root: root)
             let value = change.data.map(ConfigSupport.decode)
-            if out.isJSON {
-                var o = JSONObject([("event", .string(change.kind.rawValue)), ("key", .string(key))])
-                if let value { o["value"] = value }
-                if let stat = change.stat { o["version"] = .int(Int(stat.version)) }
-                out.json(.object(o))
-            } else if let value {
-                out.line("\(change.kind.rawValue) \(key) = \(value.compact())")
-            } else {
-                out.line("\(change.kind.rawValue) \(key)")
-            }
+            var o = JSONObject([("event", .string(change.kind.rawValue)), ("key", .string(key))])
+            if let value { o["value"] = value }
+            if let stat = change.stat { o["version"] = .int(Int(stat.version)) }
+            out.print(Printed(json: .object(o), lines: [value.map { "\(change.kind.rawValue) \(key) = \($0.compact())" }
+                                                        ?? "\(change.kind.rawValue) \(key)"]))
             out.flush()
             return once && change.kind != .initial ? .stop : .proceed
         } onReady: {
@@ -497,7 +482,7 @@ extension CommandTable {
             for l in ConfigSupport.sqlLines(entries.map { ($0.key, ConfigSupport.decode($0.data), $0.stat.version) }) { out.line(l) }
         default:
             let o = JSONValue.object(JSONObject(entries.map { ($0.key, ConfigSupport.decode($0.data)) }))
-            out.line(out.isJSON ? o.compact() : o.pretty())
+            out.print(Printed(json: o, lines: [o.pretty()]))
         }
         return ExitCode.success
     }

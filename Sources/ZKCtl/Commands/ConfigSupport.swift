@@ -401,26 +401,24 @@ enum ConfigSupport {
     }
 
     static func printPlan(_ plan: ImportPlan, output out: Output, applied: Bool) {
-        if out.isJSON {
-            var o = JSONObject()
-            o["dryRun"] = .bool(!applied)
-            o["create"] = .array(plan.create.map { .string($0) })
-            o["update"] = .array(plan.update.map { .string($0) })
-            o["unchanged"] = .array(plan.unchanged.map { .string($0) })
-            o["remove"] = .array(plan.remove.map { .string($0) })
-            out.json(.object(o))
-            return
-        }
-        if applied {
-            out.note("imported: \(plan.create.count) created, \(plan.update.count) updated, \(plan.unchanged.count) unchanged, \(plan.remove.count) removed")
-            return
-        }
-        var rows: [[String]] = []
-        rows += plan.create.map { ["create", $0] }
-        rows += plan.update.map { ["update", $0] }
-        rows += plan.unchanged.map { ["unchanged", $0] }
-        rows += plan.remove.map { ["remove", $0] }
-        if !rows.isEmpty { out.table(["ACTION", "KEY"], rows) }
+        var o = JSONObject()
+        o["dryRun"] = .bool(!applied)
+        o["create"] = .array(plan.create.map { .string($0) })
+        o["update"] = .array(plan.update.map { .string($0) })
+        o["unchanged"] = .array(plan.unchanged.map { .string($0) })
+        o["remove"] = .array(plan.remove.map { .string($0) })
+        out.print(Printed(json: .object(o)) { out in
+            if applied {
+                out.note("imported: \(plan.create.count) created, \(plan.update.count) updated, \(plan.unchanged.count) unchanged, \(plan.remove.count) removed")
+                return
+            }
+            var rows: [[String]] = []
+            rows += plan.create.map { ["create", $0] }
+            rows += plan.update.map { ["update", $0] }
+            rows += plan.unchanged.map { ["unchanged", $0] }
+            rows += plan.remove.map { ["remove", $0] }
+            if !rows.isEmpty { out.table(["ACTION", "KEY"], rows) }
+        })
     }
 
 }

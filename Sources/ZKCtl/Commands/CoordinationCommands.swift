@@ -433,30 +433,28 @@ extension CommandTable {
             let sa = a.record["start"]?.stringValue ?? "", sb = b.record["start"]?.stringValue ?? ""
             return sa == sb ? a.key < b.key : sa < sb
         }
-        if out.isJSON {
-            out.json(.array(records.map { runOnceRecordJSON($0.record) }))
-            return ExitCode.success
-        }
-        if records.isEmpty {
-            out.note("no run-once records for '\(name)'\(key.map { " and key \($0.name)" } ?? "")")
-            return ExitCode.success
-        }
-        func text(_ v: JSONValue?) -> String {
-            switch v {
-            case .string(let s)?: return s
-            case .number(let n)?: return n
-            case .bool(let b)?: return String(b)
-            default: return "-"
+        out.print(Printed(json: .array(records.map { runOnceRecordJSON($0.record) })) { out in
+            if records.isEmpty {
+                out.note("no run-once records for '\(name)'\(key.map { " and key \($0.name)" } ?? "")")
+                return
             }
-        }
-        let rows = records.map { entry -> [String] in
-            let r = entry.record
-            let finished = !(r["end"]?.isNull ?? true)
-            var exit = text(r["exitCode"])
-            if let signal = r["interrupted"]?.stringValue { exit += " (\(signal))" }
-            return [entry.key, text(r["host"]), text(r["pid"]), text(r["start"]), finished ? text(r["end"]) : "unfinished", exit]
-        }
-        out.table(["KEY", "HOST", "PID", "START", "END", "EXIT"], rows)
+            func text(_ v: JSONValue?) -> String {
+                switch v {
+                case .string(let s)?: return s
+                case .number(let n)?: return n
+                case .bool(let b)?: return String(b)
+                default: return "-"
+                }
+            }
+            let rows = records.map { entry -> [String] in
+                let r = entry.record
+                let finished = !(r["end"]?.isNull ?? true)
+                var exit = text(r["exitCode"])
+                if let signal = r["interrupted"]?.stringValue { exit += " (\(signal))" }
+                return [entry.key, text(r["host"]), text(r["pid"]), text(r["start"]), finished ? text(r["end"]) : "unfinished", exit]
+            }
+            out.table(["KEY", "HOST", "PID", "START", "END", "EXIT"], rows)
+        })
         return ExitCode.success
     }
 

@@ -216,11 +216,7 @@ extension CommandTable {
     }
 
     static func printRegistered(_ inv: Invocation, _ doc: JSONObject, id: String) {
-        if inv.output.isJSON {
-            inv.output.json(.object(doc))
-        } else {
-            inv.output.line(id)
-        }
+        inv.output.print(Printed(json: .object(doc), lines: [id]))
     }
 
     static func checkSegment(_ value: String, what: String, command: [String]) throws {
@@ -347,26 +343,22 @@ extension CommandTable {
             }
             if inv[ServiceDiscoverOptions.url] {
                 let url = urls.randomElement() ?? urls[0]
-                if out.isJSON { out.json(.string(url)) } else { out.line(url) }
-            } else if out.isJSON {
-                out.json(.array(urls.map { .string($0) }))
+                out.print(Printed(json: .string(url), lines: [url]))
             } else {
-                for url in urls { out.line(url) }
+                out.print(Printed(json: .array(urls.map { .string($0) }), lines: urls))
             }
             return ExitCode.success
         }
-        if out.isJSON {
-            out.json(.array(found.map { $0.instance.summaryJSON(ephemeral: $0.stat.isEphemeral) }))
-            return ExitCode.success
-        }
-        let rows: [[String]] = found.map { entry in
-            let i = entry.instance
-            var type = i.serviceType ?? "-"
-            if !i.enabled { type += " (disabled)" }
-            return [i.id, i.address ?? "-", i.port.map(String.init) ?? "-", i.sslPort.map(String.init) ?? "-", type,
-                    i.registrationTimeUTC.map(isoTime) ?? "-", i.metadata.isEmpty ? "-" : JSONValue.object(i.metadata).compact()]
-        }
-        out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"], rows)
+        out.print(Printed(json: .array(found.map { $0.instance.summaryJSON(ephemeral: $0.stat.isEphemeral) })) { out in
+            let rows: [[String]] = found.map { entry in
+                let i = entry.instance
+                var type = i.serviceType ?? "-"
+                if !i.enabled { type += " (disabled)" }
+                return [i.id, i.address ?? "-", i.port.map(String.init) ?? "-", i.sslPort.map(String.init) ?? "-", type,
+                        i.registrationTimeUTC.map(isoTime) ?? "-", i.metadata.isEmpty ? "-" : JSONValue.object(i.metadata).compact()]
+            }
+            out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"], rows)
+        })
         return ExitCode.success
     }
 
@@ -408,13 +400,13 @@ extension CommandTable {
             }
         }
         let out = inv.output
-        if out.isJSON {
-            out.json(.object(JSONObject(counts.map { ($0.0, .int($0.1)) })))
-        } else if counts.isEmpty {
-            out.note("no services under \(root)")
-        } else {
-            out.table(["SERVICE", "INSTANCES"], counts.map { [$0.0, String($0.1)] })
-        }
+        out.print(Printed(json: .object(JSONObject(counts.map { ($0.0, .int($0.1)) }))) { out in
+            if counts.isEmpty {
+                out.note("no services under \(root)")
+            } else {
+                out.table(["SERVICE", "INSTANCES"], counts.map { [$0.0, String($0.1)] })
+            }
+        })
         return ExitCode.success
     }
 
@@ -454,9 +446,7 @@ extension CommandTable {
             }
         }
         await ServiceDiscovery.removeIfEmpty(zk, servicePath)
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("name", .string(name)), ("deregistered", .array(removed.map { .string($0) }))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("name", .string(name)), ("deregistered", .array(removed.map { .string($0) }))]))))
         return ExitCode.success
     }
 

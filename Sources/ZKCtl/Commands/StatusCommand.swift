@@ -110,17 +110,15 @@ extension CommandTable {
         let degraded = healthy && reports.contains { !$0.isServing }
         let verdictWord = degraded ? "degraded" : healthy ? "healthy" : "unhealthy"
 
-        if out.isJSON {
-            var o = JSONObject()
-            o["healthy"] = .bool(healthy)
-            o["verdict"] = .string(verdictWord)
-            o["session"] = session
-            if let sessionError { o["sessionError"] = .string(sessionError) }
-            o["quorum"] = .object(JSONObject([("members", .int(voters.count)), ("serving", .int(serving)), ("needed", .int(needed))]))
-            o["servers"] = .array(reports.map(serverJSON))
-            if settings.verbose > 0 { o["settings"] = settingsJSON(settings) }
-            out.json(.object(o))
-        } else {
+        var o = JSONObject()
+        o["healthy"] = .bool(healthy)
+        o["verdict"] = .string(verdictWord)
+        o["session"] = session
+        if let sessionError { o["sessionError"] = .string(sessionError) }
+        o["quorum"] = .object(JSONObject([("members", .int(voters.count)), ("serving", .int(serving)), ("needed", .int(needed))]))
+        o["servers"] = .array(reports.map(serverJSON))
+        if settings.verbose > 0 { o["settings"] = settingsJSON(settings) }
+        out.print(Printed(json: .object(o)) { out in
             if case .object(let s) = session {
                 let server = s["server"]?.stringValue ?? "?"
                 let id = s["sessionId"]?.stringValue ?? "?"
@@ -149,7 +147,7 @@ extension CommandTable {
                     for (k, v) in o { out.line("  \(k): \(v.objectValue?["value"]?.compact() ?? "") (\(v.objectValue?["source"]?.stringValue ?? ""))") }
                 }
             }
-        }
+        })
         if missingChroot != nil { return ExitCode.notFound }
         return healthy ? ExitCode.success : ExitCode.unavailable
     }

@@ -32,12 +32,9 @@ extension CommandTable {
             if let problem = credentialProblem(credential) { throw CommandError.badData("stdin: " + problem) }
         }
         let id = ACL.digestID(forCredential: credential)
-        if inv.output.isJSON {
-            let user = String(credential.prefix { $0 != ":" })
-            inv.output.json(.object(JSONObject([("user", .string(user)), ("id", .string(id)), ("acl", .string("digest:\(id):cdrwa"))])))
-        } else {
-            inv.output.line(id)
-        }
+        let user = String(credential.prefix { $0 != ":" })
+        inv.output.print(Printed(json: .object(JSONObject([("user", .string(user)), ("id", .string(id)), ("acl", .string("digest:\(id):cdrwa"))])),
+                                 lines: [id]))
         return ExitCode.success
     }
 

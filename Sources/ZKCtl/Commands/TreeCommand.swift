@@ -47,64 +47,54 @@ extension CommandTable {
         let out = inv.output
         let skipped = UnreadableNodes(inv)
 
-        if out.format == .ndjson {
-            var seen = 0
+        // -o ndjson prints each node as the walk reads it; the nested document and the drawing
+        // are made once the whole tree is read.
+        let count = try await out.stream({ emit in
             try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
                               unreadable: skipped.record) { level in
-                // Stop reading once the output is lost.
-                try out.check()
-                for node in level {
-                    out.json(nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth))
-                    seen += 1
-                }
+                for node in level { try emit(node) }
             }
-            if seen == 0 { throw ZooKeeperError(.noNode, path: root) }
-            return skipped.exitCode(ExitCode.success)
-        }
-
-        var nodes: [String: WalkedNode] = [:]
-        try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
-                          unreadable: skipped.record) { level in
-            for node in level { nodes[node.path] = node }
-        }
-        guard let top = nodes[root] else { throw ZooKeeperError(.noNode, path: root) }
-
-        if out.format == .json {
+        }, ndjson: { node in
+            nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth)
+        }, collected: { all -> Printed in
+            var nodes: [String: WalkedNode] = [:]
+            for node in all { nodes[node.path] = node }
+            guard let top = nodes[root] else { throw ZooKeeperError(.noNode, path: root) }
             func nested(_ node: WalkedNode) -> JSONValue {
                 let kids = node.children.compactMap { nodes[PathRules.join(node.path, $0)] }
                 return nodeJSON(node, withStat: withStat, withData: withData, children: kids.map(nested), maxDepth: depth)
             }
-            out.json(nested(top))
-            return skipped.exitCode(ExitCode.success)
-        }
-
-        let (branch, last, pipe, blank) = inv[TreeOptions.ascii] ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
-        func label(_ node: WalkedNode, name: String) -> String {
-            var text = out.styled(name, node.children.isEmpty ? .bold : .blue)
-            if withStat {
-                text += out.styled(" [v\(node.stat.version), \(node.stat.dataLength) B, \(node.stat.numChildren) children\(node.stat.isEphemeral ? ", ephemeral" : "")]", .dim)
+            return Printed(json: nested(top)) { out in
+                let (branch, last, pipe, blank) = inv[TreeOptions.ascii] ? ("|-- ", "`-- ", "|   ", "    ") : ("├── ", "└── ", "│   ", "    ")
+                func label(_ node: WalkedNode, name: String) -> String {
+                    var text = out.styled(name, node.children.isEmpty ? .bold : .blue)
+                    if withStat {
+                        text += out.styled(" [v\(node.stat.version), \(node.stat.dataLength) B, \(node.stat.numChildren) children\(node.stat.isEphemeral ? ", ephemeral" : "")]", .dim)
+                    }
+                    if withData, let data = node.data, !data.isEmpty {
+                        text += " = " + shortValue(data)
+                    }
+                    return text
+                }
+                // Depth-first printing with an explicit stack (deep trees must not overflow the call stack).
+                func visibleChildren(_ node: WalkedNode) -> [(String, WalkedNode)] {
+                    node.children.compactMap { name in nodes[PathRules.join(node.path, name)].map { (name, $0) } }
+                }
+                out.line(label(top, name: root))
+                var stack: [(kids: [(String, WalkedNode)], prefix: String, index: Int)] = [(visibleChildren(top), "", 0)]
+                while let (kids, prefix, index) = stack.popLast() {
+                    guard index < kids.count else { continue }
+                    // A tree far larger than the output could take stops once writing fails.
+                    if out.stdoutFailure != nil { break }
+                    let (name, child) = kids[index]
+                    let isLast = index == kids.count - 1
+                    out.line(prefix + (isLast ? last : branch) + label(child, name: name))
+                    stack.append((kids, prefix, index + 1))
+                    stack.append((visibleChildren(child), prefix + (isLast ? blank : pipe), 0))
+                }
             }
-            if withData, let data = node.data, !data.isEmpty {
-                text += " = " + shortValue(data)
-            }
-            return text
-        }
-        // Depth-first printing with an explicit stack (deep trees must not overflow the call stack).
-        func visibleChildren(_ node: WalkedNode) -> [(String, WalkedNode)] {
-            node.children.compactMap { name in nodes[PathRules.join(node.path, name)].map { (name, $0) } }
-        }
-        out.line(label(top, name: root))
-        var stack: [(kids: [(String, WalkedNode)], prefix: String, index: Int)] = [(visibleChildren(top), "", 0)]
-        while let (kids, prefix, index) = stack.popLast() {
-            guard index < kids.count else { continue }
-            // A tree far larger than the output could take stops once writing fails.
-            if out.stdoutFailure != nil { break }
-            let (name, child) = kids[index]
-            let isLast = index == kids.count - 1
-            out.line(prefix + (isLast ? last : branch) + label(child, name: name))
-            stack.append((kids, prefix, index + 1))
-            stack.append((visibleChildren(child), prefix + (isLast ? blank : pipe), 0))
-        }
+        })
+        if count == 0 { throw ZooKeeperError(.noNode, path: root) }
         return skipped.exitCode(ExitCode.success)
     }
 

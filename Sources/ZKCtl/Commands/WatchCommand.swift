@@ -77,7 +77,7 @@ extension CommandTable {
                                   onSession: { event in out.note("watch: \(event)") })
         let end = try await watcher.run { change in
             if change.path == path && change.kind == .initial { found.withLock { $0 = true } }
-            if out.isJSON { out.json(watchJSON(change)) } else { out.line(watchLine(change)) }
+            out.print(Printed(json: watchJSON(change), lines: [watchLine(change)]))
             out.flush()
             return .proceed
         } onReady: {

@@ -124,27 +124,28 @@ extension CommandTable {
         let (data, stat) = try await zk.get(path)
         let out = inv.output
         let base64 = inv[GetOptions.base64]
-        if out.isJSON {
-            var o = JSONObject()
-            o["path"] = .string(path)
-            o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
-            if inv[GetOptions.stat] { o["stat"] = jsonStat(stat) }
-            out.json(.object(o))
-        } else if base64 {
-            out.line(data.base64EncodedString())
-            if inv[GetOptions.stat] { statText(stat).forEach(out.line) }
-        } else if Common.stdoutIsTerminal {
-            out.line(Common.displayText(data))
-            if inv[GetOptions.stat] { statText(stat).forEach(out.line) }
-        } else {
-            // To a file or a pipe: the node's bytes exactly, so `get > f` and `set --file f` (or
-            // `create --file f`) copy any node, text or binary, unchanged.
-            out.write(bytes: data)
-            if inv[GetOptions.stat] {
-                if let last = data.last, last != 0x0a { out.write("\n") }
-                statText(stat).forEach(out.line)
+        let withStat = inv[GetOptions.stat]
+        var o = JSONObject()
+        o["path"] = .string(path)
+        o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
+        if withStat { o["stat"] = jsonStat(stat) }
+        out.print(Printed(json: .object(o)) { out in
+            if base64 {
+                out.line(data.base64EncodedString())
+                if withStat { statText(stat).forEach(out.line) }
+            } else if Common.stdoutIsTerminal {
+                out.line(Common.displayText(data))
+                if withStat { statText(stat).forEach(out.line) }
+            } else {
+                // To a file or a pipe: the node's bytes exactly, so `get > f` and `set --file f` (or
+                // `create --file f`) copy any node, text or binary, unchanged.
+                out.write(bytes: data)
+                if withStat {
+                    if let last = data.last, last != 0x0a { out.write("\n") }
+                    statText(stat).forEach(out.line)
+                }
             }
-        }
+        })
         return ExitCode.success
     }
 
@@ -169,11 +170,7 @@ extension CommandTable {
         let path = inv.argument(0)!
         let zk = try await inv.connect()
         guard let stat = try await zk.exists(path) else { throw ZooKeeperError(.noNode, path: path) }
-        if inv.output.isJSON {
-            inv.output.json(statJSON(path: path, stat))
-        } else {
-            statText(stat).forEach(inv.output.line)
-        }
+        inv.output.print(Printed(json: statJSON(path: path, stat), lines: statText(stat)))
         return ExitCode.success
     }
 
@@ -221,11 +218,7 @@ extension CommandTable {
         let names = try await zk.children(path).children.sorted()
         let out = inv.output
         guard inv[LsOptions.stat] else {
-            if out.isJSON {
-                out.json(.array(names.map { .string($0) }))
-            } else {
-                for name in names { out.line(name) }
-            }
+            out.print(Printed(json: .array(names.map { .string($0) }), lines: names))
             return ExitCode.success
         }
         let results = await zk.pipeline(names.map { Operation.exists(PathRules.join(path, $0)) }, maxInFlight: inv.maxInFlight)
@@ -234,15 +227,13 @@ extension CommandTable {
             // A child deleted since the listing is left out.
             if let stat = try result.get().stat { rows.append((name, stat)) }
         }
-        if out.isJSON {
-            out.json(.array(rows.map { name, stat in
-                .object(JSONObject([("name", .string(name)), ("path", .string(PathRules.join(path, name))), ("stat", jsonStat(stat))]))
-            }))
-        } else {
+        out.print(Printed(json: .array(rows.map { name, stat in
+            .object(JSONObject([("name", .string(name)), ("path", .string(PathRules.join(path, name))), ("stat", jsonStat(stat))]))
+        })) { out in
             out.table(["NAME", "VERSION", "BYTES", "CHILDREN", "EPHEMERAL", "MODIFIED"], rows.map { name, s in
                 [name, String(s.version), String(s.dataLength), String(s.numChildren), s.isEphemeral ? "yes" : "no", isoTime(s.mtime)]
             })
-        }
+        })
         return ExitCode.success
     }
 
@@ -279,9 +270,7 @@ extension CommandTable {
         let data = try source.read()
         let zk = try await inv.connect()
         let stat = try await zk.set(path, data: data, version: expectedVersion(inv))
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("path", .string(path)), ("stat", jsonStat(stat))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("path", .string(path)), ("stat", jsonStat(stat))]))))
         return ExitCode.success
     }
 
@@ -365,11 +354,7 @@ extension CommandTable {
             let parent = PathRules.parent(of: path) ?? "/"
             throw CommandError.notFound("\(parent): no such znode (use --parents to create it)")
         }
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("path", .string(created))])))
-        } else {
-            inv.output.line(created)
-        }
+        inv.output.print(Printed(json: .object(JSONObject([("path", .string(created))])), lines: [created]))
         return ExitCode.success
     }
 
@@ -459,9 +444,7 @@ extension CommandTable {
                 throw CommandError.conflict("\(path): has children (use --recursive to delete the subtree)")
             }
         }
-        if inv.output.isJSON {
-            inv.output.json(.object(JSONObject([("path", .string(path)), ("deleted", .int(deleted))])))
-        }
+        inv.output.print(Printed.silentInText(json: .object(JSONObject([("path", .string(path)), ("deleted", .int(deleted))]))))
         return unreadable.exitCode(ExitCode.success)
     }
 }
