@@ -125,11 +125,15 @@ extension CommandTable {
         let out = inv.output
         let base64 = inv[GetOptions.base64]
         let withStat = inv[GetOptions.stat]
-        var o = JSONObject()
-        o["path"] = .string(path)
-        o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
-        if withStat { o["stat"] = jsonStat(stat) }
-        out.print(Printed(json: .object(o)) { out in
+        // Made only for -o json: a text get of a large node does not encode it.
+        func document() -> JSONValue {
+            var o = JSONObject()
+            o["path"] = .string(path)
+            o["data"] = base64 ? .object(JSONObject([("base64", .string(data.base64EncodedString()))])) : jsonData(data)
+            if withStat { o["stat"] = jsonStat(stat) }
+            return .object(o)
+        }
+        out.print(Printed(json: document()) { out in
             if base64 {
                 out.line(data.base64EncodedString())
                 if withStat { statText(stat).forEach(out.line) }
