@@ -31,7 +31,7 @@ public enum ZKCtl {
         }
         let settings: Settings
         do {
-            settings = try Settings.resolve(parsed, environment: environment ?? settingsEnvironment(), isTerminal: isatty(1) == 1)
+            settings = try Settings.resolve(parsed, environment: environment ?? settingsEnvironment(), isTerminal: Common.stdoutIsTerminal)
         } catch {
             plainOutput.error(ExitCode.message(for: error))
             return ExitCode.code(for: error)
