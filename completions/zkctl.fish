@@ -17,7 +17,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --scheme --server --services-root --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -94,6 +94,7 @@ end
 complete -c zkctl -f
 complete -c zkctl -l server -s s -x -d 'servers: host:port,...[/chroot] or a zookeeper:// URL'
 complete -c zkctl -l timeout -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'connect and request timeout'
+complete -c zkctl -l session-timeout -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'session timeout to ask the server for (default: --timeout, at least 4s; the server keeps it within its own bounds)'
 complete -c zkctl -l config -r -F -d 'config file (INI)'
 complete -c zkctl -l auth-file -r -F -d 'file holding user:password for digest auth'
 complete -c zkctl -l auth -x -d 'digest credentials on the command line (others can see them; prefer ZKCTL_AUTH)'
@@ -221,14 +222,14 @@ complete -c zkctl -n '__zkctl_at '\''watch'\''' -l children -d 'also report chil
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l recursive -s r -d 'follow the whole subtree, with every node'\''s data'
 complete -c zkctl -n '__zkctl_arg '\''watch'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
-complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGINT or SIGTERM before SIGKILL'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l every -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'run once per period of this length (24h, 1h, 15m)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l key -x -d 'run once for this key (a single znode name)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l record-failure -d 'record a failed or interrupted run as done too (by default the next invocation runs CMD again)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l reset -d 'forget the record of --key K (or of the current --every period) instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l status -d 'show the records instead of running anything'
-complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGINT or SIGTERM before SIGKILL'
+complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l file -s f -r -F -d 'write the document to FILE instead of stdout'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'

@@ -182,6 +182,8 @@ public final class FaultRelay: @unchecked Sendable {
         var doomedXid: Int32?
         var doomedOpcode: Int32 = 0
         var then: Mode = .pass
+        /// A four-letter word (`srvr`, `ruok`): no framing, bytes pass as they come.
+        var raw = false
 
         init(client: Int32, server: Int32, relay: FaultRelay) {
             self.relay = relay
@@ -218,6 +220,13 @@ public final class FaultRelay: @unchecked Sendable {
         /// Moves whole packets from `inbound` to the queue; drops the doomed reply (and resets).
         /// False when the connection must end.
         func cut(_ d: inout Direction, isUp: Bool) -> Bool {
+            if isUp && !d.sawFirst && d.inbound.count >= 4 && d.inbound.prefix(4).allSatisfy({ (0x61...0x7a).contains($0) }) {
+                raw = true
+            }
+            if raw {
+                if !d.inbound.isEmpty { d.queue.append((Date(), d.inbound)); d.inbound = [] }
+                return true
+            }
             while d.inbound.count >= 4 {
                 let length = Int(Int32(bigEndian: d.inbound.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
                 guard length >= 0, length < 64 * 1024 * 1024 else { return false }

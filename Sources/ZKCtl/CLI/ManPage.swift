@@ -182,6 +182,7 @@ public enum ManPage {
             (variables(GlobalOptions.auth.spec), "digest credentials user:password, used when neither --auth nor --auth-file is given; never printed"),
             (variables(GlobalOptions.config.spec), "the config file"),
             (variables(GlobalOptions.timeout.spec), GlobalOptions.timeout.spec.help),
+            (variables(GlobalOptions.sessionTimeout.spec), "the session timeout to ask the server for"),
             (variables(GlobalOptions.output.spec), GlobalOptions.output.spec.help),
             (variables(GlobalOptions.configRoot.spec, GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec,
                        GlobalOptions.tasksRoot.spec), "the roots"),
@@ -192,7 +193,7 @@ public enum ManPage {
         for (name, text) in env { s += ".TP\n.B \(escape(name))\n\(escape(text)).\n" }
         s += ".SH FILES\n"
         s += ".TP\n.I $XDG_CONFIG_HOME/zkctl/config\n(or \\fI~/.config/zkctl/config\\fR, or the file named by \\fB\\-\\-config\\fR or \\fBZKCTL_CONFIG\\fR) an INI file:\n"
-        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\n.fi\n.RE\n"
+        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\nsession\\-timeout = 30s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\n.fi\n.RE\n"
         s += ".PP\nLines starting with # or ; are comments. A malformed file is a usage error naming the line.\n"
         s += ".SH OUTPUT\n"
         s += paragraph("""

@@ -48,6 +48,10 @@ public enum GlobalOptions {
     public static let timeout = Option<Duration?>(
         duration: "timeout", help: "connect and request timeout", default: "10s", env: ["ZKCTL_TIMEOUT"],
         file: ConfigFileKey("zkctl", "timeout"))
+    public static let sessionTimeout = Option<Duration?>(
+        duration: "session-timeout",
+        help: "session timeout to ask the server for (default: --timeout, at least 4s; the server keeps it within its own bounds)",
+        env: ["ZKCTL_SESSION_TIMEOUT"], file: ConfigFileKey("zkctl", "session-timeout"))
     public static let config = Option<String?>("config", value: "FILE", type: .file, help: "config file (INI)", env: ["ZKCTL_CONFIG"])
     public static let authFile = Option<String?>(
         "auth-file", value: "FILE", type: .file, help: "file holding user:password for digest auth",
@@ -72,7 +76,7 @@ public enum GlobalOptions {
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
-        server.spec, timeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
+        server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
         configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, version.spec,
     ]
 

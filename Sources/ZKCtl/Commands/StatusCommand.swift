@@ -21,7 +21,7 @@ extension CommandTable {
         session), "quorum": {"members", "serving", "needed"}, "servers": [{"address", "reachable",
         "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
         "roundTripMs", "nodeCount", "connections", "outstanding", "sources" (["connect-string",
-        "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "output",
+        "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "sessionTimeout", "output",
         "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "auth",
         "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
         when it did not answer
@@ -213,6 +213,7 @@ extension CommandTable {
         var o = JSONObject()
         o["servers"] = entry(s.servers.value, s.servers.source)
         o["timeout"] = entry("\(s.timeout.value.milliseconds)ms", s.timeout.source)
+        o["sessionTimeout"] = entry("\(s.connectOptions.sessionTimeout.milliseconds)ms", s.sessionTimeout?.source ?? .defaultValue)
         o["output"] = entry(s.output.value.rawValue, s.output.source)
         o["configRoot"] = entry(s.configRoot.value, s.configRoot.source)
         o["servicesRoot"] = entry(s.servicesRoot.value, s.servicesRoot.source)

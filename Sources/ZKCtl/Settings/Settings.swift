@@ -33,6 +33,8 @@ public struct Settings: Sendable {
     /// The connect string: servers and chroot.
     public var servers: Sourced<String>
     public var timeout: Sourced<Duration>
+    /// The session timeout asked for, when one was given (else the larger of the timeout and 4 s).
+    public var sessionTimeout: Sourced<Duration>?
     public var output: Sourced<OutputFormat>
     public var configRoot: Sourced<String>
     public var servicesRoot: Sourced<String>
@@ -67,14 +69,14 @@ public struct Settings: Sendable {
     /// The settings taken as one value from the first of flag, environment, file and default, in
     /// the order they are resolved.
     static let valueOptions: [OptionSpec] = [
-        GlobalOptions.timeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
+        GlobalOptions.timeout.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
         GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
         GlobalOptions.maxInFlight.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
     public var connectOptions: ConnectOptions {
-        ConnectOptions(connectString: servers.value, sessionTimeout: max(timeout.value, .seconds(4)),
+        ConnectOptions(connectString: servers.value, sessionTimeout: sessionTimeout?.value ?? max(timeout.value, .seconds(4)),
                        connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials)
     }
 
@@ -139,6 +141,15 @@ public struct Settings: Sendable {
             throw UsageError("bad \(GlobalOptions.timeout.spec.long) '\(timeoutText.value)' from \(timeoutText.source)", command: path)
         }
 
+        let sessionTimeoutText = pick(GlobalOptions.sessionTimeout)
+        var sessionTimeout: Sourced<Duration>? = nil
+        if sessionTimeoutText.source != .defaultValue {
+            guard let value = parseDuration(sessionTimeoutText.value), value > .zero else {
+                throw UsageError("bad \(GlobalOptions.sessionTimeout.spec.long) '\(sessionTimeoutText.value)' from \(sessionTimeoutText.source)", command: path)
+            }
+            sessionTimeout = Sourced(value: value, source: sessionTimeoutText.source)
+        }
+
         var outputText = pick(GlobalOptions.output)
         if parsed[GlobalOptions.json] { outputText = Sourced(value: OutputFormat.json.rawValue, source: .flag("--\(GlobalOptions.json.spec.long)")) }
         guard let output = OutputFormat(rawValue: outputText.value) else {
@@ -190,7 +201,7 @@ public struct Settings: Sendable {
         let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
         let colorTerminal = isTerminal && env["TERM"] != "dumb"
         return Settings(
-            servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source),
+            servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source), sessionTimeout: sessionTimeout,
             output: Sourced(value: output, source: outputText.source),
             configRoot: try root(GlobalOptions.configRoot),
             servicesRoot: try root(GlobalOptions.servicesRoot),
