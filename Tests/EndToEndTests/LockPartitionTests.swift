@@ -268,6 +268,40 @@ extension LockPartitionTests {
               + "(session timeout 3 s); next holder started \(String(format: "%.2f", all[1].first - partition)) s after it")
     }
 
+    /// The lease rule for `service register --ephemeral -- CMD`: cut off for longer than the
+    /// lease, CMD is stopped before the registration could expire and zkctl exits 75; once the
+    /// servers answer again the instance is gone.
+    func testASidecarIsStoppedBeforeItsRegistrationCouldExpire() throws {
+        let relay = try FaultRelay(upstreamPort: serverPort(server))
+        defer { relay.stop() }
+        let directory = try ZKTestPaths.makeTemporaryDirectory(label: "sidecar-cut").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let root = uniqueZnodePath("services")
+        let sidecar = try BackgroundProcess(zkctlBinaryPath(), ["-s", relay.address, "--timeout", "2s", "--session-timeout", "3s",
+                                                                "--services-root", root, "service", "register", "api", "127.0.0.1", "9000",
+                                                                "--id", "a1", "--ephemeral", "--"] + Self.tickingCommand(directory, ticks: 1000),
+                                            environment: faultEnvironment())
+        XCTAssertTrue(waitFor(10) { ((try? Self.runs(in: directory)) ?? []).count == 1 }, "CMD never started: \(sidecar.stderr)")
+        relay.mode = .hold
+        let partition = Date().timeIntervalSince1970
+        let status = sidecar.waitForExit(seconds: 20)
+        let exited = Date().timeIntervalSince1970 - partition
+        relay.mode = .pass
+        XCTAssertEqual(status, 75, sidecar.stderr)
+        XCTAssertTrue(sidecar.stderr.contains("zkctl: the registration of api/a1 may have expired (the servers did not answer for too long); 'sh' was stopped (killed by SIGTERM)"), sidecar.stderr)
+        let run = try XCTUnwrap(try Self.runs(in: directory).first)
+        XCTAssertLessThan(run.last - partition, 2.0, "CMD ran on past 2/3 of the session timeout")
+        XCTAssertLessThan(exited, 10)
+        // zkctl could not close the session through the held relay: the server expires it.
+        XCTAssertTrue(waitFor(15) { (try? self.zkctl(["-s", self.server.connectString, "exists", root + "/api/a1"]).status) == 1 },
+                      "the instance outlived its session")
+        _ = try zkctl(["-s", server.connectString, "delete", "--recursive", root])
+    }
+
+    func zkctl(_ args: [String]) throws -> ProcessResult {
+        try runProcess(zkctlBinaryPath(), args, environment: faultEnvironment(), timeout: 30)
+    }
+
     func waitFor(_ seconds: TimeInterval, _ predicate: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
