@@ -233,6 +233,11 @@ extension CommandTable {
         ends), runId; the times are stored as ISO 8601 UTC text. CMD finds the record's path in
         ZKCTL_TASK_PATH and the key in ZKCTL_TASK_KEY.
 
+        The claim does not depend on the session, so CMD runs on when the servers cannot be
+        reached (a partition) or the session expires meanwhile. zkctl then records the run's end
+        once they can be reached again, with a new session if need be, trying for up to 5
+        minutes (and saying so on stderr), so that a finished run does not look unfinished.
+
         If the claimer dies while CMD runs (killed outright, the machine lost), the record stays
         unfinished (no end, no exit code) and the task is NOT run again for that period or key
         until the record is forgotten.
@@ -349,7 +354,8 @@ extension CommandTable {
         if inv.settings.verbose > 0 { out.note("claimed \(path); running \(inv.command[0])") }
 
         let writer = RunOnceRecorder(client: zk, path: path, record: record, runID: runID, reconnect: { try await inv.connect() },
-                                     describe: { ExitCode.reason(for: $0) }, warn: { inv.output.warn($0) })
+                                     describe: { ExitCode.reason(for: $0) }, warn: { inv.output.warn($0) },
+                                     note: { inv.output.note($0) })
         /// A failed or interrupted run gives its claim back, unless --record-failure.
         @Sendable func failed(_ extra: JSONObject) async {
             if recordFailure {
