@@ -107,6 +107,7 @@ complete -c zkctl -l services-root -x -a '(__zkctl_live znode)' -d 'where servic
 complete -c zkctl -l locks-root -x -a '(__zkctl_live znode)' -d 'where locks live'
 complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once records live'
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
+complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'

@@ -22,6 +22,9 @@ public struct ConnectOptions: Sendable {
     /// fail with `ZooKeeperError.missingChroot` when it does not (without a chroot nothing extra
     /// is sent). Off only for a caller that goes on to create the chroot.
     public var checkChroot: Bool
+    /// Before `connect` returns, make the server the session is on catch up with the leader (a
+    /// `sync`), so that the session's reads see every write acknowledged before it began.
+    public var syncFirst = false
 
     public init(connectString: String, sessionTimeout: Duration = .seconds(10), connectTimeout: Duration = .seconds(10),
                 requestTimeout: Duration? = nil, digestCredentials: [String] = [], allowReadOnly: Bool = false,
@@ -133,6 +136,7 @@ public final class ZooKeeperClient: Sendable {
             if options.checkChroot, let chroot = connectString.chroot, try await client.exists("/") == nil {
                 throw ZooKeeperError.missingChroot(chroot)
             }
+            if options.syncFirst { _ = try await client.perform(.sync("/")) }
         } catch {
             await client.close()
             throw error

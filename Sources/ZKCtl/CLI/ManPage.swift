@@ -187,13 +187,14 @@ public enum ManPage {
             (variables(GlobalOptions.configRoot.spec, GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec,
                        GlobalOptions.tasksRoot.spec), "the roots"),
             (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
+            (variables(GlobalOptions.sync.spec), "yes: call sync before reading (see CONSISTENCY); no: do not"),
             ("XDG_CONFIG_HOME", "where the default config file is looked for"),
             ("NO_COLOR", "no colour, even on a terminal"),
         ]
         for (name, text) in env { s += ".TP\n.B \(escape(name))\n\(escape(text)).\n" }
         s += ".SH FILES\n"
         s += ".TP\n.I $XDG_CONFIG_HOME/zkctl/config\n(or \\fI~/.config/zkctl/config\\fR, or the file named by \\fB\\-\\-config\\fR or \\fBZKCTL_CONFIG\\fR) an INI file:\n"
-        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\nsession\\-timeout = 30s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\n.fi\n.RE\n"
+        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\nsession\\-timeout = 30s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\nsync = no\n.fi\n.RE\n"
         s += ".PP\nLines starting with # or ; are comments. A malformed file is a usage error naming the line.\n"
         s += ".SH OUTPUT\n"
         s += paragraph("""
@@ -220,6 +221,17 @@ public enum ManPage {
         stored document prints it as stored: service register prints the Curator document, and export prints the \
         export format (docs/export-format.md), whose "exported" is ISO 8601 text. Run-once records store their \
         times as ISO 8601 text; run-once --status -o json gives them in milliseconds.
+        """) + "\n"
+        s += ".SH CONSISTENCY\n"
+        s += paragraph("""
+        A read is answered by the server the session is connected to, from what that server has applied. \
+        ZooKeeper guarantees that a session's own writes are visible to its later reads and that a session never \
+        sees the tree go back in time, also when it moves to another server; it does not guarantee that a write \
+        another client saw acknowledged is visible yet, since a follower may lag a little behind the leader. So \
+        a script that writes with one zkctl and reads with the next may, rarely, read the value before the \
+        write. --sync (ZKCTL_SYNC=yes, or sync = yes in the config file) makes every command call sync first, \
+        which waits until its server has caught up with the leader: every read then sees every write \
+        acknowledged before the command began. It costs one round trip through the leader per command.
         """) + "\n"
         s += ".SH EXIT STATUS\n"
         let codes: [(Int32, String)] = [

@@ -72,12 +72,15 @@ public enum GlobalOptions {
     public static let maxInFlight = Option<Int>(
         "max-inflight", range: 1...100_000, help: "bound on pipelined requests in flight",
         default: ZooKeeperClient.defaultMaxInFlight, env: ["ZKCTL_MAX_INFLIGHT"], file: ConfigFileKey("zkctl", "max-inflight"))
+    public static let sync = Option<Bool>(OptionSpec(
+        "sync", help: "reads see every write acknowledged before the command began, even through a lagging follower (a sync first)",
+        env: ["ZKCTL_SYNC"], file: ConfigFileKey("zkctl", "sync"))) { given, _ in given != nil }
     public static let version = Option<Bool>(flag: "version", help: "print the version and the C client's version")
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
         server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
-        configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, version.spec,
+        configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
     ]
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment

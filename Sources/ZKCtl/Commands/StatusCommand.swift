@@ -22,7 +22,7 @@ extension CommandTable {
         "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
         "roundTripMs", "nodeCount", "connections", "outstanding", "sources" (["connect-string",
         "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "sessionTimeout", "output",
-        "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "auth",
+        "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "sync", "auth",
         "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
         when it did not answer
         """,
@@ -220,6 +220,7 @@ extension CommandTable {
         o["locksRoot"] = entry(s.locksRoot.value, s.locksRoot.source)
         o["tasksRoot"] = entry(s.tasksRoot.value, s.tasksRoot.source)
         o["maxInflight"] = entry(String(s.maxInFlight.value), s.maxInFlight.source)
+        o["sync"] = entry(s.sync.value ? "yes" : "no", s.sync.source)
         // The user names only: a password is never shown.
         o["auth"] = entry(s.credentialUsers.joined(separator: ","), s.credentialSource ?? .defaultValue)
         o["configFile"] = entry(s.configFile ?? "", s.configFile == nil ? .defaultValue : .file(s.configFile!))

@@ -41,6 +41,8 @@ public struct Settings: Sendable {
     public var locksRoot: Sourced<String>
     public var tasksRoot: Sourced<String>
     public var maxInFlight: Sourced<Int>
+    /// Sync before the first read (`--sync`).
+    public var sync: Sourced<Bool>
     /// Digest credentials (`user:password`); never printed.
     public var credentials: [String]
     public var credentialSource: SettingSource?
@@ -71,13 +73,15 @@ public struct Settings: Sendable {
     static let valueOptions: [OptionSpec] = [
         GlobalOptions.timeout.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
         GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
-        GlobalOptions.maxInFlight.spec,
+        GlobalOptions.maxInFlight.spec, GlobalOptions.sync.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
     public var connectOptions: ConnectOptions {
-        ConnectOptions(connectString: servers.value, sessionTimeout: sessionTimeout?.value ?? max(timeout.value, .seconds(4)),
+        var options = ConnectOptions(connectString: servers.value, sessionTimeout: sessionTimeout?.value ?? max(timeout.value, .seconds(4)),
                        connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials)
+        options.syncFirst = sync.value
+        return options
     }
 
     /// The user names of the credentials, for display.
@@ -172,6 +176,19 @@ public struct Settings: Sendable {
             throw UsageError("bad \(inflightOption.long) '\(inflightText.value)' from \(inflightText.source): must be from \(inflightRange.lowerBound) to \(inflightRange.upperBound)", command: path)
         }
 
+        // --sync: the flag, else yes/no from the environment or the file.
+        let syncText = pick(GlobalOptions.sync)
+        let sync: Sourced<Bool>
+        if GlobalOptions.sync.isGiven(in: parsed) {
+            sync = Sourced(value: true, source: .flag("--\(GlobalOptions.sync.spec.long)"))
+        } else if syncText.source == .defaultValue {
+            sync = Sourced(value: false, source: .defaultValue)
+        } else if let yes = yesOrNo(syncText.value) {
+            sync = Sourced(value: yes, source: syncText.source)
+        } else {
+            throw UsageError("bad \(GlobalOptions.sync.spec.long) '\(syncText.value)' from \(syncText.source): must be yes or no (1/0, true/false, on/off)", command: path)
+        }
+
         // Credentials: --auth (warned), --auth-file, ZKCTL_AUTH, [zkctl] auth-file.
         var credentials: [String] = []
         var credentialSource: SettingSource? = nil
@@ -207,10 +224,19 @@ public struct Settings: Sendable {
             servicesRoot: try root(GlobalOptions.servicesRoot),
             locksRoot: try root(GlobalOptions.locksRoot),
             tasksRoot: try root(GlobalOptions.tasksRoot),
-            maxInFlight: Sourced(value: inflight, source: inflightText.source),
+            maxInFlight: Sourced(value: inflight, source: inflightText.source), sync: sync,
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
+    }
+
+    /// A yes/no setting's value, nil when it is neither.
+    static func yesOrNo(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "yes", "true", "on": return true
+        case "0", "no", "false", "off": return false
+        default: return nil
+        }
     }
 
     /// One warning per line of the file whose section or key zkctl does not know, naming the
