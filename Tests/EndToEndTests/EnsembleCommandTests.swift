@@ -97,6 +97,118 @@ final class EnsembleCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.stderrText, "zkctl: no member '9' in the ensemble (members: 1, 2, 3)\n")
     }
+
+    func testC_RefusalsChangeNothing() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let version = try configVersion(server)
+        let victim = server.members.first { $0 != (try? server.leader()) }!
+
+        // No credentials: the server's ACL refuses, and the line says what it needs.
+        var r = try zkctl(server, ["ensemble", "remove", String(victim)], env: ["ZKCTL_AUTH": nil])
+        XCTAssertEqual(r.status, 77, r.stderrText)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: not authorized to reconfigure: the server lets only a superuser"), r.stderrText)
+
+        // A stale --if-version.
+        r = try zkctl(server, ["ensemble", "remove", String(victim), "--if-version", "1"], env: Self.superAuth)
+        XCTAssertEqual(r.status, 75, r.stderrText)
+        XCTAssertEqual(r.stderrText, "zkctl: the configuration is at version \(version), not 1: read it again ('zkctl ensemble list') and retry\n")
+
+        // --dry-run prints the change and the quorum, and changes nothing.
+        r = try zkctl(server, ["ensemble", "remove", String(victim), "--dry-run"], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(r.stdoutText.hasPrefix("Dry run: nothing changed.\n  - server.\(victim)="), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("Quorum before: 3 of 3 voters serving, needs 2\nQuorum after:  2 of 2 voters serving, needs 2\n"), r.stdoutText)
+
+        // Adding a member that is not running.
+        r = try zkctl(server, ["ensemble", "add", "server.7=127.0.0.1:1:2:participant;127.0.0.1:3"], env: Self.superAuth)
+        XCTAssertEqual(r.status, 75, r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("member 7 (127.0.0.1:3) is not running: start it first"), r.stderrText)
+
+        // With one member down, removing another would leave no quorum of members that are up.
+        try server.stop(member: victim)
+        defer { try? server.restart(member: victim); try? server.waitUntilServing() }
+        try server.waitUntilServing()
+        let up = server.members.first { $0 != victim }!
+        r = try zkctl(server, ["ensemble", "remove", String(up)], env: Self.superAuth)
+        XCTAssertEqual(r.status, 75, r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("the members up now would not form a quorum: 1 of the 2 voters after the change serve, a quorum needs 2"), r.stderrText)
+        XCTAssertEqual(try configVersion(server), version)
+        XCTAssertEqual(try members(server).count, 3)
+    }
+
+    /// Remove a member and add it back while a `config set` loop runs (it loses nothing), then
+    /// a 4th member joins as an observer and is promoted.
+    func testD_RemoveAddBackAndPromoteAnObserver() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let before = try members(server)
+        let victim = try server.leader()  // the hardest case: the leader leaves
+        let line = "server.\(victim)=\(before[victim - 1]["address"] as! String):participant;\(server.memberConnectString(victim))"
+
+        // A writer through the whole change: every write it was told succeeded must be there
+        // after. A write that failed (a leader change can cut one off) said so and is not counted.
+        let stop = LockedFlag()
+        let acknowledged = LockedList()
+        let failures = LockedList()
+        let writer = Thread {
+            var i = 0
+            while !stop.isSet && i < 2000 {
+                i += 1
+                let r = try? runProcess(zkctlBinaryPath(), ["-s", server.connectString, "--timeout", "20s", "config", "set", "ens-k\(i)", "\(i)"], timeout: 60)
+                if r?.status == 0 { acknowledged.append(i) } else { failures.append(i, r.map { "\($0.status): \($0.stderrText)" } ?? "timed out") }
+            }
+        }
+        writer.start()
+
+        var r = try zkctl(server, ["ensemble", "remove", String(victim)], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(r.stdoutText.hasPrefix("Config version: "), r.stdoutText)
+        XCTAssertFalse(r.stdoutText.contains("server.\(victim)="), r.stdoutText)
+        XCTAssertEqual(try members(server).count, 2)
+
+        // Back again (the removed server keeps running; it rejoins once named).
+        r = try zkctl(server, ["ensemble", "add", line], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(r.stdoutText.contains(line), r.stdoutText)
+
+        // A 4th member as an observer, then promoted.
+        let grown = try server.grow(observer: true)
+        let version = try configVersion(server)
+        r = try zkctl(server, ["ensemble", "add", grown.server, "--if-version", version], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(ensembleEventually(30) { (try? self.members(server))?.first { $0["id"] as? Int == grown.member }?["mode"] as? String == "observer" })
+        let promoted = grown.server.replacingOccurrences(of: ":observer;", with: ":participant;")
+        r = try zkctl(server, ["ensemble", "add", promoted], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(ensembleEventually(30) {
+            let list = (try? self.members(server)) ?? []
+            return list.count == 4 && list.allSatisfy { $0["role"] as? String == "participant" && ["leader", "follower"].contains($0["mode"] as? String ?? "") }
+        }, "\((try? members(server)) ?? [])")
+
+        stop.set()
+        writer.join(timeout: 120)
+        let written = acknowledged.items
+        XCTAssertGreaterThan(written.count, 10, "the writer hardly wrote")
+        // At most a few writes cut off by the leader's departure, each with its error.
+        XCTAssertLessThanOrEqual(failures.items.count, 3, "\(failures.messages)")
+        for message in failures.messages { XCTAssertTrue(message.contains("zkctl: "), message) }
+        r = try zkctl(server, ["-o", "json", "config", "list"])
+        let stored = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [String: Any], r.stderrText)
+        let lost = written.filter { stored["ens-k\($0)"] as? Int != $0 }
+        XCTAssertEqual(lost, [], "acknowledged writes lost")
+        // Take the 4th member out again, so the shared ensemble is the 3 members it was.
+        r = try zkctl(server, ["ensemble", "remove", String(grown.member)], env: Self.superAuth)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+    }
+
+    func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {
+        let plain = try ZooKeeperServer.ensemble(size: 1)
+        defer { plain.shutdown() }
+        let r = try zkctl(plain, ["ensemble", "remove", "1", "--force"])
+        XCTAssertEqual(r.status, 69, r.stderrText)
+        XCTAssertEqual(r.stderrText, "zkctl: the server does not allow reconfig: every member needs reconfigEnabled=true in its zoo.cfg\n")
+    }
 }
 
 fileprivate final class LockedFlag: @unchecked Sendable {

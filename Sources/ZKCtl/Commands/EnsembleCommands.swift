@@ -36,8 +36,9 @@ extension CommandTable {
         through its AdminServer (--admin-port). A member's lag is how many zxids it is behind the
         leader.
         """,
-        examples: ["zkctl ensemble list", "zkctl ensemble can-restart 2 --wait 5m && systemctl restart zookeeper"],
-        subcommands: [ensembleList, ensembleCanRestart])
+        examples: ["zkctl ensemble list", "zkctl ensemble can-restart 2 --wait 5m && systemctl restart zookeeper",
+                   "zkctl ensemble add 'server.4=zk4:2888:3888:observer;2181'"],
+        subcommands: [ensembleList, ensembleCanRestart, ensembleAdd, ensembleRemove, ensembleSet])
 
     // MARK: Members
 
@@ -352,5 +353,240 @@ extension CommandTable {
         let after = deadline == nil ? "" : " after waiting \(waited) ms"
         inv.output.error("\(name) cannot be restarted now\(after): \(v.reasons.joined(separator: "; "))")
         return ExitCode.unavailable
+    }
+
+    // MARK: add / remove / set
+
+    enum ReconfigOptions {
+        static let ifVersion = Option<String?>("if-version", value: "VERSION",
+                                               help: "change only if /zookeeper/config is still at this version (hex, as 'ensemble list' shows it)")
+        static let dryRun = Option<Bool>(flag: "dry-run", help: "print the change and the quorum before and after; change nothing")
+        static let force = Option<Bool>(flag: "force", help: "change even when the members up now would not form a quorum, or a new member is down or behind")
+    }
+
+    static let reconfigOptions: [OptionSpec] = [
+        ReconfigOptions.ifVersion.spec, ReconfigOptions.dryRun.spec, ReconfigOptions.force.spec,
+        ProbeOptions.maxLag.spec, ProbeOptions.adminPort.spec,
+    ]
+
+    static let reconfigDescription = """
+    The change goes through ZooKeeper's reconfig. It is refused (exit 75, with the reason) when
+    the voting members that serve now would not form a quorum of the new membership, or when a
+    member it adds or promotes is not running or is more than --max-lag zxids behind the leader;
+    --force sends it anyway. --if-version V changes only a configuration still at version V (a
+    stale one exits 75); --dry-run prints the change and the quorum before and after and changes
+    nothing. The server needs reconfigEnabled=true (else exit 69) and lets only a superuser
+    (zookeeper.DigestAuthenticationProvider.superDigest, then --auth) or every client with
+    skipACL=yes reconfigure (else exit 77). Prints the new configuration.
+    """
+
+    static let reconfigJSON = """
+    {"changed": true|false (false with --dry-run), "version" (the new configuration's, hex), "previousVersion", "members":
+    [{"id", "address", "role", "client"}], "before": {"voters", "serving", "needed"}, "after": {"voters", "serving", "needed"},
+    "joining": [lines], "leaving": [ids]}
+    """
+
+    static let ensembleAdd = CommandSpec(
+        "add", summary: "add members, or change a member's role or addresses",
+        description: """
+        Adds each SERVER (server.N=host:quorum:election[:role];[client-host:]client-port) to the
+        ensemble; a SERVER whose id is a member already replaces its line, which is how an
+        observer is promoted to a participant. Start the new server first, configured with the
+        current members and itself.
+        """ + "\n\n" + reconfigDescription,
+        examples: ["zkctl ensemble add 'server.4=zk4:2888:3888:observer;2181'",
+                   "zkctl ensemble add 'server.4=zk4:2888:3888:participant;2181' --if-version 100000003"],
+        arguments: [ArgumentSpec("SERVER", help: "a server line server.N=host:quorum:election[:role];[client-host:]client-port", variadic: true)],
+        options: reconfigOptions, jsonOutput: reconfigJSON, handler: runEnsembleAdd)
+
+    static let ensembleRemove = CommandSpec(
+        "remove", aliases: ["rm"], summary: "remove members by id",
+        description: "Removes each member ID (the N of server.N) from the ensemble.\n\n" + reconfigDescription,
+        examples: ["zkctl ensemble remove 3", "zkctl ensemble remove 4 5 --dry-run"],
+        arguments: [ArgumentSpec("ID", help: "a member's id", type: .int(0...Int(Int32.max)), variadic: true)],
+        options: reconfigOptions, jsonOutput: reconfigJSON, handler: runEnsembleRemove)
+
+    static let ensembleSet = CommandSpec(
+        "set", summary: "replace the whole membership with the server lines of FILE",
+        description: """
+        Makes the membership exactly the server.N= lines of FILE (- for stdin), one a line; blank
+        lines, lines starting with # and a version= line are skipped.
+        """ + "\n\n" + reconfigDescription,
+        examples: ["zkctl ensemble set members.cfg --dry-run", "zkctl -o json ensemble list | jq -r ... | zkctl ensemble set -"],
+        arguments: [ArgumentSpec("FILE", help: "the new membership, one server line a line (- for stdin)", completion: .file)],
+        options: reconfigOptions, jsonOutput: reconfigJSON, handler: runEnsembleSet)
+
+    enum ReconfigChange {
+        case incremental(joining: [Member], leaving: [Int])
+        case whole([Member])
+    }
+
+    @Sendable static func runEnsembleAdd(_ inv: Invocation) async throws -> Int32 {
+        var joining: [Member] = []
+        for text in inv.arguments {
+            guard let m = Member(line: text), m.clientPort != nil else {
+                throw UsageError("bad server line '\(text)': expected server.N=host:quorum:election[:participant|observer];[client-host:]client-port")
+            }
+            joining.append(m)
+        }
+        return try await reconfigure(inv, .incremental(joining: joining, leaving: []))
+    }
+
+    @Sendable static func runEnsembleRemove(_ inv: Invocation) async throws -> Int32 {
+        let ids = inv.arguments.compactMap { Int($0) }
+        return try await reconfigure(inv, .incremental(joining: [], leaving: ids))
+    }
+
+    @Sendable static func runEnsembleSet(_ inv: Invocation) async throws -> Int32 {
+        let name = inv.argument(0) ?? "-"
+        let text = String(decoding: try Common.readInput(name), as: UTF8.self)
+        var members: [Member] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("version=") { continue }
+            guard let m = Member(line: line) else { throw CommandError.badData("\(name), line \(n + 1): not a server line: \(line)") }
+            members.append(m)
+        }
+        guard !members.isEmpty else { throw CommandError.badData("\(name): no server lines") }
+        return try await reconfigure(inv, .whole(members))
+    }
+
+    static func reconfigure(_ inv: Invocation, _ change: ReconfigChange) async throws -> Int32 {
+        let port = try adminPort(inv)
+        var version: Int64 = -1
+        if let text = inv[ReconfigOptions.ifVersion] {
+            let hex = text.hasPrefix("0x") ? String(text.dropFirst(2)) : text
+            guard let v = Int64(hex, radix: 16) else { throw UsageError("bad --if-version '\(text)': expected the hex version 'ensemble list' shows") }
+            version = v
+        }
+        let client = try await inv.connect()
+        let before = try await readConfig(client)
+
+        // The membership after the change.
+        var after = before.members
+        var joiningLines: [String] = []
+        var leavingIDs: [Int] = []
+        var added: [Member] = []  // new members, and observers made participants
+        switch change {
+        case .incremental(let joining, let leaving):
+            for id in leaving where !before.members.contains(where: { $0.id == id }) {
+                throw CommandError.notFound("no member \(id) in the ensemble (members: \(before.members.map { "\($0.id)" }.joined(separator: ", ")))")
+            }
+            after.removeAll { leaving.contains($0.id) }
+            for m in joining {
+                if let i = after.firstIndex(where: { $0.id == m.id }) {
+                    if m.isVoter && !after[i].isVoter { added.append(m) }
+                    after[i] = m
+                } else {
+                    after.append(m)
+                    added.append(m)
+                }
+            }
+            joiningLines = joining.map(\.line)
+            leavingIDs = leaving
+        case .whole(let members):
+            for m in members {
+                let old = before.members.first { $0.id == m.id }
+                if old == nil || (m.isVoter && !(old?.isVoter ?? false)) { added.append(m) }
+            }
+            after = members
+        }
+
+        // Who serves now, old members and new.
+        var everyone = before.members
+        for m in after where !everyone.contains(where: { $0.id == m.id && $0.client == m.client }) { everyone.append(m) }
+        let states = await probeMembers(everyone, adminPort: port, timeout: probeTimeout(inv))
+        let leader = leaderZxid(states)
+        func serving(_ m: Member) -> MemberState? { states.first { $0.member.client == m.client && $0.isServing } }
+        let votersBefore = before.voters, votersAfter = after.filter(\.isVoter)
+        let servingBefore = votersBefore.filter { serving($0) != nil }.count
+        let servingAfter = votersAfter.filter { serving($0) != nil }.count
+        let neededBefore = votersBefore.count / 2 + 1, neededAfter = votersAfter.count / 2 + 1
+
+        var refusals: [String] = []
+        if votersAfter.isEmpty { refusals.append("the new membership has no voting member") }
+        if servingAfter < neededAfter {
+            refusals.append("the members up now would not form a quorum: \(servingAfter) of the \(votersAfter.count) voters after the change serve, a quorum needs \(neededAfter)")
+        }
+        for m in added {
+            let name = "member \(m.id) (\(m.client ?? m.host))"
+            guard let s = serving(m) else { refusals.append("\(name) is not running: start it first"); continue }
+            if let l = lag(s, leader: leader), l > maxLag(inv) { refusals.append("\(name) is \(l) zxids behind the leader") }
+        }
+
+        func quorumJSON(_ voters: Int, _ up: Int, _ needed: Int) -> JSONValue {
+            .object(JSONObject([("voters", .int(voters)), ("serving", .int(up)), ("needed", .int(needed))]))
+        }
+        func membersJSON(_ ms: [Member]) -> JSONValue {
+            .array(ms.map { m in .object(JSONObject([("id", .int(m.id)), ("address", .string(m.address)), ("role", .string(m.role)),
+                                                      ("client", m.client.map { .string($0) } ?? .null)])) })
+        }
+        func result(changed: Bool, version newVersion: String, members: [Member]) -> Printed {
+            var o = JSONObject()
+            o["changed"] = .bool(changed)
+            o["version"] = .string(newVersion)
+            o["previousVersion"] = .string(before.version)
+            o["members"] = membersJSON(members)
+            o["before"] = quorumJSON(votersBefore.count, servingBefore, neededBefore)
+            o["after"] = quorumJSON(votersAfter.count, servingAfter, neededAfter)
+            if case .incremental = change {
+                o["joining"] = .array(joiningLines.map { .string($0) })
+                o["leaving"] = .array(leavingIDs.map { .int($0) })
+            }
+            return Printed(json: .object(o)) { out in
+                if !changed {
+                    out.line("Dry run: nothing changed.")
+                    for m in before.members where !after.contains(m) { out.line("  - \(m.line)") }
+                    for m in after where !before.members.contains(m) { out.line("  + \(m.line)") }
+                    out.line("Quorum before: \(servingBefore) of \(votersBefore.count) voters serving, needs \(neededBefore)")
+                    out.line("Quorum after:  \(servingAfter) of \(votersAfter.count) voters serving, needs \(neededAfter)")
+                    for r in refusals { out.line("Would be refused: \(r)") }
+                } else {
+                    out.line("Config version: \(newVersion) (was \(before.version))")
+                    for m in members { out.line(m.line) }
+                }
+            }
+        }
+
+        if inv[ReconfigOptions.dryRun] {
+            inv.output.print(result(changed: false, version: before.version, members: after))
+            return ExitCode.success
+        }
+        if !refusals.isEmpty && !inv[ReconfigOptions.force] {
+            throw CommandError.conflict("refusing the change (--force to make it anyway): " + refusals.joined(separator: "; "))
+        }
+        let reply: (data: Data, stat: Stat)
+        do {
+            switch change {
+            case .incremental:
+                reply = try await client.reconfig(joining: joiningLines, leaving: leavingIDs.map(String.init), version: version)
+            case .whole(let members):
+                reply = try await client.reconfig(members: members.map(\.line), version: version)
+            }
+        } catch let error as ZooKeeperError {
+            throw await reconfigError(error, client: client, asked: inv[ReconfigOptions.ifVersion])
+        }
+        let now = EnsembleConfig(String(decoding: reply.data, as: UTF8.self))
+        inv.output.print(result(changed: true, version: now.version, members: now.members))
+        return ExitCode.success
+    }
+
+    /// The one line for a refused reconfig, saying what the server needs.
+    static func reconfigError(_ error: ZooKeeperError, client: ZooKeeperClient, asked: String?) async -> Error {
+        switch error.code {
+        case .reconfigDisabled:
+            return CommandError.unavailable("the server does not allow reconfig: every member needs reconfigEnabled=true in its zoo.cfg")
+        case .notAuthorized:
+            return CommandError(ExitCode.notAuthorized, "not authorized to reconfigure: the server lets only a superuser (zookeeper.DigestAuthenticationProvider.superDigest; give its credentials with --auth) or, with skipACL=yes, every client do it")
+        case .badVersion:
+            let current = (try? await readConfig(client))?.version ?? "?"
+            return CommandError.conflict("the configuration is at version \(current), not \(asked ?? "the one asked for"): read it again ('zkctl ensemble list') and retry")
+        case ZooKeeperError.Code(rawValue: -13):  // ZNEWCONFIGNOQUORUM
+            return CommandError.unavailable("the new configuration has no quorum of members connected and synced with the leader: start the new members first")
+        case ZooKeeperError.Code(rawValue: -14):  // ZRECONFIGINPROGRESS
+            return CommandError.conflict("another reconfig is in progress: try again when it is done")
+        default:
+            return error
+        }
     }
 }
