@@ -211,6 +211,89 @@ final class EnsembleCommandTests: XCTestCase {
     }
 }
 
+/// `metrics` and `status` against a server that allows only `srvr` and runs the
+/// AdminServer, and the message when neither transport answers.
+final class EnsembleMonitoringTests: XCTestCase {
+    nonisolated(unsafe) static var shared: ZooKeeperServer?
+
+    /// One server for the class: only srvr allowed, the AdminServer on a free port.
+    static func server() throws -> ZooKeeperServer {
+        if let s = shared, !s.isShutDown { return s }
+        let s = try ZooKeeperServer.standalone(.init(config: ["4lw.commands.whitelist=srvr"], adminServer: true))
+        shared = s
+        return s
+    }
+
+    override class func tearDown() {
+        shared?.shutdown()
+        shared = nil
+        super.tearDown()
+    }
+
+    func zkctl(_ args: [String], env: [String: String?] = [:]) throws -> ProcessResult {
+        try runProcess(zkctlBinaryPath(), ["-s", try Self.server().connectString, "--timeout", "5s"] + args,
+                       environment: childEnvironment(env), timeout: 60)
+    }
+
+    func testMetricsAndStatusThroughTheAdminServer() throws {
+        let server = try Self.server()
+        let admin = try XCTUnwrap(server.adminPort(member: 1))
+
+        // metrics: mntr is not allowed, the AdminServer answers (the port from the environment).
+        var r = try zkctl(["-o", "json", "metrics"], env: ["ZKCTL_ADMIN_PORT": String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let list = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]])
+        XCTAssertEqual(list.count, 1)
+        XCTAssertEqual(list[0]["server"] as? String, server.connectString)
+        XCTAssertEqual(list[0]["source"] as? String, "admin-server")
+        let metrics = try XCTUnwrap(list[0]["metrics"] as? [String: Any])
+        XCTAssertEqual(metrics["server_state"] as? String, "standalone")
+        XCTAssertNotNil(metrics["znode_count"] as? Int, "\(metrics)")
+
+        r = try zkctl(["metrics", "-o", "prometheus", "--admin-port", String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let label = "server=\"\(server.connectString)\""
+        XCTAssertTrue(r.stdoutText.contains("# TYPE zkctl_member_up gauge\nzkctl_member_up{\(label)} 1\n"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("\nznode_count{\(label)} "), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("server_state=\"standalone\""), r.stdoutText)
+        for line in r.stdoutText.split(separator: "\n") where !line.hasPrefix("#") {
+            XCTAssertNotNil(line.range(of: #"^[a-zA-Z_][a-zA-Z0-9_]*\{.*\} -?[0-9.eE+-]+$"#, options: .regularExpression), "not a sample: \(line)")
+        }
+
+        r = try zkctl(["metrics", "--admin-port", String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(r.stdoutText.hasPrefix("METRIC "), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("\nsource "), r.stdoutText)
+
+        // status: srvr is allowed here, and still works when it is asked through the AdminServer
+        // (the json says which source answered).
+        r = try zkctl(["-o", "json", "status", "--admin-port", String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [String: Any])
+        let s0 = try XCTUnwrap((status["servers"] as? [[String: Any]])?.first)
+        XCTAssertEqual(s0["mode"] as? String, "standalone")
+        XCTAssertEqual(status["healthy"] as? Bool, true)
+
+        // A client port that accepts but never answers (as a TLS-only port does for plain text):
+        // status takes the member's figures from its AdminServer. (ZooKeeper 3.8 always allows
+        // srvr, so a whitelist cannot turn it off.)
+        let silent = try SilentListener()
+        defer { silent.close() }
+        r = try runProcess(zkctlBinaryPath(), ["-s", "127.0.0.1:\(silent.port)", "--timeout", "2s", "-o", "json", "status", "--admin-port", String(admin)], timeout: 60)
+        let viaAdmin = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [String: Any], r.stderrText)
+        let s1 = try XCTUnwrap((viaAdmin["servers"] as? [[String: Any]])?.first)
+        XCTAssertEqual(s1["mode"] as? String, "standalone", "\(s1)")
+        XCTAssertEqual(s1["source"] as? String, "admin-server", "\(s1)")
+        XCTAssertNotNil(s1["nodeCount"] as? Int, "\(s1)")
+
+        // Neither mntr nor an AdminServer: one clear line per member, exit 69.
+        let closed = try closedPort()
+        r = try zkctl(["metrics", "--admin-port", String(closed)])
+        XCTAssertEqual(r.status, 69)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: \(server.connectString): mntr is not allowed and no AdminServer answered on port \(closed) (connection refused): allow mntr in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port"), r.stderrText)
+    }
+}
+
 fileprivate final class LockedFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false

@@ -1,0 +1,172 @@
+import Foundation
+import ZooKeeper
+import ZooKeeperRecipes
+
+// `metrics`: what every member reports about itself, through the four-letter words
+// or the AdminServer (ServerProbe).
+extension CommandTable {
+    /// The servers to ask: the members of /zookeeper/config when a session can read it, else the
+    /// connect string's servers (a standalone server, or no quorum).
+    /// `ownSession` is the session zkctl opened to read the configuration, if any.
+    static func monitoredServers(_ inv: Invocation) async -> (servers: [ConnectString.Server], ownSession: String?) {
+        let fromConnectString = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? []
+        // A quick look first: when no server answers at all there is no session to wait for.
+        let probes = await FourLetterWord.probe(fromConnectString, timeout: probeTimeout(inv))
+        guard probes.contains(where: { if case .unreachable = $0.outcome { return false }; return true }) else { return (fromConnectString, nil) }
+        guard let client = try? await inv.connect() else { return (fromConnectString, nil) }
+        let own = String(format: "0x%llx", client.sessionID)
+        guard let config = try? await readConfig(client) else { return (fromConnectString, own) }
+        var out: [ConnectString.Server] = []
+        for m in config.members {
+            guard let port = m.clientPort else { continue }
+            let s = ConnectString.Server(host: m.clientHost, port: port)
+            if !out.contains(s) { out.append(s) }
+        }
+        return (out.isEmpty ? fromConnectString : out, own)
+    }
+
+    // MARK: metrics
+
+    static let metricsCommand = CommandSpec(
+        "metrics", summary: "every member's monitoring figures (mntr, else the AdminServer)",
+        description: """
+        Asks every member (of /zookeeper/config, else of the connect string) for its monitoring
+        figures: the four-letter word mntr where the server allows it, else the AdminServer's
+        /commands/monitor (plain HTTP on --admin-port). Says per member which source answered,
+        and what to allow when neither did. The names are mntr's without the zk_ prefix.
+        -o prometheus prints the text exposition format, one sample a line with a server label,
+        for node_exporter's textfile collector: latency summaries as ZooKeeper's Prometheus
+        provider names them (name{quantile="0.5"}, name_count, name_sum), text figures as labels
+        of zookeeper_server_info, and zkctl_member_up 1 or 0 per member. Exit 0 when every
+        member answered, 69 when none did; a member that did not answer is named on stderr.
+        """,
+        examples: ["zkctl metrics", "zkctl metrics -o prometheus > /var/lib/node_exporter/zookeeper.prom",
+                   "zkctl -o json metrics | jq '.[] | {server, znode_count: .metrics.znode_count}'"],
+        options: [ProbeOptions.adminPort.spec],
+        jsonOutput: """
+        an array, one per member: {"server" (host:port), "source" (4lw|admin-server, null when neither answered), "error",
+        "metrics": {name: number or text}}
+        """,
+        handler: runMetrics)
+
+    struct MemberMetrics: Sendable {
+        var server: String
+        var source: ServerProbe.Source?
+        var error: String?
+        var fields: [String: String]
+    }
+
+    @Sendable static func runMetrics(_ inv: Invocation) async throws -> Int32 {
+        let port = try adminPort(inv)
+        let timeout = probeTimeout(inv)
+        let servers = await monitoredServers(inv).servers
+        let results = await withTaskGroup(of: (Int, MemberMetrics).self) { group in
+            for (i, s) in servers.enumerated() {
+                group.addTask {
+                    switch await ServerProbe.monitor(host: s.host, port: s.port, adminPort: port, timeout: timeout) {
+                    case .success(let a): return (i, MemberMetrics(server: s.description, source: a.source, fields: a.fields))
+                    case .failure(let f): return (i, MemberMetrics(server: s.description, error: f.message, fields: [:]))
+                    }
+                }
+            }
+            var out = servers.map { MemberMetrics(server: $0.description, fields: [:]) }
+            for await (i, m) in group { out[i] = m }
+            return out
+        }
+        inv.output.print(MetricsResult(members: results))
+        for m in results { if let e = m.error { inv.output.error("\(m.server): \(e)") } }
+        return results.contains { $0.source != nil } ? ExitCode.success : ExitCode.unavailable
+    }
+
+    struct MetricsResult: Printable {
+        var members: [MemberMetrics]
+
+        var json: JSONValue {
+            .array(members.map { m in
+                var metrics = JSONObject()
+                for key in m.fields.keys.sorted() {
+                    let v = m.fields[key]!
+                    metrics[key] = Double(v) != nil && !v.hasPrefix("0x") ? .number(v) : .string(v)
+                }
+                return .object(JSONObject([("server", .string(m.server)), ("source", m.source.map { .string($0.rawValue) } ?? .null),
+                                           ("error", m.error.map { .string($0) } ?? .null), ("metrics", .object(metrics))]))
+            })
+        }
+
+        func text(into out: Output) {
+            let names = Set(members.flatMap { $0.fields.keys }).sorted()
+            var rows: [[String]] = [["source"] + members.map { $0.source?.rawValue ?? "-" }]
+            // The version without its build details, as status shows it (JSON keeps it whole).
+            for name in names {
+                rows.append([name] + members.map { m in
+                    guard let v = m.fields[name] else { return "-" }
+                    return name == "version" ? String(v.prefix { $0 != "-" && $0 != "," }) : v
+                })
+            }
+            out.table(["METRIC"] + members.map(\.server), rows)
+        }
+
+        var prometheus: String? {
+            // Families in name order, each with its samples for every member together.
+            var families: [String: (type: String, samples: [String])] = [:]
+            func add(_ family: String, _ type: String, _ sample: String) {
+                families[family, default: (type, [])].samples.append(sample)
+            }
+            for m in members {
+                let server = "server=\"\(Self.label(m.server))\""
+                add("zkctl_member_up", "gauge", "zkctl_member_up{\(server)} \(m.source == nil ? 0 : 1)")
+                var info: [String] = []
+                for key in m.fields.keys.sorted() {
+                    let value = m.fields[key]!
+                    guard Double(value) != nil, !value.hasPrefix("0x") else {
+                        info.append("\(Self.name(key))=\"\(Self.label(value))\"")
+                        continue
+                    }
+                    let (family, type, sample) = Self.sample(key, server: server, value: value)
+                    add(family, type, sample)
+                }
+                if !info.isEmpty { add("zookeeper_server_info", "gauge", "zookeeper_server_info{\(([server] + info).joined(separator: ","))} 1") }
+            }
+            var text = ""
+            for family in families.keys.sorted() {
+                let f = families[family]!
+                text += "# TYPE \(family) \(f.type)\n"
+                for s in f.samples { text += s + "\n" }
+            }
+            return text
+        }
+
+        /// `p99_x` -> `x{quantile="0.99"}`, `cnt_x` -> `x_count`, `sum_x` -> `x_sum` (a summary
+        /// family `x`, as ZooKeeper's Prometheus provider names it); anything else as it is.
+        static func sample(_ key: String, server: String, value: String) -> (String, String, String) {
+            let quantiles = ["p50_": "0.5", "p95_": "0.95", "p99_": "0.99", "p999_": "0.999"]
+            for (prefix, q) in quantiles where key.hasPrefix(prefix) {
+                let family = name(String(key.dropFirst(prefix.count)))
+                return (family, "summary", "\(family){\(server),quantile=\"\(q)\"} \(value)")
+            }
+            if key.hasPrefix("cnt_") {
+                let family = name(String(key.dropFirst(4)))
+                return (family, "summary", "\(family)_count{\(server)} \(value)")
+            }
+            if key.hasPrefix("sum_") {
+                let family = name(String(key.dropFirst(4)))
+                return (family, "summary", "\(family)_sum{\(server)} \(value)")
+            }
+            let n = name(key)
+            return (n, "untyped", "\(n){\(server)} \(value)")
+        }
+
+        /// A metric or label name: letters, digits and `_` only.
+        static func name(_ key: String) -> String {
+            var s = String(key.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
+            if let first = s.first, first.isNumber { s = "_" + s }
+            return s
+        }
+
+        /// A label value with `\`, `"` and newlines escaped.
+        static func label(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+    }
+}
