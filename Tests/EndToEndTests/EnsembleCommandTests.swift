@@ -211,7 +211,7 @@ final class EnsembleCommandTests: XCTestCase {
     }
 }
 
-/// `metrics` and `status` against a server that allows only `srvr` and runs the
+/// `metrics`, `status` and `sessions` against a server that allows only `srvr` and runs the
 /// AdminServer, and the message when neither transport answers.
 final class EnsembleMonitoringTests: XCTestCase {
     nonisolated(unsafe) static var shared: ZooKeeperServer?
@@ -291,6 +291,28 @@ final class EnsembleMonitoringTests: XCTestCase {
         r = try zkctl(["metrics", "--admin-port", String(closed)])
         XCTAssertEqual(r.status, 69)
         XCTAssertTrue(r.stderrText.hasPrefix("zkctl: \(server.connectString): mntr is not allowed and no AdminServer answered on port \(closed) (connection refused): allow mntr in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port"), r.stderrText)
+    }
+
+    func testSessionsNameTheOwnerOfAnEphemeralNode() throws {
+        let server = try Self.server()
+        let admin = try XCTUnwrap(server.adminPort(member: 1))
+        var r: ProcessResult
+        // sessions: the session of a held ephemeral registration owns its node.
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "service", "register", "web", "127.0.0.1", "80", "--ephemeral", "--id", "w1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        r = try zkctl(["-o", "json", "sessions", "--admin-port", String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let sessions = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let owner = try XCTUnwrap(sessions.first { ($0["ephemeralPaths"] as? [String]) == ["/services/web/w1"] }, r.stdoutText)
+        XCTAssertEqual(owner["ephemerals"] as? Int, 1)
+        XCTAssertEqual(owner["source"] as? String, "admin-server")
+        XCTAssertEqual(owner["member"] as? String, server.connectString)
+        XCTAssertTrue((owner["client"] as? String)?.hasPrefix("127.0.0.1:") ?? false, "\(owner)")
+        XCTAssertTrue((owner["sessionId"] as? String)?.hasPrefix("0x") ?? false, "\(owner)")
+        r = try zkctl(["sessions", "--admin-port", String(admin)])
+        XCTAssertTrue(r.stdoutText.contains(" 1           /services/web/w1"), r.stdoutText)
     }
 }
 

@@ -3,7 +3,7 @@ import ZooKeeper
 import ZooKeeperRecipes
 
 extension CommandTable {
-    static let ensembleCommands: [CommandSpec] = [ensembleCommand, metricsCommand]
+    static let ensembleCommands: [CommandSpec] = [ensembleCommand, metricsCommand, sessionsCommand]
 
     /// Options the probing commands share.
     enum ProbeOptions {

@@ -2,7 +2,7 @@ import Foundation
 import ZooKeeper
 import ZooKeeperRecipes
 
-// `metrics`: what every member reports about itself, through the four-letter words
+// `metrics` and `sessions`: what every member reports about itself, through the four-letter words
 // or the AdminServer (ServerProbe).
 extension CommandTable {
     /// The servers to ask: the members of /zookeeper/config when a session can read it, else the
@@ -168,5 +168,84 @@ extension CommandTable {
             value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n")
         }
+    }
+
+    // MARK: sessions
+
+    static let sessionsCommand = CommandSpec(
+        "sessions", summary: "every client session the members report, with its ephemeral nodes",
+        description: """
+        Asks every member (of /zookeeper/config, else of the connect string) for its client
+        connections (the four-letter word cons, else the AdminServer's connections) and the
+        leader for the sessions that own ephemeral nodes (dump, else the AdminServer's dump):
+        session id, client address, the member it is connected to, its last operation and its
+        ephemeral nodes. zkctl's own connections (its probes, and the session that read the
+        configuration) are left out.
+        Exit 0 when every member answered, 69 when none did; a member that did not answer is
+        named on stderr.
+        """,
+        examples: ["zkctl sessions", "zkctl -o json sessions | jq '.[] | select(.ephemerals > 0)'"],
+        options: [ProbeOptions.adminPort.spec],
+        jsonOutput: """
+        an array of sessions: {"sessionId" (hex), "client" (host:port), "member" (host:port), "lastOperation", "received",
+        "sent", "queued", "timeoutMs", "ephemerals" (a count, null when no member said), "ephemeralPaths": [paths], "source"}
+        """,
+        handler: runSessions)
+
+    @Sendable static func runSessions(_ inv: Invocation) async throws -> Int32 {
+        let port = try adminPort(inv)
+        let timeout = probeTimeout(inv)
+        let (servers, ownSession) = await monitoredServers(inv)
+        typealias Answer = (connections: Result<(source: ServerProbe.Source, connections: [ServerProbe.Connection]), ServerProbe.Failure>,
+                            ephemerals: [String: [String]]?)
+        let answers = await withTaskGroup(of: (Int, Answer).self) { group in
+            for (i, s) in servers.enumerated() {
+                group.addTask {
+                    async let cons = ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout)
+                    async let dump = ServerProbe.ephemerals(host: s.host, port: s.port, adminPort: port, timeout: timeout)
+                    return (i, (await cons, try? await dump.get()))
+                }
+            }
+            var out = [Answer?](repeating: nil, count: servers.count)
+            for await (i, a) in group { out[i] = a }
+            return out.compactMap { $0 }
+        }
+        // Only the leader lists ephemerals; a follower's dump has none: merge them all.
+        var ephemerals: [String: [String]]?
+        for a in answers { if let e = a.ephemerals { ephemerals = (ephemerals ?? [:]).merging(e) { Array(Set($0 + $1)).sorted() } } }
+        var rows: [JSONValue] = []
+        var text: [[String]] = []
+        var answered = 0
+        for (server, a) in zip(servers, answers) {
+            switch a.connections {
+            case .failure(let f):
+                inv.output.error("\(server): \(f.message)")
+            case .success(let got):
+                answered += 1
+                for c in got.connections {
+                    guard let id = c.sessionID, id != ownSession else { continue }
+                    let paths = ephemerals.map { $0[id] ?? [] }
+                    var o = JSONObject()
+                    o["sessionId"] = .string(id)
+                    o["client"] = .string(c.client)
+                    o["member"] = .string(server.description)
+                    o["lastOperation"] = c.lastOperation.map { .string($0) } ?? .null
+                    o["received"] = c.received.map { .int($0) } ?? .null
+                    o["sent"] = c.sent.map { .int($0) } ?? .null
+                    o["queued"] = c.queued.map { .int($0) } ?? .null
+                    o["timeoutMs"] = c.timeoutMs.map { .int($0) } ?? .null
+                    o["ephemerals"] = paths.map { .int($0.count) } ?? .null
+                    o["ephemeralPaths"] = .array((paths ?? []).map { .string($0) })
+                    o["source"] = .string(got.source.rawValue)
+                    rows.append(.object(o))
+                    text.append([id, c.client, server.description, c.lastOperation ?? "-", paths.map { String($0.count) } ?? "-",
+                                 (paths ?? []).joined(separator: " ")])
+                }
+            }
+        }
+        inv.output.print(Printed(json: .array(rows)) { out in
+            out.table(["SESSION", "CLIENT", "MEMBER", "LAST OP", "EPHEMERALS", "PATHS"], text)
+        })
+        return answered > 0 ? ExitCode.success : ExitCode.unavailable
     }
 }
