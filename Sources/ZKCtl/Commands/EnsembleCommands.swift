@@ -377,7 +377,10 @@ extension CommandTable {
     stale one exits 75); --dry-run prints the change and the quorum before and after and changes
     nothing. The server needs reconfigEnabled=true (else exit 69) and lets only a superuser
     (zookeeper.DigestAuthenticationProvider.superDigest, then --auth) or every client with
-    skipACL=yes reconfigure (else exit 77). Prints the new configuration.
+    skipACL=yes reconfigure (else exit 77). Prints the new configuration. When the answer is lost
+    (a change that moves the leader closes its connections), zkctl reads the configuration again
+    once the session is back and reports the change when it took effect (exit 69 when it cannot
+    tell).
     """
 
     static let reconfigJSON = """
@@ -563,12 +566,36 @@ extension CommandTable {
             case .whole(let members):
                 reply = try await client.reconfig(members: members.map(\.line), version: version)
             }
+        } catch let error as ZooKeeperError where error.code.isConnectionProblem {
+            // The reply was lost (a reconfig that moves the leader, or drops the member this
+            // session is on, closes connections): whether it happened shows in the configuration
+            // once the session is back.
+            guard let now = await settledConfig(client, expecting: after, within: inv.settings.timeout.value) else {
+                throw CommandError.unavailable("\(ExitCode.message(for: error)); the reconfig may or may not have happened: check with 'zkctl ensemble list'")
+            }
+            inv.output.print(result(changed: true, version: now.version, members: now.members))
+            return ExitCode.success
         } catch let error as ZooKeeperError {
             throw await reconfigError(error, client: client, asked: inv[ReconfigOptions.ifVersion])
         }
         let now = EnsembleConfig(String(decoding: reply.data, as: UTF8.self))
         inv.output.print(result(changed: true, version: now.version, members: now.members))
         return ExitCode.success
+    }
+
+    /// The configuration once it has the membership `expected`, read again (bounded by `within`)
+    /// until the session answers; nil when it does not, or shows another membership.
+    static func settledConfig(_ client: ZooKeeperClient, expecting expected: [Member], within: Duration) async -> EnsembleConfig? {
+        func key(_ m: Member) -> String { "\(m.id) \(m.address) \(m.role) \(m.client ?? "")" }
+        let want = Set(expected.map(key))
+        let deadline = ContinuousClock.now + within
+        for _ in 0..<1000 where ContinuousClock.now < deadline {
+            if let config = try? await readConfig(client) {
+                if Set(config.members.map(key)) == want { return config }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return nil
     }
 
     /// The one line for a refused reconfig, saying what the server needs.
