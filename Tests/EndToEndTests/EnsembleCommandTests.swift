@@ -197,9 +197,37 @@ final class EnsembleCommandTests: XCTestCase {
         let stored = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [String: Any], r.stderrText)
         let lost = written.filter { stored["ens-k\($0)"] as? Int != $0 }
         XCTAssertEqual(lost, [], "acknowledged writes lost")
-        // Take the 4th member out again, so the shared ensemble is the 3 members it was.
-        r = try zkctl(server, ["ensemble", "remove", String(grown.member)], env: Self.superAuth)
+        // Back to the 3 members it was, as a whole membership from a file (ensemble set).
+        let file = try ZKTestPaths.makeTemporaryDirectory(label: "members").appendingPathComponent("members.cfg")
+        let three = try members(server).filter { $0["id"] as? Int != grown.member }
+            .map { "server.\($0["id"]!)=\($0["address"]!):participant;\($0["client"]!)" }
+        try ("# the three\n" + three.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        r = try zkctl(server, ["ensemble", "set", file.path], env: Self.superAuth)
         XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stdoutText.split(separator: "\n").dropFirst().map(String.init), three, r.stdoutText)
+        XCTAssertEqual(try members(server).map { $0["id"] as? Int }, [1, 2, 3])
+        // A file that is not server lines changes nothing.
+        r = try runProcess(zkctlBinaryPath(), ["-s", server.connectString, "ensemble", "set", "-"], stdin: Data("server.x=1\n".utf8))
+        XCTAssertEqual(r.status, 65)
+        XCTAssertEqual(r.stderrText, "zkctl: -, line 1: not a server line: server.x=1\n")
+    }
+
+    /// sessions through the four-letter words (cons, and dump on the leader).
+    func testF_SessionsNameTheOwnerOfAnEphemeralNode() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.memberConnectString(2), "service", "register", "db", "127.0.0.1", "5432", "--ephemeral", "--id", "db-1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        let r = try zkctl(server, ["-o", "json", "sessions"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let sessions = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let owner = try XCTUnwrap(sessions.first { ($0["ephemeralPaths"] as? [String]) == ["/services/db/db-1"] }, r.stdoutText)
+        XCTAssertEqual(owner["member"] as? String, server.memberConnectString(2))
+        XCTAssertEqual(owner["source"] as? String, "4lw")
+        XCTAssertEqual(owner["ephemerals"] as? Int, 1)
+        XCTAssertTrue((owner["client"] as? String)?.hasPrefix("127.0.0.1:") ?? false, "\(owner)")
     }
 
     func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {
