@@ -229,6 +229,17 @@ final class EnsembleCommandTests: XCTestCase {
         XCTAssertEqual(owner["source"] as? String, "4lw")
         XCTAssertEqual(owner["ephemerals"] as? Int, 1)
         XCTAssertTrue((owner["client"] as? String)?.hasPrefix("127.0.0.1:") ?? false, "\(owner)")
+
+        // stat of the ephemeral node names the same client.
+        var s = try zkctl(server, ["-o", "json", "stat", "/services/db/db-1"])
+        XCTAssertEqual(s.status, 0, s.stderrText)
+        let stat = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(s.stdoutText.utf8)) as? [String: Any], s.stdoutText)
+        let statOwner = try XCTUnwrap(stat["owner"] as? [String: Any], s.stdoutText)
+        XCTAssertEqual(statOwner["client"] as? String, owner["client"] as? String)
+        XCTAssertEqual(statOwner["member"] as? String, server.memberConnectString(2))
+        XCTAssertEqual((stat["stat"] as? [String: Any])?["ephemeralOwner"] as? String, owner["sessionId"] as? String)
+        s = try zkctl(server, ["stat", "/services/db/db-1"])
+        XCTAssertTrue(s.stdoutText.hasSuffix("ownerClient     \(owner["client"] as? String ?? "?") (on \(server.memberConnectString(2)))\n"), s.stdoutText)
     }
 
     func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {

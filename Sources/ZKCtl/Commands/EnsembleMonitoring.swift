@@ -25,6 +25,32 @@ extension CommandTable {
         return (out.isEmpty ? fromConnectString : out, own)
     }
 
+    /// The client address of session `session` and the member it is connected to, when some
+    /// member's connection list (cons, or the AdminServer's connections) names it.
+    static func ephemeralOwner(_ inv: Invocation, client: ZooKeeperClient, session: Int64) async -> (client: String, member: String)? {
+        let id = String(format: "0x%llx", UInt64(bitPattern: session))
+        var servers: [ConnectString.Server] = []
+        if let config = try? await readConfig(client) {
+            servers = config.members.compactMap { m in m.clientPort.map { ConnectString.Server(host: m.clientHost, port: $0) } }
+        }
+        if servers.isEmpty { servers = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? [] }
+        // stat has no --admin-port: the environment's, else the default.
+        let port = ProcessInfo.processInfo.environment["ZKCTL_ADMIN_PORT"].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil }
+            ?? ServerProbe.defaultAdminPort
+        let timeout = probeTimeout(inv)
+        return await withTaskGroup(of: (client: String, member: String)?.self) { group in
+            for s in servers {
+                group.addTask {
+                    guard case .success(let got) = await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout),
+                          let c = got.connections.first(where: { $0.sessionID == id }) else { return nil }
+                    return (c.client, s.description)
+                }
+            }
+            for await found in group { if let found { group.cancelAll(); return found } }
+            return nil
+        }
+    }
+
     // MARK: metrics
 
     static let metricsCommand = CommandSpec(
