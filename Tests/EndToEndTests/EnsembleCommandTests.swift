@@ -330,6 +330,7 @@ final class EnsembleMonitoringTests: XCTestCase {
         let closed = try closedPort()
         r = try zkctl(["metrics", "--admin-port", String(closed)])
         XCTAssertEqual(r.status, 69)
+        XCTAssertEqual(r.stdoutText, "")
         XCTAssertTrue(r.stderrText.hasPrefix("zkctl: \(server.connectString): mntr is not allowed and no AdminServer answered on port \(closed) (connection refused): allow mntr in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port"), r.stderrText)
     }
 

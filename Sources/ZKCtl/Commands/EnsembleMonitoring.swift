@@ -120,6 +120,8 @@ extension CommandTable {
         }
 
         func text(into out: Output) {
+            // No member answered: stderr says why, and there is no table to show.
+            guard members.contains(where: { $0.source != nil }) else { return }
             let names = Set(members.flatMap { $0.fields.keys }).sorted()
             var rows: [[String]] = [["source"] + members.map { $0.source?.rawValue ?? "-" }]
             // The version without its build details, as status shows it (JSON keeps it whole).
