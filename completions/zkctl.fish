@@ -4,20 +4,22 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help
                 case 'config'
                     echo set get list remove rm delete watch export import
                 case 'service'
                     echo register discover list deregister
                 case 'acl'
                     echo get set
+                case 'ensemble'
+                    echo list ls can-restart add remove rm set
     end
 end
 
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -98,7 +100,7 @@ complete -c zkctl -l session-timeout -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d
 complete -c zkctl -l config -r -F -d 'config file (INI)'
 complete -c zkctl -l auth-file -r -F -d 'file holding user:password for digest auth'
 complete -c zkctl -l auth -x -d 'digest credentials on the command line (others can see them; prefer ZKCTL_AUTH)'
-complete -c zkctl -l output -s o -x -a 'text json ndjson' -d 'output format'
+complete -c zkctl -l output -s o -x -a 'text json ndjson prometheus' -d 'output format'
 complete -c zkctl -l json -d 'shorthand for --output json'
 complete -c zkctl -l quiet -s q -d 'only errors on stderr'
 complete -c zkctl -l verbose -s v -d 'more on stderr, including the C client'\''s log (-vv for all of it)'
@@ -128,7 +130,11 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a ve
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, change the membership, check a rolling restart'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
+complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l stat -d 'add version, data size and child count'
@@ -244,4 +250,31 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a list -d 'every member, its role, mode, zxid and lag'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a can-restart -d 'exit 0 when stopping a member now leaves a synced quorum'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a add -d 'add members, or change a member'\''s role or addresses'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a remove -d 'remove members by id'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a set -d 'replace the whole membership with the server lines of FILE'
+complete -c zkctl -n '__zkctl_at '\''ensemble list'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'poll (every second) until it is safe or this much time has passed'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_arg '\''ensemble set'\'' 0' -F
+complete -c zkctl -n '__zkctl_at '\''metrics'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''sessions'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x

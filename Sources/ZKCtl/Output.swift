@@ -157,6 +157,7 @@ public final class Output: Sendable {
     /// Renders a command's result in the active format: its JSON value (one compact line) for
     /// `-o json` and `-o ndjson`, its text otherwise. A stream prints one result per event.
     public func print(_ result: some Printable) {
+        if format == .prometheus, let exposition = result.prometheus { write(exposition); return }
         if format == .text || result.textInEveryFormat { result.text(into: self) } else { json(result.json) }
     }
 
@@ -311,10 +312,14 @@ public protocol Printable {
     func text(into out: Output)
     /// True for a result with no JSON form, printed as text in every format.
     var textInEveryFormat: Bool { get }
+    /// Its Prometheus text exposition, for a result that has one (`-o prometheus`); the others
+    /// print their JSON in that format.
+    var prometheus: String? { get }
 }
 
 extension Printable {
     public var textInEveryFormat: Bool { false }
+    public var prometheus: String? { nil }
 }
 
 /// A result built in place: its JSON value and its text, each made only when that format prints.

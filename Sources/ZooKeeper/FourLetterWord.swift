@@ -10,6 +10,14 @@ public enum FourLetterWord {
     /// Sends `word` to `host:port` and returns the whole answer, within `timeout` for connecting
     /// and reading together. Blocking: call it off the cooperative pool (see `queryAsync`).
     public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2)) throws -> String {
+        let answer = try exchange(host: host, port: port, request: Array(word.utf8), what: "'\(word)'", timeout: timeout)
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// The one place a probe opens a socket: connects to `host:port`, sends `request`, and reads
+    /// until the server closes, all within `timeout`. `what` names the request in a timeout's
+    /// message. Blocking.
+    static func exchange(host: String, port: Int, request: [UInt8], what: String, timeout: Duration) throws -> Data {
         let deadline = ContinuousClock.now + timeout
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -35,7 +43,7 @@ public enum FourLetterWord {
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
             guard soError == 0 else { lastError = String(cString: strerror(soError)); continue }
-            let bytes = Array(word.utf8)
+            let bytes = request
             guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
                 lastError = String(cString: strerror(errno)); continue
             }
@@ -43,7 +51,7 @@ public enum FourLetterWord {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 guard wait(fd, for: Int16(POLLIN), until: deadline) else {
-                    throw ZooKeeperError(.operationTimeout, message: "\(host):\(port): no answer to '\(word)' within \(timeout.milliseconds) ms")
+                    throw ZooKeeperError(.operationTimeout, message: "\(host):\(port): no answer to \(what) within \(timeout.milliseconds) ms")
                 }
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n > 0 { answer.append(contentsOf: buffer[0..<n]); continue }
@@ -52,7 +60,7 @@ public enum FourLetterWord {
                 if answer.isEmpty { lastError = String(cString: strerror(errno)) }
                 break
             }
-            return String(decoding: answer, as: UTF8.self)
+            return answer
         }
         throw ZooKeeperError(.unavailable, message: "\(host):\(port): \(lastError)")
     }

@@ -69,7 +69,7 @@ final class CommandLineTests: XCTestCase {
             (["tree", "--ascii=yes"], "zkctl: option '--ascii' takes no value; see 'zkctl tree --help'"),
             (["tree", "/a", "/b"], "zkctl: unexpected argument '/b' for 'tree'; see 'zkctl tree --help'"),
             (["tree", "config"], "zkctl: bad PATH 'config': a path must start with '/'; see 'zkctl tree --help'"),
-            (["-o", "yaml", "status"], "zkctl: bad value 'yaml' for '-o': must be one of text, json, ndjson; see 'zkctl --help'"),
+            (["-o", "yaml", "status"], "zkctl: bad value 'yaml' for '-o': must be one of text, json, ndjson, prometheus; see 'zkctl --help'"),
             (["--timeout", "forever", "status"], "zkctl: bad value 'forever' for '--timeout': not a duration (like 500ms, 10s, 5m, 24h); see 'zkctl --help'"),
             (["-s", "host:0", "status"], "zkctl: bad server list 'host:0' from flag --server: bad port '0' in server 'host:0'; see 'zkctl status --help'"),
         ]

@@ -188,6 +188,7 @@ public enum ManPage {
                        GlobalOptions.tasksRoot.spec), "the roots"),
             (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
             (variables(GlobalOptions.sync.spec), "yes: call sync before reading (see CONSISTENCY); no: do not"),
+            ("ZKCTL_ADMIN_PORT", "the members' AdminServer port for status, ensemble, metrics and sessions when --admin-port is not given (default 8080)"),
             ("XDG_CONFIG_HOME", "where the default config file is looked for"),
             ("NO_COLOR", "no colour, even on a terminal"),
         ]
@@ -233,6 +234,12 @@ public enum ManPage {
         which waits until its server has caught up with the leader: every read then sees every write \
         acknowledged before the command began. It costs one round trip through the leader per command.
         """) + "\n"
+        s += ".PP\n" + paragraph("""
+        -o prometheus is Prometheus's text exposition format, for metrics (node_exporter's textfile collector); \
+        the other commands print their JSON document in that format.
+        """) + "\n"
+        s += ".SH ROLLING RESTARTS\n"
+        s += rollingRestarts
         s += ".SH EXIT STATUS\n"
         let codes: [(Int32, String)] = [
             (0, "success"), (1, "not found: the key, path, service or instance does not exist"),
@@ -251,6 +258,31 @@ public enum ManPage {
             s += (i == 0 ? "" : ".PP\n") + "\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"
         }
         s += ".SH SEE ALSO\n.BR zkCli.sh (1),\n.BR jq (1)\n"
+        return s
+    }
+
+    /// The ROLLING RESTARTS section: restarting every member in turn without losing the quorum.
+    static var rollingRestarts: String {
+        var s = paragraph("""
+        Restart one member at a time, followers first and the leader last, and before each one ask \
+        'zkctl ensemble can-restart': it exits 0 only when every other voting member serves, none is more \
+        than --max-lag zxids behind the leader, and the voters left still form a quorum; with --wait it \
+        waits for that (a member restarted just before is still syncing) instead of failing at once. \
+        'zkctl ensemble list' shows the leader, and each member's mode and lag before and after.
+        """) + "\n"
+        s += ".PP\nFor a three-member ensemble zk1, zk2, zk3 whose leader is zk3:\n.PP\n.RS\n.nf\n"
+        s += escape("""
+        $ zkctl -s zk1:2181,zk2:2181,zk3:2181 ensemble list
+        $ for m in zk1 zk2 zk3; do
+        >   zkctl -s zk1:2181,zk2:2181,zk3:2181 ensemble can-restart $m:2181 --wait 5m || exit 1
+        >   ssh $m sudo systemctl restart zookeeper
+        > done
+        """) + "\n.fi\n.RE\n"
+        s += ".PP\n" + paragraph("""
+        When one member is down, can-restart of any other exits 69 and names it, for example: zkctl: member 1 \
+        (zk1:2181, follower) cannot be restarted now: member 2 (zk2:2181) is down: connection refused; 1 of 3 \
+        voters would be left serving and synced, a quorum needs 2.
+        """) + "\n"
         return s
     }
 }

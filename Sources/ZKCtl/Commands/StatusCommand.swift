@@ -8,19 +8,21 @@ extension CommandTable {
         description: """
         Connects, then asks every server of the connect string and every member named by the
         ensemble's own configuration (/zookeeper/config) for 'srvr', all in parallel within the
-        timeout. Healthy when a quorum of the ensemble's voting members is reachable and serving;
+        timeout; where a client port gives no srvr answer (a TLS-only port), the member's
+        AdminServer (--admin-port) is asked instead. Healthy when a quorum of the ensemble's voting members is reachable and serving;
         degraded when a quorum serves but some listed server does not; unhealthy otherwise.
         Exit 0 when healthy or degraded, 69 when unhealthy, so 'zkctl status && deploy' works in
         scripts; 1 when the connect string's chroot does not exist. With -v it also shows where
         each setting came from.
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
+        options: [ProbeOptions.adminPort.spec],
         jsonOutput: """
         {"healthy": true|false, "verdict": "healthy"|"degraded"|"unhealthy", "session": {"server", "sessionId" (hex string), "timeoutMs", "chroot",
         "authenticatedAs" (user names, with credentials)} or null, "sessionError" (when there is no
         session), "quorum": {"members", "serving", "needed"}, "servers": [{"address", "reachable",
         "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
-        "roundTripMs", "nodeCount", "connections", "outstanding", "sources" (["connect-string",
+        "roundTripMs", "nodeCount", "connections", "outstanding", "source" (4lw|admin-server), "sources" (["connect-string",
         "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "sessionTimeout", "output",
         "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "sync", "auth",
         "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
@@ -37,6 +39,7 @@ extension CommandTable {
         var error: String?
         var fields: [String: String] = [:]
         var roundTripMs: Double?
+        var source: ServerProbe.Source?
 
         var mode: String? { fields["Mode"] }
         var isServing: Bool { reachable && mode != nil && mode != "read-only" }
@@ -50,6 +53,7 @@ extension CommandTable {
         let timeout = settings.timeout.value
 
         let probeTimeout = min(timeout, .seconds(5))
+        let adminPort = try adminPort(inv)
         var reports: [ServerReport] = []
         func add(_ host: String, _ port: Int, _ source: String) {
             let address = ConnectString.Server(host: host, port: port).description
@@ -63,7 +67,7 @@ extension CommandTable {
         // First the connect string's servers, all at once: when none answers, no session is tried
         // (it could only wait out the timeout).
         for s in connectString.servers { add(s.host, s.port, "connect-string") }
-        reports = await probe(reports, timeout: probeTimeout)
+        reports = await probe(reports, timeout: probeTimeout, adminPort: adminPort)
 
         var session: JSONValue = .null
         var sessionError: String? = nil
@@ -97,7 +101,7 @@ extension CommandTable {
             if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
         }
         if reports.count > known {
-            let extra = await probe(Array(reports[known...]), timeout: probeTimeout)
+            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, adminPort: adminPort)
             reports.replaceSubrange(known..., with: extra)
         }
 
@@ -152,23 +156,22 @@ extension CommandTable {
         return healthy ? ExitCode.success : ExitCode.unavailable
     }
 
-    /// Asks every server for `srvr` in parallel; results in the same order.
-    static func probe(_ reports: [ServerReport], timeout: Duration) async -> [ServerReport] {
+    /// Asks every server for `srvr` (else its AdminServer) in parallel; results in the same order.
+    static func probe(_ reports: [ServerReport], timeout: Duration, adminPort: Int) async -> [ServerReport] {
         await withTaskGroup(of: (Int, ServerReport).self) { group in
             for (i, r) in reports.enumerated() {
                 group.addTask {
                     var r = r
                     let started = ContinuousClock.now
-                    do {
-                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: timeout)
+                    switch await ServerProbe.serverStats(host: r.host, port: r.port, adminPort: adminPort, timeout: timeout) {
+                    case .success(let answer):
                         r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
-                        r.fields = FourLetterWord.fields(of: answer)
+                        r.fields = answer.fields
+                        r.source = answer.source
                         r.reachable = true
-                        if r.fields["Mode"] == nil {
-                            r.error = answer.contains("not in the whitelist") ? "srvr not allowed by the server" : "no Mode in the srvr answer"
-                        }
-                    } catch {
-                        r.error = (error as? ZooKeeperError)?.message ?? "\(error)"
+                    case .failure(let failure):
+                        r.reachable = failure.reachable
+                        r.error = failure.message
                     }
                     return (i, r)
                 }
@@ -201,6 +204,7 @@ extension CommandTable {
         o["nodeCount"] = r.fields["Node count"].flatMap(Int.init).map { .int($0) } ?? .null
         o["connections"] = r.fields["Connections"].flatMap(Int.init).map { .int($0) } ?? .null
         o["outstanding"] = r.fields["Outstanding"].flatMap(Int.init).map { .int($0) } ?? .null
+        o["source"] = r.source.map { .string($0.rawValue) } ?? .null
         o["sources"] = .array(r.sources.map { .string($0) })
         o["error"] = r.error.map { .string($0) } ?? .null
         return .object(o)

@@ -162,19 +162,29 @@ extension CommandTable {
         ZooKeeper's Java Stat): czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
         ephemeralOwner, dataLength, numChildren; zkCli.sh's stat says cZxid, mZxid, pZxid,
         dataVersion and aclVersion for czxid, mzxid, pzxid, version and aversion. Times are
-        ISO 8601 UTC in text; zxids and the owner session are hexadecimal.
+        ISO 8601 UTC in text; zxids and the owner session are hexadecimal. For an ephemeral node,
+        ownerClient is the owning session's client address and the member it is connected to,
+        when a member names it (cons, or the AdminServer's connections; see 'zkctl sessions').
         Exit 1 when the node does not exist.
         """,
         examples: ["zkctl stat /app", "zkctl -o json stat /app | jq .stat.version"],
         arguments: [pathArgument],
-        jsonOutput: #"{"path", "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}}: the stat object (man zkctl, OUTPUT); ctime and mtime in ms since the epoch, ephemeralOwner a hex string"#,
+        jsonOutput: #"{"path", "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner", "dataLength", "numChildren"}}: the stat object (man zkctl, OUTPUT); ctime and mtime in ms since the epoch, ephemeralOwner a hex string; for an ephemeral node also "owner": {"client", "member"} (null when no member names the session)"#,
         handler: runStat)
 
     @Sendable static func runStat(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
         let zk = try await inv.connect()
         guard let stat = try await zk.exists(path) else { throw ZooKeeperError(.noNode, path: path) }
-        inv.output.print(Printed(json: statJSON(path: path, stat), lines: statText(stat)))
+        // An ephemeral node: the owning session's client, when a member names it (EnsembleMonitoring).
+        let owner = stat.ephemeralOwner == 0 ? nil : await ephemeralOwner(inv, client: zk, session: stat.ephemeralOwner)
+        var json = statJSON(path: path, stat)
+        if stat.ephemeralOwner != 0, case .object(var o) = json {
+            o["owner"] = owner.map { .object(JSONObject([("client", .string($0.client)), ("member", .string($0.member))])) } ?? .null
+            json = .object(o)
+        }
+        let ownerLine = owner.map { ["ownerClient".padding(toLength: 16, withPad: " ", startingAt: 0) + "\($0.client) (on \($0.member))"] } ?? []
+        inv.output.print(Printed(json: json, lines: statText(stat) + ownerLine))
         return ExitCode.success
     }
 

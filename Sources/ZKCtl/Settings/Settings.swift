@@ -25,6 +25,8 @@ public struct Sourced<T: Sendable & Hashable>: Sendable, Hashable {
 
 public enum OutputFormat: String, Sendable, CaseIterable {
     case text, json, ndjson
+    /// Prometheus's text exposition format (`metrics`; other commands print JSON).
+    case prometheus
 }
 
 /// Every setting a command needs, resolved with the precedence flag > environment > config file
