@@ -39,6 +39,8 @@ public final class FaultRelay: @unchecked Sendable {
     private struct Armed {
         var opcodes: Set<Int32>
         var then: Mode
+        /// Matching requests still to let through (with their replies) before the doomed one.
+        var skip: Int = 0
     }
 
     private struct State {
@@ -96,9 +98,11 @@ public final class FaultRelay: @unchecked Sendable {
     }
 
     /// Lets the next request with one of `opcodes` through, drops the server's reply to it and
-    /// resets the connection both ways; the relay is in mode `then` afterwards.
-    public func dropNextReply(to opcodes: Set<OpCode>, then: Mode = .pass) {
-        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then) }
+    /// resets the connection both ways; the relay is in mode `then` afterwards. With `skipping`
+    /// N, the first N such requests pass with their replies and the one after them is doomed
+    /// (say the third create of `create --parents`).
+    public func dropNextReply(to opcodes: Set<OpCode>, skipping: Int = 0, then: Mode = .pass) {
+        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then, skip: max(0, skipping)) }
     }
 
     /// The opcodes whose replies were dropped, in order.
@@ -274,6 +278,10 @@ public final class FaultRelay: @unchecked Sendable {
     fileprivate func takeArmed(_ opcode: Int32) -> Mode? {
         state.withLock { s -> Mode? in
             guard let armed = s.armed, armed.opcodes.contains(opcode) else { return nil }
+            if armed.skip > 0 {
+                s.armed?.skip -= 1
+                return nil
+            }
             s.armed = nil
             return armed.then
         }
