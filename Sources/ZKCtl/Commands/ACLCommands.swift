@@ -122,11 +122,19 @@ extension CommandTable {
             }
             guard found else { throw ZooKeeperError(.noNode, path: path) }
             try await zk.setACL(path, acl: acl, version: version)
-            let results = await zk.pipeline(below.map { Operation.setACL($0, acl: acl) }, maxInFlight: inv.maxInFlight)
-            for result in results {
+            let ops = below.map { Operation.setACL($0, acl: acl) }
+            let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
+            for (op, result) in zip(ops, results) {
                 switch result {
                 case .success: updated += 1
                 case .failure(let e) where e.code == .noNode: continue
+                case .failure(let e) where e.code == .connectionLoss:
+                    // Its answer was lost: setting the same ACL again is harmless.
+                    do {
+                        _ = try await zk.settleLostWrite(op)
+                        updated += 1
+                    } catch ZooKeeperError.Code.noNode {
+                    }
                 case .failure(let e): throw e
                 }
             }

@@ -94,6 +94,16 @@ struct RecursiveDelete {
             case .success: deleted += 1
             case .failure(let e) where e.code == .noNode: continue
             case .failure(let e) where e.code == .notEmpty: grown.append(op.path)
+            case .failure(let e) where e.code == .connectionLoss:
+                // Its answer was lost: gone now is done.
+                do {
+                    _ = try await zk.settleLostWrite(op)
+                    deleted += 1
+                    progress?.add(1)
+                } catch ZooKeeperError.Code.noNode {
+                } catch ZooKeeperError.Code.notEmpty {
+                    grown.append(op.path)
+                }
             case .failure(let e): throw e
             }
         }
