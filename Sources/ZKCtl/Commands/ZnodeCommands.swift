@@ -302,6 +302,18 @@ extension CommandTable {
         --acl sets the ACL of the node (and of parents it creates); the default is world:anyone:cdrwa.
         Ephemeral nodes are not offered: they would vanish when this command's session ends.
         Exit 75 when the node exists, 1 when the parent or the chroot is missing (without --parents).
+
+        When the connection drops after the request was sent, zkctl waits for the session to come
+        back (within --timeout) and looks for the node before deciding: one holding the data
+        written is ours (exit 0, its path printed). For --sequential the name is the server's,
+        so zkctl reads the parent's child version just before creating (the server numbers the
+        new child by it) and afterwards looks among the children with that prefix and a number
+        at least that high for the ones holding the data written: exactly one is ours; none, with
+        the parent's children unchanged, means it was not created and it is sent again; several
+        (someone else created the same data at the same time), or none while other children came
+        and went, is exit 69 'the write may or may not have been applied: check with zkctl ls
+        PARENT'. Curator's protected names (a _c_<uuid>- prefix) are not used: they would change
+        the name asked for.
         """,
         examples: ["zkctl create /app/settings '{\"debug\":false}'", "zkctl create --parents /app/a/b/c",
                    "zkctl create --sequential /queue/job- payload", "zkctl create --ttl 1h /tmp/marker",
