@@ -97,6 +97,25 @@ final class LostReplyTests: XCTestCase {
         return r
     }
 
+    /// Runs `c` with its request dropped before the server (the client sees the same connection
+    /// loss): the write did not land, so it is sent again once, and it lands once.
+    func lostRequest(_ c: Case, file: StaticString = #filePath, line: UInt = #line) throws {
+        let relay = try FaultRelay(upstreamPort: serverPort(server))
+        defer { relay.stop() }
+        relay.dropNextRequest(to: [c.opcode], then: .pass)
+        let started = Date()
+        let r = try runProcess(zkctlBinaryPath(), ["-s", relay.address, "--timeout", "3s"] + c.args,
+                               environment: faultEnvironment(), timeout: 60)
+        let took = Date().timeIntervalSince(started)
+        let problem = try c.landed()
+        report("request lost", c, r, took: took, landed: problem)
+        XCTAssertEqual(relay.droppedReplies, [c.opcode.rawValue], "\(c.args): the request was not dropped", file: file, line: line)
+        XCTAssertEqual(r.status, 0, "\(c.args): \(r.stderrText)", file: file, line: line)
+        XCTAssertNil(problem, "\(c.args)", file: file, line: line)
+        if let expected = c.stdout { XCTAssertEqual(r.stdoutText, expected, "\(c.args)", file: file, line: line) }
+        if let matches = c.stdoutMatches { XCTAssertTrue(matches(r.stdoutText), "\(c.args): stdout \(r.stdoutText)", file: file, line: line) }
+    }
+
     /// Runs `c` through a relay that drops the reply and then refuses every connection: exit 69
     /// within the timeout, one line saying the outcome is unknown and what to check.
     func neverBack(_ c: Case, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -124,7 +143,8 @@ final class LostReplyTests: XCTestCase {
     func report(_ relay: String, _ c: Case, _ r: ProcessResult, took: TimeInterval, landed: String?) {
         let args = c.args.map { $0.replacingOccurrences(of: base, with: "B") }.joined(separator: " ")
         let err = r.stderrText.replacingOccurrences(of: base, with: "B").replacingOccurrences(of: "\n", with: " / ")
-        print("LOSTREPLY | \(relay) | \(args) | \(r.status) | \(err) | \(landed.map { "no: \($0)" } ?? "yes") | \(String(format: "%.1f", took)) s")
+        let test = String(name.split(separator: " ").last ?? Substring(name)).trimmingCharacters(in: CharacterSet(charactersIn: "[]-"))
+        print("LOSTREPLY | \(relay) | \(test) | \(args) | \(r.status) | \(err) | \(landed.map { "no: \($0)" } ?? "yes") | \(String(format: "%.1f", took)) s")
     }
 
     // MARK: Cases
@@ -336,6 +356,16 @@ final class LostReplyTests: XCTestCase {
     func testServiceRegisterUpdate() throws { try lostReply(registerCase(update: true)) }
     func testServiceDeregister() throws { try lostReply(deregisterCase(all: false)) }
     func testServiceDeregisterAll() throws { try lostReply(deregisterCase(all: true)) }
+
+    // MARK: Tests: the request itself is lost (not applied: sent again, applied once)
+
+    func testLostRequestSetIfVersion() throws { try lostRequest(setCase(version: true)) }
+    func testLostRequestCreateSequential() throws {
+        try direct(["create", base + "/q"])
+        try lostRequest(sequentialCase())
+    }
+    func testLostRequestConfigImport() throws { try lostRequest(configImportCase()) }
+    func testLostRequestDelete() throws { try lostRequest(deleteCase(version: true)) }
 
     // MARK: Tests: the reply is lost and the servers never come back
 
