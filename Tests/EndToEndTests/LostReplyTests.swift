@@ -184,6 +184,19 @@ final class LostReplyTests: XCTestCase {
         }
     }
 
+    func ttlCase(sequential: Bool) -> Case {
+        let path = base + "/ttl" + (sequential ? "/t-" : "")
+        let parent = base + "/ttl"
+        return Case(opcode: .createTTL, args: ["create", "--ttl", "1h"] + (sequential ? ["--sequential"] : []) + [path, "t"],
+                    stdout: sequential ? nil : path + "\n",
+                    stdoutMatches: sequential ? { out in out == path + "0000000000\n" } : nil,
+                    check: sequential ? "zkctl ls \(parent)" : "zkctl get \(path)") { [self] in
+            if !sequential { return try data(path) == "t" ? nil : "data \(String(describing: try data(path)))" }
+            let names = try children(parent)
+            return names == ["t-0000000000"] ? nil : "children \(names)"
+        }
+    }
+
     func setCase(version: Bool) throws -> Case {
         let path = base + "/s"
         try direct(["create", path, "old"])
@@ -330,6 +343,11 @@ final class LostReplyTests: XCTestCase {
     }
     func testCreateParents() throws { try lostReply(parentsCase()) }
     func testCreateContainer() throws { try lostReply(containerCase()) }
+    func testCreateTTL() throws { try lostReply(ttlCase(sequential: false)) }
+    func testCreateTTLSequential() throws {
+        try direct(["create", base + "/ttl"])
+        try lostReply(ttlCase(sequential: true))
+    }
     func testSet() throws { try lostReply(setCase(version: false)) }
     func testSetIfVersion() throws { try lostReply(setCase(version: true)) }
     func testDelete() throws { try lostReply(deleteCase(version: false)) }
