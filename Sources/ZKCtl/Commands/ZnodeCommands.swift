@@ -255,6 +255,9 @@ extension CommandTable {
         before it: 'zkctl set PATH -- -'. With --if-version N the write happens only if the
         node's version is still N, which makes read-modify-write safe.
         Exit 1 when the node does not exist, 75 when its version is not N.
+        When the connection drops after the request was sent, the node is read once the session
+        is back (within --timeout): the data written (at version N+1 with --if-version N) means
+        it was applied (exit 0); the node unchanged means it was not, and it is sent again.
         """,
         examples: ["zkctl set /app/mode maintenance", "zkctl set /app/cert --file cert.pem",
                    "zkctl set /app/mode active --if-version 3", "echo -n on | zkctl set /app/flag -",
@@ -390,6 +393,8 @@ extension CommandTable {
         that change meanwhile are retried one by one. A subtree of more than
         \(recursiveDeleteThreshold) nodes also needs --force. '/' and '/zookeeper' are never deleted.
         Exit 1 when the node does not exist, 75 when it has children (without --recursive).
+        When the connection drops after a delete was sent, a node found gone once the session is
+        back (within --timeout) counts as deleted (exit 0), with --recursive too.
 
         With --recursive, a node this session may not read (so its children cannot be listed) is
         kept with its subtree and the nodes above it, and named on stderr ('zkctl: PATH: not
