@@ -76,19 +76,41 @@ extension ZooKeeperClient {
     /// did not. Returns what the server holds (as the answer would have), or throws the write's
     /// own failure, or an error with `unknownOutcome` set when it cannot be learned in time.
     public func settleLostWrite(_ op: Operation) async throws -> OperationResult {
-        guard !op.isRead else { return try await perform(op) }
-        switch await settle(op, parentBefore: nil) {
-        case .applied(let result): return result
-        case .failed(let error): throw error
-        case .notApplied: return try await performWrite(op)
+        try await settleLostWrites([op])[0].get()
+    }
+
+    /// `settleLostWrite` for many writes of one pipeline (all lost with one connection), in
+    /// order: the reconnect is waited for once, then each is read back.
+    public func settleLostWrites(_ ops: [Operation]) async -> [Result<OperationResult, ZooKeeperError>] {
+        guard !ops.isEmpty else { return [] }
+        let reason = await reconnected(by: .now + requestTimeout)
+        var results: [Result<OperationResult, ZooKeeperError>] = []
+        for op in ops {
+            if let reason {
+                results.append(.failure(unknownOutcome(op.writeKind, path: op.path, reason)))
+                continue
+            }
+            do {
+                guard !op.isRead else { results.append(.success(try await perform(op))); continue }
+                switch await settle(op, parentBefore: nil, waitForReconnect: false) {
+                case .applied(let result): results.append(.success(result))
+                case .failed(let error): results.append(.failure(error))
+                case .notApplied: results.append(.success(try await performWrite(op)))
+                }
+            } catch let error as ZooKeeperError {
+                results.append(.failure(error))
+            } catch {
+                results.append(.failure(ZooKeeperError(.systemError, path: op.path, message: "\(error)")))
+            }
         }
+        return results
     }
 
     /// Waits for the session to be connected again, within the request timeout, and reads what
     /// tells whether `op` was applied.
-    func settle(_ op: Operation, parentBefore: Stat?) async -> Landing {
+    func settle(_ op: Operation, parentBefore: Stat?, waitForReconnect: Bool = true) async -> Landing {
         let deadline = ContinuousClock.now + requestTimeout
-        if let reason = await reconnected(by: deadline) {
+        if waitForReconnect, let reason = await reconnected(by: deadline) {
             return .failed(unknownOutcome(op.writeKind, path: op.path, reason))
         }
         do {

@@ -123,18 +123,15 @@ extension CommandTable {
             guard found else { throw ZooKeeperError(.noNode, path: path) }
             try await zk.setACL(path, acl: acl, version: version)
             let ops = below.map { Operation.setACL($0, acl: acl) }
-            let results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
-            for (op, result) in zip(ops, results) {
+            var results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
+            // Answers lost with the connection: learn what became of them (setting the same ACL
+            // again is harmless).
+            let lost = results.indices.filter { if case .failure(let e) = results[$0] { e.code == .connectionLoss } else { false } }
+            for (i, settled) in zip(lost, await zk.settleLostWrites(lost.map { ops[$0] })) { results[i] = settled }
+            for result in results {
                 switch result {
                 case .success: updated += 1
                 case .failure(let e) where e.code == .noNode: continue
-                case .failure(let e) where e.code == .connectionLoss:
-                    // Its answer was lost: setting the same ACL again is harmless.
-                    do {
-                        _ = try await zk.settleLostWrite(op)
-                        updated += 1
-                    } catch ZooKeeperError.Code.noNode {
-                    }
                 case .failure(let e): throw e
                 }
             }

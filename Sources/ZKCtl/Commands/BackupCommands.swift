@@ -290,8 +290,9 @@ extension CommandTable {
                     done += acknowledged.withLock { $0 }
                     if let error = failure.withLock({ $0 }) { throw error }
                     // Writes whose answers were lost: learn what became of them, in order.
-                    for op in lost.withLock({ $0 }) {
-                        _ = try await zk.settleLostWrite(op)
+                    let lostOps = lost.withLock { $0 }
+                    for (op, settled) in zip(lostOps, await zk.settleLostWrites(lostOps)) {
+                        _ = try settled.get()
                         var created = 0
                         if case .create = op { created = 1 }
                         progress.add(1, created: created)
