@@ -303,6 +303,24 @@ final class LostReplyTests: XCTestCase {
         }
     }
 
+    /// An export holding a TTL node (written by hand: the server shows TTL nodes with
+    /// ephemeralOwner 0, so an export of a live one says persistent): import creates it outside
+    /// the transactions, pipelined, and its lost answer is settled there.
+    func importTTLCase() throws -> Case {
+        let acl = #"[{"scheme":"world","id":"anyone","perms":"cdrwa"}]"#
+        let file = try write("export-ttl.json", """
+            {"format":"zkctl-export","version":1,"root":"/src","exported":"2026-01-01T00:00:00.000Z","nodes":[
+            {"path":"","type":"persistent","data":"","acl":\(acl)},
+            {"path":"box","type":"ttl","ttl":3600000,"data":"b","acl":\(acl)},
+            {"path":"box/item","type":"persistent","data":"i","acl":\(acl)}
+            ],"nodeCount":3,"skippedEphemeral":0}
+            """)
+        let target = base + "/dst"
+        return Case(opcode: .createTTL, args: ["import", file, "--to", target], check: "zkctl get \(target)/box") { [self] in
+            try data(target + "/box") == "b" && data(target + "/box/item") == "i" ? nil : "not all of \(target)"
+        }
+    }
+
     var servicesRoot: String { base + "/services" }
 
     func registerCase(update: Bool) throws -> Case {
@@ -370,6 +388,7 @@ final class LostReplyTests: XCTestCase {
     func testConfigRemove() throws { try lostReply(configRemoveCase()) }
     func testConfigImport() throws { try lostReply(configImportCase()) }
     func testImport() throws { try lostReply(importCase()) }
+    func testImportTTL() throws { try lostReply(importTTLCase()) }
     func testServiceRegister() throws { try lostReply(registerCase(update: false)) }
     func testServiceRegisterUpdate() throws { try lostReply(registerCase(update: true)) }
     func testServiceDeregister() throws { try lostReply(deregisterCase(all: false)) }
