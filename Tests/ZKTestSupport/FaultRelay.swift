@@ -189,14 +189,14 @@ public final class FaultRelay: @unchecked Sendable {
         }
 
         let relay: FaultRelay
+        /// A dropped request: reset once `cut` (which holds `up`) has returned.
+        var resetAfterCut = false
         var up: Direction
         var down: Direction
         /// The xid of the request whose reply is to be dropped.
         var doomedXid: Int32?
         var doomedOpcode: Int32 = 0
         var then: Mode = .pass
-        /// A dropped request: reset once `cut` (which holds `up`) has returned.
-        var resetAfterCut = false
 
         init(client: Int32, server: Int32, relay: FaultRelay) {
             self.relay = relay
