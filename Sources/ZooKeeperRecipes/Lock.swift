@@ -139,9 +139,10 @@ public struct CuratorMutex: Sendable {
                 return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
             } catch ZooKeeperError.Code.noNode where attempts < 5 {
                 try await createDirectory(zk)
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < (error.unknownOutcome == nil ? 5 : 2) {
                 // The node may have been created: look for our prefix (the read waits for the
-                // reconnect).
+                // reconnect). When the client could not settle the create itself, it has waited a
+                // whole timeout already: one more look, not four.
                 do {
                     if let mine = try await zk.children(directory).children.first(where: { $0.hasPrefix(prefix) }) {
                         return PathRules.join(directory, mine)

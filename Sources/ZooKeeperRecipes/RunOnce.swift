@@ -52,7 +52,8 @@ public enum RunOnce {
                 return .ours
             } catch ZooKeeperError.Code.nodeExists {
                 return .taken(try await readRecord(zk, path: path))
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < 5 {
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < (error.unknownOutcome == nil ? 5 : 2) {
+                // As for a lock's contender: one more look when the client could not settle it.
                 do {
                     let existing = try await zk.get(path)
                     let object = try? JSONValue.parse(existing.data).objectValue
