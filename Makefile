@@ -14,6 +14,8 @@ SWIFT ?= swift
 # Debian packages the build, the tests and the demo need: the C client, a real ZooKeeper server
 # (Java), and the peers and tools the tests drive (jq, sqlite3, kazoo).
 APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc
+# TLS: OpenSSL for the relay; Netty (the server's TLS port), openssl and keytool for the tests' keys.
+APT_PACKAGES += libssl-dev libnetty-java openssl
 TEST_TMP = $(CURDIR)/.tmp
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help

@@ -9,7 +9,12 @@ import Glibc
 public enum FourLetterWord {
     /// Sends `word` to `host:port` and returns the whole answer, within `timeout` for connecting
     /// and reading together. Blocking: call it off the cooperative pool (see `queryAsync`).
-    public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2)) throws -> String {
+    /// With `tls`, over TLS (a server's `secureClientPort`).
+    public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2), tls: TLSOptions? = nil) throws -> String {
+        if let tls {
+            let answer = try TLSExchange.run(ConnectString.Server(host: host, port: port), request: Array(word.utf8), timeout: timeout, options: tls)
+            return String(decoding: answer, as: UTF8.self)
+        }
         let deadline = ContinuousClock.now + timeout
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -58,9 +63,9 @@ public enum FourLetterWord {
     }
 
     /// `query` on a thread of its own.
-    public static func queryAsync(host: String, port: Int, word: String, timeout: Duration = .seconds(2)) async throws -> String {
+    public static func queryAsync(host: String, port: Int, word: String, timeout: Duration = .seconds(2), tls: TLSOptions? = nil) async throws -> String {
         let result: Result<String, any Error> = await offload {
-            Result { try query(host: host, port: port, word: word, timeout: timeout) }
+            Result { try query(host: host, port: port, word: word, timeout: timeout, tls: tls) }
         }
         return try result.get()
     }
@@ -96,12 +101,12 @@ public enum FourLetterWord {
     }
 
     /// Asks every server for `srvr` at once, each within `timeout`; results in server order.
-    public static func probe(_ servers: [ConnectString.Server], timeout: Duration) async -> [(server: ConnectString.Server, outcome: ProbeOutcome)] {
+    public static func probe(_ servers: [ConnectString.Server], timeout: Duration, tls: TLSOptions? = nil) async -> [(server: ConnectString.Server, outcome: ProbeOutcome)] {
         await withTaskGroup(of: (Int, ProbeOutcome).self) { group in
             for (i, server) in servers.enumerated() {
                 group.addTask {
                     do {
-                        let answer = try await queryAsync(host: server.host, port: server.port, word: "srvr", timeout: timeout)
+                        let answer = try await queryAsync(host: server.host, port: server.port, word: "srvr", timeout: timeout, tls: tls)
                         return (i, classify(answer))
                     } catch let error as ZooKeeperError where error.code == .operationTimeout {
                         return (i, .silent)
