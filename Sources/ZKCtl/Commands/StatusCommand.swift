@@ -12,7 +12,9 @@ extension CommandTable {
         degraded when a quorum serves but some listed server does not; unhealthy otherwise.
         Exit 0 when healthy or degraded, 69 when unhealthy, so 'zkctl status && deploy' works in
         scripts; 1 when the connect string's chroot does not exist. With -v it also shows where
-        each setting came from.
+        each setting came from. With --tls the 'srvr' probes go over TLS to the connect string's
+        ports, and the members /zookeeper/config names are not probed (it lists their plain
+        client ports, not their secureClientPort).
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
         jsonOutput: """
@@ -63,7 +65,7 @@ extension CommandTable {
         // First the connect string's servers, all at once: when none answers, no session is tried
         // (it could only wait out the timeout).
         for s in connectString.servers { add(s.host, s.port, "connect-string") }
-        reports = await probe(reports, timeout: probeTimeout)
+        reports = await probe(reports, timeout: probeTimeout, tls: settings.tls)
 
         var session: JSONValue = .null
         var sessionError: String? = nil
@@ -79,7 +81,7 @@ extension CommandTable {
                 s["chroot"] = .string(connectString.chroot ?? "/")
                 if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }
                 session = .object(s)
-                if let config = try? await client.getConfig() {
+                if settings.tls == nil, let config = try? await client.getConfig() {
                     members = ensembleMembers(String(decoding: config.data, as: UTF8.self))
                 }
             } catch {
@@ -97,7 +99,7 @@ extension CommandTable {
             if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
         }
         if reports.count > known {
-            let extra = await probe(Array(reports[known...]), timeout: probeTimeout)
+            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, tls: settings.tls)
             reports.replaceSubrange(known..., with: extra)
         }
 
@@ -153,14 +155,14 @@ extension CommandTable {
     }
 
     /// Asks every server for `srvr` in parallel; results in the same order.
-    static func probe(_ reports: [ServerReport], timeout: Duration) async -> [ServerReport] {
+    static func probe(_ reports: [ServerReport], timeout: Duration, tls: TLSOptions? = nil) async -> [ServerReport] {
         await withTaskGroup(of: (Int, ServerReport).self) { group in
             for (i, r) in reports.enumerated() {
                 group.addTask {
                     var r = r
                     let started = ContinuousClock.now
                     do {
-                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: timeout)
+                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: timeout, tls: tls)
                         r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
                         r.fields = FourLetterWord.fields(of: answer)
                         r.reachable = true
