@@ -73,7 +73,7 @@ public enum GlobalOptions {
     public static let tls = Option<Bool>(
         flag: "tls", help: "talk TLS to the servers (their secureClientPort)", env: ["ZKCTL_TLS"], file: ConfigFileKey("zkctl", "tls"))
     public static let tlsCA = Option<String?>(
-        "tls-ca", value: "FILE", type: .file, help: "PEM CA certificates the servers' must chain to (default: the system's); implies --tls",
+        "tls-ca", value: "FILE", type: .file, help: "PEM CA certificates the servers' certificates must chain to (default: the system's); implies --tls",
         env: ["ZKCTL_TLS_CA"], file: ConfigFileKey("zkctl", "tls-ca"))
     public static let tlsCert = Option<String?>(
         "tls-cert", value: "FILE", type: .file, help: "PEM client certificate, for servers that require one; implies --tls",
