@@ -244,6 +244,9 @@ final class TLSRelay: @unchecked Sendable {
             }
             if client < 0 { return }
             _ = setFlags(client)
+            // Replies go to the C client as soon as they are decrypted, not held back by Nagle.
+            var one: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let peerPort = Int(UInt16(bigEndian: peer.sin_port))
             // Before a byte is relayed: is the other end ours?
             guard PeerCheck.isOwnSocket(peerPort: peerPort, listenPort: listeners[listener].localPort) else {
@@ -438,29 +441,61 @@ enum PeerCheck {
 
     static func inode(localPort: Int, remotePort: Int) -> String? {
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = readWhole(file) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
-                let f = line.split(separator: " ", omittingEmptySubsequences: true)
-                guard f.count >= 10 else { continue }
-                guard let local = f[1].split(separator: ":").last.flatMap({ Int($0, radix: 16) }),
-                      let remote = f[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) }),
-                      local == localPort, remote == remotePort else { continue }
-                // The local address must be loopback too (127.0.0.1, or ::ffff:127.0.0.1).
-                let address = f[1].split(separator: ":").first.map(String.init) ?? ""
-                guard address == "0100007F" || address.hasSuffix("0100007F") else { continue }
-                return String(f[9])
+            guard let bytes = readWhole(file) else { continue }
+            if let inode = inode(in: bytes, localPort: localPort, remotePort: remotePort) { return inode }
+        }
+        return nil
+    }
+
+    /// The inode of the line of a /proc/net/tcp table whose local address is loopback
+    /// (127.0.0.1, or ::ffff:127.0.0.1) port `localPort` and whose remote port is `remotePort`.
+    /// Parsed as bytes: this runs before every relayed connection.
+    static func inode(in bytes: [UInt8], localPort: Int, remotePort: Int) -> String? {
+        let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), colon = UInt8(ascii: ":")
+        func hexValue(_ slice: ArraySlice<UInt8>) -> Int? {
+            var v = 0
+            for b in slice {
+                switch b {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = v * 16 + Int(b - UInt8(ascii: "0"))
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): v = v * 16 + Int(b - UInt8(ascii: "A") + 10)
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = v * 16 + Int(b - UInt8(ascii: "a") + 10)
+                default: return nil
+                }
             }
+            return v
+        }
+        let loopback = Array("0100007F".utf8)
+        var lineStart = bytes.firstIndex(of: newline).map { $0 + 1 } ?? bytes.endIndex  // the header
+        while lineStart < bytes.endIndex {
+            let lineEnd = bytes[lineStart...].firstIndex(of: newline) ?? bytes.endIndex
+            defer { lineStart = lineEnd + 1 }
+            // The fields of this line: sl, local, remote, st, queues, timer, retransmits, uid, timeout, inode.
+            var fields: [ArraySlice<UInt8>] = []
+            var i = lineStart
+            while i < lineEnd && fields.count < 10 {
+                while i < lineEnd && bytes[i] == space { i += 1 }
+                let fieldStart = i
+                while i < lineEnd && bytes[i] != space { i += 1 }
+                if i > fieldStart { fields.append(bytes[fieldStart..<i]) }
+            }
+            guard fields.count == 10,
+                  let localColon = fields[1].lastIndex(of: colon), let remoteColon = fields[2].lastIndex(of: colon),
+                  hexValue(fields[1][(localColon + 1)...]) == localPort,
+                  hexValue(fields[2][(remoteColon + 1)...]) == remotePort,
+                  fields[1][..<localColon].suffix(loopback.count).elementsEqual(loopback) else { continue }
+            return String(decoding: fields[9], as: UTF8.self)
         }
         return nil
     }
 
     /// A /proc file read to its end (Foundation stops after the first page of a file whose size
     /// says 0), at most 64 MiB.
-    static func readWhole(_ path: String) -> String? {
+    static func readWhole(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(1 << 16)
         var chunk = [UInt8](repeating: 0, count: 65536)
         while bytes.count < 64 << 20 {
             let n = read(fd, &chunk, chunk.count)
@@ -468,7 +503,7 @@ enum PeerCheck {
             if n < 0 && errno == EINTR { continue }
             break
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     static func ownsSocket(inode: String) -> Bool {
