@@ -237,6 +237,19 @@ final class TLSTests: XCTestCase {
         let m = try zkctl(["-s", s, "--tls-cert", fx.path("client.pem"), "--tls-key", missing, "get", "/"])
         XCTAssertEqual(m.status, 66, m.stderrText)
         XCTAssertEqual(m.stderrText, "zkctl: cannot read TLS key '\(missing)' (from flag --tls-key)\n")
+        // A key without its certificate, and a ZKCTL_TLS that is neither yes nor no: usage errors.
+        let k = try zkctl(["-s", s, "--tls-key", fx.path("client.key"), "get", "/"])
+        XCTAssertEqual(k.status, 64, k.stderrText)
+        XCTAssertTrue(k.stderrText.hasPrefix("zkctl: a TLS key (flag --tls-key) needs its certificate: give --tls-cert too"), k.stderrText)
+        let v = try zkctl(["-s", s, "get", "/"], env: ["ZKCTL_TLS": "maybe"])
+        XCTAssertEqual(v.status, 64, v.stderrText)
+        XCTAssertTrue(v.stderrText.hasPrefix("zkctl: bad tls 'maybe' from environment ZKCTL_TLS: expected yes or no"), v.stderrText)
+        // ZKCTL_TLS=no wins over a CA file from the environment: plain TCP, to the plain port.
+        let plain = try clientAuth().connectString
+        let n = try zkctl(["-s", plain, "exists", "/zookeeper"], env: ["ZKCTL_TLS": "no", "ZKCTL_TLS_CA": fx.path("ca.pem")])
+        XCTAssertEqual(n.status, 0, n.stderrText)
+        // ZKCTL_TLS=yes alone: TLS, verified against the system's CAs, which do not hold the test CA.
+        try fails(["-s", s, "get", "/"], 69, "(unknown CA)", server: s, env: ["ZKCTL_TLS": "yes"])
     }
 
     // MARK: The relay is this process's only
