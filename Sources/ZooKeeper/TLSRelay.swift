@@ -147,7 +147,8 @@ final class TLSRelay: @unchecked Sendable {
     private final class Connection {
         enum Phase { case connecting, handshaking, relaying }
         let listener: Int
-        let client: Int32
+        /// The C client's side; -1 for a connection made ahead of it (see `run`).
+        var client: Int32
         var upstream: Int32 = -1
         var ssl: OpaquePointer?
         var phase = Phase.connecting
@@ -183,7 +184,7 @@ final class TLSRelay: @unchecked Sendable {
             if let ssl { SSL_free(ssl) }
             ssl = nil
             if upstream >= 0 { Glibc.close(upstream) }
-            Glibc.close(client)
+            if client >= 0 { Glibc.close(client) }
             upstream = -1
             done = true
         }
@@ -192,6 +193,16 @@ final class TLSRelay: @unchecked Sendable {
     private func run() {
         var connections: [Connection] = []
         defer { for c in connections { c.close() } }
+        // One connection to each server is started at once, before the C client asks: its TCP
+        // and TLS handshakes overlap the C client's start, and a session's first connection
+        // finds it ready. Nothing is relayed on it before an accepted connection passes the
+        // peer check and takes it over.
+        for (i, l) in listeners.enumerated() {
+            guard case .success(let address) = l.address, let up = startConnect(address) else { continue }
+            let spare = Connection(listener: i, client: -1, deadline: .now + handshakeTimeout)
+            spare.upstream = up
+            connections.append(spare)
+        }
         var fds: [pollfd] = []
         while true {
             fds.removeAll(keepingCapacity: true)
@@ -215,6 +226,10 @@ final class TLSRelay: @unchecked Sendable {
                 fds.append(pollfd(fd: c.upstream, events: upEvents, revents: 0))
                 if c.phase != .relaying {
                     timeout = min(timeout, Int32(clamping: max(0, (c.deadline - .now).milliseconds) + 1))
+                } else if let ssl = c.ssl, !c.down.isFull, SSL_has_pending(ssl) == 1 {
+                    // Decrypted or read-ahead bytes wait inside OpenSSL, where poll cannot see
+                    // them: go round again at once.
+                    timeout = 0
                 }
             }
             let r = poll(&fds, nfds_t(fds.count), timeout)
@@ -252,6 +267,10 @@ final class TLSRelay: @unchecked Sendable {
             guard PeerCheck.isOwnSocket(peerPort: peerPort, listenPort: listeners[listener].localPort) else {
                 ZooKeeperLog.emit("tls relay: refused a connection from 127.0.0.1:\(peerPort), which is not this process's")
                 Glibc.close(client)
+                continue
+            }
+            if let spare = connections.first(where: { $0.listener == listener && $0.client < 0 && !$0.done }) {
+                spare.client = client
                 continue
             }
             let c = Connection(listener: listener, client: client, deadline: .now + handshakeTimeout)
@@ -302,6 +321,8 @@ final class TLSRelay: @unchecked Sendable {
                 return
             }
             SSL_set_fd(ssl, c.upstream)
+            // Read what the socket holds in one go, not a record header and a body at a time.
+            SSL_set_read_ahead(ssl, 1)
             c.ssl = ssl
             c.phase = .handshaking
         }
@@ -320,6 +341,8 @@ final class TLSRelay: @unchecked Sendable {
             }
             c.phase = .relaying
         }
+        // Made ahead: ready, and waiting for the C client.
+        if c.client < 0 { return }
         // Client to the queue up.
         while !c.clientEOF && !c.up.isFull {
             let n = c.up.fill { read(c.client, $0, $1) }
