@@ -675,14 +675,22 @@ def job_tls():
         def z(tls, *args):
             return [ZKCTL, "-s", secure if tls else plain] + (["--tls-ca", ca] if tls else []) + list(args)
         note = ("The same server (NettyServerCnxnFactory) on its plain port and on its secureClientPort; "
-                "÷ C ref is ÷ the plain row here. TLS goes through zkctl's in-process relay.")
+                "÷ C ref is ÷ the plain row here. TLS goes through zkctl's in-process relay. Each row ran 5 times "
+                "untimed first, to warm the server's JIT on both paths.")
+
+        def warm(tools):
+            for t in tools:
+                for _ in range(5):
+                    spawn(t.argv, t.limit, tag="warm")
         tools = [Tool("zkctl tree (plain)", z(False, "tree", root), RUNS, lines_at_least(n), kind="zkctl"),
                  Tool("zkctl tree (TLS)", z(True, "tree", root), RUNS, lines_at_least(n), kind="zkctl")]
+        warm(tools)
         run_job("tls tree 10k", tools)
         table("tls tree 10k", tools, "zkctl tree (plain)", f"TLS: recursive listing, 10k ({n:,} znodes)", note)
         pfile, tfile = os.path.join(OUT, "tls-plain-export.json"), os.path.join(OUT, "tls-export.json")
         tools = [Tool("zkctl export (plain)", z(False, "export", root, "-f", pfile), RUNS, file_lines_at_least(pfile, n), kind="zkctl"),
                  Tool("zkctl export (TLS)", z(True, "export", root, "-f", tfile), RUNS, file_lines_at_least(tfile, n), kind="zkctl")]
+        warm(tools)
         run_job("tls export 10k", tools)
         table("tls export 10k", tools, "zkctl export (plain)", f"TLS: export, 10k ({n:,} znodes)", note)
         path = "/bench10k/a42/b17"
@@ -692,6 +700,7 @@ def job_tls():
             return None if expect in run.stdout() else f"value not printed: {run.stdout()[:200]!r}"
         tools = [Tool("zkctl get (plain)", z(False, "get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
                  Tool("zkctl get (TLS)", z(True, "get", path), ONESHOT_RUNS, has_value, kind="zkctl")]
+        warm(tools)
         run_job("tls get", tools)
         table("tls get", tools, "zkctl get (plain)", "TLS: one-shot get (start, connect, handshake, get, close)", note)
     finally:
