@@ -272,7 +272,7 @@ enum TLSExchange {
                 case SSL_ERROR_SYSCALL where allowEOF && handshakeDone: return 0
                 default:
                     let f = context.classify(ssl, sslError: err, handshakeDone: handshakeDone, server: server)
-                    throw ZooKeeperError(f.kind == .clientCertificateRefused ? .authFailed : .unavailable, message: "\(server): TLS: \(f.reason)")
+                    throw ZooKeeperError(f.kind == .clientCertificateRefused ? .authFailed : .unavailable, message: "\(server): \(f.reason)")
                 }
                 guard pollOne(fd, events, until: deadline) else {
                     throw ZooKeeperError(.operationTimeout, message: "\(server): no TLS answer within \(timeout.milliseconds) ms")

@@ -91,7 +91,7 @@ final class TLSRelay: @unchecked Sendable {
     /// one line naming each server and why; exit 77's code when a server refused the client
     /// certificate. Nil without a relay or without a failure.
     static func connectFailure(_ relay: TLSRelay?, servers: [ConnectString.Server], tls: Bool) -> ZooKeeperError? {
-        guard let relay else { return nil }
+        guard let relay, tls else { return nil }
         let failures = relay.failures
         guard !failures.isEmpty else { return nil }
         let refused = failures.contains { $0.kind == .clientCertificateRefused }
