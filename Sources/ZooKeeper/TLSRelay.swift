@@ -163,6 +163,8 @@ final class TLSRelay: @unchecked Sendable {
         var handshakeWants: Int16 = Int16(POLLOUT)
         var writeWants: Int16 = 0
         var readWants: Int16 = Int16(POLLIN)
+        /// The last SSL_read waited for the socket (false: it stopped on a full queue down).
+        var readBlocked = true
         /// An SSL_write that must be retried with this length.
         var pendingWrite = 0
         var answered = false
@@ -226,9 +228,9 @@ final class TLSRelay: @unchecked Sendable {
                 fds.append(pollfd(fd: c.upstream, events: upEvents, revents: 0))
                 if c.phase != .relaying {
                     timeout = min(timeout, Int32(clamping: max(0, (c.deadline - .now).milliseconds) + 1))
-                } else if let ssl = c.ssl, !c.down.isFull, SSL_has_pending(ssl) == 1 {
-                    // Decrypted or read-ahead bytes wait inside OpenSSL, where poll cannot see
-                    // them: go round again at once.
+                } else if !c.readBlocked && !c.down.isFull && !c.upstreamEOF {
+                    // Reading stopped on a full queue, which has room now: what OpenSSL read
+                    // ahead waits in its buffer, where poll cannot see it. Go round at once.
                     timeout = 0
                 }
             }
@@ -341,10 +343,11 @@ final class TLSRelay: @unchecked Sendable {
             }
             c.phase = .relaying
         }
-        // Made ahead: ready, and waiting for the C client.
-        if c.client < 0 { return }
+        // Made ahead and not taken over yet: nothing to relay, but what the server sends after
+        // the handshake (TLS 1.3 session tickets) is read below, so poll does not spin on it.
+        let hasClient = c.client >= 0
         // Client to the queue up.
-        while !c.clientEOF && !c.up.isFull {
+        while hasClient && !c.clientEOF && !c.up.isFull {
             let n = c.up.fill { read(c.client, $0, $1) }
             if n > 0 { continue }
             if n == 0 { c.clientEOF = true; break }
@@ -369,6 +372,7 @@ final class TLSRelay: @unchecked Sendable {
         }
         // The server to the queue down.
         c.readWants = Int16(POLLIN)
+        c.readBlocked = false
         while !c.upstreamEOF && !c.down.isFull {
             ERR_clear_error()
             let r = c.down.fill { p, n in Int(SSL_read(ssl, p, Int32(n))) }
@@ -378,8 +382,8 @@ final class TLSRelay: @unchecked Sendable {
             }
             let err = SSL_get_error(ssl, Int32(r))
             switch err {
-            case SSL_ERROR_WANT_READ: c.readWants = Int16(POLLIN)
-            case SSL_ERROR_WANT_WRITE: c.readWants = Int16(POLLOUT)
+            case SSL_ERROR_WANT_READ: c.readWants = Int16(POLLIN); c.readBlocked = true
+            case SSL_ERROR_WANT_WRITE: c.readWants = Int16(POLLOUT); c.readBlocked = true
             case SSL_ERROR_ZERO_RETURN: c.upstreamEOF = true
             case SSL_ERROR_SYSCALL where ERR_peek_error() == 0 && c.answered: c.upstreamEOF = true
             default:
@@ -391,13 +395,15 @@ final class TLSRelay: @unchecked Sendable {
             break
         }
         // The queue down to the client.
-        while !c.down.isEmpty {
+        while hasClient && !c.down.isEmpty {
             let n = c.down.drain(max: c.down.count) { send(c.client, $0, $1, Int32(MSG_NOSIGNAL)) }
             if n > 0 { continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
             c.close(); return
         }
-        if (c.clientEOF && c.up.isEmpty) || (c.upstreamEOF && c.down.isEmpty) {
+        if !hasClient && c.upstreamEOF {
+            c.close()
+        } else if (c.clientEOF && c.up.isEmpty) || (c.upstreamEOF && c.down.isEmpty) {
             if c.upstreamEOF && !c.answered {
                 record(TLSFailure(server: server, kind: .other, reason: "the server closed the TLS connection without an answer"), listener: c.listener)
             }

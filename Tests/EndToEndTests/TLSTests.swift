@@ -73,10 +73,18 @@ final class TLSTests: XCTestCase {
 
     func tlsPort(_ s: ZooKeeperServer) throws -> String { try XCTUnwrap(s.secureConnectString) }
 
+    /// A clean environment (no settings leak in from the machine), keeping ASAN_OPTIONS for
+    /// `make test-asan`-style runs.
+    static var cleanEnvironment: [String: String] {
+        let mine = ProcessInfo.processInfo.environment
+        var environment = ["PATH": mine["PATH"] ?? "/usr/bin:/bin", "HOME": FileManager.default.temporaryDirectory.path]
+        if let asan = mine["ASAN_OPTIONS"] { environment["ASAN_OPTIONS"] = asan }
+        return environment
+    }
+
     /// zkctl with a clean environment.
     func zkctl(_ args: [String], env: [String: String] = [:], stdin: Data? = nil, timeout: TimeInterval = 60) throws -> ProcessResult {
-        var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-                           "HOME": FileManager.default.temporaryDirectory.path]
+        var environment = Self.cleanEnvironment
         environment.merge(env) { $1 }
         return try runProcess(zkctlBinaryPath(), args, environment: environment, stdin: stdin, timeout: timeout)
     }
@@ -259,7 +267,7 @@ final class TLSTests: XCTestCase {
     func testAnotherProcessGetsNothingFromTheRelay() throws {
         let s = try tlsPort(try serverOnly())
         ok(try tls(s, ["create", "-p", root, "v1"]), "create")
-        let env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": FileManager.default.temporaryDirectory.path]
+        let env = Self.cleanEnvironment
         let watcher = try BackgroundProcess(zkctlBinaryPath(), ["-s", s, "--tls-ca", fx.path("ca.pem"), "watch", root], environment: env)
         defer { watcher.kill() }
         XCTAssertTrue(watcher.waitForLines(1), "watch printed its initial state: \(watcher.stdout) \(watcher.stderr)")
@@ -326,7 +334,7 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(status.contains("Verdict: healthy (3 of 3"), status)
 
         // A long session, moved by the C client from the killed member to another's relay port.
-        let env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": FileManager.default.temporaryDirectory.path]
+        let env = Self.cleanEnvironment
         let watcher = try BackgroundProcess(zkctlBinaryPath(), ["-s", s, "--tls-ca", fx.path("ca.pem"), "watch", root], environment: env)
         defer { watcher.kill() }
         XCTAssertTrue(watcher.waitForLines(1), watcher.stderr)
