@@ -13,7 +13,9 @@ DESTDIR ?=
 SWIFT ?= swift
 # Debian packages the build, the tests and the demo need: the C client, a real ZooKeeper server
 # (Java), and the peers and tools the tests drive (jq, sqlite3, kazoo).
-APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc
+APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc nftables
+# The servlet API the AdminServer's Jetty needs (zookeeper.jar's manifest does not name it).
+APT_PACKAGES += libservlet-api-java
 # TLS: OpenSSL for the relay; Netty (the server's TLS port), openssl and keytool for the tests' keys.
 APT_PACKAGES += libssl-dev libnetty-java openssl
 TEST_TMP = $(CURDIR)/.tmp

@@ -3,55 +3,65 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest help' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help' ;;
         'config') echo 'set get list remove rm delete watch export import' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
+        'ensemble') echo 'list ls can-restart add remove rm set' ;;
     esac
 }
 
 _zkctl_options() {
     case "$1" in
-        'status') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config get') echo '--default --raw --stat --nested --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config list') echo '--keys --stat --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config watch') echo '--once --nested --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config export') echo '--format -F --prefix --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'service') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'service discover') echo '--url --all-urls --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'service list') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'service deregister') echo '--all --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'get') echo '--stat --base64 --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'stat') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'exists') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'ls') echo '--stat --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'set') echo '--file --if-version --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'acl') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'acl get') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'watch') echo '--children --recursive -r --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'lock') echo '--wait --grace --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'export') echo '--file -f --skip-unreadable --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'diff') echo '--skip-unreadable --server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'digest') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'help') echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        *) echo '--server -s --timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'status') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config watch') echo '--once --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'service list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'service deregister') echo '--all --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'get') echo '--stat --base64 --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'stat') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'lock') echo '--wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble list') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble can-restart') echo '--wait --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble add') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble remove') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
     esac
 }
 
 # The kind of value an option takes; nothing for a flag.
 _zkctl_optkind() {
     case "$1|$2" in
+        'status|--admin-port') echo 'none' ;;
         'tree|--path'|'tree|-p') echo 'znode' ;;
         'tree|--depth'|'tree|-d') echo 'none' ;;
         'config set|--file'|'config set|-f') echo 'file' ;;
@@ -84,21 +94,33 @@ _zkctl_optkind() {
         'run-once|--acl') echo 'none' ;;
         'export|--file'|'export|-f') echo 'file' ;;
         'import|--to') echo 'znode' ;;
+        'ensemble list|--admin-port') echo 'none' ;;
+        'ensemble can-restart|--wait') echo 'duration' ;;
+        'ensemble can-restart|--max-lag') echo 'none' ;;
+        'ensemble can-restart|--admin-port') echo 'none' ;;
+        'ensemble add|--if-version') echo 'none' ;;
+        'ensemble add|--max-lag') echo 'none' ;;
+        'ensemble add|--admin-port') echo 'none' ;;
+        'ensemble remove|--if-version') echo 'none' ;;
+        'ensemble remove|--max-lag') echo 'none' ;;
+        'ensemble remove|--admin-port') echo 'none' ;;
+        'ensemble set|--if-version') echo 'none' ;;
+        'ensemble set|--max-lag') echo 'none' ;;
+        'ensemble set|--admin-port') echo 'none' ;;
+        'metrics|--admin-port') echo 'none' ;;
+        'sessions|--admin-port') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
+        *'|--session-timeout') echo 'duration' ;;
         *'|--config') echo 'file' ;;
         *'|--auth-file') echo 'file' ;;
         *'|--auth') echo 'none' ;;
-        *'|--output'|*'|-o') echo 'choice:text json ndjson' ;;
+        *'|--output'|*'|-o') echo 'choice:text json ndjson prometheus' ;;
         *'|--config-root') echo 'znode' ;;
         *'|--services-root') echo 'znode' ;;
         *'|--locks-root') echo 'znode' ;;
         *'|--tasks-root') echo 'znode' ;;
         *'|--max-inflight') echo 'none' ;;
-        *'|--tls-ca') echo 'file' ;;
-        *'|--tls-cert') echo 'file' ;;
-        *'|--tls-key') echo 'file' ;;
-        *'|--tls-server-name') echo 'none' ;;
     esac
 }
 
@@ -143,6 +165,12 @@ _zkctl_argkind() {
         'diff|0') echo 'file' ;;
         'diff|1') echo 'file' ;;
         'digest|0') echo 'none' ;;
+        'ensemble can-restart|0') echo 'none' ;;
+        'ensemble add|0') echo 'none' ;;
+        'ensemble add|'*) echo 'none' ;;
+        'ensemble remove|0') echo 'none' ;;
+        'ensemble remove|'*) echo 'none' ;;
+        'ensemble set|0') echo 'file' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
     esac

@@ -4,20 +4,22 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help
                 case 'config'
                     echo set get list remove rm delete watch export import
                 case 'service'
                     echo register discover list deregister
                 case 'acl'
                     echo get set
+                case 'ensemble'
+                    echo list ls can-restart add remove rm set
     end
 end
 
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --scheme --server --services-root --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -94,10 +96,11 @@ end
 complete -c zkctl -f
 complete -c zkctl -l server -s s -x -d 'servers: host:port,...[/chroot] or a zookeeper:// URL'
 complete -c zkctl -l timeout -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'connect and request timeout'
+complete -c zkctl -l session-timeout -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'session timeout to ask the server for (default: --timeout, at least 4s; the server keeps it within its own bounds)'
 complete -c zkctl -l config -r -F -d 'config file (INI)'
 complete -c zkctl -l auth-file -r -F -d 'file holding user:password for digest auth'
 complete -c zkctl -l auth -x -d 'digest credentials on the command line (others can see them; prefer ZKCTL_AUTH)'
-complete -c zkctl -l output -s o -x -a 'text json ndjson' -d 'output format'
+complete -c zkctl -l output -s o -x -a 'text json ndjson prometheus' -d 'output format'
 complete -c zkctl -l json -d 'shorthand for --output json'
 complete -c zkctl -l quiet -s q -d 'only errors on stderr'
 complete -c zkctl -l verbose -s v -d 'more on stderr, including the C client'\''s log (-vv for all of it)'
@@ -106,13 +109,8 @@ complete -c zkctl -l services-root -x -a '(__zkctl_live znode)' -d 'where servic
 complete -c zkctl -l locks-root -x -a '(__zkctl_live znode)' -d 'where locks live'
 complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once records live'
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
+complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
-complete -c zkctl -l tls -d 'talk TLS to the servers (their secureClientPort)'
-complete -c zkctl -l tls-ca -r -F -d 'PEM CA certificates the servers'\'' certificates must chain to (default: the system'\''s); implies --tls'
-complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that require one; implies --tls'
-complete -c zkctl -l tls-key -r -F -d 'PEM key of --tls-cert (keep it mode 600); implies --tls'
-complete -c zkctl -l tls-server-name -x -d 'the name the servers'\'' certificates must carry, instead of the host; implies --tls'
-complete -c zkctl -l tls-insecure -d 'TLS without verifying the servers'\'' certificates (warned every time); implies --tls'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'
@@ -132,7 +130,11 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a ve
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, change the membership, check a rolling restart'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
+complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l stat -d 'add version, data size and child count'
@@ -227,14 +229,14 @@ complete -c zkctl -n '__zkctl_at '\''watch'\''' -l children -d 'also report chil
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l recursive -s r -d 'follow the whole subtree, with every node'\''s data'
 complete -c zkctl -n '__zkctl_arg '\''watch'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
-complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGINT or SIGTERM before SIGKILL'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l every -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'run once per period of this length (24h, 1h, 15m)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l key -x -d 'run once for this key (a single znode name)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l record-failure -d 'record a failed or interrupted run as done too (by default the next invocation runs CMD again)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l reset -d 'forget the record of --key K (or of the current --every period) instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l status -d 'show the records instead of running anything'
-complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGINT or SIGTERM before SIGKILL'
+complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l file -s f -r -F -d 'write the document to FILE instead of stdout'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
@@ -248,4 +250,31 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a list -d 'every member, its role, mode, zxid and lag'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a can-restart -d 'exit 0 when stopping a member now leaves a synced quorum'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a add -d 'add members, or change a member'\''s role or addresses'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a remove -d 'remove members by id'
+complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a set -d 'replace the whole membership with the server lines of FILE'
+complete -c zkctl -n '__zkctl_at '\''ensemble list'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'poll (every second) until it is safe or this much time has passed'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble can-restart'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble add'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble remove'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l if-version -x -d 'change only if /zookeeper/config is still at this version (hex, as '\''ensemble list'\'' shows it)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l dry-run -d 'print the change and the quorum before and after; change nothing'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l force -d 'change even when the members up now would not form a quorum, or a new member is down or behind'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l max-lag -x -d 'how many zxids behind the leader a member may be and still count as synced (default 1000)'
+complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_arg '\''ensemble set'\'' 0' -F
+complete -c zkctl -n '__zkctl_at '\''metrics'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_at '\''sessions'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x

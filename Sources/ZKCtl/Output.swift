@@ -23,6 +23,7 @@ public enum ExitCode {
         switch error {
         case is UsageError: return usage
         case let e as CommandError: return e.exitCode
+        case is UnknownOutcomeError: return unavailable
         case is ServiceInstanceError: return badData
         case let e as OutputError: return e.exitCode
         case let e as ZooKeeperError:
@@ -42,6 +43,8 @@ public enum ExitCode {
 
     /// The one line a user sees for an error (after `zkctl: `), naming the path when there is one.
     public static func message(for error: any Error) -> String {
+        if let e = error as? UnknownOutcomeError { return e.description }
+        if let e = error as? ZooKeeperError, e.unknownOutcome != nil { return UnknownOutcomeError(e).description }
         if let e = error as? ZooKeeperError, let path = e.path {
             // A lost connection or a timeout is the servers' doing: lead with them, not the path.
             if e.code == .connectionLoss || e.code == .operationTimeout { return "\(reason(for: e)) (request on \(path))" }
@@ -157,6 +160,7 @@ public final class Output: Sendable {
     /// Renders a command's result in the active format: its JSON value (one compact line) for
     /// `-o json` and `-o ndjson`, its text otherwise. A stream prints one result per event.
     public func print(_ result: some Printable) {
+        if format == .prometheus, let exposition = result.prometheus { write(exposition); return }
         if format == .text || result.textInEveryFormat { result.text(into: self) } else { json(result.json) }
     }
 
@@ -311,10 +315,14 @@ public protocol Printable {
     func text(into out: Output)
     /// True for a result with no JSON form, printed as text in every format.
     var textInEveryFormat: Bool { get }
+    /// Its Prometheus text exposition, for a result that has one (`-o prometheus`); the others
+    /// print their JSON in that format.
+    var prometheus: String? { get }
 }
 
 extension Printable {
     public var textInEveryFormat: Bool { false }
+    public var prometheus: String? { nil }
 }
 
 /// A result built in place: its JSON value and its text, each made only when that format prints.

@@ -11,9 +11,16 @@ public enum FourLetterWord {
     /// and reading together. Blocking: call it off the cooperative pool (see `queryAsync`).
     /// With `tls`, over TLS (a server's `secureClientPort`).
     public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2), tls: TLSOptions? = nil) throws -> String {
+        let answer = try exchange(host: host, port: port, request: Array(word.utf8), what: "'\(word)'", timeout: timeout, tls: tls)
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// The one place a probe opens a socket: connects to `host:port`, sends `request`, and reads
+    /// until the server closes, all within `timeout`. `what` names the request in a timeout's
+    /// message. With `tls`, the same over TLS (`TLSExchange`). Blocking.
+    static func exchange(host: String, port: Int, request: [UInt8], what: String, timeout: Duration, tls: TLSOptions? = nil) throws -> Data {
         if let tls {
-            let answer = try TLSExchange.run(ConnectString.Server(host: host, port: port), request: Array(word.utf8), timeout: timeout, options: tls)
-            return String(decoding: answer, as: UTF8.self)
+            return try TLSExchange.run(ConnectString.Server(host: host, port: port), request: request, timeout: timeout, options: tls)
         }
         let deadline = ContinuousClock.now + timeout
         var hints = addrinfo()
@@ -40,7 +47,7 @@ public enum FourLetterWord {
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
             guard soError == 0 else { lastError = String(cString: strerror(soError)); continue }
-            let bytes = Array(word.utf8)
+            let bytes = request
             guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
                 lastError = String(cString: strerror(errno)); continue
             }
@@ -48,7 +55,7 @@ public enum FourLetterWord {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 guard wait(fd, for: Int16(POLLIN), until: deadline) else {
-                    throw ZooKeeperError(.operationTimeout, message: "\(host):\(port): no answer to '\(word)' within \(timeout.milliseconds) ms")
+                    throw ZooKeeperError(.operationTimeout, message: "\(host):\(port): no answer to \(what) within \(timeout.milliseconds) ms")
                 }
                 let n = recv(fd, &buffer, buffer.count, 0)
                 if n > 0 { answer.append(contentsOf: buffer[0..<n]); continue }
@@ -57,7 +64,7 @@ public enum FourLetterWord {
                 if answer.isEmpty { lastError = String(cString: strerror(errno)) }
                 break
             }
-            return String(decoding: answer, as: UTF8.self)
+            return answer
         }
         throw ZooKeeperError(.unavailable, message: "\(host):\(port): \(lastError)")
     }

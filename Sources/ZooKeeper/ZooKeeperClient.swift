@@ -22,6 +22,9 @@ public struct ConnectOptions: Sendable {
     /// fail with `ZooKeeperError.missingChroot` when it does not (without a chroot nothing extra
     /// is sent). Off only for a caller that goes on to create the chroot.
     public var checkChroot: Bool
+    /// Before `connect` returns, make the server the session is on catch up with the leader (a
+    /// `sync`), so that the session's reads see every write acknowledged before it began.
+    public var syncFirst = false
     /// TLS to every server (their `secureClientPort`), through a relay of this process
     /// (`TLSRelay`); nil: plain TCP.
     public var tls: TLSOptions?
@@ -147,6 +150,7 @@ public final class ZooKeeperClient: Sendable {
             if options.checkChroot, let chroot = connectString.chroot, try await client.exists("/") == nil {
                 throw ZooKeeperError.missingChroot(chroot)
             }
+            if options.syncFirst { _ = try await client.perform(.sync("/")) }
         } catch {
             await client.close()
             throw error
@@ -232,14 +236,22 @@ public final class ZooKeeperClient: Sendable {
     // MARK: One request
 
     /// Sends one operation and waits for its result. Reads that meet a connection loss are sent
-    /// again once reconnected, until the request timeout passes.
+    /// again once reconnected, until the request timeout passes. A write whose answer is lost
+    /// (the connection dropped after it was sent) is not just reported: once reconnected, what
+    /// the server holds tells whether it was applied, and it is sent again only when it was not
+    /// (`performWrite`, LostReply.swift); only when that cannot be learned within the request
+    /// timeout does it fail, with `unknownOutcome` set.
     public func perform(_ op: Operation) async throws -> OperationResult {
-        try await perform(op, watch: nil)
+        if !op.isRead {
+            if let error = Self.precheck(op) { throw error }
+            return try await performWrite(op)
+        }
+        return try await perform(op, watch: nil)
     }
 
-    func perform(_ op: Operation, watch: WatchBox?) async throws -> OperationResult {
+    func perform(_ op: Operation, watch: WatchBox?, deadline given: ContinuousClock.Instant? = nil) async throws -> OperationResult {
         if let error = Self.precheck(op) { throw error }
-        let deadline = ContinuousClock.now + requestTimeout
+        let deadline = given ?? ContinuousClock.now + requestTimeout
         while true {
             do {
                 return try await send(op, watch: watch, deadline: deadline)
@@ -259,7 +271,7 @@ public final class ZooKeeperClient: Sendable {
     /// A connection loss or a timeout is about the servers, not the path: the message names
     /// them (the path stays in `path`, for callers that match on it).
     /// `waited`: a read waited for a reconnect that did not come in time.
-    private func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
+    func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
         var e = error
         let ms = requestTimeout.milliseconds
         if e.code == .connectionLoss {
@@ -272,7 +284,7 @@ public final class ZooKeeperClient: Sendable {
         return e
     }
 
-    private func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
+    func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
         let buffers = CBuffers()
         let watchKey = watch.map { core.register($0) }
         // The deadline keeps only these two small values, never `op` and its data.

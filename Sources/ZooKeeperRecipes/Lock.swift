@@ -1,4 +1,3 @@
-@preconcurrency import Dispatch
 import Foundation
 import Synchronization
 import ZooKeeper
@@ -171,41 +170,51 @@ public struct CuratorMutex: Sendable {
 }
 
 /// Watches a held lock for anything that means it may no longer be ours: the session expired,
-/// the connection stayed down for longer than the negotiated session timeout (the server has
-/// expired the session by then, or will), or the lock node was deleted. Reports the first such
-/// reason once, unless stopped first.
+/// the lock node was deleted, or the servers have not answered for so long that the session
+/// could expire before the holder's work is stopped (the lease rule, `LeaseTerms`). Reports the
+/// first such reason once, unless stopped first.
 public final class LockLossMonitor: Sendable {
     private struct State {
         var reason: String?
         var stopped = false
-        var generation = 0
         var task: Task<Void, Never>?
     }
     private let state = Mutex(State())
     private let client: ZooKeeperClient
     private let node: String
+    private let lease: SessionLease
     private let onLost: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - client: the session that holds the lock.
     ///   - node: the held contender node (what `CuratorMutex.acquire` returned).
+    ///   - terms: the lease rule's numbers for this session.
+    ///   - heardAt: the send time of a request the servers answered after the lock was acquired.
     ///   - onLost: told the first reason, once (on some thread; it must not block).
-    public init(client: ZooKeeperClient, node: String, onLost: @escaping @Sendable (String) -> Void) {
+    public init(client: ZooKeeperClient, node: String, terms: LeaseTerms, heardAt: ContinuousClock.Instant,
+                onLost: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.node = node
         self.onLost = onLost
+        let reasons = Mutex<(@Sendable (String) -> Void)?>(nil)
+        self.lease = SessionLease(client: client, path: node, terms: terms, heardAt: heardAt) { reason in
+            reasons.withLock { $0 }?(reason)
+        }
+        reasons.withLock { $0 = { [weak self] reason in self?.lost(reason) } }
     }
 
     /// Why the lock was lost, if it was.
     public var reason: String? { state.withLock { $0.reason } }
 
-    /// Starts watching the session and the node; returns once the node's watch is armed.
+    /// Starts watching the session, the servers' answers and the node; returns once the node's
+    /// watch is armed.
     public func start() async {
         let updates = client.stateUpdates()
         let task = Task { [self] in
             for await next in updates { observe(next) }
         }
         state.withLock { $0.task = task }
+        lease.start()
         observe(client.state)
         await watchNode()
     }
@@ -218,6 +227,7 @@ public final class LockLossMonitor: Sendable {
             return s.task
         }
         task?.cancel()
+        lease.stop()
     }
 
     private func observe(_ session: SessionState) {
@@ -226,18 +236,8 @@ public final class LockLossMonitor: Sendable {
             lost("the session expired")
         case .authFailed:
             lost("the server refused the session's credentials")
-        case .suspended:
-            let generation = state.withLock { s -> Int in s.generation += 1; return s.generation }
-            let timeout = max(client.negotiatedTimeout, 1)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeout)) { [self] in
-                let still = state.withLock { $0.generation == generation }
-                if still && !client.state.isConnected {
-                    lost("disconnected for longer than the session timeout of \(timeout) ms")
-                }
-            }
-        case .connected, .connectedReadOnly:
-            state.withLock { $0.generation += 1 }
-        case .connecting, .closed:
+        case .suspended, .connected, .connectedReadOnly, .connecting, .closed:
+            // A lost connection is the lease's business: it may come back in time.
             break
         }
     }

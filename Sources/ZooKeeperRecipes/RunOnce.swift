@@ -92,6 +92,8 @@ public final class RunOnceRecorder: Sendable {
     private let reconnect: @Sendable () async throws -> ZooKeeperClient
     private let describe: @Sendable (any Error) -> String
     private let warn: @Sendable (String) -> Void
+    private let note: @Sendable (String) -> Void
+    private let patience: Duration
     private let done = Mutex(false)
 
     /// - Parameters:
@@ -99,11 +101,14 @@ public final class RunOnceRecorder: Sendable {
     ///   - path, record, runID: the claimed record as created (version 0).
     ///   - reconnect: a new session, should the claiming one expire before the run is concluded.
     ///   - describe: an error's text for a warning.
-    ///   - warn: told (one line, no prefix) when the run could not be concluded as asked.
+    ///   - warn: told (one line, no prefix) when the run could not be concluded as asked, or not yet.
+    ///   - note: told (one line) when it could after all.
+    ///   - patience: how long to keep trying while the servers cannot be reached.
     public init(client: ZooKeeperClient, path: String, record: JSONObject, runID: String,
                 reconnect: @escaping @Sendable () async throws -> ZooKeeperClient,
                 describe: @escaping @Sendable (any Error) -> String = { "\($0)" },
-                warn: @escaping @Sendable (String) -> Void) {
+                warn: @escaping @Sendable (String) -> Void, note: @escaping @Sendable (String) -> Void = { _ in },
+                patience: Duration = RunOnceRecorder.defaultPatience) {
         self.client = client
         self.path = path
         self.record = record
@@ -111,6 +116,8 @@ public final class RunOnceRecorder: Sendable {
         self.reconnect = reconnect
         self.describe = describe
         self.warn = warn
+        self.note = note
+        self.patience = patience
     }
 
     /// True for the first caller of `finish` or `forget`.
@@ -119,37 +126,62 @@ public final class RunOnceRecorder: Sendable {
     }
 
     /// Records the run's end (the time and `extra`, such as its exit code): the run counts as done.
+    /// When the servers cannot be reached (a partition, the session expired meanwhile), it keeps
+    /// trying, with a new session once the old one has expired, for up to `patience`.
     public func finish(_ extra: JSONObject) async {
         guard begin() else { return }
         var updated = record
         updated["end"] = .string(isoTime(nowMilliseconds()))
         for (k, v) in extra { updated[k] = v }
         let data = Data(JSONValue.object(updated).compact().utf8)
-        var zk = client
-        for attempt in 1...3 {
+        let failure = await persist("record the end of the run") { zk in
             do {
                 // Version 0: the record as we created it. Anything else was changed by someone.
                 try await zk.set(path, data: data, version: 0)
-                return
             } catch ZooKeeperError.Code.badVersion {
+                // Ours already, if a reply was lost; someone else's otherwise.
                 if let now = try? await zk.get(path), now.data == data { return }
                 warn("\(path): changed by someone else while the task ran; its end was not recorded")
-                return
             } catch ZooKeeperError.Code.noNode {
                 warn("\(path): deleted while the task ran; its end was not recorded")
-                return
-            } catch let error as ZooKeeperError where attempt < 3 {
-                if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
-                    guard let fresh = try? await reconnect() else { break }
-                    zk = fresh
-                }
-                // Otherwise a connection problem: try again (a versioned write is safe to repeat).
-            } catch {
-                warn("\(path): recording the end of the run failed: \(describe(error))")
-                return
             }
         }
-        warn("\(path): recording the end of the run failed; the record stays unfinished")
+        if let failure { warn("\(path): recording the end of the run failed (\(failure)); the record stays unfinished") }
+    }
+
+    /// How long `finish` and `forget` keep trying while the servers cannot be reached.
+    public static let defaultPatience = Duration.seconds(300)
+
+    /// Runs `attempt` until it returns or throws something other than a connection problem or an
+    /// expired session, for up to `patience`; after an expiry the next attempt gets a new
+    /// session. Nil when done, else why it gave up.
+    private func persist(_ what: String, _ attempt: (ZooKeeperClient) async throws -> Void) async -> String? {
+        let deadline = ContinuousClock.now + patience
+        var zk = client
+        var delay = Duration.milliseconds(200)
+        var warned = false
+        while true {
+            do {
+                try await attempt(zk)
+                if warned { note("\(path): reached the servers again; done") }
+                return nil
+            } catch let error as ZooKeeperError where error.code.isConnectionProblem || error.code == .sessionExpired {
+                guard ContinuousClock.now + delay < deadline else {
+                    return "not within \(durationText(patience)): \(describe(error))"
+                }
+                if !warned {
+                    warn("\(path): cannot \(what) yet (\(describe(error))); trying again for up to \(durationText(patience))")
+                    warned = true
+                }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+                if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
+                    if let fresh = try? await reconnect() { zk = fresh }
+                }
+            } catch {
+                return describe(error)
+            }
+        }
     }
 
     /// Removes the record if it is still this run's, so that the next invocation runs the task:
@@ -157,32 +189,25 @@ public final class RunOnceRecorder: Sendable {
     public func forget() async {
         guard begin() else { return }
         let stuck = "the task will not run again for this key until the record is forgotten (--reset)"
-        var zk = client
-        for attempt in 1...3 {
-            do {
-                let now = try await zk.get(path)
-                guard (try? JSONValue.parse(now.data).objectValue)?["runId"]?.stringValue == runID else {
-                    warn("\(path): changed by someone else while the task ran; left as it is")
+        let failure = await persist("remove the claim of the unsuccessful run") { zk in
+            for _ in 1...3 {
+                do {
+                    let now = try await zk.get(path)
+                    guard (try? JSONValue.parse(now.data).objectValue)?["runId"]?.stringValue == runID else {
+                        warn("\(path): changed by someone else while the task ran; left as it is")
+                        return
+                    }
+                    try await zk.delete(path, version: now.stat.version)
                     return
+                } catch ZooKeeperError.Code.noNode {
+                    // Gone: deleted by someone, or by us before a lost reply.
+                    return
+                } catch ZooKeeperError.Code.badVersion {
+                    continue
                 }
-                try await zk.delete(path, version: now.stat.version)
-                return
-            } catch ZooKeeperError.Code.noNode {
-                // Gone: deleted by someone, or by us before a lost reply.
-                return
-            } catch ZooKeeperError.Code.badVersion where attempt < 3 {
-                continue
-            } catch let error as ZooKeeperError where attempt < 3 {
-                if zk.state == .expired || zk.state == .closed || error.code == .sessionExpired {
-                    guard let fresh = try? await reconnect() else { break }
-                    zk = fresh
-                }
-                // Otherwise a connection problem: read and try again (the run id decides).
-            } catch {
-                warn("\(path): removing the claim of the unsuccessful run failed (\(describe(error))); \(stuck)")
-                return
             }
+            warn("\(path): changed again and again while the claim was being removed; \(stuck)")
         }
-        warn("\(path): removing the claim of the unsuccessful run failed; \(stuck)")
+        if let failure { warn("\(path): removing the claim of the unsuccessful run failed (\(failure)); \(stuck)") }
     }
 }

@@ -69,7 +69,7 @@ final class CommandLineTests: XCTestCase {
             (["tree", "--ascii=yes"], "zkctl: option '--ascii' takes no value; see 'zkctl tree --help'"),
             (["tree", "/a", "/b"], "zkctl: unexpected argument '/b' for 'tree'; see 'zkctl tree --help'"),
             (["tree", "config"], "zkctl: bad PATH 'config': a path must start with '/'; see 'zkctl tree --help'"),
-            (["-o", "yaml", "status"], "zkctl: bad value 'yaml' for '-o': must be one of text, json, ndjson; see 'zkctl --help'"),
+            (["-o", "yaml", "status"], "zkctl: bad value 'yaml' for '-o': must be one of text, json, ndjson, prometheus; see 'zkctl --help'"),
             (["--timeout", "forever", "status"], "zkctl: bad value 'forever' for '--timeout': not a duration (like 500ms, 10s, 5m, 24h); see 'zkctl --help'"),
             (["-s", "host:0", "status"], "zkctl: bad server list 'host:0' from flag --server: bad port '0' in server 'host:0'; see 'zkctl status --help'"),
         ]
@@ -205,7 +205,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(lines.count, 3, r.stderrText)
         XCTAssertEqual(lines.first, "zkctl: warning: config file '\(config)' line 3: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)")
         XCTAssertEqual(lines.dropFirst().first, "zkctl: warning: config file '\(config)' line 6: unknown key 'colour' in [zkctl], ignored "
-                       + "(known keys in [zkctl]: timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, auth-file, tls, tls-ca, tls-cert, tls-key)")
+                       + "(known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, auth-file, tls, tls-ca, tls-cert, tls-key)")
         // Known keys only: no warning at all.
         try "[zookeeper]\nservers = \(server.connectString)\n".write(toFile: config, atomically: true, encoding: .utf8)
         let ok = try zkctl(["exists", "/"], env: ["ZKCTL_CONFIG": config])

@@ -50,7 +50,7 @@ final class DocsTests: XCTestCase {
         XCTAssertEqual(try bashComplete(["zkctl", "sta"]).sorted(), ["stat", "status"])
         XCTAssertTrue(try bashComplete(["zkctl", ""]).contains("tree"))
         XCTAssertEqual(try bashComplete(["zkctl", "tree", "--de"]), ["--depth"])
-        XCTAssertEqual(try bashComplete(["zkctl", "-o", ""]), ["text", "json", "ndjson"])
+        XCTAssertEqual(try bashComplete(["zkctl", "-o", ""]), ["text", "json", "ndjson", "prometheus"])
         XCTAssertEqual(try bashComplete(["zkctl", "tree", "--output", "j"]), ["json"])
         XCTAssertTrue(try bashComplete(["zkctl", "tree", "-"]).contains("--server"), "global options after the command")
     }

@@ -52,6 +52,26 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(s.credentials.isEmpty)
     }
 
+    func testSyncAndSessionTimeoutFromFlagEnvironmentAndFile() throws {
+        XCTAssertEqual(try resolve([]).sync.value, false)
+        XCTAssertEqual(try resolve(["--sync"]).sync, Sourced(value: true, source: .flag("--sync")))
+        XCTAssertEqual(try resolve([], env: ["ZKCTL_SYNC": "yes"]).sync, Sourced(value: true, source: .environment("ZKCTL_SYNC")))
+        XCTAssertEqual(try resolve([], env: ["ZKCTL_SYNC": "0"]).sync.value, false)
+        let config = try file("config", "[zkctl]\nsync = on\nsession-timeout = 30s\n")
+        let fromFile = try resolve(["--config", config])
+        XCTAssertEqual(fromFile.sync, Sourced(value: true, source: .file(config)))
+        XCTAssertTrue(fromFile.connectOptions.syncFirst)
+        XCTAssertEqual(fromFile.connectOptions.sessionTimeout, .seconds(30))
+        XCTAssertEqual(resolveError([], env: ["ZKCTL_SYNC": "maybe"]),
+                       "bad sync 'maybe' from environment ZKCTL_SYNC: must be yes or no (1/0, true/false, on/off)")
+        // The session timeout: by default --timeout, at least 4 s.
+        XCTAssertEqual(try resolve(["--timeout", "2s"]).connectOptions.sessionTimeout, .seconds(4))
+        XCTAssertEqual(try resolve(["--timeout", "20s"]).connectOptions.sessionTimeout, .seconds(20))
+        XCTAssertEqual(try resolve(["--timeout", "20s", "--session-timeout", "3s"]).connectOptions.sessionTimeout, .seconds(3))
+        XCTAssertEqual(try resolve([], env: ["ZKCTL_SESSION_TIMEOUT": "45s"]).connectOptions.sessionTimeout, .seconds(45))
+        XCTAssertEqual(resolveError(["--session-timeout", "0s"]), "bad session-timeout '0s' from flag --session-timeout")
+    }
+
     func testPrecedenceFlagThenEnvironmentThenFileThenDefault() throws {
         let config = try file("config", """
         # a comment
@@ -200,7 +220,7 @@ final class SettingsTests: XCTestCase {
         XCTAssertEqual(Settings.unknownKeyWarnings(file, name: "f.ini"), [
             "config file 'f.ini' line 2: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)",
             "config file 'f.ini' line 5: unknown key 'timeuot' in [zkctl], ignored (did you mean 'timeout'?)",
-            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, auth-file, tls, tls-ca, tls-cert, tls-key)",
+            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, auth-file, tls, tls-ca, tls-cert, tls-key)",
             "config file 'f.ini' line 8: 'servers' is in unknown section [zookeper], ignored (did you mean [zookeeper]?)",
             "config file 'f.ini' line 10: 'x' is in unknown section [other], ignored (known sections: [zookeeper], [zkctl])",
         ])

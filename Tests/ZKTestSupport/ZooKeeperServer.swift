@@ -69,7 +69,43 @@ public final class ZooKeeperServer: Sendable {
         return secureConnectString.map { String($0.split(separator: ",")[i - 1]) }
     }
 
-    private static func start(label: String, ensembleSize: Int?, tls: [String] = []) throws -> ZooKeeperServer {
+    /// What a server is started with beyond the script's defaults.
+    public struct Setup: Sendable {
+        /// zoo.cfg lines appended to every member's configuration (they win over the defaults),
+        /// e.g. `reconfigEnabled=true` or `4lw.commands.whitelist=srvr`.
+        public var config: [String]
+        /// The AdminServer on a free loopback port per member (`adminPort(member:)`).
+        public var adminServer: Bool
+        /// Extra JVM flags, e.g. `-Dzookeeper.DigestAuthenticationProvider.superDigest=...`.
+        public var jvmFlags: [String]
+
+        public init(config: [String] = [], adminServer: Bool = false, jvmFlags: [String] = []) {
+            self.config = config
+            self.adminServer = adminServer
+            self.jvmFlags = jvmFlags
+        }
+
+        var environment: [String: String?] {
+            [
+                "ZKSERVER_EXTRA_CONFIG": config.isEmpty ? nil : config.joined(separator: "\n"),
+                "ZKSERVER_ADMIN_SERVER": adminServer ? "yes" : nil,
+                "ZKSERVER_JVM_FLAGS": jvmFlags.isEmpty ? nil : jvmFlags.joined(separator: " "),
+            ]
+        }
+    }
+
+    /// A standalone server started with `setup`.
+    public static func standalone(_ setup: Setup) throws -> ZooKeeperServer {
+        try start(label: "standalone", ensembleSize: nil, setup: setup)
+    }
+
+    /// An ensemble of `size` members started with `setup`.
+    public static func ensemble(size: Int = 3, _ setup: Setup) throws -> ZooKeeperServer {
+        precondition(size >= 1, "an ensemble has at least one member")
+        return try start(label: "ensemble\(size)", ensembleSize: size, setup: setup)
+    }
+
+    private static func start(label: String, ensembleSize: Int?, setup: Setup? = nil, tls: [String] = []) throws -> ZooKeeperServer {
         let directory = ZKTestPaths.uniqueName(label: label)
         var arguments = ["start", directory.path, "--owner", String(ProcessInfo.processInfo.processIdentifier)]
         if let ensembleSize {
@@ -78,7 +114,7 @@ public final class ZooKeeperServer: Sendable {
         arguments += tls
         let result: ProcessResult
         do {
-            result = try runScript(arguments, timeout: scriptTimeout)
+            result = try runScript(arguments, timeout: scriptTimeout, environment: setup.map { childEnvironment($0.environment) })
         } catch {
             // The script itself hung: make sure nothing it launched keeps running.
             _ = try? runScript(["stop", directory.path], timeout: 30)
@@ -182,6 +218,28 @@ public final class ZooKeeperServer: Sendable {
         return nil
     }
 
+    /// The AdminServer port of member `i` (1-based), when the server was started with one.
+    public func adminPort(member i: Int) -> Int? {
+        let url = directory.appendingPathComponent("\(i)/admin_port")
+        return (try? String(contentsOf: url, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Starts one more member (number `size + 1`, then the next) on fresh ports, configured with
+    /// the ensemble's current membership and itself, and waits until it serves. It is not a
+    /// voting member until a reconfig adds it: `server` is its line for that
+    /// (`server.N=host:quorum:election:role;host:client`). The member is not counted in `size`
+    /// or `members`; `shutdown()` stops it with the others.
+    public func grow(observer: Bool = false) throws -> (member: Int, server: String, connectString: String) {
+        let output = try control("grow", observer ? ["--observer"] : [], timeout: Self.scriptTimeout)
+        let server = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard server.hasPrefix("server."), let eq = server.firstIndex(of: "="),
+              let member = Int(server[server.index(server.startIndex, offsetBy: 7)..<eq]),
+              let port = server.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw ZooKeeperServerError(action: "grow", directory: directory, status: 0, diagnostics: "unexpected output: \(output)")
+        }
+        return (member, server, "127.0.0.1:\(port)")
+    }
+
     // MARK: Shutting down
 
     /// True once `shutdown()` ran.
@@ -245,8 +303,8 @@ public final class ZooKeeperServer: Sendable {
 
     /// `bash scripts/zkserver ...`: through PATH's bash (the script needs bash 5.1 or newer), so an
     /// executable bit lost in a checkout does not matter.
-    static func runScript(_ arguments: [String], timeout: TimeInterval) throws -> ProcessResult {
-        try runProcess("bash", [ZKTestPaths.zkserverScript.path] + arguments, timeout: timeout)
+    static func runScript(_ arguments: [String], timeout: TimeInterval, environment: [String: String]? = nil) throws -> ProcessResult {
+        try runProcess("bash", [ZKTestPaths.zkserverScript.path] + arguments, environment: environment, timeout: timeout)
     }
 }
 

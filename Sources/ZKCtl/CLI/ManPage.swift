@@ -219,10 +219,13 @@ public enum ManPage {
             (variables(GlobalOptions.auth.spec), "digest credentials user:password, used when neither --auth nor --auth-file is given; never printed"),
             (variables(GlobalOptions.config.spec), "the config file"),
             (variables(GlobalOptions.timeout.spec), GlobalOptions.timeout.spec.help),
+            (variables(GlobalOptions.sessionTimeout.spec), "the session timeout to ask the server for"),
             (variables(GlobalOptions.output.spec), GlobalOptions.output.spec.help),
             (variables(GlobalOptions.configRoot.spec, GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec,
                        GlobalOptions.tasksRoot.spec), "the roots"),
             (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
+            (variables(GlobalOptions.sync.spec), "yes: call sync before reading (see CONSISTENCY); no: do not"),
+            ("ZKCTL_ADMIN_PORT", "the members' AdminServer port for status, ensemble, metrics and sessions when --admin-port is not given (default 8080)"),
             (variables(GlobalOptions.tls.spec), "TLS to the servers: yes or no (also the tls key of the config file)"),
             (variables(GlobalOptions.tlsCA.spec, GlobalOptions.tlsCert.spec, GlobalOptions.tlsKey.spec),
              "the TLS CA, client certificate and key files (also tls-ca, tls-cert and tls-key in the config file); each implies TLS"),
@@ -232,7 +235,7 @@ public enum ManPage {
         for (name, text) in env { s += ".TP\n.B \(escape(name))\n\(escape(text)).\n" }
         s += ".SH FILES\n"
         s += ".TP\n.I $XDG_CONFIG_HOME/zkctl/config\n(or \\fI~/.config/zkctl/config\\fR, or the file named by \\fB\\-\\-config\\fR or \\fBZKCTL_CONFIG\\fR) an INI file:\n"
-        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\n.fi\n.RE\n"
+        s += ".PP\n.RS\n.nf\n[zookeeper]\nservers = zk1:2181,zk2:2181,zk3:2181\npath = /myapp\n.PP\n[zkctl]\ntimeout = 5s\nsession\\-timeout = 30s\noutput = text\nconfig\\-root = /config\nservices\\-root = /services\nlocks\\-root = /locks\ntasks\\-root = /tasks\nauth\\-file = /etc/zkctl/auth\nmax\\-inflight = 256\nsync = no\n.fi\n.RE\n"
         s += ".PP\nLines starting with # or ; are comments. A malformed file is a usage error naming the line.\n"
         s += ".SH OUTPUT\n"
         s += paragraph("""
@@ -260,6 +263,23 @@ public enum ManPage {
         export format (docs/export-format.md), whose "exported" is ISO 8601 text. Run-once records store their \
         times as ISO 8601 text; run-once --status -o json gives them in milliseconds.
         """) + "\n"
+        s += ".SH CONSISTENCY\n"
+        s += paragraph("""
+        A read is answered by the server the session is connected to, from what that server has applied. \
+        ZooKeeper guarantees that a session's own writes are visible to its later reads and that a session never \
+        sees the tree go back in time, also when it moves to another server; it does not guarantee that a write \
+        another client saw acknowledged is visible yet, since a follower may lag a little behind the leader. So \
+        a script that writes with one zkctl and reads with the next may, rarely, read the value before the \
+        write. --sync (ZKCTL_SYNC=yes, or sync = yes in the config file) makes every command call sync first, \
+        which waits until its server has caught up with the leader: every read then sees every write \
+        acknowledged before the command began. It costs one round trip through the leader per command.
+        """) + "\n"
+        s += ".PP\n" + paragraph("""
+        -o prometheus is Prometheus's text exposition format, for metrics (node_exporter's textfile collector); \
+        the other commands print their JSON document in that format.
+        """) + "\n"
+        s += ".SH ROLLING RESTARTS\n"
+        s += rollingRestarts
         s += ".SH EXIT STATUS\n"
         let codes: [(Int32, String)] = [
             (0, "success"), (1, "not found: the key, path, service or instance does not exist"),
@@ -273,11 +293,42 @@ public enum ManPage {
         ]
         for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }
         s += ".PP\nCommands that run a child (lock, run\\-once) exit with the child's code when it ran.\n"
+        s += ".PP\n" + escape("A write whose answer is lost (the connection drops after the request was sent) is not reported "
+            + "as a failure at once: zkctl waits for the same session to come back (within --timeout) and reads what the "
+            + "server holds to learn whether the write was applied, sending it again only when it was not. 69 after a write "
+            + "therefore means its outcome could not be learned in time; the line says so and names the command to check "
+            + "with, such as: zkctl: set /a: the connection was lost after the request was sent and the servers (...) did "
+            + "not come back within 10000 ms; the write may or may not have been applied: check with 'zkctl get /a'.") + "\n"
         s += ".SH EXAMPLES\n"
         for (i, e) in examples.enumerated() {
             s += (i == 0 ? "" : ".PP\n") + "\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"
         }
         s += ".SH SEE ALSO\n.BR zkCli.sh (1),\n.BR jq (1)\n"
+        return s
+    }
+
+    /// The ROLLING RESTARTS section: restarting every member in turn without losing the quorum.
+    static var rollingRestarts: String {
+        var s = paragraph("""
+        Restart one member at a time, followers first and the leader last, and before each one ask \
+        'zkctl ensemble can-restart': it exits 0 only when every other voting member serves, none is more \
+        than --max-lag zxids behind the leader, and the voters left still form a quorum; with --wait it \
+        waits for that (a member restarted just before is still syncing) instead of failing at once. \
+        'zkctl ensemble list' shows the leader, and each member's mode and lag before and after.
+        """) + "\n"
+        s += ".PP\nFor a three-member ensemble zk1, zk2, zk3 whose leader is zk3:\n.PP\n.RS\n.nf\n"
+        s += escape("""
+        $ zkctl -s zk1:2181,zk2:2181,zk3:2181 ensemble list
+        $ for m in zk1 zk2 zk3; do
+        >   zkctl -s zk1:2181,zk2:2181,zk3:2181 ensemble can-restart $m:2181 --wait 5m || exit 1
+        >   ssh $m sudo systemctl restart zookeeper
+        > done
+        """) + "\n.fi\n.RE\n"
+        s += ".PP\n" + paragraph("""
+        When one member is down, can-restart of any other exits 69 and names it, for example: zkctl: member 1 \
+        (zk1:2181, follower) cannot be restarted now: member 2 (zk2:2181) is down: connection refused; 1 of 3 \
+        voters would be left serving and synced, a quorum needs 2.
+        """) + "\n"
         return s
     }
 }

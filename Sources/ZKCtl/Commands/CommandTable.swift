@@ -9,7 +9,7 @@ public enum CommandTable {
         summary: "a command-line admin tool for Apache ZooKeeper",
         options: globalOptions,
         subcommands: [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
-            + coordinationCommands + backupCommands + toolCommands + [helpCommand] + hiddenCommands)
+            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + [helpCommand] + hiddenCommands)
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).
@@ -48,6 +48,10 @@ public enum GlobalOptions {
     public static let timeout = Option<Duration?>(
         duration: "timeout", help: "connect and request timeout", default: "10s", env: ["ZKCTL_TIMEOUT"],
         file: ConfigFileKey("zkctl", "timeout"))
+    public static let sessionTimeout = Option<Duration?>(
+        duration: "session-timeout",
+        help: "session timeout to ask the server for (default: --timeout, at least 4s; the server keeps it within its own bounds)",
+        env: ["ZKCTL_SESSION_TIMEOUT"], file: ConfigFileKey("zkctl", "session-timeout"))
     public static let config = Option<String?>("config", value: "FILE", type: .file, help: "config file (INI)", env: ["ZKCTL_CONFIG"])
     public static let authFile = Option<String?>(
         "auth-file", value: "FILE", type: .file, help: "file holding user:password for digest auth",
@@ -68,6 +72,9 @@ public enum GlobalOptions {
     public static let maxInFlight = Option<Int>(
         "max-inflight", range: 1...100_000, help: "bound on pipelined requests in flight",
         default: ZooKeeperClient.defaultMaxInFlight, env: ["ZKCTL_MAX_INFLIGHT"], file: ConfigFileKey("zkctl", "max-inflight"))
+    public static let sync = Option<Bool>(OptionSpec(
+        "sync", help: "reads see every write acknowledged before the command began, even through a lagging follower (a sync first)",
+        env: ["ZKCTL_SYNC"], file: ConfigFileKey("zkctl", "sync"))) { given, _ in given != nil }
     public static let version = Option<Bool>(flag: "version", help: "print the version and the C client's version")
     // TLS to the servers' secureClientPort (through zkctl's own relay: the C client has no TLS).
     public static let tls = Option<Bool>(
@@ -90,8 +97,8 @@ public enum GlobalOptions {
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
-        server.spec, timeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
-        configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, version.spec,
+        server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
+        configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
     ] + tlsOptions
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment

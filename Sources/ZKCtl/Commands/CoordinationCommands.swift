@@ -10,9 +10,12 @@ import ZooKeeperRecipes
 extension CommandTable {
     static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand]
 
-    static let graceOption = Option<Duration>(
+    static let graceOption = Option<Duration?>(
         duration: "grace",
-        help: "how long CMD has to exit after SIGINT or SIGTERM before SIGKILL", default: "10s")
+        help: "how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)")
+
+    /// The grace of a command that only stops CMD when interrupted.
+    static let defaultGrace = Duration.seconds(10)
 
     // MARK: - lock
 
@@ -43,12 +46,22 @@ extension CommandTable {
         CMD runs in zkctl's process group, so a Ctrl-C at the terminal reaches it directly and
         is not passed on again (CMD sees one SIGINT); a SIGINT or SIGTERM sent to zkctl alone
         (kill, systemd) is passed on to CMD once. Once CMD has exited (or was killed after the
-        --grace period) the lock is released and zkctl exits 130 or 143.
+        grace period) the lock is released and zkctl exits 130 or 143.
 
-        If the session is lost while CMD runs (it expired, its lock node was deleted, or the
-        connection stayed down for longer than the negotiated session timeout), CMD gets SIGTERM
-        (SIGKILL after --grace) and zkctl exits 75: a lock that may be held by someone else is
-        never silently kept.
+        The lease rule. Once the servers have heard nothing from zkctl for the session timeout
+        T (--session-timeout, by default --timeout but at least 4s; the server may grant
+        another value, which -v shows), they may expire the session and give the lock to the
+        next contender. So while CMD runs, zkctl asks the servers for a sign of life (a sync,
+        which goes through the leader) every T/10 (at most 2s), and when none has been answered
+        for 2/3 T - grace, CMD gets SIGTERM, and SIGKILL at 2/3 T: CMD is dead a third of the
+        session timeout before the session could expire. zkctl then exits 75. The grace
+        (--grace) defaults to 10s or T/3, whichever is smaller, and may be at most T/3 (exit 64
+        otherwise). With the defaults (T = 10s, grace 3.3s) CMD gets SIGTERM after 3.3s without
+        an answer and is dead by 6.7s; with --session-timeout 30s --grace 10s, after 10s and by
+        20s. A connection that comes back in time, with the same session, changes nothing.
+
+        If the session expires or the lock node is deleted, CMD is stopped the same way and
+        zkctl exits 75: a lock that may be held by someone else is never silently kept.
         """,
         examples: [
             "zkctl lock nightly-backup -- /usr/local/bin/backup.sh --full",
@@ -75,7 +88,9 @@ extension CommandTable {
         let directory = try namedPath(root: inv.settings.locksRoot.value, name: name, what: "lock name", command: ["lock"])
         let acl = try Common.acl(for: inv)
         let wait = inv[LockOptions.wait]
-        let supervisor = ChildSupervisor(inv, grace: inv[graceOption])
+        // The session timeout asked for; the server's may differ and is checked again once known.
+        let requested = try leaseTerms(inv, sessionTimeout: inv.settings.connectOptions.sessionTimeout, command: ["lock"])
+        let supervisor = ChildSupervisor(inv, grace: requested.grace)
         return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
                                   command: command, supervisor: supervisor)
     }
@@ -106,8 +121,27 @@ extension CommandTable {
         }
         if verbose { out.note("acquired lock '\(name)' as \(node)") }
 
+        // The lease rule with the session timeout the server granted. A fresh answer from the
+        // servers (a sync, which goes through the leader) starts the lease before CMD does.
+        let terms = try leaseTerms(inv, sessionTimeout: .milliseconds(zk.negotiatedTimeout), command: ["lock"], granted: true)
+        let heardAt = ContinuousClock.now
+        do {
+            _ = try await zk.perform(.sync(node))
+        } catch {
+            throw CommandError.conflict("lock '\(name)' acquired, but then \(ExitCode.message(for: error)); CMD was not run")
+        }
+        if ContinuousClock.now - heardAt >= terms.warnAfter {
+            throw CommandError.conflict("lock '\(name)' acquired, but the servers took too long to answer after that; CMD was not run")
+        }
+        if verbose {
+            out.note("holding lock '\(name)': session timeout \(durationText(terms.sessionTimeout)); if the servers do not answer for "
+                     + "\(durationText(terms.warnAfter)), CMD gets SIGTERM (SIGKILL \(durationText(terms.grace)) later)")
+        }
+
         // Hold: watch for anything that means the lock may no longer be ours, then run CMD.
-        let monitor = LockLossMonitor(client: zk, node: node) { _ in supervisor.abandon() }
+        let monitor = LockLossMonitor(client: zk, node: node, terms: terms, heardAt: heardAt) { _ in
+            supervisor.abandon(grace: terms.grace)
+        }
         await monitor.start()
         let child: ChildProcess
         do {
@@ -135,6 +169,23 @@ extension CommandTable {
         }
         if verbose { out.note("released lock '\(name)'; CMD ended with \(end)") }
         return end.exitCode
+    }
+
+    /// The lease rule's numbers (`LeaseTerms`) for a command that holds something on a session
+    /// while CMD runs: --grace (or its default) checked against the session timeout. `granted`:
+    /// the timeout is the server's, not the one asked for.
+    static func leaseTerms(_ inv: Invocation, sessionTimeout: Duration, command: [String], granted: Bool = false) throws -> LeaseTerms {
+        let longest = LeaseTerms.longestGrace(sessionTimeout: sessionTimeout)
+        guard let given = inv[graceOption] else {
+            return LeaseTerms(sessionTimeout: sessionTimeout, grace: LeaseTerms.defaultGrace(sessionTimeout: sessionTimeout))
+        }
+        guard given <= longest else {
+            let whose = granted ? "the session timeout of \(durationText(sessionTimeout)) the server granted" : "a session timeout of \(durationText(sessionTimeout))"
+            throw UsageError("--grace \(inv.text(of: graceOption) ?? durationText(given)) leaves no room within \(whose): CMD must be dead "
+                             + "\(durationText(sessionTimeout - sessionTimeout / 3)) after the servers stop answering, so --grace may be at most "
+                             + "\(durationText(longest)) (or give a longer --session-timeout)", command: command)
+        }
+        return LeaseTerms(sessionTimeout: sessionTimeout, grace: given)
     }
 
     /// What a lock node holds: who holds it, for people reading the tree.
@@ -181,6 +232,11 @@ extension CommandTable {
         (the program only, never its arguments), start, end and exitCode (null until CMD
         ends), runId; the times are stored as ISO 8601 UTC text. CMD finds the record's path in
         ZKCTL_TASK_PATH and the key in ZKCTL_TASK_KEY.
+
+        The claim does not depend on the session, so CMD runs on when the servers cannot be
+        reached (a partition) or the session expires meanwhile. zkctl then records the run's end
+        once they can be reached again, with a new session if need be, trying for up to 5
+        minutes (and saying so on stderr), so that a finished run does not look unfinished.
 
         If the claimer dies while CMD runs (killed outright, the machine lost), the record stays
         unfinished (no end, no exit code) and the task is NOT run again for that period or key
@@ -277,7 +333,7 @@ extension CommandTable {
         }
         guard let key = try runOnceKey(inv, required: true) else { return ExitCode.usage }
         let acl = try Common.acl(for: inv)
-        let supervisor = ChildSupervisor(inv, grace: inv[graceOption])
+        let supervisor = ChildSupervisor(inv, grace: inv[graceOption] ?? defaultGrace)
         return try await runOnce(inv, name: name, directory: directory, key: key, acl: acl, supervisor: supervisor)
     }
 
@@ -298,7 +354,8 @@ extension CommandTable {
         if inv.settings.verbose > 0 { out.note("claimed \(path); running \(inv.command[0])") }
 
         let writer = RunOnceRecorder(client: zk, path: path, record: record, runID: runID, reconnect: { try await inv.connect() },
-                                     describe: { ExitCode.reason(for: $0) }, warn: { inv.output.warn($0) })
+                                     describe: { ExitCode.reason(for: $0) }, warn: { inv.output.warn($0) },
+                                     note: { inv.output.note($0) })
         /// A failed or interrupted run gives its claim back, unless --record-failure.
         @Sendable func failed(_ extra: JSONObject) async {
             if recordFailure {

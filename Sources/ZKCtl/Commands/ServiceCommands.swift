@@ -52,12 +52,17 @@ extension CommandTable {
         With --ephemeral -- CMD ARGS..., zkctl runs CMD as a sidecar: the instance is registered
         before CMD starts and stays while it runs; SIGINT and SIGTERM reach CMD once (a Ctrl-C
         at the terminal directly, a signal sent to zkctl passed on), and CMD then gets 5 seconds
-        to exit before SIGKILL; when CMD exits the instance is removed and zkctl
+        (at most a third of the session timeout) to exit before SIGKILL; when CMD exits the
+        instance is removed and zkctl
         exits with CMD's code (128+N when signal N ended it; 130 or 143 when zkctl itself got
         SIGINT or SIGTERM). CMD inherits stdin, stdout and stderr and finds ZKCTL_SERVICE_NAME
         and ZKCTL_SERVICE_ID in its environment; zkctl names the id on stderr, not stdout. A
         CMD that cannot be found is exit 127, one that cannot be run exit 126, and nothing is
-        registered then.
+        registered then. CMD runs only while the registration cannot have expired, by the lease
+        rule of 'zkctl help lock': when the servers have not answered for 2/3 of the session
+        timeout less the grace, CMD gets SIGTERM (SIGKILL at 2/3) and zkctl exits 75; the
+        instance goes with the session (at once if zkctl can still close it, else when the
+        server expires it).
 
         The URL others build from the instance is SCHEME://HOST:PORT: --scheme when given, else
         http. --acl applies to the instance node; missing parents are created open, the service
@@ -231,6 +236,7 @@ extension CommandTable {
                               registration: ServiceInstance.Registration, command: [String]) async throws -> Int32 {
         // Subscribe before writing, so that an expiry right after the write is not missed.
         let updates = zk.stateUpdates()
+        let written = ContinuousClock.now
         let doc = try await target.write(registration, with: zk)
         let current = CurrentSession(zk)
         let label = "\(registration.name)/\(registration.id)"
@@ -256,8 +262,15 @@ extension CommandTable {
 
         // On SIGINT or SIGTERM the supervisor passes the signal on, and the runner closes the
         // session (removing the instance) only once CMD has stopped.
-        let supervisor = ChildSupervisor(inv, grace: .seconds(5))
+        // The lease rule as for lock: CMD runs only while the registration cannot have expired.
+        let terms = LeaseTerms(sessionTimeout: .milliseconds(zk.negotiatedTimeout),
+                               grace: min(sidecarGrace, LeaseTerms.longestGrace(sessionTimeout: .milliseconds(zk.negotiatedTimeout))))
+        let supervisor = ChildSupervisor(inv, grace: terms.grace)
+        let lease = SessionLease(client: zk, path: target.path, terms: terms, heardAt: written) { _ in
+            supervisor.abandon(grace: terms.grace)
+        }
         func unregister() async {
+            lease.stop()
             keeper.cancel()
             _ = await keeper.value
             if inv.interruptSignal == nil { await target.removeOwn(with: current.client, output: inv.output) }
@@ -272,10 +285,19 @@ extension CommandTable {
             await unregister()
             throw error
         }
+        lease.start()
         let end = await child.wait()
+        let lapsed = lease.hasLapsed
         await unregister()
+        if lapsed {
+            throw CommandError.conflict("the registration of \(label) may have expired (the servers did not answer for too long); '\(command[0])' was stopped (\(end))")
+        }
         return end.exitCode
     }
+
+    /// How long the sidecar's CMD has between SIGTERM and SIGKILL (less when the session timeout
+    /// is short: the lease rule).
+    static let sidecarGrace = Duration.seconds(5)
 
     /// Watches the session; after an expiry opens a new one and writes the instance again, until
     /// cancelled (nil) or the session is closed or refused (that state).

@@ -8,7 +8,8 @@ extension CommandTable {
         description: """
         Connects, then asks every server of the connect string and every member named by the
         ensemble's own configuration (/zookeeper/config) for 'srvr', all in parallel within the
-        timeout. Healthy when a quorum of the ensemble's voting members is reachable and serving;
+        timeout; where a client port gives no srvr answer (a TLS-only port), the member's
+        AdminServer (--admin-port) is asked instead. Healthy when a quorum of the ensemble's voting members is reachable and serving;
         degraded when a quorum serves but some listed server does not; unhealthy otherwise.
         Exit 0 when healthy or degraded, 69 when unhealthy, so 'zkctl status && deploy' works in
         scripts; 1 when the connect string's chroot does not exist. With -v it also shows where
@@ -17,14 +18,15 @@ extension CommandTable {
         client ports, not their secureClientPort).
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
+        options: [ProbeOptions.adminPort.spec],
         jsonOutput: """
         {"healthy": true|false, "verdict": "healthy"|"degraded"|"unhealthy", "session": {"server", "sessionId" (hex string), "timeoutMs", "chroot",
         "authenticatedAs" (user names, with credentials)} or null, "sessionError" (when there is no
         session), "quorum": {"members", "serving", "needed"}, "servers": [{"address", "reachable",
         "serving", "mode", "version", "latency": {"min", "avg", "max"} (ms, null when unknown),
-        "roundTripMs", "nodeCount", "connections", "outstanding", "sources" (["connect-string",
-        "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "output",
-        "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "auth",
+        "roundTripMs", "nodeCount", "connections", "outstanding", "source" (4lw|admin-server), "sources" (["connect-string",
+        "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "sessionTimeout", "output",
+        "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "sync", "auth",
         "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
         when it did not answer
         """,
@@ -39,6 +41,7 @@ extension CommandTable {
         var error: String?
         var fields: [String: String] = [:]
         var roundTripMs: Double?
+        var source: ServerProbe.Source?
 
         var mode: String? { fields["Mode"] }
         var isServing: Bool { reachable && mode != nil && mode != "read-only" }
@@ -52,6 +55,7 @@ extension CommandTable {
         let timeout = settings.timeout.value
 
         let probeTimeout = min(timeout, .seconds(5))
+        let adminPort = try adminPort(inv)
         var reports: [ServerReport] = []
         func add(_ host: String, _ port: Int, _ source: String) {
             let address = ConnectString.Server(host: host, port: port).description
@@ -65,7 +69,7 @@ extension CommandTable {
         // First the connect string's servers, all at once: when none answers, no session is tried
         // (it could only wait out the timeout).
         for s in connectString.servers { add(s.host, s.port, "connect-string") }
-        reports = await probe(reports, timeout: probeTimeout, tls: settings.tls)
+        reports = await probe(reports, timeout: probeTimeout, adminPort: adminPort, tls: settings.tls)
 
         var session: JSONValue = .null
         var sessionError: String? = nil
@@ -99,7 +103,7 @@ extension CommandTable {
             if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
         }
         if reports.count > known {
-            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, tls: settings.tls)
+            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, adminPort: adminPort, tls: settings.tls)
             reports.replaceSubrange(known..., with: extra)
         }
 
@@ -154,23 +158,23 @@ extension CommandTable {
         return healthy ? ExitCode.success : ExitCode.unavailable
     }
 
-    /// Asks every server for `srvr` in parallel; results in the same order.
-    static func probe(_ reports: [ServerReport], timeout: Duration, tls: TLSOptions? = nil) async -> [ServerReport] {
+    /// Asks every server for `srvr` (else its AdminServer) in parallel; results in the same order.
+    /// With `tls`, `srvr` goes over TLS.
+    static func probe(_ reports: [ServerReport], timeout: Duration, adminPort: Int, tls: TLSOptions? = nil) async -> [ServerReport] {
         await withTaskGroup(of: (Int, ServerReport).self) { group in
             for (i, r) in reports.enumerated() {
                 group.addTask {
                     var r = r
                     let started = ContinuousClock.now
-                    do {
-                        let answer = try await FourLetterWord.queryAsync(host: r.host, port: r.port, word: "srvr", timeout: timeout, tls: tls)
+                    switch await ServerProbe.serverStats(host: r.host, port: r.port, adminPort: adminPort, timeout: timeout, tls: tls) {
+                    case .success(let answer):
                         r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
-                        r.fields = FourLetterWord.fields(of: answer)
+                        r.fields = answer.fields
+                        r.source = answer.source
                         r.reachable = true
-                        if r.fields["Mode"] == nil {
-                            r.error = answer.contains("not in the whitelist") ? "srvr not allowed by the server" : "no Mode in the srvr answer"
-                        }
-                    } catch {
-                        r.error = (error as? ZooKeeperError)?.message ?? "\(error)"
+                    case .failure(let failure):
+                        r.reachable = failure.reachable
+                        r.error = failure.message
                     }
                     return (i, r)
                 }
@@ -203,6 +207,7 @@ extension CommandTable {
         o["nodeCount"] = r.fields["Node count"].flatMap(Int.init).map { .int($0) } ?? .null
         o["connections"] = r.fields["Connections"].flatMap(Int.init).map { .int($0) } ?? .null
         o["outstanding"] = r.fields["Outstanding"].flatMap(Int.init).map { .int($0) } ?? .null
+        o["source"] = r.source.map { .string($0.rawValue) } ?? .null
         o["sources"] = .array(r.sources.map { .string($0) })
         o["error"] = r.error.map { .string($0) } ?? .null
         return .object(o)
@@ -215,12 +220,14 @@ extension CommandTable {
         var o = JSONObject()
         o["servers"] = entry(s.servers.value, s.servers.source)
         o["timeout"] = entry("\(s.timeout.value.milliseconds)ms", s.timeout.source)
+        o["sessionTimeout"] = entry("\(s.connectOptions.sessionTimeout.milliseconds)ms", s.sessionTimeout?.source ?? .defaultValue)
         o["output"] = entry(s.output.value.rawValue, s.output.source)
         o["configRoot"] = entry(s.configRoot.value, s.configRoot.source)
         o["servicesRoot"] = entry(s.servicesRoot.value, s.servicesRoot.source)
         o["locksRoot"] = entry(s.locksRoot.value, s.locksRoot.source)
         o["tasksRoot"] = entry(s.tasksRoot.value, s.tasksRoot.source)
         o["maxInflight"] = entry(String(s.maxInFlight.value), s.maxInFlight.source)
+        o["sync"] = entry(s.sync.value ? "yes" : "no", s.sync.source)
         // The user names only: a password is never shown.
         o["auth"] = entry(s.credentialUsers.joined(separator: ","), s.credentialSource ?? .defaultValue)
         o["configFile"] = entry(s.configFile ?? "", s.configFile == nil ? .defaultValue : .file(s.configFile!))

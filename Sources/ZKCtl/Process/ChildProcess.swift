@@ -331,15 +331,16 @@ final class ChildSupervisor: Sendable {
         }
     }
 
-    /// Stops the child (SIGTERM, then SIGKILL after the grace period) without waiting for it, and
-    /// keeps one from being started afterwards: for a command that lost what its child needs.
-    func abandon() {
+    /// Stops the child (SIGTERM, then SIGKILL after the grace period, or after `grace` when
+    /// given) without waiting for it, and keeps one from being started afterwards: for a command
+    /// that lost what its child needs.
+    func abandon(grace override: Duration? = nil) {
         let child = state.withLock { s -> ChildProcess? in
             s.abandoned = true
             return s.child
         }
         if let child {
-            let grace = grace
+            let grace = override ?? grace
             Thread.detachNewThread { child.stop(SIGTERM, grace: grace) }
         }
     }

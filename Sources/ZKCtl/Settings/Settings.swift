@@ -25,6 +25,8 @@ public struct Sourced<T: Sendable & Hashable>: Sendable, Hashable {
 
 public enum OutputFormat: String, Sendable, CaseIterable {
     case text, json, ndjson
+    /// Prometheus's text exposition format (`metrics`; other commands print JSON).
+    case prometheus
 }
 
 /// Every setting a command needs, resolved with the precedence flag > environment > config file
@@ -33,12 +35,16 @@ public struct Settings: Sendable {
     /// The connect string: servers and chroot.
     public var servers: Sourced<String>
     public var timeout: Sourced<Duration>
+    /// The session timeout asked for, when one was given (else the larger of the timeout and 4 s).
+    public var sessionTimeout: Sourced<Duration>?
     public var output: Sourced<OutputFormat>
     public var configRoot: Sourced<String>
     public var servicesRoot: Sourced<String>
     public var locksRoot: Sourced<String>
     public var tasksRoot: Sourced<String>
     public var maxInFlight: Sourced<Int>
+    /// Sync before the first read (`--sync`).
+    public var sync: Sourced<Bool>
     /// Digest credentials (`user:password`); never printed.
     public var credentials: [String]
     public var credentialSource: SettingSource?
@@ -70,15 +76,17 @@ public struct Settings: Sendable {
     /// The settings taken as one value from the first of flag, environment, file and default, in
     /// the order they are resolved.
     static let valueOptions: [OptionSpec] = [
-        GlobalOptions.timeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
+        GlobalOptions.timeout.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
         GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
-        GlobalOptions.maxInFlight.spec,
+        GlobalOptions.maxInFlight.spec, GlobalOptions.sync.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
     public var connectOptions: ConnectOptions {
-        ConnectOptions(connectString: servers.value, sessionTimeout: max(timeout.value, .seconds(4)),
+        var options = ConnectOptions(connectString: servers.value, sessionTimeout: sessionTimeout?.value ?? max(timeout.value, .seconds(4)),
                        connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials, tls: tls)
+        options.syncFirst = sync.value
+        return options
     }
 
     /// The user names of the credentials, for display.
@@ -142,6 +150,15 @@ public struct Settings: Sendable {
             throw UsageError("bad \(GlobalOptions.timeout.spec.long) '\(timeoutText.value)' from \(timeoutText.source)", command: path)
         }
 
+        let sessionTimeoutText = pick(GlobalOptions.sessionTimeout)
+        var sessionTimeout: Sourced<Duration>? = nil
+        if sessionTimeoutText.source != .defaultValue {
+            guard let value = parseDuration(sessionTimeoutText.value), value > .zero else {
+                throw UsageError("bad \(GlobalOptions.sessionTimeout.spec.long) '\(sessionTimeoutText.value)' from \(sessionTimeoutText.source)", command: path)
+            }
+            sessionTimeout = Sourced(value: value, source: sessionTimeoutText.source)
+        }
+
         var outputText = pick(GlobalOptions.output)
         if parsed[GlobalOptions.json] { outputText = Sourced(value: OutputFormat.json.rawValue, source: .flag("--\(GlobalOptions.json.spec.long)")) }
         guard let output = OutputFormat(rawValue: outputText.value) else {
@@ -162,6 +179,19 @@ public struct Settings: Sendable {
         guard case .int(let inflightRange) = inflightOption.type else { preconditionFailure("--max-inflight is an integer option") }
         guard let inflight = Int(inflightText.value), inflightRange.contains(inflight) else {
             throw UsageError("bad \(inflightOption.long) '\(inflightText.value)' from \(inflightText.source): must be from \(inflightRange.lowerBound) to \(inflightRange.upperBound)", command: path)
+        }
+
+        // --sync: the flag, else yes/no from the environment or the file.
+        let syncText = pick(GlobalOptions.sync)
+        let sync: Sourced<Bool>
+        if GlobalOptions.sync.isGiven(in: parsed) {
+            sync = Sourced(value: true, source: .flag("--\(GlobalOptions.sync.spec.long)"))
+        } else if syncText.source == .defaultValue {
+            sync = Sourced(value: false, source: .defaultValue)
+        } else if let yes = yesOrNo(syncText.value) {
+            sync = Sourced(value: yes, source: syncText.source)
+        } else {
+            throw UsageError("bad \(GlobalOptions.sync.spec.long) '\(syncText.value)' from \(syncText.source): must be yes or no (1/0, true/false, on/off)", command: path)
         }
 
         // Credentials: --auth (warned), --auth-file, ZKCTL_AUTH, [zkctl] auth-file.
@@ -194,13 +224,13 @@ public struct Settings: Sendable {
         let colorTerminal = isTerminal && env["TERM"] != "dumb"
         let (tls, tlsSource) = try resolveTLS(parsed, environment: env, file: file, fileName: fileName, warnings: &warnings)
         var settings = Settings(
-            servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source),
+            servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source), sessionTimeout: sessionTimeout,
             output: Sourced(value: output, source: outputText.source),
             configRoot: try root(GlobalOptions.configRoot),
             servicesRoot: try root(GlobalOptions.servicesRoot),
             locksRoot: try root(GlobalOptions.locksRoot),
             tasksRoot: try root(GlobalOptions.tasksRoot),
-            maxInFlight: Sourced(value: inflight, source: inflightText.source),
+            maxInFlight: Sourced(value: inflight, source: inflightText.source), sync: sync,
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
@@ -276,6 +306,15 @@ public struct Settings: Sendable {
     /// Whether PEM text holds a private key (only the marker is looked for; nothing is kept).
     static func holdsPrivateKey(_ data: Data) -> Bool {
         data.range(of: Data("PRIVATE KEY-----".utf8)) != nil
+    }
+
+    /// A yes/no setting's value, nil when it is neither.
+    static func yesOrNo(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "yes", "true", "on": return true
+        case "0", "no", "false", "off": return false
+        default: return nil
+        }
     }
 
     /// One warning per line of the file whose section or key zkctl does not know, naming the

@@ -1,0 +1,279 @@
+import Foundation
+import ZooKeeper
+import ZooKeeperRecipes
+
+// `metrics` and `sessions`: what every member reports about itself, through the four-letter words
+// or the AdminServer (ServerProbe).
+extension CommandTable {
+    /// The servers to ask: the members of /zookeeper/config when a session can read it, else the
+    /// connect string's servers (a standalone server, or no quorum).
+    /// `ownSession` is the session zkctl opened to read the configuration, if any.
+    static func monitoredServers(_ inv: Invocation) async -> (servers: [ConnectString.Server], ownSession: String?) {
+        let fromConnectString = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? []
+        // A quick look first: when no server answers at all there is no session to wait for.
+        let probes = await FourLetterWord.probe(fromConnectString, timeout: probeTimeout(inv))
+        guard probes.contains(where: { if case .unreachable = $0.outcome { return false }; return true }) else { return (fromConnectString, nil) }
+        guard let client = try? await inv.connect() else { return (fromConnectString, nil) }
+        let own = String(format: "0x%llx", client.sessionID)
+        guard let config = try? await readConfig(client) else { return (fromConnectString, own) }
+        var out: [ConnectString.Server] = []
+        for m in config.members {
+            guard let port = m.clientPort else { continue }
+            let s = ConnectString.Server(host: m.clientHost, port: port)
+            if !out.contains(s) { out.append(s) }
+        }
+        return (out.isEmpty ? fromConnectString : out, own)
+    }
+
+    /// The client address of session `session` and the member it is connected to, when some
+    /// member's connection list (cons, or the AdminServer's connections) names it.
+    static func ephemeralOwner(_ inv: Invocation, client: ZooKeeperClient, session: Int64) async -> (client: String, member: String)? {
+        let id = String(format: "0x%llx", UInt64(bitPattern: session))
+        var servers: [ConnectString.Server] = []
+        if let config = try? await readConfig(client) {
+            servers = config.members.compactMap { m in m.clientPort.map { ConnectString.Server(host: m.clientHost, port: $0) } }
+        }
+        if servers.isEmpty { servers = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? [] }
+        // stat has no --admin-port: the environment's, else the default.
+        let port = ProcessInfo.processInfo.environment["ZKCTL_ADMIN_PORT"].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil }
+            ?? ServerProbe.defaultAdminPort
+        let timeout = probeTimeout(inv)
+        return await withTaskGroup(of: (client: String, member: String)?.self) { group in
+            for s in servers {
+                group.addTask {
+                    guard case .success(let got) = await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout),
+                          let c = got.connections.first(where: { $0.sessionID == id }) else { return nil }
+                    return (c.client, s.description)
+                }
+            }
+            for await found in group { if let found { group.cancelAll(); return found } }
+            return nil
+        }
+    }
+
+    // MARK: metrics
+
+    static let metricsCommand = CommandSpec(
+        "metrics", summary: "every member's monitoring figures (mntr, else the AdminServer)",
+        description: """
+        Asks every member (of /zookeeper/config, else of the connect string) for its monitoring
+        figures: the four-letter word mntr where the server allows it, else the AdminServer's
+        /commands/monitor (plain HTTP on --admin-port). Says per member which source answered,
+        and what to allow when neither did. The names are mntr's without the zk_ prefix.
+        -o prometheus prints the text exposition format, one sample a line with a server label,
+        for node_exporter's textfile collector: latency summaries as ZooKeeper's Prometheus
+        provider names them (name{quantile="0.5"}, name_count, name_sum), text figures as labels
+        of zookeeper_server_info, and zkctl_member_up 1 or 0 per member. Exit 0 when every
+        member answered, 69 when none did; a member that did not answer is named on stderr.
+        """,
+        examples: ["zkctl metrics", "zkctl metrics -o prometheus > /var/lib/node_exporter/zookeeper.prom",
+                   "zkctl -o json metrics | jq '.[] | {server, znode_count: .metrics.znode_count}'"],
+        options: [ProbeOptions.adminPort.spec],
+        jsonOutput: """
+        an array, one per member: {"server" (host:port), "source" (4lw|admin-server, null when neither answered), "error",
+        "metrics": {name: number or text}}
+        """,
+        handler: runMetrics)
+
+    struct MemberMetrics: Sendable {
+        var server: String
+        var source: ServerProbe.Source?
+        var error: String?
+        var fields: [String: String]
+    }
+
+    @Sendable static func runMetrics(_ inv: Invocation) async throws -> Int32 {
+        let port = try adminPort(inv)
+        let timeout = probeTimeout(inv)
+        let servers = await monitoredServers(inv).servers
+        let results = await withTaskGroup(of: (Int, MemberMetrics).self) { group in
+            for (i, s) in servers.enumerated() {
+                group.addTask {
+                    switch await ServerProbe.monitor(host: s.host, port: s.port, adminPort: port, timeout: timeout) {
+                    case .success(let a): return (i, MemberMetrics(server: s.description, source: a.source, fields: a.fields))
+                    case .failure(let f): return (i, MemberMetrics(server: s.description, error: f.message, fields: [:]))
+                    }
+                }
+            }
+            var out = servers.map { MemberMetrics(server: $0.description, fields: [:]) }
+            for await (i, m) in group { out[i] = m }
+            return out
+        }
+        inv.output.print(MetricsResult(members: results))
+        for m in results { if let e = m.error { inv.output.error("\(m.server): \(e)") } }
+        return results.contains { $0.source != nil } ? ExitCode.success : ExitCode.unavailable
+    }
+
+    struct MetricsResult: Printable {
+        var members: [MemberMetrics]
+
+        var json: JSONValue {
+            .array(members.map { m in
+                var metrics = JSONObject()
+                for key in m.fields.keys.sorted() {
+                    let v = m.fields[key]!
+                    metrics[key] = Double(v) != nil && !v.hasPrefix("0x") ? .number(v) : .string(v)
+                }
+                return .object(JSONObject([("server", .string(m.server)), ("source", m.source.map { .string($0.rawValue) } ?? .null),
+                                           ("error", m.error.map { .string($0) } ?? .null), ("metrics", .object(metrics))]))
+            })
+        }
+
+        func text(into out: Output) {
+            // No member answered: stderr says why, and there is no table to show.
+            guard members.contains(where: { $0.source != nil }) else { return }
+            let names = Set(members.flatMap { $0.fields.keys }).sorted()
+            var rows: [[String]] = [["source"] + members.map { $0.source?.rawValue ?? "-" }]
+            // The version without its build details, as status shows it (JSON keeps it whole).
+            for name in names {
+                rows.append([name] + members.map { m in
+                    guard let v = m.fields[name] else { return "-" }
+                    return name == "version" ? String(v.prefix { $0 != "-" && $0 != "," }) : v
+                })
+            }
+            out.table(["METRIC"] + members.map(\.server), rows)
+        }
+
+        var prometheus: String? {
+            // Families in name order, each with its samples for every member together.
+            var families: [String: (type: String, samples: [String])] = [:]
+            func add(_ family: String, _ type: String, _ sample: String) {
+                families[family, default: (type, [])].samples.append(sample)
+            }
+            for m in members {
+                let server = "server=\"\(Self.label(m.server))\""
+                add("zkctl_member_up", "gauge", "zkctl_member_up{\(server)} \(m.source == nil ? 0 : 1)")
+                var info: [String] = []
+                for key in m.fields.keys.sorted() {
+                    let value = m.fields[key]!
+                    guard Double(value) != nil, !value.hasPrefix("0x") else {
+                        info.append("\(Self.name(key))=\"\(Self.label(value))\"")
+                        continue
+                    }
+                    let (family, type, sample) = Self.sample(key, server: server, value: value)
+                    add(family, type, sample)
+                }
+                if !info.isEmpty { add("zookeeper_server_info", "gauge", "zookeeper_server_info{\(([server] + info).joined(separator: ","))} 1") }
+            }
+            var text = ""
+            for family in families.keys.sorted() {
+                let f = families[family]!
+                text += "# TYPE \(family) \(f.type)\n"
+                for s in f.samples { text += s + "\n" }
+            }
+            return text
+        }
+
+        /// `p99_x` -> `x{quantile="0.99"}`, `cnt_x` -> `x_count`, `sum_x` -> `x_sum` (a summary
+        /// family `x`, as ZooKeeper's Prometheus provider names it); anything else as it is.
+        static func sample(_ key: String, server: String, value: String) -> (String, String, String) {
+            let quantiles = ["p50_": "0.5", "p95_": "0.95", "p99_": "0.99", "p999_": "0.999"]
+            for (prefix, q) in quantiles where key.hasPrefix(prefix) {
+                let family = name(String(key.dropFirst(prefix.count)))
+                return (family, "summary", "\(family){\(server),quantile=\"\(q)\"} \(value)")
+            }
+            if key.hasPrefix("cnt_") {
+                let family = name(String(key.dropFirst(4)))
+                return (family, "summary", "\(family)_count{\(server)} \(value)")
+            }
+            if key.hasPrefix("sum_") {
+                let family = name(String(key.dropFirst(4)))
+                return (family, "summary", "\(family)_sum{\(server)} \(value)")
+            }
+            let n = name(key)
+            return (n, "untyped", "\(n){\(server)} \(value)")
+        }
+
+        /// A metric or label name: letters, digits and `_` only.
+        static func name(_ key: String) -> String {
+            var s = String(key.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
+            if let first = s.first, first.isNumber { s = "_" + s }
+            return s
+        }
+
+        /// A label value with `\`, `"` and newlines escaped.
+        static func label(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+    }
+
+    // MARK: sessions
+
+    static let sessionsCommand = CommandSpec(
+        "sessions", summary: "every client session the members report, with its ephemeral nodes",
+        description: """
+        Asks every member (of /zookeeper/config, else of the connect string) for its client
+        connections (the four-letter word cons, else the AdminServer's connections) and the
+        leader for the sessions that own ephemeral nodes (dump, else the AdminServer's dump):
+        session id, client address, the member it is connected to, its last operation and its
+        ephemeral nodes. zkctl's own connections (its probes, and the session that read the
+        configuration) are left out.
+        Exit 0 when every member answered, 69 when none did; a member that did not answer is
+        named on stderr.
+        """,
+        examples: ["zkctl sessions", "zkctl -o json sessions | jq '.[] | select(.ephemerals > 0)'"],
+        options: [ProbeOptions.adminPort.spec],
+        jsonOutput: """
+        an array of sessions: {"sessionId" (hex), "client" (host:port), "member" (host:port), "lastOperation", "received",
+        "sent", "queued", "timeoutMs", "ephemerals" (a count, null when no member said), "ephemeralPaths": [paths], "source"}
+        """,
+        handler: runSessions)
+
+    @Sendable static func runSessions(_ inv: Invocation) async throws -> Int32 {
+        let port = try adminPort(inv)
+        let timeout = probeTimeout(inv)
+        let (servers, ownSession) = await monitoredServers(inv)
+        typealias Answer = (connections: Result<(source: ServerProbe.Source, connections: [ServerProbe.Connection]), ServerProbe.Failure>,
+                            ephemerals: [String: [String]]?)
+        let answers = await withTaskGroup(of: (Int, Answer).self) { group in
+            for (i, s) in servers.enumerated() {
+                group.addTask {
+                    async let cons = ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout)
+                    async let dump = ServerProbe.ephemerals(host: s.host, port: s.port, adminPort: port, timeout: timeout)
+                    return (i, (await cons, try? await dump.get()))
+                }
+            }
+            var out = [Answer?](repeating: nil, count: servers.count)
+            for await (i, a) in group { out[i] = a }
+            return out.compactMap { $0 }
+        }
+        // Only the leader lists ephemerals; a follower's dump has none: merge them all.
+        var ephemerals: [String: [String]]?
+        for a in answers { if let e = a.ephemerals { ephemerals = (ephemerals ?? [:]).merging(e) { Array(Set($0 + $1)).sorted() } } }
+        var rows: [JSONValue] = []
+        var text: [[String]] = []
+        var answered = 0
+        for (server, a) in zip(servers, answers) {
+            switch a.connections {
+            case .failure(let f):
+                inv.output.error("\(server): \(f.message)")
+            case .success(let got):
+                answered += 1
+                for c in got.connections {
+                    guard let id = c.sessionID, id != ownSession else { continue }
+                    let paths = ephemerals.map { $0[id] ?? [] }
+                    var o = JSONObject()
+                    o["sessionId"] = .string(id)
+                    o["client"] = .string(c.client)
+                    o["member"] = .string(server.description)
+                    o["lastOperation"] = c.lastOperation.map { .string($0) } ?? .null
+                    o["received"] = c.received.map { .int($0) } ?? .null
+                    o["sent"] = c.sent.map { .int($0) } ?? .null
+                    o["queued"] = c.queued.map { .int($0) } ?? .null
+                    o["timeoutMs"] = c.timeoutMs.map { .int($0) } ?? .null
+                    o["ephemerals"] = paths.map { .int($0.count) } ?? .null
+                    o["ephemeralPaths"] = .array((paths ?? []).map { .string($0) })
+                    o["source"] = .string(got.source.rawValue)
+                    rows.append(.object(o))
+                    text.append([id, c.client, server.description, c.lastOperation ?? "-", paths.map { String($0.count) } ?? "-",
+                                 (paths ?? []).joined(separator: " ")])
+                }
+            }
+        }
+        inv.output.print(Printed(json: .array(rows)) { out in
+            out.table(["SESSION", "CLIENT", "MEMBER", "LAST OP", "EPHEMERALS", "PATHS"], text)
+        })
+        return answered > 0 ? ExitCode.success : ExitCode.unavailable
+    }
+}
