@@ -16,6 +16,8 @@ SWIFT ?= swift
 APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc nftables
 # The servlet API the AdminServer's Jetty needs (zookeeper.jar's manifest does not name it).
 APT_PACKAGES += libservlet-api-java
+# TLS: OpenSSL for the relay; Netty (the server's TLS port), openssl and keytool for the tests' keys.
+APT_PACKAGES += libssl-dev libnetty-java openssl
 TEST_TMP = $(CURDIR)/.tmp
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help

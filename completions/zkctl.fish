@@ -19,7 +19,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -111,6 +111,12 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l tls -d 'talk TLS to the servers (their secureClientPort)'
+complete -c zkctl -l tls-ca -r -F -d 'PEM CA certificates the servers'\'' certificates must chain to (default: the system'\''s); implies --tls'
+complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that require one; implies --tls'
+complete -c zkctl -l tls-key -r -F -d 'PEM key of --tls-cert (keep it mode 600); implies --tls'
+complete -c zkctl -l tls-server-name -x -d 'the name the servers'\'' certificates must carry, instead of the host; implies --tls'
+complete -c zkctl -l tls-insecure -d 'TLS without verifying the servers'\'' certificates (warned every time); implies --tls'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'
