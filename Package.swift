@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "ZKTestSupport", path: "Tests/ZKTestSupport", swiftSettings: strict),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "ZKTestSupport"], swiftSettings: strict),
         .testTarget(name: "ZooKeeperRecipesTests", dependencies: ["ZooKeeperRecipes", "ZKTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ZKCtlTests", dependencies: ["ZKCtl", "ZooKeeperRecipes"], swiftSettings: strict),
+        .testTarget(name: "ZKCtlTests", dependencies: ["ZKCtl", "ZooKeeperRecipes", "ZKTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["ZKTestSupport"], exclude: ["kazoo_peer.py"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

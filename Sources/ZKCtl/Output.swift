@@ -23,6 +23,7 @@ public enum ExitCode {
         switch error {
         case is UsageError: return usage
         case let e as CommandError: return e.exitCode
+        case is UnknownOutcomeError: return unavailable
         case is ServiceInstanceError: return badData
         case let e as OutputError: return e.exitCode
         case let e as ZooKeeperError:
@@ -42,6 +43,8 @@ public enum ExitCode {
 
     /// The one line a user sees for an error (after `zkctl: `), naming the path when there is one.
     public static func message(for error: any Error) -> String {
+        if let e = error as? UnknownOutcomeError { return e.description }
+        if let e = error as? ZooKeeperError, e.unknownOutcome != nil { return UnknownOutcomeError(e).description }
         if let e = error as? ZooKeeperError, let path = e.path {
             // A lost connection or a timeout is the servers' doing: lead with them, not the path.
             if e.code == .connectionLoss || e.code == .operationTimeout { return "\(reason(for: e)) (request on \(path))" }

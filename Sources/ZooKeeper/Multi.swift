@@ -96,10 +96,13 @@ extension ZooKeeperClient {
     }
 
     /// Runs `ops` as one transaction: all succeed or none does. On failure the error carries the
-    /// failing operation's code, path and index.
+    /// failing operation's code, path and index. When the answer is lost (the connection
+    /// dropped after sending), what the server holds tells whether the transaction was applied
+    /// (LostReply.swift): applied, its results; not applied, it is sent again; unknown within the
+    /// request timeout, an error with `unknownOutcome` set.
     public func multi(_ ops: [MultiOp]) async throws -> [MultiOpResult] {
         if ops.isEmpty { return [] }
-        return try await startMulti(ops).outcome()
+        return try await settledMulti(ops, startMulti(ops))
     }
 
     /// Runs each of `batches` as one transaction, in order, with up to `maxInFlight` of them sent
@@ -129,7 +132,8 @@ extension ZooKeeperClient {
             if sent.isEmpty { break }
             let pending = sent.removeFirst()
             do {
-                results.append(.success(try await pending.outcome()))
+                // A lost answer is settled here, in order: the next batch's is looked at after.
+                results.append(.success(try await settledMulti(pending.ops, pending)))
             } catch {
                 results.append(.failure(error))
                 failed = true
@@ -193,7 +197,7 @@ extension ZooKeeperClient {
 final class PendingMulti: @unchecked Sendable {
     // Sendable: `ops`, `buffers` and `results` are read only after the completion has run (the
     // C client writes `results` before it), and `answer` is a Sendable one-shot.
-    private let ops: [MultiOp]
+    let ops: [MultiOp]
     private let buffers: CBuffers
     private let results: UnsafeMutablePointer<zoo_op_result_t>
     private let answer: OneShot<Result<Int32, ZooKeeperError>>

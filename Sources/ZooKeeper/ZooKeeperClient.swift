@@ -219,14 +219,22 @@ public final class ZooKeeperClient: Sendable {
     // MARK: One request
 
     /// Sends one operation and waits for its result. Reads that meet a connection loss are sent
-    /// again once reconnected, until the request timeout passes.
+    /// again once reconnected, until the request timeout passes. A write whose answer is lost
+    /// (the connection dropped after it was sent) is not just reported: once reconnected, what
+    /// the server holds tells whether it was applied, and it is sent again only when it was not
+    /// (`performWrite`, LostReply.swift); only when that cannot be learned within the request
+    /// timeout does it fail, with `unknownOutcome` set.
     public func perform(_ op: Operation) async throws -> OperationResult {
-        try await perform(op, watch: nil)
+        if !op.isRead {
+            if let error = Self.precheck(op) { throw error }
+            return try await performWrite(op)
+        }
+        return try await perform(op, watch: nil)
     }
 
-    func perform(_ op: Operation, watch: WatchBox?) async throws -> OperationResult {
+    func perform(_ op: Operation, watch: WatchBox?, deadline given: ContinuousClock.Instant? = nil) async throws -> OperationResult {
         if let error = Self.precheck(op) { throw error }
-        let deadline = ContinuousClock.now + requestTimeout
+        let deadline = given ?? ContinuousClock.now + requestTimeout
         while true {
             do {
                 return try await send(op, watch: watch, deadline: deadline)
@@ -246,7 +254,7 @@ public final class ZooKeeperClient: Sendable {
     /// A connection loss or a timeout is about the servers, not the path: the message names
     /// them (the path stays in `path`, for callers that match on it).
     /// `waited`: a read waited for a reconnect that did not come in time.
-    private func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
+    func blamingServers(_ error: ZooKeeperError, waited: Bool) -> ZooKeeperError {
         var e = error
         let ms = requestTimeout.milliseconds
         if e.code == .connectionLoss {
@@ -259,7 +267,7 @@ public final class ZooKeeperClient: Sendable {
         return e
     }
 
-    private func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
+    func send(_ op: Operation, watch: WatchBox?, deadline: ContinuousClock.Instant) async throws -> OperationResult {
         let buffers = CBuffers()
         let watchKey = watch.map { core.register($0) }
         // The deadline keeps only these two small values, never `op` and its data.

@@ -75,6 +75,17 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
     /// Set (to the chroot) when the connect string's chroot does not exist: the code is then
     /// `noNode` and `path` is nil.
     public var missingChroot: String?
+    /// Set when a write was sent (or may have been) and its answer was lost, and whether the
+    /// server applied it could not be learned in time (DESIGN.md 4b): the write may or may not
+    /// have been applied. The code stays a connection problem (`connectionLoss`,
+    /// `operationTimeout` or `sessionExpired`); `path` is what to read to find out (a
+    /// sequential create's parent is `path`'s parent).
+    public var unknownOutcome: Write?
+
+    /// The kinds of write whose outcome can be unknown.
+    public enum Write: String, Sendable, Hashable {
+        case set, create, createSequential, delete, setACL, multi
+    }
 
     /// The connect string's chroot does not exist on the server.
     public static func missingChroot(_ chroot: String) -> ZooKeeperError {

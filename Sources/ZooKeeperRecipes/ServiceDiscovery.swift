@@ -135,7 +135,8 @@ public struct ServiceTarget: Sendable {
                 try await zk.create(path, data: Data(JSONValue.object(doc).compact().utf8), mode: mode, acl: acl)
                 return doc
             } catch let error as ZooKeeperError
-                where attempt < 5 && [.nodeExists, .noNode, .badVersion, .connectionLoss].contains(error.code) {
+                where attempt < 5 && [.nodeExists, .noNode, .badVersion].contains(error.code) {
+                // (A lost answer is settled by the client itself: an unknown outcome ends here.)
                 continue
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import ZooKeeper
 import ZooKeeperRecipes
+import ZKTestSupport
 
 @testable import ZKCtl
 
@@ -210,18 +211,5 @@ final class ExportDecoderTests: XCTestCase {
             }
             assertAgrees(doc)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a failure repeats.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

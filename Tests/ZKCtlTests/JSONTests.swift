@@ -3,6 +3,7 @@ import XCTest
 
 @testable import ZKCtl
 import ZooKeeperRecipes
+import ZKTestSupport
 
 final class JSONTests: XCTestCase {
 

@@ -39,6 +39,10 @@ public final class FaultRelay: @unchecked Sendable {
     private struct Armed {
         var opcodes: Set<Int32>
         var then: Mode
+        /// Matching requests still to let through (with their replies) before the doomed one.
+        var skip: Int = 0
+        /// Drop the request itself (it never reaches the server) instead of its reply.
+        var request = false
     }
 
     private struct State {
@@ -96,9 +100,18 @@ public final class FaultRelay: @unchecked Sendable {
     }
 
     /// Lets the next request with one of `opcodes` through, drops the server's reply to it and
-    /// resets the connection both ways; the relay is in mode `then` afterwards.
-    public func dropNextReply(to opcodes: Set<OpCode>, then: Mode = .pass) {
-        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then) }
+    /// resets the connection both ways; the relay is in mode `then` afterwards. With `skipping`
+    /// N, the first N such requests pass with their replies and the one after them is doomed
+    /// (say the third create of `create --parents`).
+    public func dropNextReply(to opcodes: Set<OpCode>, skipping: Int = 0, then: Mode = .pass) {
+        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then, skip: max(0, skipping)) }
+    }
+
+    /// Drops the next request with one of `opcodes` before it reaches the server and resets the
+    /// connection both ways (the client cannot tell this from a lost reply); the relay is in
+    /// mode `then` afterwards. Dropped requests are counted in `droppedReplies` too.
+    public func dropNextRequest(to opcodes: Set<OpCode>, then: Mode = .pass) {
+        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then, request: true) }
     }
 
     /// The opcodes whose replies were dropped, in order.
@@ -176,6 +189,8 @@ public final class FaultRelay: @unchecked Sendable {
         }
 
         let relay: FaultRelay
+        /// A dropped request: reset once `cut` (which holds `up`) has returned.
+        var resetAfterCut = false
         var up: Direction
         var down: Direction
         /// The xid of the request whose reply is to be dropped.
@@ -210,7 +225,10 @@ public final class FaultRelay: @unchecked Sendable {
                     if n <= 0 { return }
                     if isUp { up.inbound += buffer[0..<n] } else { down.inbound += buffer[0..<n] }
                 }
-                if !cut(&up, isUp: true) || !cut(&down, isUp: false) { return }
+                if !cut(&up, isUp: true) || !cut(&down, isUp: false) {
+                    if resetAfterCut { reset() }
+                    return
+                }
                 let delay: TimeInterval
                 if case .latency(let ms) = mode { delay = Double(ms) / 1000 } else { delay = 0 }
                 if !flush(&up, delay: delay) || !flush(&down, delay: delay) { return }
@@ -239,7 +257,12 @@ public final class FaultRelay: @unchecked Sendable {
                     let xid = int32(packet, at: 4)
                     if isUp {
                         let opcode = int32(packet, at: 8)
-                        if doomedXid == nil, let armed = relay.takeArmed(opcode) {
+                        if doomedXid == nil, let (armed, request) = relay.takeArmed(opcode) {
+                            if request {
+                                relay.recordDrop(opcode, then: armed)
+                                resetAfterCut = true
+                                return false
+                            }
                             doomedXid = xid
                             doomedOpcode = opcode
                             then = armed
@@ -280,11 +303,15 @@ public final class FaultRelay: @unchecked Sendable {
         }
     }
 
-    fileprivate func takeArmed(_ opcode: Int32) -> Mode? {
-        state.withLock { s -> Mode? in
+    fileprivate func takeArmed(_ opcode: Int32) -> (Mode, request: Bool)? {
+        state.withLock { s -> (Mode, request: Bool)? in
             guard let armed = s.armed, armed.opcodes.contains(opcode) else { return nil }
+            if armed.skip > 0 {
+                s.armed?.skip -= 1
+                return nil
+            }
             s.armed = nil
-            return armed.then
+            return (armed.then, armed.request)
         }
     }
 

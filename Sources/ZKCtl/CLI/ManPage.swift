@@ -253,6 +253,12 @@ public enum ManPage {
         ]
         for (code, text) in codes { s += ".TP\n.B \(code)\n\(escape(text)).\n" }
         s += ".PP\nCommands that run a child (lock, run\\-once) exit with the child's code when it ran.\n"
+        s += ".PP\n" + escape("A write whose answer is lost (the connection drops after the request was sent) is not reported "
+            + "as a failure at once: zkctl waits for the same session to come back (within --timeout) and reads what the "
+            + "server holds to learn whether the write was applied, sending it again only when it was not. 69 after a write "
+            + "therefore means its outcome could not be learned in time; the line says so and names the command to check "
+            + "with, such as: zkctl: set /a: the connection was lost after the request was sent and the servers (...) did "
+            + "not come back within 10000 ms; the write may or may not have been applied: check with 'zkctl get /a'.") + "\n"
         s += ".SH EXAMPLES\n"
         for (i, e) in examples.enumerated() {
             s += (i == 0 ? "" : ".PP\n") + "\(escape(e.note))\n.RS\n.nf\n\(escape("$ " + e.command))\n.fi\n.RE\n"

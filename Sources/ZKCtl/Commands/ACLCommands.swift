@@ -122,7 +122,12 @@ extension CommandTable {
             }
             guard found else { throw ZooKeeperError(.noNode, path: path) }
             try await zk.setACL(path, acl: acl, version: version)
-            let results = await zk.pipeline(below.map { Operation.setACL($0, acl: acl) }, maxInFlight: inv.maxInFlight)
+            let ops = below.map { Operation.setACL($0, acl: acl) }
+            var results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
+            // Answers lost with the connection: learn what became of them (setting the same ACL
+            // again is harmless).
+            let lost = results.indices.filter { if case .failure(let e) = results[$0] { e.code == .connectionLoss } else { false } }
+            for (i, settled) in zip(lost, await zk.settleLostWrites(lost.map { ops[$0] })) { results[i] = settled }
             for result in results {
                 switch result {
                 case .success: updated += 1

@@ -273,6 +273,7 @@ extension CommandTable {
                     // Read lazily: nothing more is sent once an interrupt asks to stop.
                     let failure = Mutex<ZooKeeperError?>(nil)
                     let acknowledged = Mutex(0)
+                    let lost = Mutex<[Operation]>([])
                     await zk.pipeline(ops.lazy.prefix { _ in !progress.stopRequested }, maxInFlight: inv.maxInFlight) { _, op, result in
                         switch result {
                         case .success:
@@ -280,12 +281,23 @@ extension CommandTable {
                             if case .create = op { created = 1 }
                             progress.add(1, created: created)
                             acknowledged.withLock { $0 += 1 }
+                        case .failure(let error) where error.code == .connectionLoss:
+                            lost.withLock { $0.append(op) }
                         case .failure(let error):
                             failure.withLock { if $0 == nil { $0 = error } }
                         }
                     }
                     done += acknowledged.withLock { $0 }
                     if let error = failure.withLock({ $0 }) { throw error }
+                    // Writes whose answers were lost: learn what became of them, in order.
+                    let lostOps = lost.withLock { $0 }
+                    for (op, settled) in zip(lostOps, await zk.settleLostWrites(lostOps)) {
+                        _ = try settled.get()
+                        var created = 0
+                        if case .create = op { created = 1 }
+                        progress.add(1, created: created)
+                        done += 1
+                    }
                     try progress.stopIfAsked()
                     i += 1
                     continue

@@ -149,8 +149,11 @@ extension CommandTable {
             }
         }
         let zk = try await inv.connect()
-        let result = try await ConfigSupport.write(zk, key: key, path: path, fields: fields, change: change,
-                                                   ifVersion: ifVersion, ifAbsent: ifAbsent, acl: acl)
+        let shown = ConfigSupport.printable(key)
+        let result = try await reportingUnknownOutcome({ _ in ("config set \(shown)", "zkctl config get \(shown)") }) {
+            try await ConfigSupport.write(zk, key: key, path: path, fields: fields, change: change,
+                                          ifVersion: ifVersion, ifAbsent: ifAbsent, acl: acl)
+        }
         inv.output.print(Printed.silentInText(json: .object(JSONObject([("key", .string(key)), ("version", .int(Int(result.version))),
                                                                         ("created", .bool(result.created))]))))
         return ExitCode.success
@@ -339,8 +342,11 @@ extension CommandTable {
         let version = inv[ConfigRemoveOptions.ifVersion].map { Int32($0) } ?? -1
         let zk = try await inv.connect()
         var removed = true
+        let shown = ConfigSupport.printable(key)
         do {
-            try await zk.delete(path, version: version)
+            try await reportingUnknownOutcome({ _ in ("config remove \(shown)", "zkctl config get \(shown)") }) {
+                try await zk.delete(path, version: version)
+            }
         } catch ZooKeeperError.Code.noNode {
             guard inv[ConfigRemoveOptions.ignoreMissing] else { throw CommandError.notFound("config key '\(key)' not found (\(path))") }
             removed = false
@@ -562,6 +568,12 @@ extension CommandTable {
             let results = await zk.multi(batches: batches, maxInFlight: 2)
             let done = results.filter { if case .success = $0 { true } else { false } }.count
             if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
+                if let error = failure as? ZooKeeperError, error.unknownOutcome != nil {
+                    // One transaction is all or nothing: its first key shows which.
+                    let key = ConfigSupport.printable(ConfigSupport.key(for: error.path ?? root, root: root))
+                    let before = done == 0 ? "" : " after \(done) of \(batches.count) batches were written"
+                    throw UnknownOutcomeError(error, command: "config import\(before)", check: "zkctl config get \(key)")
+                }
                 guard let error = failure as? ZooKeeperError, [.badVersion, .nodeExists, .noNode, .notEmpty].contains(error.code) else {
                     throw failure
                 }

@@ -89,7 +89,14 @@ struct RecursiveDelete {
         }
         var deleted = 0
         var grown: [String] = []
-        for (op, result) in zip(ops, results.withLock { $0 }) {
+        var answered = results.withLock { $0 }
+        // Answers lost with the connection: a node gone now is deleted.
+        let lost = answered.indices.filter { if case .failure(let e) = answered[$0] { e.code == .connectionLoss } else { false } }
+        for (i, settled) in zip(lost, await zk.settleLostWrites(lost.map { ops[$0] })) {
+            answered[i] = settled
+            if case .success = settled { progress?.add(1) }
+        }
+        for (op, result) in zip(ops, answered) {
             switch result {
             case .success: deleted += 1
             case .failure(let e) where e.code == .noNode: continue

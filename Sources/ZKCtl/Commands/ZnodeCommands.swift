@@ -265,6 +265,9 @@ extension CommandTable {
         before it: 'zkctl set PATH -- -'. With --if-version N the write happens only if the
         node's version is still N, which makes read-modify-write safe.
         Exit 1 when the node does not exist, 75 when its version is not N.
+        When the connection drops after the request was sent, the node is read once the session
+        is back (within --timeout): the data written (at version N+1 with --if-version N) means
+        it was applied (exit 0); the node unchanged means it was not, and it is sent again.
         """,
         examples: ["zkctl set /app/mode maintenance", "zkctl set /app/cert --file cert.pem",
                    "zkctl set /app/mode active --if-version 3", "echo -n on | zkctl set /app/flag -",
@@ -312,6 +315,18 @@ extension CommandTable {
         --acl sets the ACL of the node (and of parents it creates); the default is world:anyone:cdrwa.
         Ephemeral nodes are not offered: they would vanish when this command's session ends.
         Exit 75 when the node exists, 1 when the parent or the chroot is missing (without --parents).
+
+        When the connection drops after the request was sent, zkctl waits for the session to come
+        back (within --timeout) and looks for the node before deciding: one holding the data
+        written is ours (exit 0, its path printed). For --sequential the name is the server's,
+        so zkctl reads the parent's child version just before creating (the server numbers the
+        new child by it) and afterwards looks among the children with that prefix and a number
+        at least that high for the ones holding the data written: exactly one is ours; none, with
+        the parent's children unchanged, means it was not created and it is sent again; several
+        (someone else created the same data at the same time), or none while other children came
+        and went, is exit 69 'the write may or may not have been applied: check with zkctl ls
+        PARENT'. Curator's protected names (a _c_<uuid>- prefix) are not used: they would change
+        the name asked for.
         """,
         examples: ["zkctl create /app/settings '{\"debug\":false}'", "zkctl create --parents /app/a/b/c",
                    "zkctl create --sequential /queue/job- payload", "zkctl create --ttl 1h /tmp/marker",
@@ -388,6 +403,8 @@ extension CommandTable {
         that change meanwhile are retried one by one. A subtree of more than
         \(recursiveDeleteThreshold) nodes also needs --force. '/' and '/zookeeper' are never deleted.
         Exit 1 when the node does not exist, 75 when it has children (without --recursive).
+        When the connection drops after a delete was sent, a node found gone once the session is
+        back (within --timeout) counts as deleted (exit 0), with --recursive too.
 
         With --recursive, a node this session may not read (so its children cannot be listed) is
         kept with its subtree and the nodes above it, and named on stderr ('zkctl: PATH: not
@@ -449,8 +466,11 @@ extension CommandTable {
                 out.error("interrupted: deleted \(atLeast)\(progress.done) of \(total) znodes under \(path)\(unknown); run the same command again to delete the rest")
             }
             defer { progress.settle() }
-            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
-                .run(root: path, rootVersion: version, force: inv[DeleteOptions.force])
+            // A transaction deep in the tree whose outcome is unknown: the tree is what to look at.
+            deleted = try await reportingUnknownOutcome({ _ in ("delete --recursive \(path)", "zkctl exists \(path)") }) {
+                try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
+                    .run(root: path, rootVersion: version, force: inv[DeleteOptions.force])
+            }
         } else {
             do {
                 try await zk.delete(path, version: version)
