@@ -86,3 +86,46 @@ final class TxnTests: ToolkitTestCase {
         XCTAssertEqual(try connected(["exists", "\(base)/b"]).status, 1)
     }
 }
+
+/// `zkctl txn` whose answer is lost (issue 15's relay): settled by the client, never sent twice.
+final class TxnLostReplyTests: ToolkitTestCase {
+    override var label: String { "txn-lost" }
+
+    func input() throws -> Data {
+        try jsonLines([
+            ["op": "create", "path": "\(base)/a", "data": "one"],
+            ["op": "create", "path": "\(base)/q-", "sequential": true],
+            ["op": "set", "path": base, "data": "parent"],
+        ])
+    }
+
+    func testLostReplyIsSettledAndAppliedOnce() throws {
+        let relay = try FaultRelay(upstreamPort: serverPort(server))
+        defer { relay.stop() }
+        relay.dropNextReply(to: [.multi], then: .pass)
+        let r = try runProcess(zkctlBinaryPath(), ["-s", relay.address, "--timeout", "3s", "txn"], environment: faultEnvironment(),
+                               stdin: try input(), timeout: 60)
+        XCTAssertEqual(relay.droppedReplies, [FaultRelay.OpCode.multi.rawValue], "the reply was not dropped")
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "created \(base)/a\ncreated \(base)/q-0000000001\nset \(base) version 1\n")
+        // Applied once: one sequential node, the parent's version 1.
+        XCTAssertEqual(try ok(["ls", base]), "a\nq-0000000001\n")
+        XCTAssertEqual(try ok(["get", "\(base)/a"]), "one")
+    }
+
+    func testNeverBackIsAnUnknownOutcome() throws {
+        let relay = try FaultRelay(upstreamPort: serverPort(server))
+        defer { relay.stop() }
+        relay.dropNextReply(to: [.multi], then: .refuse)
+        let started = Date()
+        let r = try runProcess(zkctlBinaryPath(), ["-s", relay.address, "--timeout", "2s", "txn"], environment: faultEnvironment(),
+                               stdin: try input(), timeout: 60)
+        XCTAssertEqual(r.status, 69, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "")
+        XCTAssertEqual(r.stderrText.filter { $0 == "\n" }.count, 1, r.stderrText)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: txn (3 operations from stdin): "), r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("the write may or may not have been applied"), r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("check with 'zkctl get "), r.stderrText)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6)
+    }
+}

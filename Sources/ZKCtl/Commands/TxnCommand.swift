@@ -162,7 +162,11 @@ extension CommandTable {
         let zk = try await inv.connect()
         let results: [MultiOpResult]
         do {
-            results = try await zk.multi(ops)
+            // A lost answer is settled by the client (LostReply.swift); only an outcome it could
+            // not learn reaches here, told in txn's words.
+            results = try await reportingUnknownOutcome({ error in
+                ("txn (\(ops.count) operation\(ops.count == 1 ? "" : "s") from \(source))", "zkctl get \(error.path ?? ops[0].path)")
+            }) { try await zk.multi(ops) }
         } catch let error as ZooKeeperError where error.operationIndex != nil && !error.code.isConnectionProblem {
             let failed = lines[error.operationIndex!]
             let why = "\(source) line \(failed.line): \(failed.name) \(failed.op.path): \(ExitCode.reason(for: error)); nothing was applied"
