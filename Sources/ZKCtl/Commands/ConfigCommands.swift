@@ -26,7 +26,7 @@ extension CommandTable {
             "zkctl config remove old_setting",
             "zkctl config set test_key \"test_value\"",
         ],
-        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport])
+        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport, configEdit])
 
     // MARK: set
 

@@ -4,7 +4,7 @@ import ZooKeeperRecipes
 
 /// `zkctl txn [FILE | -]`: one all-or-nothing transaction (a single zoo_multi) from JSON lines.
 extension CommandTable {
-    static let toolkitCommands: [CommandSpec] = [txnCommand, findCommand, duCommand, quotaCommand]
+    static let toolkitCommands: [CommandSpec] = [txnCommand, findCommand, duCommand, quotaCommand, editCommand]
 
     // MARK: - txn
 
