@@ -40,7 +40,7 @@ extension CommandTable {
             "zkctl find /services --ephemeral", "zkctl find / --name 'lock-*' --older-than 7d",
             "zkctl find /app --data 'password' --depth 3", "zkctl find /queue --min-children 1000",
             "zkctl find /tmp --older-than 30d -0 | xargs -0 -n 1 zkctl delete",
-            "zkctl -o json find /app --min-bytes 100000 | jq -r '.[] | \"\\(.stat.dataLength) \\(.path)\"'",
+            "zkctl -o json find /app --min-bytes 100000 | jq -r '.[] | [.stat.dataLength, .path] | @tsv'",
         ],
         arguments: [ArgumentSpec("PATH", help: "the subtree's root", type: .znodePath, completion: .znodePath)],
         options: [
