@@ -48,7 +48,7 @@ SWEEP_RUNS = env_int("BENCH_SWEEP_RUNS", 3)
 SWEEP_RUNS_100K = env_int("BENCH_SWEEP_RUNS_100K", 1)
 SWEEP = os.environ.get("BENCH_SWEEP", "16,64,128,256,512,1024")
 SWEEP_100K = os.environ.get("BENCH_SWEEP_100K", "256,1024")
-JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,10k,100k,sweep,tls").split(","))
+JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,10k,100k,find,sweep,tls").split(","))
 if os.environ.get("BENCH_1M", "0") == "1":
     JOBS.add("1m")
 DEADLINE = time.monotonic() + env_int("BENCH_DEADLINE", 1800)  # seconds for the whole driver
@@ -466,6 +466,39 @@ def job_values(size, runs, slow_runs):
           "The C reference lists and reads every node with both requests pipelined (window 512).")
 
 
+def du_counts(n):
+    def check(run, ctx):
+        # du's first row is the whole tree: BYTES NODES ...; its NODES must be the tree's count.
+        rows = run.stdout().decode(errors="replace").splitlines()
+        got = rows[1].split()[1] if len(rows) > 1 and len(rows[1].split()) > 1 else "?"
+        return None if got == str(n) else f"du counted {got} nodes, expected {n}"
+    return check
+
+
+def job_find(size, runs):
+    """find and du (issue 19) next to the C walk: stats only, data only for find --data."""
+    root = f"/bench{size}"
+    n = count_nodes(size)
+    limit = 120 if size == "10k" else 900
+    tools = [
+        Tool("zkctl find", zk("find", root), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("zkctl find --min-bytes 1", zk("find", root, "--min-bytes", "1"), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("zkctl du", zk("du", root), runs, du_counts(n), kind="zkctl", limit=limit),
+        Tool("C ref (pipelined walk)", cref("walk", root), runs, lines_at_least(n), kind="cref", limit=limit),
+    ]
+    run_job(f"find {size}", tools)
+    table(f"find {size}", tools, "C ref (pipelined walk)", f"find and du, {size} ({n:,} znodes)",
+          "find prints every path (--min-bytes 1 matches every node: each holds a value), du sums the tree; "
+          "neither reads data.")
+    values = [
+        Tool("zkctl find --data", zk("find", root, "--data", "."), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("C ref (walk + values)", cref("walk", root, "--data"), runs, lines_at_least(n), kind="cref", limit=limit),
+    ]
+    run_job(f"find --data {size}", values)
+    table(f"find --data {size}", values, "C ref (walk + values)", f"find --data, {size} ({n:,} znodes)",
+          "find --data reads every value (the pattern '.' matches each).")
+
+
 def job_export(size, runs, slow_runs):
     root = f"/bench{size}"
     n = count_nodes(size)
@@ -852,6 +885,9 @@ def main():
         export100 = job_export("100k", RUNS_100K, 0)
         job_create("100k", RUNS_100K, 1, export100)
         job_delete("100k", RUNS_100K, 1)
+    if "find" in JOBS:
+        job_find("10k", RUNS)
+        job_find("100k", RUNS_100K)
     if "sweep" in JOBS:
         job_sweep()
     if "1m" in JOBS:

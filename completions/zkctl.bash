@@ -3,11 +3,12 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help' ;;
-        'config') echo 'set get list remove rm delete watch export import' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help' ;;
+        'config') echo 'set get list remove rm delete watch export import edit' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
         'ensemble') echo 'list ls can-restart add remove rm set' ;;
+        'quota') echo 'get set rm delete list ls' ;;
     esac
 }
 
@@ -20,9 +21,10 @@ _zkctl_options() {
         'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'config watch') echo '--once --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config watch') echo '--once --nested --exec --debounce --exit-on-error --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config edit') echo '--nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
@@ -38,7 +40,7 @@ _zkctl_options() {
         'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'watch') echo '--children --recursive -r --exec --debounce --exit-on-error --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'lock') echo '--wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
@@ -53,6 +55,15 @@ _zkctl_options() {
         'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'txn') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'find') echo '--name --regex --data --ephemeral --persistent --owner --min-bytes --min-children --older-than --newer-than --depth -d --null -0 --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'du') echo '--depth -d --top --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota set') echo '--count --bytes --hard --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota rm') echo '--count --bytes --hard --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'edit') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
     esac
@@ -70,6 +81,7 @@ _zkctl_optkind() {
         'config set|--acl') echo 'none' ;;
         'config get|--default') echo 'none' ;;
         'config remove|--if-version') echo 'none' ;;
+        'config watch|--debounce') echo 'duration' ;;
         'config export|--format'|'config export|-F') echo 'choice:json env sql' ;;
         'config export|--prefix') echo 'none' ;;
         'config import|--acl') echo 'none' ;;
@@ -85,6 +97,7 @@ _zkctl_optkind() {
         'create|--acl') echo 'none' ;;
         'delete|--if-version') echo 'none' ;;
         'acl set|--if-version') echo 'none' ;;
+        'watch|--debounce') echo 'duration' ;;
         'lock|--wait') echo 'duration' ;;
         'lock|--grace') echo 'duration' ;;
         'lock|--acl') echo 'none' ;;
@@ -109,6 +122,19 @@ _zkctl_optkind() {
         'ensemble set|--admin-port') echo 'none' ;;
         'metrics|--admin-port') echo 'none' ;;
         'sessions|--admin-port') echo 'none' ;;
+        'find|--name') echo 'none' ;;
+        'find|--regex') echo 'none' ;;
+        'find|--data') echo 'none' ;;
+        'find|--owner') echo 'none' ;;
+        'find|--min-bytes') echo 'none' ;;
+        'find|--min-children') echo 'none' ;;
+        'find|--older-than') echo 'duration' ;;
+        'find|--newer-than') echo 'duration' ;;
+        'find|--depth'|'find|-d') echo 'none' ;;
+        'du|--depth'|'du|-d') echo 'none' ;;
+        'du|--top') echo 'none' ;;
+        'quota set|--count') echo 'none' ;;
+        'quota set|--bytes') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
         *'|--session-timeout') echo 'duration' ;;
@@ -142,6 +168,7 @@ _zkctl_argkind() {
         'config watch|0') echo 'config-key' ;;
         'config watch|'*) echo 'config-key' ;;
         'config import|0') echo 'file' ;;
+        'config edit|0') echo 'config-key' ;;
         'service register|0') echo 'service' ;;
         'service register|1') echo 'none' ;;
         'service register|2') echo 'none' ;;
@@ -175,6 +202,13 @@ _zkctl_argkind() {
         'ensemble remove|0') echo 'none' ;;
         'ensemble remove|'*) echo 'none' ;;
         'ensemble set|0') echo 'file' ;;
+        'txn|0') echo 'file' ;;
+        'find|0') echo 'znode' ;;
+        'du|0') echo 'znode' ;;
+        'quota get|0') echo 'znode' ;;
+        'quota set|0') echo 'znode' ;;
+        'quota rm|0') echo 'znode' ;;
+        'edit|0') echo 'znode' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
     esac

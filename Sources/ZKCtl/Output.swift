@@ -30,6 +30,7 @@ public enum ExitCode {
             switch e.code {
             case .noNode: return notFound
             case .nodeExists, .badVersion, .notEmpty: return conflict
+            case .quotaExceeded: return conflict
             case .notAuthorized, .authFailed, .sessionClosedRequiresSASLAuth, .invalidACL: return notAuthorized
             case .connectionLoss, .operationTimeout, .unavailable, .sessionExpired, .sessionMoved,
                  .closing, .notReadOnly, .throttled, .invalidState, .unimplemented:
@@ -63,6 +64,7 @@ public enum ExitCode {
             case .badVersion: return "version mismatch (changed by someone else)"
             case .notAuthorized: return "not authorized"
             case .notEmpty: return "has children"
+            case .quotaExceeded: return "refused by the server: over the hard quota of this node or one above it (see 'zkctl quota list')"
             default: return e.message
             }
         case let e as CommandError: return e.message

@@ -26,7 +26,7 @@ extension CommandTable {
             "zkctl config remove old_setting",
             "zkctl config set test_key \"test_value\"",
         ],
-        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport])
+        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport, configEdit])
 
     // MARK: set
 
@@ -380,13 +380,17 @@ extension CommandTable {
         A key that does not exist yet is announced on stderr and waited for. --once exits 0 after
         the first change, which makes a script wait for a flag:
             zkctl config watch deploy_ready --once && ./deploy.sh
+
+        \(watchExecDescription) For config watch ZKCTL_KEY names the key too.
         """,
-        examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once"],
+        examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once",
+                   "zkctl config watch feature_flags --exec -- sh -c 'jq . > /etc/app/flags.json'"],
         arguments: [ArgumentSpec("KEY", help: "keys to watch (default: every key)", optional: true, variadic: true, completion: .configKey)],
         options: [
             ConfigWatchOptions.once.spec,
             ConfigWatchOptions.nested.spec,
-        ],
+        ] + WatchExecOptions.specs,
+        takesCommand: true, commandRequired: false,
         jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "key": "k", "value": ..., "version": 3} (no value or version for removed)"#,
         handler: runConfigWatch)
 
@@ -398,6 +402,23 @@ extension CommandTable {
         let out = inv.output
         let once = inv[ConfigWatchOptions.once]
         let seen = Mutex<Set<String>>([])
+        if try watchExecRequested(inv) {
+            if once { throw UsageError("--once and --exec cannot be combined", command: ["config", "watch"]) }
+            let seen = Shared<Set<String>>([])
+            return try await runWatchExec(inv, spec: spec, onReady: {
+                let found = seen.withLock { $0 }
+                for p in paths where !found.contains(p) {
+                    out.note("config key '\(ConfigSupport.printable(ConfigSupport.key(for: p, root: root)))' does not exist yet; waiting")
+                }
+            }, seen: { change in
+                if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
+            }) { change in
+                guard let event = execEvent(change, children: false) else { return nil }
+                return ChangeRunner.Change(event: event, path: change.path, version: change.stat.map { String($0.version) } ?? "",
+                                           value: change.data ?? Data(),
+                                           extra: ["ZKCTL_KEY": ConfigSupport.key(for: change.path, root: root)])
+            }
+        }
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
                                   onSession: { event in out.note("watch: \(event)") })
