@@ -147,8 +147,9 @@ public enum ServerProbe {
 
     /// The `mntr` figures, named as `mntr` names them without its `zk_` prefix (which is how
     /// the AdminServer's `monitor` names them too): `server_state`, `avg_latency`, ...
-    public static func monitor(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<Answer, Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "mntr", command: "monitor",
+    public static func monitor(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                       tls: TLSOptions? = nil) async -> Result<Answer, Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "mntr", command: "monitor", tls: tls,
                   fromWord: { answer in
                       var out: [String: String] = [:]
                       for (key, value) in FourLetterWord.fields(of: answer) where key.hasPrefix("zk_") {
@@ -166,8 +167,9 @@ public enum ServerProbe {
     }
 
     /// The member's client connections (`cons`, or the AdminServer's `connections`).
-    public static func connections(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<(source: Source, connections: [Connection]), Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "cons", command: "connections",
+    public static func connections(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                           tls: TLSOptions? = nil) async -> Result<(source: Source, connections: [Connection]), Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "cons", command: "connections", tls: tls,
                   fromWord: parseCons, fromAdmin: { object in
                       guard let list = object["connections"] as? [[String: Any]] else { return nil }
                       return list.map { c in
@@ -181,8 +183,9 @@ public enum ServerProbe {
 
     /// Sessions that own ephemeral nodes, with their paths (`dump`, or the AdminServer's `dump`;
     /// only the leader knows them).
-    public static func ephemerals(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<[String: [String]], Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "dump", command: "dump",
+    public static func ephemerals(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                          tls: TLSOptions? = nil) async -> Result<[String: [String]], Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "dump", command: "dump", tls: tls,
                   fromWord: parseDump, fromAdmin: { object in
                       guard let map = object["session_id_to_ephemeral_paths"] as? [String: Any] else { return [:] }
                       var out: [String: [String]] = [:]

@@ -160,6 +160,23 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(status.contains("Session: connected to \(s)"), status)
         XCTAssertTrue(status.contains("standalone") && status.contains("Verdict: healthy"), status)
 
+        // metrics and sessions: mntr, cons and dump over TLS to the secure port.
+        let metrics = try tls(s, ["-o", "json", "metrics"])
+        XCTAssertEqual(metrics.status, 0, metrics.stderrText)
+        let members = (try? JSONSerialization.jsonObject(with: metrics.stdout) as? [[String: Any]]) ?? []
+        XCTAssertEqual(members.count, 1, metrics.stdoutText)
+        XCTAssertEqual(members.first?["server"] as? String, s, metrics.stdoutText)
+        XCTAssertEqual(members.first?["source"] as? String, "4lw", metrics.stdoutText)
+        let registered = try BackgroundProcess(zkctlBinaryPath(), ["-s", s, "--tls-ca", fx.path("ca.pem")] + services
+                                               + ["service", "register", "eph", "10.0.0.2", "9000", "--id", "e1", "--ephemeral"],
+                                               environment: Self.cleanEnvironment)
+        XCTAssertTrue(registered.waitUntil(timeout: 20) { out, _ in out == "e1\n" }, registered.stderr)
+        let sessions = try tls(s, ["sessions"])
+        XCTAssertEqual(sessions.status, 0, sessions.stderrText)
+        XCTAssertTrue(sessions.stdoutText.contains(root + "/services/eph/e1"), sessions.stdoutText)
+        registered.signal(SIGTERM)
+        XCTAssertEqual(registered.waitForExit(seconds: 20), 143)
+
         // A chroot is kept through the relay.
         XCTAssertEqual(ok(try tls(s + root, ["get", "/node"]), "get under a chroot"), "changed")
         ok(try tls(s, ["delete", "-r", root]), "cleanup")
