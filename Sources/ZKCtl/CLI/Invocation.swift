@@ -12,18 +12,34 @@ public final class Invocation: Sendable {
     private let cleanups = Mutex<[@Sendable () -> Void]>([])
     private let signal = Mutex<SignalDelivery?>(nil)
     private let cleanupsDone = Mutex(false)
+    /// Inside `zkctl shell`: the shell's one session, which `connect()` hands out (and the
+    /// command's `closeAll` leaves open).
+    let sharedSession: ZooKeeperClient?
+    /// Whether the command runs inside `zkctl shell` (where `create --ephemeral` is offered).
+    public var inShell: Bool { sharedSession != nil }
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
         self.parsed = parsed
         self.settings = settings
         self.output = output
+        self.sharedSession = nil
+    }
+
+    /// A command run inside the shell, on the shell's session.
+    init(parsed: ParsedCommand, settings: Settings, output: Output, sharedSession: ZooKeeperClient) {
+        self.parsed = parsed
+        self.settings = settings
+        self.output = output
+        self.sharedSession = sharedSession
     }
 
     // MARK: Sessions
 
     /// Opens a session with the resolved settings. The runner closes it when the command ends.
+    /// Inside the shell, the shell's session (left open).
     public func connect() async throws -> ZooKeeperClient {
-        try await connect(settings.connectOptions)
+        if let sharedSession { return sharedSession }
+        return try await connect(settings.connectOptions)
     }
 
     /// Like `connect()`, but a missing chroot is created first (its missing components, as empty

@@ -44,8 +44,10 @@ public struct ParsedCommand: Sendable {
 
 public enum Parser {
     /// Parses `arguments` (without the program name) against `root`, whose options are the global
-    /// options, accepted before or after any subcommand.
-    public static func parse(_ arguments: [String], root: CommandSpec) throws(UsageError) -> ParsedCommand {
+    /// options, accepted before or after any subcommand. `resolvePath`, when given (the shell),
+    /// turns each value typed as a znode path into an absolute one before it is checked.
+    public static func parse(_ arguments: [String], root: CommandSpec,
+                             resolvePath: ((String) -> String)? = nil) throws(UsageError) -> ParsedCommand {
         var current = root
         var path: [String] = []
         var values: [String: [String]] = [:]
@@ -67,7 +69,8 @@ public enum Parser {
             (current.options + (path.isEmpty ? [] : root.options)).filter { !$0.hidden }.map(\.long) + ["help"]
         }
         func record(_ option: OptionSpec, _ value: String, typed: String) throws(UsageError) {
-            let value = option.type == .znodePath ? Parser.withoutTrailingSlash(value) : value
+            var value = option.type == .znodePath ? Parser.withoutTrailingSlash(value) : value
+            if option.type == .znodePath, let resolvePath { value = resolvePath(value) }
             if !option.isFlag { try validate(value, as: option.type, what: "value '\(value)' for \(typed)", command: path) }
             values[option.long, default: []].append(value)
         }
@@ -164,6 +167,7 @@ public enum Parser {
         for (index, value) in parsed.positionals.enumerated() where !current.arguments.isEmpty {
             if current.arguments[min(index, current.arguments.count - 1)].type == .znodePath {
                 parsed.positionals[index] = Parser.withoutTrailingSlash(value)
+                if let resolvePath { parsed.positionals[index] = resolvePath(parsed.positionals[index]) }
             }
         }
         try checkArguments(parsed)

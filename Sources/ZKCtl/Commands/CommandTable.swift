@@ -9,7 +9,8 @@ public enum CommandTable {
         summary: "a command-line admin tool for Apache ZooKeeper",
         options: globalOptions,
         subcommands: [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
-            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + toolkitCommands + [helpCommand] + hiddenCommands)
+            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + toolkitCommands + [helpCommand] + hiddenCommands
+            + shellCommands)
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).

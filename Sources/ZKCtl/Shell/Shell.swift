@@ -1,0 +1,276 @@
+import Foundation
+import Synchronization
+import ZooKeeper
+
+extension CommandTable {
+    static let shellCommands: [CommandSpec] = [ShellCommand.command]
+}
+
+/// `zkctl shell`: one session, many commands, each parsed and run exactly as on the command line.
+enum ShellCommand {
+    enum Options {
+        static let commands = Option<String?>(
+            "command", short: "c", value: "COMMANDS",
+            help: "run COMMANDS (separated by ';' or newlines) instead of reading them, then exit")
+        static let errexit = Option<Bool>(flag: "errexit", short: "e", help: "stop at the first command that fails, with its exit code")
+    }
+
+    /// Global options that would change the session; the shell's one session is already open.
+    static let sessionOptions: Set<String> = Set(
+        [GlobalOptions.server.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.config.spec, GlobalOptions.authFile.spec,
+         GlobalOptions.auth.spec].map(\.long) + GlobalOptions.tlsOptions.map(\.long))
+
+    static let command = CommandSpec(
+        "shell", summary: "run zkctl commands on one session, interactively or from a script",
+        description: """
+        Opens one session and runs zkctl commands on it: every command works as on the command
+        line, with the same options, output and exit codes ('-o json' applies to its line alone),
+        without the program name ('get /app' for 'zkctl get /app'). The global options given to
+        'zkctl shell' apply to every line; a line may not change the session's options (--server,
+        --auth, --auth-file, --session-timeout, --config, the TLS options: exit 64).
+        A line is split as a shell splits it: quotes, backslashes, ';' between commands, '#'
+        starting a comment; nothing is expanded.
+
+        Besides the commands: 'cd PATH' (no PATH: '/'; '-': the previous one; the znode must exist),
+        'pwd', and 'exit [N]'. Relative znode paths, with '.' and '..', are resolved against the
+        current path before they are sent, wherever a command takes a znode path.
+        The session stays open until the shell ends: ephemeral nodes made inside
+        ('create --ephemeral PATH [VALUE]', offered only here) and watches live until then. End of
+        input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. If a command
+        ends the session (or the server expires it), the shell says so and opens a new one.
+
+        Commands come from -c COMMANDS, or from stdin one per line when stdin is not a terminal,
+        or else are read at a prompt. With --errexit the shell stops at the first command that
+        fails, with its exit code; otherwise it runs them all. The shell exits with the last
+        command's exit code (or exit's N).
+        """,
+        examples: ["zkctl shell", "zkctl shell -c 'cd /app; ls; get settings'", "zkctl -s zk1:2181 shell -e < commands.zk"],
+        options: [Options.commands.spec, Options.errexit.spec],
+        handler: run)
+
+    @Sendable static func run(_ inv: Invocation) async throws -> Int32 {
+        // The runner closes this session when the shell ends (ephemerals go with it).
+        let session = try await inv.connect()
+        let shell = Shell(inv, session: session)
+        let errexit = inv[Options.errexit]
+        if let text = inv[Options.commands] {
+            let commands: [[String]]
+            do {
+                commands = try ShellLine.split(text)
+            } catch {
+                inv.output.error(error.message)
+                return ExitCode.usage
+            }
+            for words in commands {
+                if let code = await shell.execute(words), errexit && code != ExitCode.success { return code }
+                if let code = shell.exitRequested { return code }
+            }
+            return shell.lastCode
+        }
+        let interactive = isatty(0) == 1
+        while let line = readLine(prompt: interactive ? shell.prompt : nil) {
+            if let code = await shell.runLine(line), errexit && code != ExitCode.success { return code }
+            if let code = shell.exitRequested { return code }
+        }
+        return shell.lastCode
+    }
+
+    /// The next line from stdin, after `prompt` on stderr; nil at end of input.
+    static func readLine(prompt: String?) -> String? {
+        if let prompt {
+            FileHandle.standardError.write(Data(prompt.utf8))
+        }
+        return Swift.readLine(strippingNewline: true)
+    }
+}
+
+/// The shell's state between lines: its session, the current path, the last exit code.
+final class Shell: @unchecked Sendable {
+    // Sendable: used by one task at a time (the shell's loop).
+    let invocation: Invocation
+    var session: ZooKeeperClient
+    var directory = "/"
+    var previousDirectory = "/"
+    var lastCode: Int32 = ExitCode.success
+    var exitRequested: Int32?
+    let environment: [String: String]
+
+    init(_ invocation: Invocation, session: ZooKeeperClient) {
+        self.invocation = invocation
+        self.session = session
+        self.environment = ZKCtl.settingsEnvironment()
+    }
+
+    var output: Output { invocation.output }
+
+    /// `server:/path> `, with the last exit code when it was not 0.
+    var prompt: String {
+        let server = session.connectedServer ?? invocation.settings.servers.value
+        let code = lastCode == ExitCode.success ? "" : " [\(lastCode)]"
+        return "\(server):\(directory)\(code)> "
+    }
+
+    /// Runs every command on `line`; returns the last one's exit code (nil for an empty line).
+    func runLine(_ line: String) async -> Int32? {
+        let commands: [[String]]
+        do {
+            commands = try ShellLine.split(line)
+        } catch {
+            output.error(error.message)
+            lastCode = ExitCode.usage
+            return lastCode
+        }
+        var last: Int32?
+        for words in commands {
+            last = await execute(words)
+            if exitRequested != nil { break }
+        }
+        return last
+    }
+
+    /// Runs one command; its exit code becomes the last one.
+    @discardableResult
+    func execute(_ words: [String]) async -> Int32? {
+        guard let first = words.first else { return nil }
+        let code: Int32
+        switch first {
+        case "cd": code = await changeDirectory(Array(words.dropFirst()))
+        case "pwd":
+            if words.count > 1 {
+                output.error("pwd takes no arguments")
+                code = ExitCode.usage
+            } else {
+                output.line(directory)
+                code = ZKCtl.finished(output, ExitCode.success)
+            }
+        case "exit":
+            code = exit(Array(words.dropFirst()))
+        default:
+            code = await command(words)
+        }
+        lastCode = code
+        await keepSessionOpen()
+        return code
+    }
+
+    private func exit(_ arguments: [String]) -> Int32 {
+        guard arguments.count <= 1 else {
+            output.error("exit takes at most one argument (the exit code)")
+            return ExitCode.usage
+        }
+        guard let text = arguments.first else {
+            exitRequested = lastCode
+            return lastCode
+        }
+        guard let n = Int32(text), (0...255).contains(n) else {
+            output.error("bad exit code '\(text)': must be from 0 to 255")
+            return ExitCode.usage
+        }
+        exitRequested = n
+        return n
+    }
+
+    private func changeDirectory(_ arguments: [String]) async -> Int32 {
+        guard arguments.count <= 1 else {
+            output.error("cd takes one znode path")
+            return ExitCode.usage
+        }
+        var target = arguments.first ?? "/"
+        if target == "-" { target = previousDirectory }
+        target = ShellLine.resolve(Parser.withoutTrailingSlash(target), from: directory)
+        if let problem = PathRules.problem(with: target) {
+            output.error("cd: bad path '\(target)': \(problem)")
+            return ExitCode.usage
+        }
+        do {
+            guard try await session.exists(target) != nil else {
+                output.error("cd: \(target): no such znode")
+                return ExitCode.notFound
+            }
+        } catch {
+            output.error("cd: " + ExitCode.message(for: error))
+            return ExitCode.code(for: error)
+        }
+        previousDirectory = directory
+        directory = target
+        return ExitCode.success
+    }
+
+    /// A zkctl command, parsed and run as `ZKCtl.run` does, on the shell's session.
+    private func command(_ words: [String]) async -> Int32 {
+        let root = CommandTable.root
+        let plainOutput = Output(format: .text)
+        let directory = self.directory
+        var parsed: ParsedCommand
+        do {
+            parsed = try Parser.parse(words, root: root, resolvePath: { ShellLine.resolve($0, from: directory) })
+        } catch {
+            plainOutput.error("\(error)")
+            return ZKCtl.finished(plainOutput, ExitCode.usage)
+        }
+        if parsed.path.isEmpty && parsed[GlobalOptions.version] {
+            plainOutput.line("zkctl \(ZKCtl.version) (ZooKeeper C client \(ZooKeeperClient.libraryVersion))")
+            return ZKCtl.finished(plainOutput, ExitCode.success)
+        }
+        if parsed.helpRequested || (parsed.path.isEmpty && parsed.spec.handler == nil) {
+            plainOutput.write(Help.text(for: parsed.path, root: root))
+            return ZKCtl.finished(plainOutput, ExitCode.success)
+        }
+        if parsed.path == ["shell"] {
+            plainOutput.error("already in the shell")
+            return ZKCtl.finished(plainOutput, ExitCode.usage)
+        }
+        if let given = parsed.values.keys.sorted().first(where: { ShellCommand.sessionOptions.contains($0) }) {
+            plainOutput.error("--\(given) cannot change inside the shell: its session is open already (give it to 'zkctl shell')")
+            return ZKCtl.finished(plainOutput, ExitCode.usage)
+        }
+        // The shell's own global options, where the line does not give them.
+        for option in root.options {
+            if parsed.values[option.long] == nil, let value = invocation.parsed.values[option.long] {
+                parsed.values[option.long] = value
+            }
+        }
+        let settings: Settings
+        do {
+            settings = try Settings.resolve(parsed, environment: environment, isTerminal: Common.stdoutIsTerminal)
+        } catch {
+            plainOutput.error(ExitCode.message(for: error))
+            return ZKCtl.finished(plainOutput, ExitCode.code(for: error))
+        }
+        let output = Output(format: settings.output.value, color: settings.color, quiet: settings.quiet)
+        guard let handler = parsed.spec.handler else {
+            output.error("'\(parsed.path.joined(separator: " "))' is not implemented")
+            return ZKCtl.finished(output, ExitCode.internalError)
+        }
+        let inv = Invocation(parsed: parsed, settings: settings, output: output, sharedSession: session)
+        let code: Int32
+        do {
+            code = try await handler(inv)
+        } catch {
+            output.flush()
+            if output.stdoutFailure == nil { output.error(ExitCode.message(for: error)) }
+            await inv.closeAll()
+            return ZKCtl.finished(output, ExitCode.code(for: error))
+        }
+        await inv.closeAll()
+        return ZKCtl.finished(output, code)
+    }
+
+    /// After a command that ended the session (or a session the server expired): say so and
+    /// open a new one, so that the next command has one.
+    private func keepSessionOpen() async {
+        switch session.state {
+        case .closed, .expired:
+            break
+        default:
+            return
+        }
+        output.warn("the session ended (its ephemeral nodes and watches are gone); opening a new one")
+        do {
+            session = try await invocation.connect(invocation.settings.connectOptions)
+        } catch {
+            output.error("cannot open a new session: " + ExitCode.message(for: error))
+            exitRequested = ExitCode.code(for: error)
+        }
+    }
+}

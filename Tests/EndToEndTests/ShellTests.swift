@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+import ZKTestSupport
+
+/// `zkctl shell` through the binary on a real server: script mode (-c and stdin), one session for
+/// the whole shell, cd/pwd and relative paths, exit codes.
+final class ShellTests: ToolkitTestCase {
+    override var label: String { "shell" }
+
+    func shell(_ args: [String], stdin: String? = nil) throws -> ProcessResult {
+        try connected(["shell"] + args, stdin: stdin.map { Data($0.utf8) }, timeout: 30)
+    }
+
+    func testCommandsRunInsideWithRelativePaths() throws {
+        try ok(["create", "\(base)/app"])
+        try ok(["create", "\(base)/app/settings", "debug=false"])
+        try ok(["create", "\(base)/app/sub"])
+        let r = try shell(["-c", """
+        cd \(base)/app; pwd; get settings; echo-not-a-command
+        cd sub; pwd; get ../settings; ls ..; cd ..; -o json get ./settings
+        cd -; pwd; cd ../../..; pwd
+        """])
+        XCTAssertEqual(r.stdoutText, """
+        \(base)/app
+        debug=false\(base)/app/sub
+        debug=falsesettings
+        sub
+        {"path":"\(base)/app/settings","data":"debug=false"}
+        \(base)/app/sub
+        /
+
+        """)
+        XCTAssertEqual(r.stderrText, "zkctl: unknown command 'echo-not-a-command'; see 'zkctl --help'\n")
+        XCTAssertEqual(r.status, 0, "the last command's exit code")
+    }
+
+    func testStdinLinesCommentsQuotesAndExitCodes() throws {
+        let r = try shell([], stdin: """
+        # a comment line
+        create \(base)/"a b" 'one two'   # a trailing comment
+        get "\(base)/a b"; exists \(base)/missing
+
+        """)
+        XCTAssertEqual(r.stdoutText, "\(base)/a b\none two")
+        XCTAssertEqual(r.stderrText, "")
+        XCTAssertEqual(r.status, 1, "the last command (exists, not found) gives the shell's exit code")
+
+        // exit N ends the shell with N; what follows is not run.
+        let e = try shell([], stdin: "exists \(base)/missing\nexit 3\ncreate \(base)/after\n")
+        XCTAssertEqual(e.status, 3)
+        XCTAssertEqual(try connected(["exists", "\(base)/after"]).status, 1)
+        // A bare exit keeps the last exit code.
+        XCTAssertEqual(try shell(["-c", "exists \(base)/missing; exit"]).status, 1)
+    }
+
+    func testErrexitStopsAtTheFirstFailure() throws {
+        let script = "create \(base)/one\nget \(base)/missing\ncreate \(base)/two\n"
+        let stopped = try shell(["-e"], stdin: script)
+        XCTAssertEqual(stopped.status, 1)
+        XCTAssertEqual(stopped.stdoutText, "\(base)/one\n")
+        XCTAssertEqual(stopped.stderrText, "zkctl: \(base)/missing: no such znode\n")
+        XCTAssertEqual(try connected(["exists", "\(base)/two"]).status, 1)
+
+        // Without -e every command runs; the shell exits with the last one's code.
+        let all = try shell(["-c", "get \(base)/missing; create \(base)/two"])
+        XCTAssertEqual(all.status, 0)
+        XCTAssertEqual(all.stdoutText, "\(base)/two\n")
+    }
+
+    func testBadLinesAreUsageErrors() throws {
+        let quote = try shell(["-c", "get '\(base)"])
+        XCTAssertEqual(quote.status, 64)
+        XCTAssertEqual(quote.stderrText, "zkctl: unterminated single quote\n")
+
+        let server = try shell(["-e", "-c", "get -s 127.0.0.1:1 \(base); create \(base)/not"])
+        XCTAssertEqual(server.status, 64)
+        XCTAssertEqual(server.stderrText, "zkctl: --server cannot change inside the shell: its session is open already (give it to 'zkctl shell')\n")
+
+        let cd = try shell(["-c", "cd \(base)/missing; pwd"])
+        XCTAssertEqual(cd.stdoutText, "/\n")
+        XCTAssertEqual(cd.stderrText, "zkctl: cd: \(base)/missing: no such znode\n")
+        XCTAssertEqual(try shell(["-e", "-c", "cd \(base)/missing; pwd"]).status, 1)
+    }
+}
