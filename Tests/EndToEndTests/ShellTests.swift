@@ -81,4 +81,31 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(cd.stderrText, "zkctl: cd: \(base)/missing: no such znode\n")
         XCTAssertEqual(try shell(["-e", "-c", "cd \(base)/missing; pwd"]).status, 1)
     }
+
+    func testEphemeralNodesLiveUntilTheShellEnds() throws {
+        // Made by one line, still there for the next ones (one session), gone once the shell ends.
+        let r = try shell(["-c", """
+        cd \(base); create --ephemeral e alive; create --ephemeral --sequential q-
+        exists q-0000000001; -o json stat e; get e
+        """])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        let lines = r.stdoutText.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count == 4 else { return XCTFail("four lines expected: \(r.stdoutText)") }
+        XCTAssertEqual(Array(lines.prefix(2)), ["\(base)/e", "\(base)/q-0000000001"])
+        XCTAssertEqual(lines.last, "alive")
+        let stat = try XCTUnwrap(try json(String(lines[2])) as? [String: Any])
+        let owner = try XCTUnwrap((stat["stat"] as? [String: Any])?["ephemeralOwner"] as? String)
+        XCTAssertNotEqual(owner, "0x0", "an ephemeral node, owned by the shell's session")
+        XCTAssertEqual(try connected(["exists", "\(base)/e"]).status, 1, "the shell's session closed: its ephemeral is gone")
+        XCTAssertEqual(try connected(["exists", "\(base)/q-0000000001"]).status, 1)
+
+        // On the command line it stays refused, with the reason; with --container or --ttl too.
+        XCTAssertEqual(try fails(["create", "--ephemeral", "\(base)/x"], 64),
+                       "zkctl: --ephemeral is offered only inside 'zkctl shell': the node would vanish as soon as this command's session ended; see 'zkctl create --help'\n")
+        let mixed = try shell(["-c", "create --ephemeral --container \(base)/x"])
+        XCTAssertEqual(mixed.status, 64)
+        XCTAssertEqual(mixed.stderrText, "zkctl: --container and --ephemeral cannot be combined; see 'zkctl create --help'\n")
+        XCTAssertEqual(try connected(["exists", "\(base)/x"]).status, 1)
+    }
 }

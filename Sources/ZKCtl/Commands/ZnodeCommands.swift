@@ -299,6 +299,7 @@ extension CommandTable {
         static let container = Option<Bool>(flag: "container", help: "create a container node")
         static let ttl = Option<Duration?>(duration: "ttl", value: "DURATION", help: "remove the node after this long unchanged and childless")
         static let parents = Option<Bool>(flag: "parents", short: "p", help: "create missing parents (and a missing chroot)")
+        static let ephemeral = Option<Bool>(flag: "ephemeral", help: "inside 'zkctl shell' only: a node removed when the shell's session ends")
     }
 
     static let createCommand = CommandSpec(
@@ -313,7 +314,9 @@ extension CommandTable {
         but not with --container. --parents creates missing parents as empty persistent nodes,
         and the connect string's chroot first when it does not exist (open ACL).
         --acl sets the ACL of the node (and of parents it creates); the default is world:anyone:cdrwa.
-        Ephemeral nodes are not offered: they would vanish when this command's session ends.
+        --ephemeral is offered only inside 'zkctl shell', where the node lives until the shell's
+        session ends (with --sequential too); on the command line it is refused (exit 64): the
+        node would vanish as soon as the command's own session ended.
         Exit 75 when the node exists, 1 when the parent or the chroot is missing (without --parents).
 
         When the connection drops after the request was sent, zkctl waits for the session to come
@@ -339,9 +342,21 @@ extension CommandTable {
             CreateOptions.ttl.spec,
             CreateOptions.parents.spec,
             Common.aclOption.spec,
+            CreateOptions.ephemeral.spec,
         ],
         jsonOutput: #"{"path"}: the path created (with its sequence number for --sequential)"#,
         handler: runCreate)
+
+    /// `create --ephemeral`: inside the shell only, and not with --container or --ttl.
+    static func ephemeralMode(_ inv: Invocation, sequential: Bool) throws -> CreateMode {
+        guard inv.inShell else {
+            throw UsageError("--ephemeral is offered only inside 'zkctl shell': the node would vanish as soon as this command's session ended",
+                             command: ["create"])
+        }
+        if inv[CreateOptions.container] { throw UsageError("--container and --ephemeral cannot be combined", command: ["create"]) }
+        if inv[CreateOptions.ttl] != nil { throw UsageError("--ttl and --ephemeral cannot be combined", command: ["create"]) }
+        return sequential ? .ephemeralSequential : .ephemeral
+    }
 
     /// The create mode for the flags given.
     static func createMode(sequential: Bool, container: Bool, ttl: Duration?) throws -> CreateMode {
@@ -361,7 +376,8 @@ extension CommandTable {
     @Sendable static func runCreate(_ inv: Invocation) async throws -> Int32 {
         let path = inv.argument(0)!
         if path == "/" { throw UsageError("'/' always exists", command: ["create"]) }
-        let mode = try createMode(sequential: inv[CreateOptions.sequential], container: inv[CreateOptions.container], ttl: inv[CreateOptions.ttl])
+        var mode = try createMode(sequential: inv[CreateOptions.sequential], container: inv[CreateOptions.container], ttl: inv[CreateOptions.ttl])
+        if inv[CreateOptions.ephemeral] { mode = try ephemeralMode(inv, sequential: inv[CreateOptions.sequential]) }
         let acl: [ACL]
         do {
             acl = try Common.acl(for: inv)
