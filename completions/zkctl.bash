@@ -3,7 +3,7 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help shell' ;;
         'config') echo 'set get list remove rm delete watch export import edit' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
@@ -35,7 +35,7 @@ _zkctl_options() {
         'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
-        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'create') echo '--file --sequential --container --ttl --parents -p --acl --ephemeral --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
@@ -65,6 +65,7 @@ _zkctl_options() {
         'quota list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'edit') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'shell') echo '--command -c --errexit -e --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
         *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
     esac
 }
@@ -135,6 +136,7 @@ _zkctl_optkind() {
         'du|--top') echo 'none' ;;
         'quota set|--count') echo 'none' ;;
         'quota set|--bytes') echo 'none' ;;
+        'shell|--command'|'shell|-c') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
         *'|--session-timeout') echo 'duration' ;;

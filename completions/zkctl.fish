@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help shell
                 case 'config'
                     echo set get list remove rm delete watch export import edit
                 case 'service'
@@ -21,7 +21,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --bytes --config --config-root --count --data --debounce --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --prefix --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --bytes --command --config --config-root --count --data --debounce --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --prefix --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -c -d -f -o -p -s
                     return 0
     end
     return 1
@@ -147,6 +147,7 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a du -d 'sum nodes and data bytes pe
 complete -c zkctl -n '__zkctl_at '\'''\''' -a quota -d 'show, set and remove ZooKeeper quotas'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a edit -d 'edit a znode'\''s data in $VISUAL or $EDITOR'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a shell -d 'run zkctl commands on one session, interactively or from a script'
 complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
@@ -230,6 +231,7 @@ complete -c zkctl -n '__zkctl_at '\''create'\''' -l container -d 'create a conta
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l ttl -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'remove the node after this long unchanged and childless'
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l parents -s p -d 'create missing parents (and a missing chroot)'
 complete -c zkctl -n '__zkctl_at '\''create'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
+complete -c zkctl -n '__zkctl_at '\''create'\''' -l ephemeral -d 'inside '\''zkctl shell'\'' only: a node removed when the shell'\''s session ends'
 complete -c zkctl -n '__zkctl_arg '\''create'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l if-version -x -d 'act only if the node still has this version (else exit 75)'
 complete -c zkctl -n '__zkctl_at '\''delete'\''' -l recursive -s r -d 'delete the whole subtree'
@@ -333,3 +335,5 @@ complete -c zkctl -n '__zkctl_at '\''quota rm'\''' -l hard -d 'with --count or -
 complete -c zkctl -n '__zkctl_arg '\''quota rm'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_arg '\''edit'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x
+complete -c zkctl -n '__zkctl_at '\''shell'\''' -l command -s c -x -d 'run COMMANDS (separated by '\'';'\'' or newlines) instead of reading them, then exit'
+complete -c zkctl -n '__zkctl_at '\''shell'\''' -l errexit -s e -d 'stop at the first command that fails, with its exit code'
