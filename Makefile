@@ -18,6 +18,8 @@ APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-ka
 APT_PACKAGES += libservlet-api-java
 # TLS: OpenSSL for the relay; Netty (the server's TLS port), openssl and keytool for the tests' keys.
 APT_PACKAGES += libssl-dev libnetty-java openssl
+# zkctl shell: line editing and history (libedit); its terminal tests drive tmux.
+APT_PACKAGES += libedit-dev tmux
 TEST_TMP = $(CURDIR)/.tmp
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help

@@ -22,11 +22,16 @@ let package = Package(
             name: "COpenSSL",
             providers: [.apt(["libssl-dev"])]
         ),
+        // Line editing and history for `zkctl shell` on a terminal.
+        .systemLibrary(
+            name: "CEditline",
+            providers: [.apt(["libedit-dev"])]
+        ),
         .target(name: "ZooKeeper", dependencies: ["CZooKeeper", "COpenSSL"], swiftSettings: strict),
         // Coordination recipes over the client (lock, watch engine, service discovery, run-once);
         // nothing of argv or output, so that any Swift program can use them.
         .target(name: "ZooKeeperRecipes", dependencies: ["ZooKeeper"], swiftSettings: strict),
-        .target(name: "ZKCtl", dependencies: ["ZooKeeper", "ZooKeeperRecipes"], swiftSettings: strict),
+        .target(name: "ZKCtl", dependencies: ["ZooKeeper", "ZooKeeperRecipes", "CEditline"], swiftSettings: strict),
         .executableTarget(name: "zkctl", dependencies: ["ZKCtl"], swiftSettings: strict),
         .target(name: "ZKTestSupport", path: "Tests/ZKTestSupport", swiftSettings: strict),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "ZKTestSupport"], swiftSettings: strict),

@@ -127,6 +127,7 @@ final class SignalGuard: @unchecked Sendable {
         let source = DispatchSource.makeReadSource(fileDescriptor: pipe.readEnd, queue: .global())
         source.setEventHandler {
             while let delivery = pipe.next() {
+                if invocation.interceptsSignal(delivery) { continue }
                 // A second signal while the first is handled changes nothing.
                 guard invocation.recordSignal(delivery) else { continue }
                 invocation.runInterruptCleanups()

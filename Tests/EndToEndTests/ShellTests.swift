@@ -108,4 +108,87 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(mixed.stderrText, "zkctl: --container and --ephemeral cannot be combined; see 'zkctl create --help'\n")
         XCTAssertEqual(try connected(["exists", "\(base)/x"]).status, 1)
     }
+
+    // MARK: On a terminal (tmux)
+
+    /// A terminal through tmux, on a socket of its own; its server is killed at teardown.
+    struct Terminal {
+        let socket: String
+
+        func tmux(_ args: [String]) throws -> ProcessResult {
+            try runProcess("tmux", ["-L", socket] + args, timeout: 10)
+        }
+
+        func send(_ keys: String...) throws { _ = try tmux(["send-keys", "-t", "t"] + keys) }
+
+        func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", "t"]).stdoutText }
+
+        /// Waits (at most 15 s) until the screen satisfies `predicate`; returns the screen.
+        @discardableResult
+        func wait(_ what: String, file: StaticString = #filePath, line: UInt = #line,
+                  _ predicate: (String) -> Bool) throws -> String {
+            let deadline = Date().addingTimeInterval(15)
+            var text = try screen()
+            while !predicate(text), Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+                text = try screen()
+            }
+            XCTAssertTrue(predicate(text), "waiting for \(what); the screen:\n\(text)", file: file, line: line)
+            return text
+        }
+    }
+
+    func testTerminalPromptHistoryCtrlCAndCtrlD() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-shell-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let terminal = Terminal(socket: "zkctl-shell-test-\(getpid())-\(UUID().uuidString.prefix(8))")
+        addTeardownBlock {
+            _ = try? terminal.tmux(["kill-server"])
+            try? FileManager.default.removeItem(atPath: home)
+        }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let command = "env -i PATH='\(path)' HOME='\(home)' XDG_STATE_HOME='\(home)/state' TERM=screen "
+            + "'\(zkctlBinaryPath())' -s \(server.connectString) shell; echo EXIT=$?; sleep 60"
+        let started = try terminal.tmux(["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", command])
+        XCTAssertEqual(started.status, 0, started.stderrText)
+        let server = self.server.connectString.split(separator: ",")[0]
+        try terminal.wait("the first prompt") { $0.contains("\(server):/>") }
+
+        // cd, then a relative path; a failing command's code in the prompt.
+        try terminal.send("cd \(base)", "Enter")
+        try terminal.wait("the prompt in the new path") { $0.contains("\(server):\(base)>") }
+        try terminal.send("exists missing", "Enter")
+        try terminal.wait("exit code 1 in the prompt") { $0.contains("\(server):\(base) [1]>") }
+        try terminal.send("create --ephemeral e alive", "Enter")
+        try terminal.wait("the ephemeral created") { $0.contains("\n\(base)/e\n") }
+        try terminal.send("digest bob:secret", "Enter")
+        try terminal.wait("digest's answer") { $0.contains("bob:fyVmFCwVbTJYrznoSu1koqYEYF0=") }
+
+        // Ctrl-C ends a watch, not the shell.
+        try terminal.send("watch e", "Enter")
+        try terminal.wait("the watch's first event") { $0.contains("initial \(base)/e = alive") }
+        try terminal.send("C-c")
+        try terminal.wait("the prompt after Ctrl-C, with 130") { $0.contains("\(server):\(base) [130]>") }
+        XCTAssertEqual(try connected(["get", "\(base)/e"]).stdoutText, "alive", "the shell's session is still open")
+
+        // Up twice: the create again (digest's line was not kept), refused as the node exists.
+        try terminal.send("Up", "Up")
+        try terminal.wait("the create recalled") { $0.contains("[130]> create --ephemeral e alive") }
+        try terminal.send("Enter")
+        try terminal.wait("the create refused, 75") { $0.contains("zkctl: \(base)/e: already exists") && $0.contains("\(server):\(base) [75]>") }
+
+        // Ctrl-D ends the shell and its session: the ephemeral is gone.
+        try terminal.send("C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=75") }
+        XCTAssertEqual(try connected(["exists", "\(base)/e"]).status, 1)
+
+        // The history: owner-only, without the line holding credentials.
+        let historyFile = home + "/state/zkctl/history"
+        let mode = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: historyFile)[.posixPermissions] as? Int)
+        XCTAssertEqual(mode, 0o600)
+        let history = try String(contentsOfFile: historyFile, encoding: .utf8)
+        XCTAssertTrue(history.contains("create\\040--ephemeral\\040e\\040alive"), history)
+        XCTAssertFalse(history.contains("secret"), history)
+        XCTAssertFalse(history.contains("digest"), history)
+    }
 }

@@ -12,6 +12,7 @@ public final class Invocation: Sendable {
     private let cleanups = Mutex<[@Sendable () -> Void]>([])
     private let signal = Mutex<SignalDelivery?>(nil)
     private let cleanupsDone = Mutex(false)
+    private let signalInterceptor = Mutex<(@Sendable (SignalDelivery) -> Bool)?>(nil)
     /// Inside `zkctl shell`: the shell's one session, which `connect()` hands out (and the
     /// command's `closeAll` leaves open).
     let sharedSession: ZooKeeperClient?
@@ -84,6 +85,17 @@ public final class Invocation: Sendable {
 
     /// How that signal arrived (from a terminal to the whole process group, or from a process).
     var interruptDelivery: SignalDelivery? { signal.withLock { $0 } }
+
+    /// Takes signals before the runner's signal path (which ends the process): the shell on a
+    /// terminal stops its running command on Ctrl-C instead. The body returns true for a signal
+    /// it took.
+    func interceptSignals(_ body: (@Sendable (SignalDelivery) -> Bool)?) {
+        signalInterceptor.withLock { $0 = body }
+    }
+
+    func interceptsSignal(_ delivery: SignalDelivery) -> Bool {
+        signalInterceptor.withLock { $0 }?(delivery) ?? false
+    }
 
     /// Records the signal; true for the first one.
     func recordSignal(_ delivery: SignalDelivery) -> Bool {

@@ -39,13 +39,21 @@ enum ShellCommand {
         input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. If a command
         ends the session (or the server expires it), the shell says so and opens a new one.
 
+        On a terminal the prompt shows the server, the current path and the last exit code when
+        it was not 0 ('zk1:2181:/app [1]> '); lines are edited with the usual Emacs keys (libedit),
+        Up and Down walk the history and Ctrl-R searches it. The history is kept in
+        $XDG_STATE_HOME/zkctl/history (~/.local/state/zkctl/history; mode 600), without the lines
+        that hold credentials (--auth, digest). Ctrl-C stops the running command (a watch, say:
+        exit 130 in the prompt) and not the shell; SIGTERM ends the shell and its session.
+
         Commands come from -c COMMANDS, or from stdin one per line when stdin is not a terminal,
-        or else are read at a prompt. With --errexit the shell stops at the first command that
+        or else are read at the prompt. With --errexit the shell stops at the first command that
         fails, with its exit code; otherwise it runs them all. The shell exits with the last
         command's exit code (or exit's N).
         """,
         examples: ["zkctl shell", "zkctl shell -c 'cd /app; ls; get settings'", "zkctl -s zk1:2181 shell -e < commands.zk"],
         options: [Options.commands.spec, Options.errexit.spec],
+        jsonOutput: "none of its own: each command prints its own JSON, as on the command line ('-o json' on 'zkctl shell' applies to every line)",
         handler: run)
 
     @Sendable static func run(_ inv: Invocation) async throws -> Int32 {
@@ -67,8 +75,27 @@ enum ShellCommand {
             }
             return shell.lastCode
         }
-        let interactive = isatty(0) == 1
-        while let line = readLine(prompt: interactive ? shell.prompt : nil) {
+        if isatty(0) == 1, let editor = LineEditor() {
+            // Ctrl-C stops the running command, not the shell (SIGTERM still ends the shell).
+            inv.interceptSignals { delivery in
+                guard delivery.signo == SIGINT else { return false }
+                shell.interrupt(delivery)
+                return true
+            }
+            defer { inv.interceptSignals(nil) }
+            while let line = editor.readLine(prompt: shell.prompt) {
+                if !Shell.holdsCredentials(line) { editor.remember(line) }
+                let code = await shell.runLine(line)
+                // After the terminal's '^C', the prompt starts on a line of its own.
+                if code == 128 + SIGINT { FileHandle.standardError.write(Data("\n".utf8)) }
+                if let code, errexit && code != ExitCode.success { return code }
+                if let code = shell.exitRequested { return code }
+            }
+            // Ctrl-D: end the prompt's line.
+            FileHandle.standardError.write(Data("\n".utf8))
+            return shell.lastCode
+        }
+        while let line = readLine(prompt: nil) {
             if let code = await shell.runLine(line), errexit && code != ExitCode.success { return code }
             if let code = shell.exitRequested { return code }
         }
@@ -94,6 +121,31 @@ final class Shell: @unchecked Sendable {
     var lastCode: Int32 = ExitCode.success
     var exitRequested: Int32?
     let environment: [String: String]
+
+    /// The command running now and its task, for Ctrl-C.
+    private let running = Mutex<(Invocation, Task<Int32, any Error>)?>(nil)
+
+    /// Ctrl-C: the running command's own interrupt cleanups, then its task cancelled. At the
+    /// prompt it does nothing.
+    func interrupt(_ delivery: SignalDelivery) {
+        guard let (inv, task) = running.withLock({ $0 }) else { return }
+        guard inv.recordSignal(delivery) else { return }
+        inv.runInterruptCleanups()
+        task.cancel()
+    }
+
+    /// Whether a history line could hold credentials (digest's user:password, --auth), so that it
+    /// is not written to the history file.
+    static func holdsCredentials(_ line: String) -> Bool {
+        guard let commands = try? ShellLine.split(line) else { return true }
+        for words in commands {
+            if words.contains(where: { $0 == "--auth" || $0.hasPrefix("--auth=") }) { return true }
+            if words.contains("digest") { return true }
+            if let parsed = try? Parser.parse(words, root: CommandTable.root),
+               parsed.values[GlobalOptions.auth.spec.long] != nil || parsed.path == ["digest"] { return true }
+        }
+        return false
+    }
 
     init(_ invocation: Invocation, session: ZooKeeperClient) {
         self.invocation = invocation
@@ -243,16 +295,25 @@ final class Shell: @unchecked Sendable {
             return ZKCtl.finished(output, ExitCode.internalError)
         }
         let inv = Invocation(parsed: parsed, settings: settings, output: output, sharedSession: session)
+        let task = Task { try await handler(inv) }
+        running.withLock { $0 = (inv, task) }
+        defer { running.withLock { $0 = nil } }
         let code: Int32
         do {
-            code = try await handler(inv)
+            code = try await task.value
         } catch {
             output.flush()
+            if let signo = inv.interruptSignal {
+                await inv.closeAll()
+                return ZKCtl.finished(output, 128 + signo)
+            }
             if output.stdoutFailure == nil { output.error(ExitCode.message(for: error)) }
             await inv.closeAll()
             return ZKCtl.finished(output, ExitCode.code(for: error))
         }
         await inv.closeAll()
+        // An interrupted command exits 128 + the signal, however its handler ended (as ZKCtl.run).
+        if let signo = inv.interruptSignal { return ZKCtl.finished(output, 128 + signo) }
         return ZKCtl.finished(output, code)
     }
 
