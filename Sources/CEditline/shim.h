@@ -34,6 +34,12 @@ static inline EditLine *zkctl_editline_open(const char *program, History *entrie
     return el;
 }
 
+/* Tab runs `complete` (which reads el_line and inserts with el_insertstr). */
+static inline void zkctl_editline_set_completion(EditLine *el, unsigned char (*complete)(EditLine *, int)) {
+    el_set(el, EL_ADDFN, "zkctl-complete", "complete a command, option or znode path", complete);
+    el_set(el, EL_BIND, "^I", "zkctl-complete", NULL);
+}
+
 static inline History *zkctl_history_open(int size) {
     History *h = history_init();
     if (h == NULL) return NULL;

@@ -119,7 +119,7 @@ final class ShellTests: ToolkitTestCase {
             try runProcess("tmux", ["-L", socket] + args, timeout: 10)
         }
 
-        func send(_ keys: String...) throws { _ = try tmux(["send-keys", "-t", "t"] + keys) }
+        func send(_ keys: String...) throws { _ = try tmux(["send-keys", "-t", "t", "--"] + keys) }
 
         func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", "t"]).stdoutText }
 
@@ -138,7 +138,8 @@ final class ShellTests: ToolkitTestCase {
         }
     }
 
-    func testTerminalPromptHistoryCtrlCAndCtrlD() throws {
+    /// `zkctl shell` in a tmux terminal, its history under a home of its own.
+    func startTerminal() throws -> (Terminal, String) {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-shell-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let terminal = Terminal(socket: "zkctl-shell-test-\(getpid())-\(UUID().uuidString.prefix(8))")
@@ -151,6 +152,11 @@ final class ShellTests: ToolkitTestCase {
             + "'\(zkctlBinaryPath())' -s \(server.connectString) shell; echo EXIT=$?; sleep 60"
         let started = try terminal.tmux(["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", command])
         XCTAssertEqual(started.status, 0, started.stderrText)
+        return (terminal, home)
+    }
+
+    func testTerminalPromptHistoryCtrlCAndCtrlD() throws {
+        let (terminal, home) = try startTerminal()
         let server = self.server.connectString.split(separator: ",")[0]
         try terminal.wait("the first prompt") { $0.contains("\(server):/>") }
 
@@ -190,5 +196,35 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertTrue(history.contains("create\\040--ephemeral\\040e\\040alive"), history)
         XCTAssertFalse(history.contains("secret"), history)
         XCTAssertFalse(history.contains("digest"), history)
+    }
+
+    func testTabCompletesCommandsOptionsAndLivePaths() throws {
+        try ok(["create", "\(base)/app"])
+        try ok(["create", "\(base)/app/settings", "debug=false"])
+        try ok(["create", "\(base)/app/sub"])
+        let (terminal, _) = try startTerminal()
+        let server = self.server.connectString.split(separator: ",")[0]
+        try terminal.wait("the first prompt") { $0.contains("\(server):/>") }
+
+        // A command and an option from the command table.
+        try terminal.send("cre", "Tab", "--par", "Tab")
+        try terminal.wait("create --parents completed") { $0.contains("\(server):/> create --parents ") || $0.contains("/> create --parents") }
+        try terminal.send("C-u")
+        // A live path, absolute for cd, then relative to the current path for get.
+        try terminal.send("cd \(base)/a", "Tab")
+        try terminal.wait("the path completed") { $0.contains("/> cd \(base)/app") }
+        try terminal.send("Enter")
+        try terminal.wait("the prompt in the new path") { $0.contains("\(server):\(base)/app>") }
+        try terminal.send("get se", "Tab")
+        try terminal.wait("the child completed") { $0.contains("\(base)/app> get settings") }
+        try terminal.send("Enter")
+        try terminal.wait("its data") { $0.contains("debug=false") }
+        // Several candidates: their common part inserted, then (nothing more to add) listed.
+        try terminal.send("C-u", "ls ", "Tab")
+        try terminal.wait("the common part") { $0.contains("\(base)/app> ls s") }
+        try terminal.send("Tab")
+        try terminal.wait("both children listed") { $0.contains("\nsettings  sub\n") }
+        try terminal.send("C-u", "C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
     }
 }

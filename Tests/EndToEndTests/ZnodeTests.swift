@@ -393,7 +393,7 @@ final class ZnodeTests: XCTestCase {
         XCTAssertEqual(try fails(["create", "\(base)/bad", "v", "--file", "/etc/hostname"], 64),
                        "zkctl: give the value either as an argument or with --file, not both; see 'zkctl create --help'\n")
         XCTAssertEqual(try fails(["create", "--ephemeral", "\(base)/bad"], 64),
-                       "zkctl: unknown option '--ephemeral' for 'create'; see 'zkctl create --help'\n")
+                       "zkctl: --ephemeral is offered only inside 'zkctl shell': the node would vanish as soon as this command's session ended; see 'zkctl create --help'\n")
         XCTAssertEqual(try connected(["exists", "\(base)/bad"]).status, 1)
     }
 

@@ -1,5 +1,6 @@
 import CEditline
 import Foundation
+import Synchronization
 
 /// Line editing on a terminal through libedit: Emacs keys, Up/Down through the history, Ctrl-R
 /// to search it. The history is kept in `$XDG_STATE_HOME/zkctl/history` (mode 0600).
@@ -61,4 +62,56 @@ final class LineEditor: @unchecked Sendable {
         _ = chmod(historyFile, 0o600)
         _ = zkctl_history_save(history, historyFile)
     }
+}
+
+extension LineEditor {
+    /// Tab: what `complete` offers for the text before the cursor (the word being typed is the
+    /// text after its last blank). One candidate is inserted; several insert their common
+    /// prefix, or are listed when there is none to insert.
+    func enableCompletion(_ complete: @escaping @Sendable (String) -> [Completion]) {
+        completionBody.withLock { $0 = complete }
+        zkctl_editline_set_completion(editor, lineEditorComplete)
+    }
+
+    /// Reads a line on a thread of its own, so that completion may wait for the server without
+    /// holding one of the tasks' threads.
+    func readLine(prompt: String) async -> String? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            let thread = Thread { continuation.resume(returning: self.readLine(prompt: prompt)) }
+            thread.start()
+        }
+    }
+}
+
+/// One completion: the whole word, and whether a blank follows it once it is inserted.
+struct Completion: Sendable, Hashable {
+    var word: String
+    var final: Bool
+}
+
+private let completionBody = Mutex<(@Sendable (String) -> [Completion])?>(nil)
+
+/// libedit's Tab handler (a C function pointer: no captures).
+private func lineEditorComplete(_ editor: OpaquePointer?, _ key: Int32) -> UInt8 {
+    guard let editor, let info = el_line(editor)?.pointee, let body = completionBody.withLock({ $0 }) else {
+        return UInt8(CC_ERROR)
+    }
+    let length = info.cursor - info.buffer
+    let before = length <= 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: info.buffer, count: length), as: UTF8.self)
+    let typed = String(before.reversed().prefix { $0 != " " && $0 != "\t" }.reversed())
+    let candidates = body(before).filter { $0.word.hasPrefix(typed) }
+    guard !candidates.isEmpty else { return UInt8(CC_REFRESH_BEEP) }
+    if candidates.count == 1 {
+        let insert = String(candidates[0].word.dropFirst(typed.count)) + (candidates[0].final ? " " : "")
+        if !insert.isEmpty { _ = el_insertstr(editor, insert) }
+        return UInt8(CC_REFRESH)
+    }
+    let common = candidates.map(\.word).reduce(candidates[0].word) { a, b in String(zip(a, b).prefix { $0 == $1 }.map(\.0)) }
+    if common.count > typed.count {
+        _ = el_insertstr(editor, String(common.dropFirst(typed.count)))
+        return UInt8(CC_REFRESH)
+    }
+    let list = candidates.map(\.word).sorted().joined(separator: "  ")
+    FileHandle.standardError.write(Data(("\n" + list + "\n").utf8))
+    return UInt8(CC_REDISPLAY)
 }

@@ -41,7 +41,9 @@ enum ShellCommand {
 
         On a terminal the prompt shows the server, the current path and the last exit code when
         it was not 0 ('zk1:2181:/app [1]> '); lines are edited with the usual Emacs keys (libedit),
-        Up and Down walk the history and Ctrl-R searches it. The history is kept in
+        Up and Down walk the history and Ctrl-R searches it. Tab completes commands and options
+        from the command table, and znode paths (relative to the current path, or absolute) from
+        the live tree, through the shell's session. The history is kept in
         $XDG_STATE_HOME/zkctl/history (~/.local/state/zkctl/history; mode 600), without the lines
         that hold credentials (--auth, digest). Ctrl-C stops the running command (a watch, say:
         exit 130 in the prompt) and not the shell; SIGTERM ends the shell and its session.
@@ -83,7 +85,8 @@ enum ShellCommand {
                 return true
             }
             defer { inv.interceptSignals(nil) }
-            while let line = editor.readLine(prompt: shell.prompt) {
+            editor.enableCompletion { shell.completions(for: $0) }
+            while let line = await editor.readLine(prompt: shell.prompt) {
                 if !Shell.holdsCredentials(line) { editor.remember(line) }
                 let code = await shell.runLine(line)
                 // After the terminal's '^C', the prompt starts on a line of its own.
@@ -145,6 +148,66 @@ final class Shell: @unchecked Sendable {
                parsed.values[GlobalOptions.auth.spec.long] != nil || parsed.path == ["digest"] { return true }
         }
         return false
+    }
+
+    /// What Tab offers after `before` (the line up to the cursor): subcommands and the shell's
+    /// own commands, options, and for an argument or option typed as a znode path, the children
+    /// of the path typed so far, read live from the session.
+    func completions(for before: String) -> [Completion] {
+        var words = before.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        let typed = before.last.map { $0 == " " || $0 == "\t" } ?? true ? "" : (words.popLast() ?? "")
+        let root = CommandTable.root
+        var spec = root
+        var positionals = 0
+        var previous: OptionSpec?
+        for word in words {
+            if let option = previous, !option.isFlag { previous = nil; continue }
+            previous = nil
+            if word.hasPrefix("--") {
+                let name = String(word.dropFirst(2).prefix { $0 != "=" })
+                if !word.contains("=") { previous = spec.option(long: name) ?? root.option(long: name) }
+            } else if word.hasPrefix("-"), word.count == 2, let c = word.last {
+                previous = spec.option(short: c) ?? root.option(short: c)
+            } else if positionals == 0, let sub = spec.subcommand(named: word) {
+                spec = sub
+            } else {
+                positionals += 1
+            }
+        }
+        if words.first == "cd" { return paths(typed) }
+        if let option = previous, !option.isFlag {
+            return option.type == .znodePath ? paths(typed) : []
+        }
+        if typed.hasPrefix("-") {
+            let options = spec.options + (spec.name == root.name ? [] : root.options)
+            return options.filter { !$0.hidden }.map { Completion(word: "--" + $0.long, final: $0.isFlag) }
+        }
+        if !spec.subcommands.isEmpty && positionals == 0 {
+            var names = spec.subcommands.filter { !$0.hidden }.map(\.name)
+            if words.isEmpty { names += ["cd", "pwd", "exit"] }
+            return names.map { Completion(word: $0, final: true) }
+        }
+        guard !spec.arguments.isEmpty else { return [] }
+        let argument = spec.arguments[min(positionals, spec.arguments.count - 1)]
+        return argument.type == .znodePath ? paths(typed) : []
+    }
+
+    /// The children of the directory part of `typed` (relative to the current path, or absolute),
+    /// as `typed` would continue to them.
+    private func paths(_ typed: String) -> [Completion] {
+        let slash = typed.lastIndex(of: "/")
+        let head = slash.map { String(typed[...$0]) } ?? ""
+        let parent = head.isEmpty ? directory : ShellLine.resolve(head == "/" ? "/" : String(head.dropLast()), from: directory)
+        let session = self.session
+        let found = Mutex<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            if let children = try? await session.children(parent).children { found.withLock { $0 = children } }
+            done.signal()
+        }
+        let limit = invocation.settings.timeout.value
+        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)))
+        return found.withLock { $0 }.sorted().map { Completion(word: head + $0, final: false) }
     }
 
     init(_ invocation: Invocation, session: ZooKeeperClient) {
