@@ -3,7 +3,7 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest help' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest completion help' ;;
         'config') echo 'set get list remove rm delete watch export import' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
@@ -44,6 +44,7 @@ _zkctl_options() {
         'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
         'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
         'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'completion') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
         'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
         *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
     esac
@@ -140,6 +141,7 @@ _zkctl_argkind() {
         'diff|0') echo 'file' ;;
         'diff|1') echo 'file' ;;
         'digest|0') echo 'none' ;;
+        'completion|0') echo 'choice:bash zsh fish' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
     esac

@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest completion help
                 case 'config'
                     echo set get list remove rm delete watch export import
                 case 'service'
@@ -128,6 +128,7 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a ve
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a completion -d 'print the shell completion script for bash, zsh or fish'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
@@ -244,4 +245,5 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_arg '\''completion'\'' 0' -x -a 'bash zsh fish'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x
