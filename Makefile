@@ -15,6 +15,9 @@ SWIFT ?= swift
 # (Java), and the peers and tools the tests drive (jq, sqlite3, kazoo).
 APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc nftables
 TEST_TMP = $(CURDIR)/.tmp
+# The one version: ZKCtl.version in Sources/ZKCtl/ZKCtl.swift. `zkctl --version` and the man page
+# print it; the package is named after it (make deb checks the binary agrees).
+VERSION := $(shell sed -n 's/^ *public static let version = "\([^"]*\)"$$/\1/p' Sources/ZKCtl/ZKCtl.swift)
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help
 
@@ -141,3 +144,9 @@ test-asan: deps
 .PHONY: bench
 bench: deps
 	BENCH_SWIFT_FLAGS="$(RELEASE_FLAGS)" benchmarks/bench.sh
+
+# The version, for scripts and the package test.
+.PHONY: version
+version:
+	@echo $(VERSION)
+
