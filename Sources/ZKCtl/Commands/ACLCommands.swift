@@ -116,14 +116,22 @@ extension CommandTable {
             // check, then the rest pipelined.
             var below: [String] = []
             var found = false
+            let counter = ProgressCounter("nodes read")
+            inv.showProgress("acl set", counter)
             try await zk.walk(path, maxInFlight: inv.maxInFlight, unreadable: unreadable.record) { level in
                 for node in level where node.depth > 0 { below.append(node.path) }
                 if level.contains(where: { $0.depth == 0 }) { found = true }
+                counter.add(level.count)
             }
             guard found else { throw ZooKeeperError(.noNode, path: path) }
             try await zk.setACL(path, acl: acl, version: version)
-            let results = await zk.pipeline(below.map { Operation.setACL($0, acl: acl) }, maxInFlight: inv.maxInFlight)
-            for result in results {
+            counter.start("ACLs set", total: below.count)
+            let answered = Mutex<[Result<OperationResult, ZooKeeperError>]>([])
+            await zk.pipeline(below.map { Operation.setACL($0, acl: acl) }, maxInFlight: inv.maxInFlight) { _, _, result in
+                counter.add(1)
+                answered.withLock { $0.append(result) }
+            }
+            for result in answered.withLock({ $0 }) {
                 switch result {
                 case .success: updated += 1
                 case .failure(let e) where e.code == .noNode: continue

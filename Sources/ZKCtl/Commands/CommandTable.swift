@@ -76,11 +76,19 @@ public enum GlobalOptions {
         "sync", help: "reads see every write acknowledged before the command began, even through a lagging follower (a sync first)",
         env: ["ZKCTL_SYNC"], file: ConfigFileKey("zkctl", "sync"))) { given, _ in given != nil }
     public static let version = Option<Bool>(flag: "version", help: "print the version and the C client's version")
+    public static let progress = Option<Bool>(OptionSpec(
+        "progress", help: "show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)",
+        env: ["ZKCTL_PROGRESS"])) { given, _ in given != nil }
+    public static let noProgress = Option<Bool>(flag: "no-progress", help: "never show progress")
+    /// How long work runs before its progress line appears (1s): hidden, so that tests can show
+    /// it on small trees.
+    public static let progressAfter = Option<Duration?>(duration: "progress-after", help: "show progress after DURATION of work", hidden: true)
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
         server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
         configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
+        progress.spec, noProgress.spec, progressAfter.spec,
     ]
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment

@@ -439,7 +439,9 @@ extension CommandTable {
                 out.error("interrupted: deleted \(atLeast)\(progress.done) of \(total) znodes under \(path)\(unknown); run the same command again to delete the rest")
             }
             defer { progress.settle() }
-            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
+            let counter = ProgressCounter("nodes read")
+            inv.showProgress("delete", counter)
+            deleted = try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress, counter: counter)
                 .run(root: path, rootVersion: version, force: inv[DeleteOptions.force])
         } else {
             do {

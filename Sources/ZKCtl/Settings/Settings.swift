@@ -52,6 +52,10 @@ public struct Settings: Sendable {
     public var color: Bool
     /// Warnings found while resolving (for example an auth file others can read).
     public var warnings: [String]
+    /// Whether long work shows a progress line on stderr (`--progress`, `ZKCTL_PROGRESS`).
+    public var progress: Bool = false
+    /// How long work runs before its progress line appears.
+    public var progressDelay: Duration = .seconds(1)
 
     public static let defaultServers = "127.0.0.1:2181"
     /// The keys the config file may hold, per section: anything else is warned about (a typo
@@ -217,7 +221,27 @@ public struct Settings: Sendable {
         // and not on TERM=dumb, which shows the escapes as text.
         let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
         let colorTerminal = isTerminal && env["TERM"] != "dumb"
-        return Settings(
+        // Progress: never with -q or --no-progress; always with --progress; else yes/no from
+        // ZKCTL_PROGRESS; else when stderr is a terminal.
+        let progressOption = GlobalOptions.progress.spec
+        let progressText = pick(GlobalOptions.progress)
+        if GlobalOptions.progress.isGiven(in: parsed) && GlobalOptions.noProgress.isGiven(in: parsed) {
+            throw UsageError("--\(progressOption.long) and --\(GlobalOptions.noProgress.spec.long) cannot be used together", command: path)
+        }
+        let progress: Bool
+        if parsed[GlobalOptions.quiet] || parsed[GlobalOptions.noProgress] {
+            progress = false
+        } else if GlobalOptions.progress.isGiven(in: parsed) {
+            progress = true
+        } else if progressText.source == .defaultValue {
+            progress = Common.stderrIsTerminal
+        } else if let yes = yesOrNo(progressText.value) {
+            progress = yes
+        } else {
+            throw UsageError("bad \(progressOption.long) '\(progressText.value)' from \(progressText.source): must be yes or no (1/0, true/false, on/off)", command: path)
+        }
+
+        var settings = Settings(
             servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source), sessionTimeout: sessionTimeout,
             output: Sourced(value: output, source: outputText.source),
             configRoot: try root(GlobalOptions.configRoot),
@@ -228,6 +252,9 @@ public struct Settings: Sendable {
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
+        settings.progress = progress
+        if let delay = parsed[GlobalOptions.progressAfter] { settings.progressDelay = delay }
+        return settings
     }
 
     /// A yes/no setting's value, nil when it is neither.
