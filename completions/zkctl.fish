@@ -17,7 +17,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --merge --metadata --output --path --prefix --progress-after --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -109,6 +109,8 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l progress -d 'show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)'
+complete -c zkctl -l no-progress -d 'never show progress'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'
