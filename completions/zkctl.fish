@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest completion ensemble metrics sessions txn find du quota edit help
                 case 'config'
                     echo set get list remove rm delete watch export import edit
                 case 'service'
@@ -21,7 +21,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --bytes --config --config-root --count --data --debounce --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --prefix --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --bytes --config --config-root --count --data --debounce --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --prefix --progress-after --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -113,6 +113,8 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l progress -d 'show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)'
+complete -c zkctl -l no-progress -d 'never show progress'
 complete -c zkctl -l tls -d 'talk TLS to the servers (their secureClientPort)'
 complete -c zkctl -l tls-ca -r -F -d 'PEM CA certificates the servers'\'' certificates must chain to (default: the system'\''s); implies --tls'
 complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that require one; implies --tls'
@@ -138,6 +140,7 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a ve
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a completion -d 'print the shell completion script for bash, zsh or fish'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, change the membership, check a rolling restart'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
@@ -272,6 +275,7 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_arg '\''completion'\'' 0' -x -a 'bash zsh fish'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a list -d 'every member, its role, mode, zxid and lag'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a can-restart -d 'exit 0 when stopping a member now leaves a synced quorum'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a add -d 'add members, or change a member'\''s role or addresses'
