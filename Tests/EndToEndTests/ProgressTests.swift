@@ -140,6 +140,13 @@ final class ProgressTests: XCTestCase {
             XCTAssertFalse(draws(r.stderrText, label: "export").isEmpty, "forced by \(flags) \(env): \(r.stderrText.debugDescription.prefix(400))")
             XCTAssertTrue(r.stderrText.hasSuffix("\r\u{1b}[Kzkctl: exported \(total) nodes from \(root)\n"), r.stderrText.debugDescription.suffix(300).description)
         }
+        // find and du read the whole tree too: forced progress, then only their output on stdout.
+        for command in [["find", root, "--name", "*"], ["du", root]] {
+            let r = try runProcess(zkctl, Self.now + ["--progress", "-s", server.connectString] + command, environment: environment, timeout: 300)
+            XCTAssertEqual(r.status, 0, r.stderrText)
+            XCTAssertFalse(draws(r.stderrText, label: command[0]).isEmpty, "\(command[0]): \(r.stderrText.debugDescription.prefix(400))")
+            XCTAssertFalse(r.stdoutText.contains("nodes read"), "\(command[0]): progress on stdout")
+        }
         // -q wins over --progress.
         let quiet = try runProcess(zkctl, Self.now + ["-q", "--progress", "-s", server.connectString, "export", root, "-f", copy], environment: environment, timeout: 300)
         XCTAssertEqual(quiet.status, 0, quiet.stderrText)
