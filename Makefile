@@ -16,6 +16,8 @@ SWIFT ?= swift
 APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-kazoo zsh fish mandoc nftables
 # The servlet API the AdminServer's Jetty needs (zookeeper.jar's manifest does not name it).
 APT_PACKAGES += libservlet-api-java
+# Apache Curator and a JDK for the interop tests' Java peer (Tests/Peers/CuratorPeer.java).
+APT_PACKAGES += libcurator-framework-java libcurator-recipes-java libcurator-discovery-java openjdk-17-jdk-headless
 TEST_TMP = $(CURDIR)/.tmp
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help
