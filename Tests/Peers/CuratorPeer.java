@@ -10,9 +10,11 @@
 //   register ROOT NAME ID ADDRESS PORT DYNAMIC|STATIC PAYLOAD_JSON|- READY RELEASE
 //       Register an instance with a Map payload (- for none), create the file READY, hold the
 //       registration until the file RELEASE exists (a DYNAMIC one goes with the session).
-//   semaphore PATH MAX HOLD_MS LOG
-//       Take one lease of InterProcessSemaphoreV2(PATH, MAX), append "start <ms>" to LOG, hold
-//       it HOLD_MS, append "end <ms>", return the lease.
+//   semaphore PATH MAX HOLD_MS LOG ROUNDS
+//       ROUNDS times: take one lease of InterProcessSemaphoreV2(PATH, MAX), append
+//       "start <ms> curator" to LOG, hold it HOLD_MS, append "end <ms> curator", return it.
+//   semaphore-hold PATH MAX READY RELEASE
+//       Take one lease, create READY, hold it until RELEASE exists.
 //   hold-mutex PATH READY RELEASE
 //       Take InterProcessMutex PATH, create READY, hold until RELEASE exists.
 //   elect PATH ID READY RELEASE LOG
@@ -98,10 +100,20 @@ public final class CuratorPeer {
         }
         case "semaphore": {
             InterProcessSemaphoreV2 sem = new InterProcessSemaphoreV2(client, a[0], Integer.parseInt(a[1]));
+            for (int round = 0; round < Integer.parseInt(a[4]); round++) {
+                Lease lease = sem.acquire();
+                append(a[3], "start " + System.currentTimeMillis() + " curator");
+                Thread.sleep(Long.parseLong(a[2]));
+                append(a[3], "end " + System.currentTimeMillis() + " curator");
+                sem.returnLease(lease);
+            }
+            return 0;
+        }
+        case "semaphore-hold": {
+            InterProcessSemaphoreV2 sem = new InterProcessSemaphoreV2(client, a[0], Integer.parseInt(a[1]));
             Lease lease = sem.acquire();
-            append(a[3], "start " + System.currentTimeMillis());
-            Thread.sleep(Long.parseLong(a[2]));
-            append(a[3], "end " + System.currentTimeMillis());
+            touch(a[2]);
+            waitFor(a[3]);
             sem.returnLease(lease);
             return 0;
         }
@@ -132,9 +144,9 @@ public final class CuratorPeer {
         case "read-lock": {
             InterProcessReadWriteLock rw = new InterProcessReadWriteLock(client, a[0]);
             rw.readLock().acquire();
-            append(a[2], "start " + System.currentTimeMillis());
+            append(a[2], "start " + System.currentTimeMillis() + " curator-reader");
             Thread.sleep(Long.parseLong(a[1]));
-            append(a[2], "end " + System.currentTimeMillis());
+            append(a[2], "end " + System.currentTimeMillis() + " curator-reader");
             rw.readLock().release();
             return 0;
         }

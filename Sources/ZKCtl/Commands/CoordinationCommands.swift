@@ -21,6 +21,7 @@ extension CommandTable {
 
     enum LockOptions {
         static let wait = Option<Duration?>(duration: "wait", value: "DURATION", help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever")
+        static let max = Option<Int?>("max", value: "N", range: 1...1_000_000, help: "a semaphore: up to N holders at once (Curator's InterProcessSemaphoreV2)")
     }
 
     static let lockCommand = CommandSpec(
@@ -36,6 +37,14 @@ extension CommandTable {
         Lock (<hex>__lock__<seq>) are honoured too: all contenders are ordered by their
         10-digit sequence number. A kazoo Lock waits for zkctl when it is created with
         extra_lock_patterns=["-lock-"].
+
+        With --max N the lock is a semaphore: up to N holders at once, in the layout of Curator's
+        InterProcessSemaphoreV2, so that zkctl and Curator holders together never exceed N. A
+        taker first takes the mutex <locks-root>/NAME/locks (the recipe above), then creates an
+        ephemeral sequential lease node <locks-root>/NAME/leases/_c_<uuid>-lease-<seq> and
+        waits, watching leases, until it has at most N children; then it gives the mutex back
+        and holds its lease while CMD runs (the lease rule below applies to it). Give every
+        holder of NAME the same N, and do not use NAME without --max too.
 
         CMD inherits stdin, stdout and stderr and finds its lock node in ZKCTL_LOCK_PATH.
 
@@ -67,11 +76,13 @@ extension CommandTable {
             "zkctl lock nightly-backup -- /usr/local/bin/backup.sh --full",
             "zkctl lock --wait 30s deploy -- ./deploy.sh   # exit 75 if busy for 30 s",
             "zkctl lock --wait 0 reindex -- make reindex    # only if nobody holds it",
+            "zkctl lock --max 3 crawler -- ./crawl.sh       # at most 3 at once",
             "zkctl lock db-migrate -- sh -c 'echo \"holding $ZKCTL_LOCK_PATH\"; ./migrate'",
         ],
         arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
         options: [
             LockOptions.wait.spec,
+            LockOptions.max.spec,
             graceOption.spec,
             Common.aclOption.spec,
         ],
@@ -91,16 +102,43 @@ extension CommandTable {
         // The session timeout asked for; the server's may differ and is checked again once known.
         let requested = try leaseTerms(inv, sessionTimeout: inv.settings.connectOptions.sessionTimeout, command: ["lock"])
         let supervisor = ChildSupervisor(inv, grace: requested.grace)
-        return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
+        let identity = Data(lockHolderIdentity().utf8)
+        let recipe: HeldRecipe
+        if let max = inv[LockOptions.max] {
+            recipe = .semaphore(CuratorSemaphore(directory: directory, maxLeases: max, acl: acl, data: identity))
+        } else {
+            recipe = .mutex(CuratorMutex(directory: directory, acl: acl, data: identity))
+        }
+        return try await holdLock(inv, name: name, recipe: recipe, wait: wait,
                                   command: command, supervisor: supervisor)
     }
 
-    private static func holdLock(_ inv: Invocation, name: String, directory: String, acl: [ACL], wait: Duration?,
+    /// What `lock` holds while CMD runs: one node, whose deletion gives it back.
+    enum HeldRecipe: Sendable {
+        case mutex(CuratorMutex)
+        case semaphore(CuratorSemaphore)
+
+        func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
+                     waiting: @Sendable (String, Int) -> Void) async throws -> String {
+            switch self {
+            case .mutex(let m): try await m.acquire(on: zk, deadline: deadline, waiting: waiting)
+            case .semaphore(let s): try await s.acquire(on: zk, deadline: deadline, waiting: waiting)
+            }
+        }
+
+        func release(_ node: String, on zk: ZooKeeperClient) async throws {
+            switch self {
+            case .mutex(let m): try await m.release(node, on: zk)
+            case .semaphore(let s): try await s.release(node, on: zk)
+            }
+        }
+    }
+
+    private static func holdLock(_ inv: Invocation, name: String, recipe mutex: HeldRecipe, wait: Duration?,
                                  command: [String], supervisor: ChildSupervisor) async throws -> Int32 {
         let out = inv.output
         let verbose = inv.settings.verbose > 0
         let deadline = wait.map { ContinuousClock.now + $0 }
-        let mutex = CuratorMutex(directory: directory, acl: acl, data: Data(lockHolderIdentity().utf8))
 
         // Acquire; an expired session takes our contender node with it, so start again with a
         // new session (the --wait deadline stays).
