@@ -24,23 +24,38 @@ public struct CuratorMutex: Sendable {
     public let acl: [ACL]
     /// What our contender node holds.
     public let data: Data
+    /// What comes before the sequence number in a contender's name: ours (the first) and the
+    /// others honoured.
+    public let markers: [String]
 
     /// - Parameters:
     ///   - directory: the lock's absolute znode path (created, as a container, when missing).
     ///   - acl: the ACL for the nodes created.
     ///   - data: what the contender node holds (for people reading the tree: who holds it).
-    public init(directory: String, acl: [ACL], data: Data) {
+    ///   - markers: what precedes the sequence number in contender names, ours first: the
+    ///     mutex's `-lock-` and kazoo's `__lock__` by default; Curator's LeaderLatch uses the
+    ///     same recipe with `-latch-`.
+    public init(directory: String, acl: [ACL], data: Data, markers: [String] = CuratorMutex.lockMarkers) {
         self.directory = directory
         self.acl = acl
         self.data = data
+        self.markers = markers
     }
 
     static let curatorMarker = "-lock-"
     static let kazooMarker = "__lock__"
+    public static let lockMarkers = [curatorMarker, kazooMarker]
+    /// Curator's LeaderLatch participants: `_c_<uuid>-latch-<seq>`.
+    public static let latchMarkers = ["-latch-"]
 
     /// The sequence number of a contender node's name, nil for a child that is no contender.
     /// Mirrors kazoo's `(?:__lock__|-lock-)(-?\d{10})$`.
     public static func sequence(ofContender name: String) -> Int? {
+        sequence(ofContender: name, markers: lockMarkers)
+    }
+
+    /// The same for contenders named with any of `markers`.
+    public static func sequence(ofContender name: String, markers: [String]) -> Int? {
         let bytes = Array(name.utf8)
         guard bytes.count > 10 else { return nil }
         let digits = bytes.suffix(10)
@@ -48,19 +63,24 @@ public struct CuratorMutex: Sendable {
             return nil
         }
         let head = String(decoding: bytes.dropLast(10), as: UTF8.self)
-        if head.hasSuffix(curatorMarker) || head.hasSuffix(kazooMarker) { return value }
+        if markers.contains(where: { head.hasSuffix($0) }) { return value }
         if head.hasSuffix("-") {
             let shorter = head.dropLast()
-            if shorter.hasSuffix(curatorMarker) || shorter.hasSuffix(kazooMarker) { return -value }
+            if markers.contains(where: { shorter.hasSuffix($0) }) { return -value }
         }
         return nil
     }
 
     /// The contenders among `children`, first (the holder) first.
     public static func ordered(_ children: [String]) -> [String] {
+        ordered(children, markers: lockMarkers)
+    }
+
+    /// The same for contenders named with any of `markers`.
+    public static func ordered(_ children: [String], markers: [String]) -> [String] {
         var contenders: [(sequence: Int, name: String)] = []
         for name in children {
-            if let sequence = sequence(ofContender: name) { contenders.append((sequence, name)) }
+            if let sequence = sequence(ofContender: name, markers: markers) { contenders.append((sequence, name)) }
         }
         contenders.sort { a, b in a.sequence == b.sequence ? a.name < b.name : a.sequence < b.sequence }
         return contenders.map { $0.name }
@@ -71,7 +91,7 @@ public struct CuratorMutex: Sendable {
     /// `waiting` hears of each wait (the contender watched and how many are ahead).
     public func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
                  waiting: @Sendable (String, Int) -> Void) async throws -> String {
-        let prefix = "_c_\(UUID().uuidString.lowercased())\(Self.curatorMarker)"
+        let prefix = "_c_\(UUID().uuidString.lowercased())\(markers[0])"
         var node = try await createContender(zk, prefix: prefix)
         do {
             while true {
@@ -81,7 +101,7 @@ public struct CuratorMutex: Sendable {
                 } catch ZooKeeperError.Code.noNode {
                     children = []
                 }
-                let contenders = Self.ordered(children)
+                let contenders = Self.ordered(children, markers: markers)
                 guard let index = contenders.firstIndex(of: lastSegment(node)) else {
                     // Our node is gone (someone deleted it): take a place again.
                     node = try await createContender(zk, prefix: prefix)

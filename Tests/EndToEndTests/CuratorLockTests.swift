@@ -99,3 +99,109 @@ extension CoordinationKit {
         return r.stdoutText.split(separator: "\n").map(String.init)
     }
 }
+
+/// `zkctl elect` with real Curator LeaderLatch participants.
+final class CuratorElectionTests: XCTestCase {
+    var kit: CoordinationKit!
+    var electionsRoot: String { kit.root + "/elections" }
+
+    override func setUpWithError() throws {
+        kit = try CoordinationKit(server: try SharedServers.standalone(), label: "curator-elect")
+    }
+
+    override func tearDown() {
+        kit?.finish()
+    }
+
+    func zkctl(_ args: [String], env: [String: String] = [:]) throws -> ProcessResult {
+        try kit.zkctl(["--elections-root", electionsRoot] + args, env: env)
+    }
+
+    func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ").prefix(2).joined(separator: " ") }
+    }
+
+    func testOneLeaderAcrossZkctlAndCuratorTakingOverFromEachOther() throws {
+        let kit = self.kit!, root = electionsRoot
+        let path = root + "/scheduler"
+        let log = kit.file("log"), go = kit.file("zkctl-go")
+        let readyA = kit.file("a-ready"), releaseA = kit.file("a-release")
+        let readyB = kit.file("b-ready"), releaseB = kit.file("b-release")
+        let curatorA = kit.background { try kit.curator(["elect", path, "curator-a", readyA, releaseA, log]) }
+        defer { kit.touch(releaseA); kit.touch(releaseB); kit.touch(go); _ = try? curatorA.wait() }
+        try kit.waitForFile(readyA)
+
+        let script = #"echo "leader $ID $(date +%s%3N)" >> "$LOG"; while [ ! -e "$GO" ]; do sleep 0.02; done; echo "close $ID $(date +%s%3N)" >> "$LOG""#
+        let zkctl = kit.background {
+            try kit.zkctl(["--elections-root", root, "elect", "scheduler", "--id", "zkctl-1", "--", "sh", "-c", script],
+                          env: ["LOG": log, "GO": go, "ID": "zkctl-1"])
+        }
+        try kit.waitUntil("zkctl is a candidate") { try kit.children(path).count == 2 }
+
+        // Status, from zkctl and from Curator: Curator leads, zkctl waits.
+        var r = try self.zkctl(["-o", "json", "elect", "scheduler", "--status"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        XCTAssertEqual(status["leader"] as? String, "curator-a")
+        let participants = try XCTUnwrap(status["participants"] as? [[String: Any]])
+        XCTAssertEqual(participants.map { $0["id"] as? String }, ["curator-a", "zkctl-1"])
+        XCTAssertEqual(participants.map { $0["leader"] as? Bool }, [true, false])
+        XCTAssertTrue((participants[1]["node"] as? String)?.contains("-latch-") ?? false, "\(participants)")
+        r = try self.zkctl(["elect", "scheduler", "--status"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let table = r.stdoutText.split(separator: "\n")
+        XCTAssertEqual(table.count, 3, r.stdoutText)
+        XCTAssertTrue(table[1].hasPrefix("leader") && table[1].contains("curator-a"), r.stdoutText)
+        XCTAssertTrue(table[2].hasPrefix("candidate") && table[2].contains("zkctl-1"), r.stdoutText)
+
+        // Curator closes its latch: zkctl takes over, and Curator's getLeader() names it.
+        kit.touch(releaseA)
+        XCTAssertEqual(try curatorA.wait().status, 0)
+        try kit.waitUntil("zkctl leads") { self.lines(log).contains("leader zkctl-1") }
+        r = try kit.curator(["leader", path])
+        XCTAssertEqual(r.stdoutText, "zkctl-1\n", r.stderrText)
+
+        // A second Curator participant waits; once zkctl's CMD ends, it leads.
+        let curatorB = kit.background { try kit.curator(["elect", path, "curator-b", readyB, releaseB, log]) }
+        try kit.waitUntil("Curator B is a candidate") { try kit.children(path).count == 2 }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: readyB), "B must not lead while zkctl does")
+        kit.touch(go)
+        let z = try zkctl.wait()
+        XCTAssertEqual(z.status, 0, z.stderrText)
+        try kit.waitForFile(readyB)
+        kit.touch(releaseB)
+        XCTAssertEqual(try curatorB.wait().status, 0)
+        XCTAssertEqual(lines(log), ["leader curator-a", "close curator-a", "leader zkctl-1", "close zkctl-1",
+                                    "leader curator-b", "close curator-b"])
+    }
+
+    func testLeadershipLostStopsCommand() throws {
+        // The node deleted under the leader (as an expired session would): CMD is stopped, exit 75.
+        let kit = self.kit!, root = electionsRoot
+        let started = kit.file("started")
+        let leader = kit.background {
+            try kit.zkctl(["--elections-root", root, "elect", "lost", "--grace", "1s", "--", "sh", "-c", #"touch "$STARTED"; exec sleep 60"#],
+                          env: ["STARTED": started])
+        }
+        try kit.waitForFile(started)
+        let nodes = try kit.children(root + "/lost")
+        XCTAssertEqual(nodes.count, 1)
+        let d = try zkctl(["delete", root + "/lost/" + nodes[0]])
+        XCTAssertEqual(d.status, 0, d.stderrText)
+        let r = try leader.wait()
+        XCTAssertEqual(r.status, 75, r.stderrText)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: leadership of 'lost' lost while CMD ran (its node "), r.stderrText)
+    }
+
+    func testStatusOfMissingElectionAndUsage() throws {
+        var r = try zkctl(["elect", "nobody", "--status"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderrText, "zkctl: no election 'nobody' (\(electionsRoot)/nobody does not exist)\n")
+        r = try zkctl(["elect", "nobody"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: missing '-- CMD [ARGS...]'"), r.stderrText)
+        // The root comes from the environment too.
+        r = try kit.zkctl(["elect", "nobody", "--status"], env: ["ZKCTL_ELECTIONS_ROOT": electionsRoot + "-env"])
+        XCTAssertEqual(r.stderrText, "zkctl: no election 'nobody' (\(electionsRoot)-env/nobody does not exist)\n")
+    }
+}

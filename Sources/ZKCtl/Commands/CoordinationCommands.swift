@@ -134,8 +134,13 @@ extension CommandTable {
         }
     }
 
-    private static func holdLock(_ inv: Invocation, name: String, recipe mutex: HeldRecipe, wait: Duration?,
-                                 command: [String], supervisor: ChildSupervisor) async throws -> Int32 {
+    /// Acquires `mutex` (waiting at most `wait`), runs CMD while holding it under the lease rule,
+    /// releases it. `label` names what is held in messages ("lock 'NAME'"); CMD finds the held
+    /// node in the environment variable `pathVariable`.
+    static func holdLock(_ inv: Invocation, name: String, recipe mutex: HeldRecipe, wait: Duration?,
+                         command: [String], supervisor: ChildSupervisor,
+                         label: String? = nil, pathVariable: String = "ZKCTL_LOCK_PATH", commandName: String = "lock") async throws -> Int32 {
+        let label = label ?? "lock '\(name)'"
         let out = inv.output
         let verbose = inv.settings.verbose > 0
         let deadline = wait.map { ContinuousClock.now + $0 }
@@ -147,32 +152,32 @@ extension CommandTable {
         while true {
             do {
                 node = try await mutex.acquire(on: zk, deadline: deadline) { ahead, count in
-                    if verbose { out.note("waiting for lock '\(name)': \(count) ahead, watching \(ahead)") }
+                    if verbose { out.note("waiting for \(label): \(count) ahead, watching \(ahead)") }
                 }
                 break
             } catch let error as ZooKeeperError where zk.state == .expired {
-                if verbose { out.note("session expired while waiting for lock '\(name)' (\(error.message)); starting a new one") }
+                if verbose { out.note("session expired while waiting for \(label) (\(error.message)); starting a new one") }
                 zk = try await inv.connect()
             } catch is LockWaitTimeout {
-                throw CommandError.conflict("lock '\(name)' not acquired within \(wait.map(durationText) ?? "the wait")")
+                throw CommandError.conflict("\(label) not acquired within \(wait.map(durationText) ?? "the wait")")
             }
         }
-        if verbose { out.note("acquired lock '\(name)' as \(node)") }
+        if verbose { out.note("acquired \(label) as \(node)") }
 
         // The lease rule with the session timeout the server granted. A fresh answer from the
         // servers (a sync, which goes through the leader) starts the lease before CMD does.
-        let terms = try leaseTerms(inv, sessionTimeout: .milliseconds(zk.negotiatedTimeout), command: ["lock"], granted: true)
+        let terms = try leaseTerms(inv, sessionTimeout: .milliseconds(zk.negotiatedTimeout), command: [commandName], granted: true)
         let heardAt = ContinuousClock.now
         do {
             _ = try await zk.perform(.sync(node))
         } catch {
-            throw CommandError.conflict("lock '\(name)' acquired, but then \(ExitCode.message(for: error)); CMD was not run")
+            throw CommandError.conflict("\(label) acquired, but then \(ExitCode.message(for: error)); CMD was not run")
         }
         if ContinuousClock.now - heardAt >= terms.warnAfter {
-            throw CommandError.conflict("lock '\(name)' acquired, but the servers took too long to answer after that; CMD was not run")
+            throw CommandError.conflict("\(label) acquired, but the servers took too long to answer after that; CMD was not run")
         }
         if verbose {
-            out.note("holding lock '\(name)': session timeout \(durationText(terms.sessionTimeout)); if the servers do not answer for "
+            out.note("holding \(label): session timeout \(durationText(terms.sessionTimeout)); if the servers do not answer for "
                      + "\(durationText(terms.warnAfter)), CMD gets SIGTERM (SIGKILL \(durationText(terms.grace)) later)")
         }
 
@@ -183,11 +188,11 @@ extension CommandTable {
         await monitor.start()
         let child: ChildProcess
         do {
-            child = try supervisor.spawn(command, extraEnvironment: ["ZKCTL_LOCK_PATH": node])
+            child = try supervisor.spawn(command, extraEnvironment: [pathVariable: node])
         } catch {
             monitor.stop()
             if let reason = monitor.reason {
-                throw CommandError.conflict("lock '\(name)' lost before CMD started (\(reason)); CMD was not run")
+                throw CommandError.conflict("\(label) lost before CMD started (\(reason)); CMD was not run")
             }
             try? await zk.delete(node)
             throw error
@@ -195,7 +200,7 @@ extension CommandTable {
         let end = await child.wait()
         monitor.stop()
         if let reason = monitor.reason {
-            throw CommandError.conflict("lock '\(name)' lost while CMD ran (\(reason)); CMD was stopped (\(end))")
+            throw CommandError.conflict("\(label) lost while CMD ran (\(reason)); CMD was stopped (\(end))")
         }
         // Interrupted: the runner is closing the session, which releases the lock.
         if inv.interruptSignal != nil { return end.exitCode }
@@ -203,9 +208,9 @@ extension CommandTable {
         do {
             try await mutex.release(node, on: zk)
         } catch {
-            if verbose { out.note("releasing lock '\(name)': \(ExitCode.message(for: error)); closing the session releases it") }
+            if verbose { out.note("releasing \(label): \(ExitCode.message(for: error)); closing the session releases it") }
         }
-        if verbose { out.note("released lock '\(name)'; CMD ended with \(end)") }
+        if verbose { out.note("released \(label); CMD ended with \(end)") }
         return end.exitCode
     }
 
