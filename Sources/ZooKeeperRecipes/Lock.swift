@@ -27,6 +27,9 @@ public struct CuratorMutex: Sendable {
     /// What comes before the sequence number in a contender's name: ours (the first) and the
     /// others honoured.
     public let markers: [String]
+    /// nil for an exclusive contender (it waits until it is first). For a reader of a
+    /// read/write lock, the markers of writers: only a writer ahead makes it wait.
+    public let writerMarkers: [String]?
 
     /// - Parameters:
     ///   - directory: the lock's absolute znode path (created, as a container, when missing).
@@ -35,11 +38,36 @@ public struct CuratorMutex: Sendable {
     ///   - markers: what precedes the sequence number in contender names, ours first: the
     ///     mutex's `-lock-` and kazoo's `__lock__` by default; Curator's LeaderLatch uses the
     ///     same recipe with `-latch-`.
-    public init(directory: String, acl: [ACL], data: Data, markers: [String] = CuratorMutex.lockMarkers) {
+    public init(directory: String, acl: [ACL], data: Data, markers: [String] = CuratorMutex.lockMarkers,
+                writerMarkers: [String]? = nil) {
         self.directory = directory
         self.acl = acl
         self.data = data
         self.markers = markers
+        self.writerMarkers = writerMarkers
+    }
+
+    /// Curator's InterProcessReadWriteLock (`_c_<uuid>-__READ__<seq>`, `_c_<uuid>-__WRIT__<seq>`)
+    /// and kazoo's ReadLock and WriteLock (`<hex>__rlock__<seq>`, `<hex>__lock__<seq>`) under one
+    /// node, all ordered by sequence number; a mutex contender (`-lock-`) there counts as a
+    /// writer. A writer waits until it is first; a reader until no writer is ahead of it.
+    public static func readWrite(directory: String, acl: [ACL], data: Data, write: Bool) -> CuratorMutex {
+        let writers = ["__WRIT__", "__lock__", "-lock-"]
+        let readers = ["__READ__", "__rlock__"]
+        return write
+            ? CuratorMutex(directory: directory, acl: acl, data: data, markers: ["-__WRIT__"] + writers + readers)
+            : CuratorMutex(directory: directory, acl: acl, data: data, markers: ["-__READ__"] + readers + writers, writerMarkers: writers)
+    }
+
+    /// Whether the contender `name` is a writer of a read/write lock (or any exclusive one).
+    public static func isWriter(_ name: String, writerMarkers: [String] = ["__WRIT__", "__lock__", "-lock-"]) -> Bool {
+        sequence(ofContender: name, markers: writerMarkers) != nil
+    }
+
+    /// The contender that makes the one at `index` of `contenders` wait, or nil when it holds.
+    func blocker(_ contenders: [String], at index: Int) -> String? {
+        guard let writerMarkers else { return index == 0 ? nil : contenders[index - 1] }
+        return contenders[..<index].last { Self.sequence(ofContender: $0, markers: writerMarkers) != nil }
     }
 
     static let curatorMarker = "-lock-"
@@ -107,9 +135,9 @@ public struct CuratorMutex: Sendable {
                     node = try await createContender(zk, prefix: prefix)
                     continue
                 }
-                if index == 0 { return node }
+                guard let blocking = blocker(contenders, at: index) else { return node }
                 if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
-                let ahead = PathRules.join(directory, contenders[index - 1])
+                let ahead = PathRules.join(directory, blocking)
                 waiting(ahead, index)
                 let wake = OneShot<WaitEnd>()
                 do {

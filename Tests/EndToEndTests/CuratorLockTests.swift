@@ -205,3 +205,129 @@ final class CuratorElectionTests: XCTestCase {
         XCTAssertEqual(r.stderrText, "zkctl: no election 'nobody' (\(electionsRoot)-env/nobody does not exist)\n")
     }
 }
+
+/// `zkctl lock --read|--write` with Curator's InterProcessReadWriteLock and kazoo's ReadLock,
+/// and `lock --status`.
+final class CuratorReadWriteLockTests: XCTestCase {
+    var kit: CoordinationKit!
+
+    override func setUpWithError() throws {
+        kit = try CoordinationKit(server: try SharedServers.standalone(), label: "curator-rw")
+    }
+
+    override func tearDown() {
+        kit?.finish()
+    }
+
+    /// Runs of a log of "start MS WHO"/"end MS WHO" lines, in start order.
+    static func runs(_ log: String) -> [(who: String, start: Int64, end: Int64)] {
+        var open: [String: [Int64]] = [:]
+        var done: [(who: String, start: Int64, end: Int64)] = []
+        for line in log.split(separator: "\n") {
+            let p = line.split(separator: " ").map(String.init)
+            guard p.count == 3, let t = Int64(p[1]) else { continue }
+            if p[0] == "start" { open[p[2], default: []].append(t) }
+            else if var starts = open[p[2]], !starts.isEmpty { done.append((p[2], starts.removeFirst(), t)); open[p[2]] = starts }
+        }
+        return done.sorted { $0.start < $1.start }
+    }
+
+    func testZkctlWriterNeverOverlapsCuratorOrKazooReaders() throws {
+        let kit = self.kit!
+        let log = kit.file("log")
+        let path = kit.locksRoot + "/table"
+        var background: [CoordinationBackgroundRun] = []
+        // A Curator reader holds; zkctl's writer queues behind it.
+        background.append(kit.background { try kit.curator(["read-lock", path, "800", log]) })
+        try kit.waitUntil("the first Curator reader holds") {
+            (try? String(contentsOfFile: log, encoding: .utf8))?.contains("curator-reader") ?? false
+        }
+        background.append(kit.background {
+            try kit.zkctl(["lock", "table", "--write", "--"] + CuratorLockTests.loggedRun(ms: 400, who: "zkctl-writer"), env: ["LOG": log])
+        })
+        try kit.waitUntil("zkctl's writer waits") { try kit.children(path).count == 2 }
+        let queued = try kit.children(path)
+        XCTAssertTrue(queued.contains { $0.contains("-__WRIT__") }, "\(queued)")
+        // Readers that come after the writer wait for it: kazoo's, Curator's and zkctl's.
+        background.append(kit.background { try kit.kazoo(["read-lock", path, "600", log]) })
+        background.append(kit.background { try kit.curator(["read-lock", path, "600", log]) })
+        background.append(kit.background {
+            try kit.zkctl(["lock", "table", "--read", "--"] + CuratorLockTests.loggedRun(ms: 600, who: "zkctl-reader"), env: ["LOG": log])
+        })
+        for run in background {
+            let r = try run.wait()
+            XCTAssertEqual(r.status, 0, r.stderrText)
+        }
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        let runs = Self.runs(text)
+        XCTAssertEqual(runs.count, 5, text)
+        let writer = try XCTUnwrap(runs.first { $0.who == "zkctl-writer" }, text)
+        for reader in runs where reader.who != "zkctl-writer" {
+            XCTAssertTrue(reader.end <= writer.start || reader.start >= writer.end,
+                          "\(reader.who) \(reader.start)...\(reader.end) overlaps the writer \(writer.start)...\(writer.end):\n\(text)")
+        }
+        XCTAssertEqual(runs.first?.who, "curator-reader", text)
+        // Readers share: those after the writer held the lock together.
+        let later = runs.filter { $0.start >= writer.end }
+        XCTAssertEqual(later.count, 3, text)
+        XCTAssertGreaterThanOrEqual(CuratorLockTests.peakHolders(text.split(separator: "\n").filter { !$0.hasSuffix("zkctl-writer") }
+                                                                    .joined(separator: "\n")).peak, 2, text)
+        XCTAssertEqual(try kit.children(path), [])
+    }
+
+    func testStatusNamesCuratorHolderAndZkctlWaiter() throws {
+        let kit = self.kit!
+        let ready = kit.file("ready"), release = kit.file("release")
+        let path = kit.locksRoot + "/held"
+        let holder = kit.background { try kit.curator(["hold-mutex", path, ready, release]) }
+        defer { kit.touch(release); _ = try? holder.wait() }
+        try kit.waitForFile(ready, nonEmpty: true)
+        let held = try String(contentsOfFile: ready, encoding: .utf8).trimmingCharacters(in: .newlines).split(separator: " ", maxSplits: 1).map(String.init)
+        XCTAssertEqual(held.count, 2, "Curator's node and data: \(held)")
+        let waiter = kit.background { try kit.zkctl(["lock", "held", "--wait", "60s", "--", "true"]) }
+        try kit.waitUntil("zkctl waits") { try kit.children(path).count == 2 }
+
+        var r = try kit.zkctl(["-o", "json", "lock", "--status", "held"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        let holders = try XCTUnwrap(status["holders"] as? [[String: Any]])
+        let waiters = try XCTUnwrap(status["waiters"] as? [[String: Any]])
+        XCTAssertEqual(holders.count, 1)
+        XCTAssertEqual(holders.first?["node"] as? String, held[0])
+        XCTAssertEqual(holders.first?["data"] as? String, held[1], "the data Curator writes (the client's IP address)")
+        XCTAssertEqual(holders.first?["kind"] as? String, "lock")
+        XCTAssertEqual(waiters.count, 1)
+        XCTAssertTrue((waiters.first?["data"] as? String)?.contains(":") ?? false, "zkctl writes host:pid: \(waiters)")
+        XCTAssertNotEqual(holders.first?["session"] as? String, waiters.first?["session"] as? String)
+        XCTAssertNotNil(holders.first?["since"] as? Int)
+
+        r = try kit.zkctl(["lock", "--status", "held"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let lines = r.stdoutText.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 3, r.stdoutText)
+        XCTAssertTrue(lines[0].hasPrefix("ROLE"), r.stdoutText)
+        XCTAssertTrue(lines[1].hasPrefix("holder") && lines[1].contains(held[1]), r.stdoutText)
+        XCTAssertTrue(lines[2].hasPrefix("waiting"), r.stdoutText)
+
+        kit.touch(release)
+        XCTAssertEqual(try waiter.wait().status, 0)
+        r = try kit.zkctl(["lock", "--status", "missing"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderrText, "zkctl: no lock 'missing' (\(kit.locksRoot)/missing does not exist)\n")
+    }
+
+    func testStatusOfSemaphoreShowsLeases() throws {
+        let kit = self.kit!
+        let ready = kit.file("ready"), release = kit.file("release")
+        let holder = kit.background { try kit.curator(["semaphore-hold", kit.locksRoot + "/pool", "2", ready, release]) }
+        defer { kit.touch(release); _ = try? holder.wait() }
+        try kit.waitForFile(ready)
+        let r = try kit.zkctl(["-o", "json", "lock", "--status", "pool", "--max", "2"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        let holders = try XCTUnwrap(status["holders"] as? [[String: Any]])
+        XCTAssertEqual(holders.map { $0["kind"] as? String }, ["lease"])
+        XCTAssertTrue((holders.first?["node"] as? String)?.contains("/pool/leases/_c_") ?? false, "\(holders)")
+    }
+}

@@ -16,7 +16,8 @@
 //   semaphore-hold PATH MAX READY RELEASE
 //       Take one lease, create READY, hold it until RELEASE exists.
 //   hold-mutex PATH READY RELEASE
-//       Take InterProcessMutex PATH, create READY, hold until RELEASE exists.
+//       Take InterProcessMutex PATH, write "NODE DATA" (its node and the data Curator gave it)
+//       to the file READY, hold until RELEASE exists.
 //   elect PATH ID READY RELEASE LOG
 //       Join LeaderLatch PATH with ID; once leader, append "leader ID <ms>" to LOG and create
 //       READY; hold until RELEASE exists, then append "close ID <ms>" and close the latch.
@@ -120,7 +121,9 @@ public final class CuratorPeer {
         case "hold-mutex": {
             InterProcessMutex m = new InterProcessMutex(client, a[0]);
             m.acquire();
-            touch(a[1]);
+            String held = m.getParticipantNodes().iterator().next();
+            append(a[1] + ".tmp", held + " " + new String(client.getData().forPath(held), java.nio.charset.StandardCharsets.UTF_8));
+            new File(a[1] + ".tmp").renameTo(new File(a[1]));
             waitFor(a[2]);
             m.release();
             return 0;

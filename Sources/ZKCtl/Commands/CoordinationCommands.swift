@@ -21,6 +21,9 @@ extension CommandTable {
 
     enum LockOptions {
         static let wait = Option<Duration?>(duration: "wait", value: "DURATION", help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever")
+        static let status = Option<Bool>(flag: "status", help: "show the holders and waiters of NAME instead of running anything")
+        static let read = Option<Bool>(flag: "read", help: "a shared read lock (Curator's InterProcessReadWriteLock, kazoo's ReadLock)")
+        static let write = Option<Bool>(flag: "write", help: "an exclusive write lock of the same read/write lock")
         static let max = Option<Int?>("max", value: "N", range: 1...1_000_000, help: "a semaphore: up to N holders at once (Curator's InterProcessSemaphoreV2)")
     }
 
@@ -45,6 +48,23 @@ extension CommandTable {
         waits, watching leases, until it has at most N children; then it gives the mutex back
         and holds its lease while CMD runs (the lease rule below applies to it). Give every
         holder of NAME the same N, and do not use NAME without --max too.
+
+        With --read or --write the lock is a read/write lock in the layout of Curator's
+        InterProcessReadWriteLock: readers create <locks-root>/NAME/_c_<uuid>-__READ__<seq>,
+        writers <locks-root>/NAME/_c_<uuid>-__WRIT__<seq>, all ordered by sequence number. A
+        writer holds the lock once it is first; a reader once no writer is ahead of it, so
+        readers share it. kazoo's ReadLock and WriteLock contenders (<hex>__rlock__<seq>,
+        <hex>__lock__<seq>) are honoured as readers and writers, and a plain mutex contender
+        (-lock-) there counts as a writer. kazoo's ReadLock and WriteLock wait for zkctl's and
+        Curator's nodes when created with extra_lock_patterns=["__READ__", "__WRIT__"] (a ReadLock
+        needs only "__WRIT__").
+
+        --status NAME (without CMD) lists who holds NAME and who waits, in order: the kind of
+        contender (lock, read, write; lease and queue for a semaphore), its node's data (zkctl
+        writes host:pid, Curator the client's IP address), its session and how long it has been
+        there; with -o json {"name", "path", "holders": [...], "waiters": [...]}. For a
+        semaphore, give --max N to tell held leases from one still waiting. Exit 1 when NAME
+        does not exist.
 
         CMD inherits stdin, stdout and stderr and finds its lock node in ZKCTL_LOCK_PATH.
 
@@ -77,22 +97,34 @@ extension CommandTable {
             "zkctl lock --wait 30s deploy -- ./deploy.sh   # exit 75 if busy for 30 s",
             "zkctl lock --wait 0 reindex -- make reindex    # only if nobody holds it",
             "zkctl lock --max 3 crawler -- ./crawl.sh       # at most 3 at once",
+            "zkctl lock --read catalog -- ./export.sh       # shared with other readers",
+            "zkctl lock --status deploy",
             "zkctl lock db-migrate -- sh -c 'echo \"holding $ZKCTL_LOCK_PATH\"; ./migrate'",
         ],
         arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
         options: [
             LockOptions.wait.spec,
             LockOptions.max.spec,
+            LockOptions.read.spec,
+            LockOptions.write.spec,
+            LockOptions.status.spec,
             graceOption.spec,
             Common.aclOption.spec,
         ],
-        takesCommand: true,
-        jsonOutput: "nothing: stdout is CMD's",
+        takesCommand: true, commandRequired: false,
+        jsonOutput: #"with --status: {"name", "path", "holders": [{"node", "kind", "data", "session", "since"}], "waiters": [...]} (session as a hex string, since in ms since the epoch); otherwise nothing: stdout is CMD's"#,
         handler: runLock)
 
     @Sendable static func runLock(_ inv: Invocation) async throws -> Int32 {
         let name = inv.argument(0) ?? ""
         let command = inv.command
+        if inv[LockOptions.status] {
+            guard command.isEmpty else {
+                throw UsageError("--status runs nothing; drop '-- \(command.joined(separator: " "))'", command: ["lock"])
+            }
+            let directory = try namedPath(root: inv.settings.locksRoot.value, name: name, what: "lock name", command: ["lock"])
+            return try await showLockStatus(inv, name: name, directory: directory, max: inv[LockOptions.max])
+        }
         guard !command.isEmpty else {
             throw UsageError("missing '-- CMD [ARGS...]', the command to run while holding the lock", command: ["lock"])
         }
@@ -104,7 +136,14 @@ extension CommandTable {
         let supervisor = ChildSupervisor(inv, grace: requested.grace)
         let identity = Data(lockHolderIdentity().utf8)
         let recipe: HeldRecipe
-        if let max = inv[LockOptions.max] {
+        let read = inv[LockOptions.read], write = inv[LockOptions.write]
+        if read && write { throw UsageError("give either --read or --write, not both", command: ["lock"]) }
+        if (read || write) && inv[LockOptions.max] != nil {
+            throw UsageError("--max makes a semaphore; it does not go with --\(read ? "read" : "write")", command: ["lock"])
+        }
+        if read || write {
+            recipe = .mutex(CuratorMutex.readWrite(directory: directory, acl: acl, data: identity, write: write))
+        } else if let max = inv[LockOptions.max] {
             recipe = .semaphore(CuratorSemaphore(directory: directory, maxLeases: max, acl: acl, data: identity))
         } else {
             recipe = .mutex(CuratorMutex(directory: directory, acl: acl, data: identity))
