@@ -3,7 +3,7 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help elect' ;;
         'config') echo 'set get list remove rm delete watch export import' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
@@ -13,48 +13,49 @@ _zkctl_subcommands() {
 
 _zkctl_options() {
     case "$1" in
-        'status') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config watch') echo '--once --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'service list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'service deregister') echo '--all --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'get') echo '--stat --base64 --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'stat') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'lock') echo '--wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble list') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble can-restart') echo '--wait --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble add') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble remove') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
-        *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --help' ;;
+        'status') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config watch') echo '--once --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --payload --payload-class --no-payload --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'service list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'service deregister') echo '--all --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'get') echo '--stat --base64 --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'stat') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'lock') echo '--wait --max --read --write --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble list') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble can-restart') echo '--wait --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble add') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble remove') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'elect') echo '--id --status --wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
     esac
 }
 
@@ -77,6 +78,8 @@ _zkctl_optkind() {
         'service register|--id') echo 'none' ;;
         'service register|--ssl-port') echo 'none' ;;
         'service register|--scheme') echo 'none' ;;
+        'service register|--payload') echo 'none' ;;
+        'service register|--payload-class') echo 'none' ;;
         'service register|--acl') echo 'none' ;;
         'set|--file') echo 'file' ;;
         'set|--if-version') echo 'none' ;;
@@ -86,6 +89,7 @@ _zkctl_optkind() {
         'delete|--if-version') echo 'none' ;;
         'acl set|--if-version') echo 'none' ;;
         'lock|--wait') echo 'duration' ;;
+        'lock|--max') echo 'none' ;;
         'lock|--grace') echo 'duration' ;;
         'lock|--acl') echo 'none' ;;
         'run-once|--every') echo 'duration' ;;
@@ -109,6 +113,10 @@ _zkctl_optkind() {
         'ensemble set|--admin-port') echo 'none' ;;
         'metrics|--admin-port') echo 'none' ;;
         'sessions|--admin-port') echo 'none' ;;
+        'elect|--id') echo 'none' ;;
+        'elect|--wait') echo 'duration' ;;
+        'elect|--grace') echo 'duration' ;;
+        'elect|--acl') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
         *'|--session-timeout') echo 'duration' ;;
@@ -121,6 +129,7 @@ _zkctl_optkind() {
         *'|--locks-root') echo 'znode' ;;
         *'|--tasks-root') echo 'znode' ;;
         *'|--max-inflight') echo 'none' ;;
+        *'|--elections-root') echo 'znode' ;;
     esac
 }
 
@@ -173,6 +182,7 @@ _zkctl_argkind() {
         'ensemble set|0') echo 'file' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
+        'elect|0') echo 'none' ;;
     esac
 }
 

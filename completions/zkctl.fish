@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help elect
                 case 'config'
                     echo set get list remove rm delete watch export import
                 case 'service'
@@ -19,7 +19,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --output --path --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --output --path --payload --payload-class --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -111,6 +111,7 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l elections-root -x -a '(__zkctl_live znode)' -d 'where leader elections live'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'
@@ -134,6 +135,7 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, cha
 complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a elect -d 'run a command only while this process is the elected leader'
 complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
@@ -188,6 +190,9 @@ complete -c zkctl -n '__zkctl_at '\''service register'\''' -l id -x -d 'the inst
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l ssl-port -x -d 'the instance'\''s SSL port'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l scheme -x -d 'the URL scheme clients use (default http)'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l ephemeral -d 'register an ephemeral instance held while zkctl (or -- CMD) runs'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l payload -x -d 'write this JSON as the payload, verbatim (instead of Spring'\''s with --metadata)'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l payload-class -x -d 'Spring'\''s payload shape under this Java class name (its "@class")'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l no-payload -d 'write "payload": null, which every Curator reader accepts'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_arg '\''service register'\'' 0' -x -a '(__zkctl_live service)'
 complete -c zkctl -n '__zkctl_at '\''service discover'\''' -l url -d 'print the URL of one instance picked at random'
@@ -229,6 +234,10 @@ complete -c zkctl -n '__zkctl_at '\''watch'\''' -l children -d 'also report chil
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l recursive -s r -d 'follow the whole subtree, with every node'\''s data'
 complete -c zkctl -n '__zkctl_arg '\''watch'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l max -x -d 'a semaphore: up to N holders at once (Curator'\''s InterProcessSemaphoreV2)'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l read -d 'a shared read lock (Curator'\''s InterProcessReadWriteLock, kazoo'\''s ReadLock)'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l write -d 'an exclusive write lock of the same read/write lock'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l status -d 'show the holders and waiters of NAME instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l every -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'run once per period of this length (24h, 1h, 15m)'
@@ -278,3 +287,8 @@ complete -c zkctl -n '__zkctl_arg '\''ensemble set'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''metrics'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''sessions'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l id -x -d 'the participant id written in our node, which Curator'\''s getLeader() shows (default host:pid)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l status -d 'show the leader and the candidates instead of running anything'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
