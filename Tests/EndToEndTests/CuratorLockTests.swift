@@ -331,3 +331,46 @@ final class CuratorReadWriteLockTests: XCTestCase {
         XCTAssertTrue((holders.first?["node"] as? String)?.contains("/pool/leases/_c_") ?? false, "\(holders)")
     }
 }
+
+/// The lease rule for `elect`: a leader cut off from the servers stops CMD before its session
+/// could expire, and only then can a Curator participant take over.
+final class ElectionPartitionTests: XCTestCase {
+    func testACutOffLeaderStopsBeforeCuratorTakesOver() throws {
+        let server = try SharedServers.standalone()
+        let kit = try CoordinationKit(server: server, label: "elect-cut")
+        defer { kit.finish() }
+        let relay = try FaultRelay(upstreamPort: serverPort(server))
+        defer { relay.stop() }
+        let root = kit.root + "/elections"
+        let ticks = kit.file("ticks"), log = kit.file("log")
+        let ready = kit.file("curator-ready"), release = kit.file("curator-release")
+        // CMD ignores SIGTERM, so only the SIGKILL at 2/3 of the session timeout stops it.
+        let stubborn = ["sh", "-c", #"trap '' TERM; while :; do date +%s%3N >> "$TICKS"; sleep 0.02; done"#]
+        let leader = try BackgroundProcess(zkctlBinaryPath(), ["-s", relay.address, "--timeout", "2s", "--session-timeout", "3s",
+                                                               "--elections-root", root, "elect", "cut", "--id", "zkctl-cut",
+                                                               "--grace", "500ms", "--"] + stubborn,
+                                           environment: faultEnvironment(["TICKS": ticks]))
+        defer { leader.kill() }
+        try kit.waitForFile(ticks, nonEmpty: true)
+        let curator = kit.background { try kit.curator(["elect", root + "/cut", "curator-next", ready, release, log]) }
+        defer { kit.touch(release); _ = try? curator.wait() }
+        try kit.waitUntil("Curator is a candidate") { try kit.children(root + "/cut").count == 2 }
+
+        relay.mode = .hold
+        let partition = Int64(Date().timeIntervalSince1970 * 1000)
+        let status = leader.waitForExit(seconds: 20)
+        try kit.waitForFile(ready)
+        relay.mode = .pass
+        XCTAssertEqual(status, 75, leader.stderr)
+        XCTAssertTrue(leader.stderr.hasPrefix("zkctl: leadership of 'cut' lost while CMD ran (the servers did not answer for "), leader.stderr)
+        XCTAssertTrue(leader.stderr.contains("CMD was stopped (killed by SIGKILL)"), leader.stderr)
+        let lastTick = try XCTUnwrap(Int64(try String(contentsOfFile: ticks, encoding: .utf8).split(separator: "\n").last ?? ""))
+        let took = try XCTUnwrap(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").first
+            .flatMap { Int64($0.split(separator: " ")[2]) })
+        // SIGKILL at 2/3 T = 2 s; the server may expire the session from 3 s on.
+        XCTAssertLessThan(lastTick - partition, 3000, "CMD ran on past the session timeout")
+        XCTAssertGreaterThan(took - lastTick, 500, "Curator led too close to the end of zkctl's CMD")
+        print("ElectionPartitionTests: zkctl's CMD killed \(lastTick - partition) ms after the partition (session timeout 3 s); "
+              + "Curator leader \(took - partition) ms after it")
+    }
+}
