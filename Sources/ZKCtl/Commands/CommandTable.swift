@@ -9,8 +9,7 @@ public enum CommandTable {
         summary: "a command-line admin tool for Apache ZooKeeper",
         options: globalOptions,
         subcommands: [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
-            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + [helpCommand] + hiddenCommands
-            + electionCommands)
+            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + [helpCommand] + hiddenCommands)
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).

@@ -8,7 +8,7 @@ import ZooKeeperRecipes
 // among any number of concurrent invocations.
 
 extension CommandTable {
-    static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand]
+    static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand] + electionCommands
 
     static let graceOption = Option<Duration?>(
         duration: "grace",
