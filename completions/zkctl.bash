@@ -3,7 +3,7 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help elect' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest ensemble metrics sessions help' ;;
         'config') echo 'set get list remove rm delete watch export import' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
@@ -41,6 +41,7 @@ _zkctl_options() {
         'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'lock') echo '--wait --max --read --write --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'elect') echo '--id --status --wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
@@ -54,7 +55,6 @@ _zkctl_options() {
         'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'elect') echo '--id --status --wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
         *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
     esac
 }
@@ -96,6 +96,10 @@ _zkctl_optkind() {
         'run-once|--key') echo 'none' ;;
         'run-once|--grace') echo 'duration' ;;
         'run-once|--acl') echo 'none' ;;
+        'elect|--id') echo 'none' ;;
+        'elect|--wait') echo 'duration' ;;
+        'elect|--grace') echo 'duration' ;;
+        'elect|--acl') echo 'none' ;;
         'export|--file'|'export|-f') echo 'file' ;;
         'import|--to') echo 'znode' ;;
         'ensemble list|--admin-port') echo 'none' ;;
@@ -113,10 +117,6 @@ _zkctl_optkind() {
         'ensemble set|--admin-port') echo 'none' ;;
         'metrics|--admin-port') echo 'none' ;;
         'sessions|--admin-port') echo 'none' ;;
-        'elect|--id') echo 'none' ;;
-        'elect|--wait') echo 'duration' ;;
-        'elect|--grace') echo 'duration' ;;
-        'elect|--acl') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
         *'|--session-timeout') echo 'duration' ;;
@@ -169,6 +169,7 @@ _zkctl_argkind() {
         'watch|0') echo 'znode' ;;
         'lock|0') echo 'none' ;;
         'run-once|0') echo 'none' ;;
+        'elect|0') echo 'none' ;;
         'export|0') echo 'znode' ;;
         'import|0') echo 'file' ;;
         'diff|0') echo 'file' ;;
@@ -182,7 +183,6 @@ _zkctl_argkind() {
         'ensemble set|0') echo 'file' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
-        'elect|0') echo 'none' ;;
     esac
 }
 

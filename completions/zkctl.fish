@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions help elect
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest ensemble metrics sessions help
                 case 'config'
                     echo set get list remove rm delete watch export import
                 case 'service'
@@ -127,6 +127,7 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a acl -d 'read or set a znode'\''s A
 complete -c zkctl -n '__zkctl_at '\'''\''' -a watch -d 'print a znode'\''s changes as they happen'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a lock -d 'run a command while holding a distributed lock'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a run-once -d 'run a command once per period (or key) among concurrent invocations'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a elect -d 'run a command only while this process is the elected leader'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a versioned JSON backup'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
@@ -135,7 +136,6 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, cha
 complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
-complete -c zkctl -n '__zkctl_at '\'''\''' -a elect -d 'run a command only while this process is the elected leader'
 complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l depth -s d -x -d 'levels below PATH to show (0 = PATH only)'
@@ -247,6 +247,11 @@ complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l reset -d 'forget the recor
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l status -d 'show the records instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l id -x -d 'the participant id written in our node, which Curator'\''s getLeader() shows (default host:pid)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l status -d 'show the leader and the candidates instead of running anything'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l file -s f -r -F -d 'write the document to FILE instead of stdout'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''export'\'' 0' -x -a '(__zkctl_live znode)'
@@ -287,8 +292,3 @@ complete -c zkctl -n '__zkctl_arg '\''ensemble set'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''metrics'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''sessions'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x
-complete -c zkctl -n '__zkctl_at '\''elect'\''' -l id -x -d 'the participant id written in our node, which Curator'\''s getLeader() shows (default host:pid)'
-complete -c zkctl -n '__zkctl_at '\''elect'\''' -l status -d 'show the leader and the candidates instead of running anything'
-complete -c zkctl -n '__zkctl_at '\''elect'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
-complete -c zkctl -n '__zkctl_at '\''elect'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
-complete -c zkctl -n '__zkctl_at '\''elect'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
