@@ -52,6 +52,16 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(s.credentials.isEmpty)
     }
 
+    func testElectionsRootFromFlagEnvironmentAndFile() throws {
+        XCTAssertEqual(try resolve([]).electionsRoot, Sourced(value: "/elections", source: .defaultValue))
+        let config = try file("config", "[zkctl]\nelections-root = /from-file\n")
+        XCTAssertEqual(try resolve(["--config", config]).electionsRoot, Sourced(value: "/from-file", source: .file(config)))
+        XCTAssertEqual(try resolve(["--config", config], env: ["ZKCTL_ELECTIONS_ROOT": "/from-env"]).electionsRoot,
+                       Sourced(value: "/from-env", source: .environment("ZKCTL_ELECTIONS_ROOT")))
+        XCTAssertEqual(try resolve(["--config", config, "--elections-root", "/from-flag"], env: ["ZKCTL_ELECTIONS_ROOT": "/from-env"]).electionsRoot,
+                       Sourced(value: "/from-flag", source: .flag("--elections-root")))
+    }
+
     func testSyncAndSessionTimeoutFromFlagEnvironmentAndFile() throws {
         XCTAssertEqual(try resolve([]).sync.value, false)
         XCTAssertEqual(try resolve(["--sync"]).sync, Sourced(value: true, source: .flag("--sync")))
