@@ -17,7 +17,12 @@ let package = Package(
             name: "CZooKeeper",
             providers: [.apt(["libzookeeper-mt-dev"])]
         ),
-        .target(name: "ZooKeeper", dependencies: ["CZooKeeper"], swiftSettings: strict),
+        // OpenSSL for the TLS relay (Debian's libzookeeper_mt is built without it).
+        .systemLibrary(
+            name: "COpenSSL",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "ZooKeeper", dependencies: ["CZooKeeper", "COpenSSL"], swiftSettings: strict),
         // Coordination recipes over the client (lock, watch engine, service discovery, run-once);
         // nothing of argv or output, so that any Swift program can use them.
         .target(name: "ZooKeeperRecipes", dependencies: ["ZooKeeper"], swiftSettings: strict),

@@ -48,7 +48,7 @@ SWEEP_RUNS = env_int("BENCH_SWEEP_RUNS", 3)
 SWEEP_RUNS_100K = env_int("BENCH_SWEEP_RUNS_100K", 1)
 SWEEP = os.environ.get("BENCH_SWEEP", "16,64,128,256,512,1024")
 SWEEP_100K = os.environ.get("BENCH_SWEEP_100K", "256,1024")
-JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,10k,100k,sweep").split(","))
+JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,10k,100k,find,sweep,tls").split(","))
 if os.environ.get("BENCH_1M", "0") == "1":
     JOBS.add("1m")
 DEADLINE = time.monotonic() + env_int("BENCH_DEADLINE", 1800)  # seconds for the whole driver
@@ -466,6 +466,39 @@ def job_values(size, runs, slow_runs):
           "The C reference lists and reads every node with both requests pipelined (window 512).")
 
 
+def du_counts(n):
+    def check(run, ctx):
+        # du's first row is the whole tree: BYTES NODES ...; its NODES must be the tree's count.
+        rows = run.stdout().decode(errors="replace").splitlines()
+        got = rows[1].split()[1] if len(rows) > 1 and len(rows[1].split()) > 1 else "?"
+        return None if got == str(n) else f"du counted {got} nodes, expected {n}"
+    return check
+
+
+def job_find(size, runs):
+    """find and du (issue 19) next to the C walk: stats only, data only for find --data."""
+    root = f"/bench{size}"
+    n = count_nodes(size)
+    limit = 120 if size == "10k" else 900
+    tools = [
+        Tool("zkctl find", zk("find", root), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("zkctl find --min-bytes 1", zk("find", root, "--min-bytes", "1"), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("zkctl du", zk("du", root), runs, du_counts(n), kind="zkctl", limit=limit),
+        Tool("C ref (pipelined walk)", cref("walk", root), runs, lines_at_least(n), kind="cref", limit=limit),
+    ]
+    run_job(f"find {size}", tools)
+    table(f"find {size}", tools, "C ref (pipelined walk)", f"find and du, {size} ({n:,} znodes)",
+          "find prints every path (--min-bytes 1 matches every node: each holds a value), du sums the tree; "
+          "neither reads data.")
+    values = [
+        Tool("zkctl find --data", zk("find", root, "--data", "."), runs, lines_at_least(n), kind="zkctl", limit=limit),
+        Tool("C ref (walk + values)", cref("walk", root, "--data"), runs, lines_at_least(n), kind="cref", limit=limit),
+    ]
+    run_job(f"find --data {size}", values)
+    table(f"find --data {size}", values, "C ref (walk + values)", f"find --data, {size} ({n:,} znodes)",
+          "find --data reads every value (the pattern '.' matches each).")
+
+
 def job_export(size, runs, slow_runs):
     root = f"/bench{size}"
     n = count_nodes(size)
@@ -658,6 +691,55 @@ def job_1m():
     remove_tree(root)
 
 
+def job_tls():
+    """zkctl over TLS (its relay) against zkctl over the plain port of the same server (Netty,
+    with a secureClientPort): tree and export of 10k, and one get."""
+    global CS
+    plain, secure, ca = (os.environ.get(k) for k in ("BENCH_TLS_CONNECT", "BENCH_TLS_SECURE", "BENCH_TLS_CA"))
+    if not (plain and secure and ca):
+        NOTES.append("tls: no TLS server (bench.sh starts one when BENCH_JOBS has tls)")
+        return
+    saved, CS = CS, plain
+    try:
+        root, n = "/bench10k", count_nodes("10k")
+        if tree_count(root) != n:
+            make_tree(root, "10k")
+
+        def z(tls, *args):
+            return [ZKCTL, "-s", secure if tls else plain] + (["--tls-ca", ca] if tls else []) + list(args)
+        note = ("The same server (NettyServerCnxnFactory) on its plain port and on its secureClientPort; "
+                "÷ C ref is ÷ the plain row here. TLS goes through zkctl's in-process relay. Each row ran 5 times "
+                "untimed first, to warm the server's JIT on both paths.")
+
+        def warm(tools):
+            for t in tools:
+                for _ in range(5):
+                    spawn(t.argv, t.limit, tag="warm")
+        tools = [Tool("zkctl tree (plain)", z(False, "tree", root), RUNS, lines_at_least(n), kind="zkctl"),
+                 Tool("zkctl tree (TLS)", z(True, "tree", root), RUNS, lines_at_least(n), kind="zkctl")]
+        warm(tools)
+        run_job("tls tree 10k", tools)
+        table("tls tree 10k", tools, "zkctl tree (plain)", f"TLS: recursive listing, 10k ({n:,} znodes)", note)
+        pfile, tfile = os.path.join(OUT, "tls-plain-export.json"), os.path.join(OUT, "tls-export.json")
+        tools = [Tool("zkctl export (plain)", z(False, "export", root, "-f", pfile), RUNS, file_lines_at_least(pfile, n), kind="zkctl"),
+                 Tool("zkctl export (TLS)", z(True, "export", root, "-f", tfile), RUNS, file_lines_at_least(tfile, n), kind="zkctl")]
+        warm(tools)
+        run_job("tls export 10k", tools)
+        table("tls export 10k", tools, "zkctl export (plain)", f"TLS: export, 10k ({n:,} znodes)", note)
+        path = "/bench10k/a42/b17"
+        expect = value(42 * 101 + 1 + 17 + 1).encode()
+
+        def has_value(run, ctx):
+            return None if expect in run.stdout() else f"value not printed: {run.stdout()[:200]!r}"
+        tools = [Tool("zkctl get (plain)", z(False, "get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
+                 Tool("zkctl get (TLS)", z(True, "get", path), ONESHOT_RUNS, has_value, kind="zkctl")]
+        warm(tools)
+        run_job("tls get", tools)
+        table("tls get", tools, "zkctl get (plain)", "TLS: one-shot get (start, connect, handshake, get, close)", note)
+    finally:
+        CS = saved
+
+
 # ----------------------------------------------------------------------------------------------
 # Targets
 
@@ -737,6 +819,9 @@ def targets():
             a, b = med(job, tool), med("1M", tool)
             r = ratio(b, a)
             row(f"linear: {tool} 1M ÷ 100k ≈ 10× (≤ 12×)", fmt_x(r), None if r is None else r <= 12)
+    check_le("TLS", "tls tree 10k", "zkctl tree (TLS)", "zkctl tree (plain)", 1.3)
+    check_le("TLS", "tls export 10k", "zkctl export (TLS)", "zkctl export (plain)", 1.3)
+    check_le("TLS", "tls get", "zkctl get (TLS)", "zkctl get (plain)", 2)
     best = ALL.get("sweep_best", {})
     if best:
         row("default --max-inflight (256) is the best window found",
@@ -800,10 +885,15 @@ def main():
         export100 = job_export("100k", RUNS_100K, 0)
         job_create("100k", RUNS_100K, 1, export100)
         job_delete("100k", RUNS_100K, 1)
+    if "find" in JOBS:
+        job_find("10k", RUNS)
+        job_find("100k", RUNS_100K)
     if "sweep" in JOBS:
         job_sweep()
     if "1m" in JOBS:
         job_1m()
+    if "tls" in JOBS:
+        job_tls()
 
     load_end = sh("uptime")
     busy_end = sh("ps -eo pcpu,comm --sort=-pcpu | head -6 | tail -5 | tr -s ' ' | tr '\\n' ';'")

@@ -4,7 +4,7 @@
 #
 # Environment (all optional):
 #   BENCH_1M=1              also the 1M-znode runs (export memory and linearity; slow)
-#   BENCH_JOBS=oneshot,10k,100k,sweep   which parts to run (add 1m, or pick a few)
+#   BENCH_JOBS=oneshot,10k,100k,find,sweep,tls   which parts to run (add 1m, or pick a few)
 #   BENCH_RUNS=5            runs of each fast tool at 10k (BENCH_RUNS_100K=2 at 100k)
 #   BENCH_SLOW_RUNS=3       runs of zkCli.sh, zk-shell and kazoo at 10k (1 at 100k)
 #   BENCH_ONESHOT_RUNS=11   runs of each one-shot command
@@ -67,7 +67,11 @@ export BENCH_VENV=$venv
 # The server: standalone, loopback, its own directory, gone when this script ends.
 # A full C2 JIT and a heap that holds 1M znodes; forceSync stays off unless asked for.
 srvdir=$(mktemp -d /tmp/zkctl-bench.XXXXXX)
-cleanup() { scripts/zkserver destroy "$srvdir/zk" >/dev/null 2>&1 || true; rm -rf "$srvdir"; }
+cleanup() {
+    scripts/zkserver destroy "$srvdir/zk" >/dev/null 2>&1 || true
+    scripts/zkserver destroy "$srvdir/zk-tls" >/dev/null 2>&1 || true
+    rm -rf "$srvdir"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -76,6 +80,18 @@ export ZKSERVER_FORCE_SYNC=${ZKSERVER_FORCE_SYNC:-no}
 BENCH_CONNECT=$(scripts/zkserver start "$srvdir/zk" --owner $$)
 export BENCH_CONNECT
 say "server $BENCH_CONNECT in $srvdir/zk"
+
+# The TLS rows: a second server (Netty, with a secureClientPort; its plain port is the baseline,
+# so both rows meet the same connection factory) and test keys made by scripts/tls-fixtures.
+if [[ ,${BENCH_JOBS:-oneshot,10k,100k,sweep,tls}, == *,tls,* ]]; then
+    mkdir -p "$srvdir/tls"
+    scripts/tls-fixtures "$srvdir/tls" >"$out/tls-fixtures.log" 2>&1 || { say "cannot make TLS keys (see $out/tls-fixtures.log)"; exit 1; }
+    BENCH_TLS_CONNECT=$(scripts/zkserver start "$srvdir/zk-tls" --owner $$ --tls "$srvdir/tls/stores")
+    BENCH_TLS_SECURE=$(< "$srvdir/zk-tls/secure_connect")
+    BENCH_TLS_CA=$srvdir/tls/ca.pem
+    export BENCH_TLS_CONNECT BENCH_TLS_SECURE BENCH_TLS_CA
+    say "TLS server $BENCH_TLS_SECURE (plain $BENCH_TLS_CONNECT) in $srvdir/zk-tls"
+fi
 
 py=python3
 [[ -x $venv/bin/python ]] && py=$venv/bin/python

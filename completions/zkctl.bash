@@ -3,59 +3,71 @@
 
 _zkctl_subcommands() {
     case "$1" in
-        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest ensemble metrics sessions help' ;;
-        'config') echo 'set get list remove rm delete watch export import' ;;
+        '') echo 'status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest completion ensemble metrics sessions txn find du quota edit help' ;;
+        'config') echo 'set get list remove rm delete watch export import edit' ;;
         'service') echo 'register discover list deregister' ;;
         'acl') echo 'get set' ;;
         'ensemble') echo 'list ls can-restart add remove rm set' ;;
+        'quota') echo 'get set rm delete list ls' ;;
     esac
 }
 
 _zkctl_options() {
     case "$1" in
-        'status') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config watch') echo '--once --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --payload --payload-class --no-payload --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'service list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'service deregister') echo '--all --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'get') echo '--stat --base64 --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'stat') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'watch') echo '--children --recursive -r --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'lock') echo '--wait --max --read --write --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'elect') echo '--id --status --wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble list') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble can-restart') echo '--wait --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble add') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble remove') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
-        *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --elections-root --help' ;;
+        'status') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'tree') echo '--path -p --depth -d --stat --data --ascii --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config set') echo '--string --raw --file -f --merge --if-version --if-absent --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config get') echo '--default --raw --stat --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config list') echo '--keys --stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config remove') echo '--ignore-missing --if-version --nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config watch') echo '--once --nested --exec --debounce --exit-on-error --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config export') echo '--format -F --prefix --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config import') echo '--dry-run -n --prune --nested --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'config edit') echo '--nested --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'service') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'service register') echo '--metadata --id --ssl-port --scheme --ephemeral --payload --payload-class --no-payload --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'service discover') echo '--url --all-urls --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'service list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'service deregister') echo '--all --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'get') echo '--stat --base64 --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'stat') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'exists') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ls') echo '--stat --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'set') echo '--file --if-version --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'create') echo '--file --sequential --container --ttl --parents -p --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'delete') echo '--if-version --recursive -r --force --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'acl') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'acl get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'acl set') echo '--recursive -r --force --if-version --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'watch') echo '--children --recursive -r --exec --debounce --exit-on-error --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'lock') echo '--wait --max --read --write --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'run-once') echo '--every --key --record-failure --reset --status --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'elect') echo '--id --status --wait --grace --acl --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'export') echo '--file -f --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'import') echo '--to --dry-run --overwrite --skip-existing --prune --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'diff') echo '--skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'digest') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'completion') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble list') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble can-restart') echo '--wait --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble add') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble remove') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'ensemble set') echo '--if-version --dry-run --force --max-lag --admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'metrics') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'sessions') echo '--admin-port --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'txn') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'find') echo '--name --regex --data --ephemeral --persistent --owner --min-bytes --min-children --older-than --newer-than --depth -d --null -0 --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'du') echo '--depth -d --top --skip-unreadable --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota get') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota set') echo '--count --bytes --hard --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota rm') echo '--count --bytes --hard --server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'quota list') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'edit') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        'help') echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
+        *) echo '--server -s --timeout --session-timeout --config --auth-file --auth --output -o --json --quiet -q --verbose -v --config-root --services-root --locks-root --tasks-root --max-inflight --sync --version --progress --no-progress --elections-root --tls --tls-ca --tls-cert --tls-key --tls-server-name --tls-insecure --help' ;;
     esac
 }
 
@@ -71,6 +83,7 @@ _zkctl_optkind() {
         'config set|--acl') echo 'none' ;;
         'config get|--default') echo 'none' ;;
         'config remove|--if-version') echo 'none' ;;
+        'config watch|--debounce') echo 'duration' ;;
         'config export|--format'|'config export|-F') echo 'choice:json env sql' ;;
         'config export|--prefix') echo 'none' ;;
         'config import|--acl') echo 'none' ;;
@@ -88,6 +101,7 @@ _zkctl_optkind() {
         'create|--acl') echo 'none' ;;
         'delete|--if-version') echo 'none' ;;
         'acl set|--if-version') echo 'none' ;;
+        'watch|--debounce') echo 'duration' ;;
         'lock|--wait') echo 'duration' ;;
         'lock|--max') echo 'none' ;;
         'lock|--grace') echo 'duration' ;;
@@ -117,6 +131,19 @@ _zkctl_optkind() {
         'ensemble set|--admin-port') echo 'none' ;;
         'metrics|--admin-port') echo 'none' ;;
         'sessions|--admin-port') echo 'none' ;;
+        'find|--name') echo 'none' ;;
+        'find|--regex') echo 'none' ;;
+        'find|--data') echo 'none' ;;
+        'find|--owner') echo 'none' ;;
+        'find|--min-bytes') echo 'none' ;;
+        'find|--min-children') echo 'none' ;;
+        'find|--older-than') echo 'duration' ;;
+        'find|--newer-than') echo 'duration' ;;
+        'find|--depth'|'find|-d') echo 'none' ;;
+        'du|--depth'|'du|-d') echo 'none' ;;
+        'du|--top') echo 'none' ;;
+        'quota set|--count') echo 'none' ;;
+        'quota set|--bytes') echo 'none' ;;
         *'|--server'|*'|-s') echo 'none' ;;
         *'|--timeout') echo 'duration' ;;
         *'|--session-timeout') echo 'duration' ;;
@@ -130,6 +157,10 @@ _zkctl_optkind() {
         *'|--tasks-root') echo 'znode' ;;
         *'|--max-inflight') echo 'none' ;;
         *'|--elections-root') echo 'znode' ;;
+        *'|--tls-ca') echo 'file' ;;
+        *'|--tls-cert') echo 'file' ;;
+        *'|--tls-key') echo 'file' ;;
+        *'|--tls-server-name') echo 'none' ;;
     esac
 }
 
@@ -147,6 +178,7 @@ _zkctl_argkind() {
         'config watch|0') echo 'config-key' ;;
         'config watch|'*) echo 'config-key' ;;
         'config import|0') echo 'file' ;;
+        'config edit|0') echo 'config-key' ;;
         'service register|0') echo 'service' ;;
         'service register|1') echo 'none' ;;
         'service register|2') echo 'none' ;;
@@ -175,12 +207,20 @@ _zkctl_argkind() {
         'diff|0') echo 'file' ;;
         'diff|1') echo 'file' ;;
         'digest|0') echo 'none' ;;
+        'completion|0') echo 'choice:bash zsh fish' ;;
         'ensemble can-restart|0') echo 'none' ;;
         'ensemble add|0') echo 'none' ;;
         'ensemble add|'*) echo 'none' ;;
         'ensemble remove|0') echo 'none' ;;
         'ensemble remove|'*) echo 'none' ;;
         'ensemble set|0') echo 'file' ;;
+        'txn|0') echo 'file' ;;
+        'find|0') echo 'znode' ;;
+        'du|0') echo 'znode' ;;
+        'quota get|0') echo 'znode' ;;
+        'quota set|0') echo 'znode' ;;
+        'quota rm|0') echo 'znode' ;;
+        'edit|0') echo 'znode' ;;
         'help|0') echo 'command' ;;
         'help|'*) echo 'command' ;;
     esac

@@ -4,22 +4,24 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest ensemble metrics sessions help
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest completion ensemble metrics sessions txn find du quota edit help
                 case 'config'
-                    echo set get list remove rm delete watch export import
+                    echo set get list remove rm delete watch export import edit
                 case 'service'
                     echo register discover list deregister
                 case 'acl'
                     echo get set
                 case 'ensemble'
                     echo list ls can-restart add remove rm set
+                case 'quota'
+                    echo get set rm delete list ls
     end
 end
 
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --config --config-root --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --output --path --payload --payload-class --prefix --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --to --ttl --wait -F -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --bytes --config --config-root --count --data --debounce --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --payload --payload-class --prefix --progress-after --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -d -f -o -p -s
                     return 0
     end
     return 1
@@ -111,7 +113,15 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l progress -d 'show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)'
+complete -c zkctl -l no-progress -d 'never show progress'
 complete -c zkctl -l elections-root -x -a '(__zkctl_live znode)' -d 'where leader elections live'
+complete -c zkctl -l tls -d 'talk TLS to the servers (their secureClientPort)'
+complete -c zkctl -l tls-ca -r -F -d 'PEM CA certificates the servers'\'' certificates must chain to (default: the system'\''s); implies --tls'
+complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that require one; implies --tls'
+complete -c zkctl -l tls-key -r -F -d 'PEM key of --tls-cert (keep it mode 600); implies --tls'
+complete -c zkctl -l tls-server-name -x -d 'the name the servers'\'' certificates must carry, instead of the host; implies --tls'
+complete -c zkctl -l tls-insecure -d 'TLS without verifying the servers'\'' certificates (warned every time); implies --tls'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'
@@ -132,9 +142,15 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a ve
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a completion -d 'print the shell completion script for bash, zsh or fish'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, change the membership, check a rolling restart'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a txn -d 'apply several writes as one all-or-nothing transaction'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a find -d 'print the paths of the nodes that match filters'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a du -d 'sum nodes and data bytes per subtree'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a quota -d 'show, set and remove ZooKeeper quotas'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a edit -d 'edit a znode'\''s data in $VISUAL or $EDITOR'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a help -d 'show help for a command'
 complete -c zkctl -n '__zkctl_at '\''status'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''tree'\''' -l path -s p -x -a '(__zkctl_live znode)' -d 'the subtree'\''s root, as an option'
@@ -151,6 +167,7 @@ complete -c zkctl -n '__zkctl_at '\''config'\''' -a remove -d 'remove a key'
 complete -c zkctl -n '__zkctl_at '\''config'\''' -a watch -d 'print keys'\'' values, then every change as it happens'
 complete -c zkctl -n '__zkctl_at '\''config'\''' -a export -d 'print the whole configuration (JSON, shell variables or SQL)'
 complete -c zkctl -n '__zkctl_at '\''config'\''' -a import -d 'set every key of a JSON object at once'
+complete -c zkctl -n '__zkctl_at '\''config'\''' -a edit -d 'edit a key'\''s value (JSON) in $VISUAL or $EDITOR'
 complete -c zkctl -n '__zkctl_at '\''config set'\''' -l string -d 'store VALUE as a JSON string, whatever it looks like'
 complete -c zkctl -n '__zkctl_at '\''config set'\''' -l raw -d 'store the bytes as given, not as JSON'
 complete -c zkctl -n '__zkctl_at '\''config set'\''' -l file -s f -r -F -d 'read the value from FILE ('\''-'\'' for stdin)'
@@ -173,6 +190,9 @@ complete -c zkctl -n '__zkctl_at '\''config remove'\''' -l nested -d 'allow '\''
 complete -c zkctl -n '__zkctl_arg '\''config remove'\'' 0' -x -a '(__zkctl_live config-key)'
 complete -c zkctl -n '__zkctl_at '\''config watch'\''' -l once -d 'exit 0 after the first change (the initial values do not count)'
 complete -c zkctl -n '__zkctl_at '\''config watch'\''' -l nested -d 'allow '\''/'\'' in keys; with no KEY, also follow nested keys'
+complete -c zkctl -n '__zkctl_at '\''config watch'\''' -l exec -d 'run the command given after -- once per change instead of printing the changes'
+complete -c zkctl -n '__zkctl_at '\''config watch'\''' -l debounce -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'with --exec: run only once changes have paused for this long'
+complete -c zkctl -n '__zkctl_at '\''config watch'\''' -l exit-on-error -d 'with --exec: stop when CMD fails, with CMD'\''s exit code'
 complete -c zkctl -n '__zkctl_arg_from '\''config watch'\'' 0' -x -a '(__zkctl_live config-key)'
 complete -c zkctl -n '__zkctl_at '\''config export'\''' -l format -s F -x -a 'json env sql' -d 'json, env or sql'
 complete -c zkctl -n '__zkctl_at '\''config export'\''' -l prefix -x -d 'with --format env: put PREFIX before every name (e.g. APP_)'
@@ -181,6 +201,8 @@ complete -c zkctl -n '__zkctl_at '\''config import'\''' -l prune -d 'also remove
 complete -c zkctl -n '__zkctl_at '\''config import'\''' -l nested -d 'allow '\''/'\'' in keys'
 complete -c zkctl -n '__zkctl_at '\''config import'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_arg '\''config import'\'' 0' -F
+complete -c zkctl -n '__zkctl_at '\''config edit'\''' -l nested -d 'allow '\''/'\'' in keys; with no KEY, also follow nested keys'
+complete -c zkctl -n '__zkctl_arg '\''config edit'\'' 0' -x -a '(__zkctl_live config-key)'
 complete -c zkctl -n '__zkctl_at '\''service'\''' -a register -d 'register an instance of a service'
 complete -c zkctl -n '__zkctl_at '\''service'\''' -a discover -d 'show the instances of a service'
 complete -c zkctl -n '__zkctl_at '\''service'\''' -a list -d 'list services with their instance counts'
@@ -232,6 +254,9 @@ complete -c zkctl -n '__zkctl_at '\''acl set'\''' -l skip-unreadable -d 'skip no
 complete -c zkctl -n '__zkctl_arg '\''acl set'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l children -d 'also report children appearing and going away'
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l recursive -s r -d 'follow the whole subtree, with every node'\''s data'
+complete -c zkctl -n '__zkctl_at '\''watch'\''' -l exec -d 'run the command given after -- once per change instead of printing the changes'
+complete -c zkctl -n '__zkctl_at '\''watch'\''' -l debounce -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'with --exec: run only once changes have paused for this long'
+complete -c zkctl -n '__zkctl_at '\''watch'\''' -l exit-on-error -d 'with --exec: stop when CMD fails, with CMD'\''s exit code'
 complete -c zkctl -n '__zkctl_arg '\''watch'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l max -x -d 'a semaphore: up to N holders at once (Curator'\''s InterProcessSemaphoreV2)'
@@ -264,6 +289,7 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_arg '\''completion'\'' 0' -x -a 'bash zsh fish'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a list -d 'every member, its role, mode, zxid and lag'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a can-restart -d 'exit 0 when stopping a member now leaves a synced quorum'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a add -d 'add members, or change a member'\''s role or addresses'
@@ -291,4 +317,37 @@ complete -c zkctl -n '__zkctl_at '\''ensemble set'\''' -l admin-port -x -d 'the 
 complete -c zkctl -n '__zkctl_arg '\''ensemble set'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''metrics'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
 complete -c zkctl -n '__zkctl_at '\''sessions'\''' -l admin-port -x -d 'the members'\'' AdminServer port, asked when a four-letter word is not allowed (default ZKCTL_ADMIN_PORT, else 8080)'
+complete -c zkctl -n '__zkctl_arg '\''txn'\'' 0' -F
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l name -x -d 'the node'\''s name matches this shell pattern (*, ?, [...])'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l regex -x -d 'the node'\''s whole path contains a match of this regular expression'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l data -x -d 'the node'\''s data (UTF-8 text) contains a match of this regular expression'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l ephemeral -d 'only ephemeral nodes'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l persistent -d 'only nodes that are not ephemeral'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l owner -x -d 'only ephemeral nodes of this session id (hex 0x... as '\''zkctl stat'\'' prints it, or decimal)'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l min-bytes -x -d 'only nodes with at least N bytes of data'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l min-children -x -d 'only nodes with at least N children'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l older-than -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'only nodes last modified longer ago than this'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l newer-than -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'only nodes modified within this long'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l depth -s d -x -d 'look at most N levels below PATH (0 = PATH only)'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l null -s 0 -d 'end each path with a NUL byte instead of a newline (for xargs -0)'
+complete -c zkctl -n '__zkctl_at '\''find'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
+complete -c zkctl -n '__zkctl_arg '\''find'\'' 0' -x -a '(__zkctl_live znode)'
+complete -c zkctl -n '__zkctl_at '\''du'\''' -l depth -s d -x -d 'report subtrees down to N levels below PATH (default 1: PATH and its children)'
+complete -c zkctl -n '__zkctl_at '\''du'\''' -l top -x -d 'show only the N biggest subtrees'
+complete -c zkctl -n '__zkctl_at '\''du'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
+complete -c zkctl -n '__zkctl_arg '\''du'\'' 0' -x -a '(__zkctl_live znode)'
+complete -c zkctl -n '__zkctl_at '\''quota'\''' -a get -d 'show PATH'\''s quota and usage'
+complete -c zkctl -n '__zkctl_at '\''quota'\''' -a set -d 'set PATH'\''s quota limits'
+complete -c zkctl -n '__zkctl_at '\''quota'\''' -a rm -d 'remove PATH'\''s quota (or one limit)'
+complete -c zkctl -n '__zkctl_at '\''quota'\''' -a list -d 'list every quota'
+complete -c zkctl -n '__zkctl_arg '\''quota get'\'' 0' -x -a '(__zkctl_live znode)'
+complete -c zkctl -n '__zkctl_at '\''quota set'\''' -l count -x -d 'limit on the number of nodes (PATH included)'
+complete -c zkctl -n '__zkctl_at '\''quota set'\''' -l bytes -x -d 'limit on the data bytes of the subtree'
+complete -c zkctl -n '__zkctl_at '\''quota set'\''' -l hard -d 'a hard limit (the server refuses writes over it, if it enforces quotas) instead of a soft one (a warning in the server'\''s log)'
+complete -c zkctl -n '__zkctl_arg '\''quota set'\'' 0' -x -a '(__zkctl_live znode)'
+complete -c zkctl -n '__zkctl_at '\''quota rm'\''' -l count -d 'remove only the count limit'
+complete -c zkctl -n '__zkctl_at '\''quota rm'\''' -l bytes -d 'remove only the bytes limit'
+complete -c zkctl -n '__zkctl_at '\''quota rm'\''' -l hard -d 'with --count or --bytes: remove the hard limit instead of the soft one'
+complete -c zkctl -n '__zkctl_arg '\''quota rm'\'' 0' -x -a '(__zkctl_live znode)'
+complete -c zkctl -n '__zkctl_arg '\''edit'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_arg_from '\''help'\'' 0' -x

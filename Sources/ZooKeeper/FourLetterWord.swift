@@ -9,15 +9,19 @@ import Glibc
 public enum FourLetterWord {
     /// Sends `word` to `host:port` and returns the whole answer, within `timeout` for connecting
     /// and reading together. Blocking: call it off the cooperative pool (see `queryAsync`).
-    public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2)) throws -> String {
-        let answer = try exchange(host: host, port: port, request: Array(word.utf8), what: "'\(word)'", timeout: timeout)
+    /// With `tls`, over TLS (a server's `secureClientPort`).
+    public static func query(host: String, port: Int, word: String, timeout: Duration = .seconds(2), tls: TLSOptions? = nil) throws -> String {
+        let answer = try exchange(host: host, port: port, request: Array(word.utf8), what: "'\(word)'", timeout: timeout, tls: tls)
         return String(decoding: answer, as: UTF8.self)
     }
 
     /// The one place a probe opens a socket: connects to `host:port`, sends `request`, and reads
     /// until the server closes, all within `timeout`. `what` names the request in a timeout's
-    /// message. Blocking.
-    static func exchange(host: String, port: Int, request: [UInt8], what: String, timeout: Duration) throws -> Data {
+    /// message. With `tls`, the same over TLS (`TLSExchange`). Blocking.
+    static func exchange(host: String, port: Int, request: [UInt8], what: String, timeout: Duration, tls: TLSOptions? = nil) throws -> Data {
+        if let tls {
+            return try TLSExchange.run(ConnectString.Server(host: host, port: port), request: request, timeout: timeout, options: tls)
+        }
         let deadline = ContinuousClock.now + timeout
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -66,9 +70,9 @@ public enum FourLetterWord {
     }
 
     /// `query` on a thread of its own.
-    public static func queryAsync(host: String, port: Int, word: String, timeout: Duration = .seconds(2)) async throws -> String {
+    public static func queryAsync(host: String, port: Int, word: String, timeout: Duration = .seconds(2), tls: TLSOptions? = nil) async throws -> String {
         let result: Result<String, any Error> = await offload {
-            Result { try query(host: host, port: port, word: word, timeout: timeout) }
+            Result { try query(host: host, port: port, word: word, timeout: timeout, tls: tls) }
         }
         return try result.get()
     }
@@ -104,12 +108,12 @@ public enum FourLetterWord {
     }
 
     /// Asks every server for `srvr` at once, each within `timeout`; results in server order.
-    public static func probe(_ servers: [ConnectString.Server], timeout: Duration) async -> [(server: ConnectString.Server, outcome: ProbeOutcome)] {
+    public static func probe(_ servers: [ConnectString.Server], timeout: Duration, tls: TLSOptions? = nil) async -> [(server: ConnectString.Server, outcome: ProbeOutcome)] {
         await withTaskGroup(of: (Int, ProbeOutcome).self) { group in
             for (i, server) in servers.enumerated() {
                 group.addTask {
                     do {
-                        let answer = try await queryAsync(host: server.host, port: server.port, word: "srvr", timeout: timeout)
+                        let answer = try await queryAsync(host: server.host, port: server.port, word: "srvr", timeout: timeout, tls: tls)
                         return (i, classify(answer))
                     } catch let error as ZooKeeperError where error.code == .operationTimeout {
                         return (i, .silent)

@@ -421,9 +421,14 @@ extension ZooKeeperClient {
         }
         switch MultiOutcome.verdict(evidence) {
         case .applied:
-            return (.applied(.none), ops.map { op in
+            // A sequential create's name is the server's: found by the transaction's zxid.
+            let zxid = evidence.lazy.compactMap { e -> Int64? in if case .applied(let z?) = e { return z } else { return nil } }.first
+            guard let names = await sequentialNames(ops, zxid: zxid) else {
+                return (.failed(unknownOutcome(.multi, path: path, .unclear("the name of a sequential node it created cannot be told"))), [])
+            }
+            return (.applied(.none), ops.enumerated().map { i, op in
                 switch op {
-                case .create(let p, _, _, _): return .created(p)
+                case .create(let p, _, _, _): return .created(names[i] ?? p)
                 case .set(let p, _, _): return .set(stats[p] ?? Stat())
                 case .delete: return .deleted
                 case .check: return .checked
@@ -434,6 +439,40 @@ extension ZooKeeperClient {
         case .unclear(let why):
             return (.failed(unknownOutcome(.multi, path: path, .unclear(why))), [])
         }
+    }
+}
+
+extension ZooKeeperClient {
+    /// The names the server gave the sequential creates of an applied transaction, by the
+    /// operation's index: the children of each parent with the create's prefix and a sequence
+    /// number, created by the transaction's `zxid`, in sequence order. Nil when a name cannot
+    /// be told (no zxid known, or not as many such children as creates).
+    private func sequentialNames(_ ops: [MultiOp], zxid: Int64?) async -> [Int: String]? {
+        var groups: [(path: String, indices: [Int])] = []
+        for (i, op) in ops.enumerated() {
+            guard case .create(let p, _, let mode, _) = op, mode.isSequential else { continue }
+            if let g = groups.firstIndex(where: { $0.path == p }) { groups[g].indices.append(i) } else { groups.append((p, [i])) }
+        }
+        if groups.isEmpty { return [:] }
+        guard let zxid else { return nil }
+        var names: [Int: String] = [:]
+        for (path, indices) in groups {
+            let parent = PathRules.parent(of: path) ?? "/"
+            let prefix = String(path.dropFirst(parent == "/" ? 1 : parent.count + 1))
+            guard let listed = try? await children(parent).children else { return nil }
+            let candidates = listed.filter { name in
+                name.hasPrefix(prefix) && name.count == prefix.count + 10 && name.dropFirst(prefix.count).allSatisfy(\.isNumber)
+            }.sorted()
+            let full = candidates.map { PathRules.join(parent, $0) }
+            let stats = await pipeline(full.map { Operation.exists($0) })
+            let made = zip(full, stats).compactMap { p, r -> String? in
+                guard let stat = try? r.get().stat, stat.czxid == zxid else { return nil }
+                return p
+            }
+            guard made.count == indices.count else { return nil }
+            for (i, p) in zip(indices, made) { names[i] = p }
+        }
+        return names
     }
 }
 

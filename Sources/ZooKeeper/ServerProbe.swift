@@ -77,10 +77,10 @@ public enum ServerProbe {
 
     /// Sends `word`; nil when the server does not allow it (the whitelist), so the caller may
     /// try the AdminServer; throws `Failure` when the client port does not answer at all.
-    static func fourLetterWord(_ word: String, host: String, port: Int, timeout: Duration) throws -> String? {
+    static func fourLetterWord(_ word: String, host: String, port: Int, timeout: Duration, tls: TLSOptions? = nil) throws -> String? {
         let answer: String
         do {
-            answer = try FourLetterWord.query(host: host, port: port, word: word, timeout: timeout)
+            answer = try FourLetterWord.query(host: host, port: port, word: word, timeout: timeout, tls: tls)
         } catch let error as ZooKeeperError {
             if error.code == .operationTimeout { return nil }  // silent: perhaps TLS only; the AdminServer may say
             throw Failure(reachable: false, message: reason(error, host: host, port: port))
@@ -91,13 +91,15 @@ public enum ServerProbe {
 
     /// Runs `word` on the client port, else `command` on the AdminServer, and hands the answer to
     /// the matching reader.
+    /// With `tls`, the word goes over TLS (the client port is a secureClientPort).
     static func ask<T: Sendable>(host: String, port: Int, adminPort: Int, timeout: Duration, word: String, command: String,
+                                 tls: TLSOptions? = nil,
                                  fromWord: @escaping @Sendable (String) -> T?,
                                  fromAdmin: @escaping @Sendable ([String: Any]) -> T?) async -> Result<(Source, T), Failure> {
         await offload {
             let started = ContinuousClock.now
             do {
-                if let answer = try fourLetterWord(word, host: host, port: port, timeout: timeout) {
+                if let answer = try fourLetterWord(word, host: host, port: port, timeout: timeout, tls: tls) {
                     if let value = fromWord(answer) { return .success((.fourLetterWord, value)) }
                     if answer.contains("not currently serving") {
                         return .failure(Failure(reachable: true, message: "not serving (no quorum, or still starting)"))
@@ -133,8 +135,9 @@ public enum ServerProbe {
 
     /// The `srvr` figures under `srvr`'s own names (`Mode`, `Zxid`, `Outstanding`,
     /// `Latency min/avg/max`, `Node count`, `Connections`, `Zookeeper version`).
-    public static func serverStats(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<Answer, Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "srvr", command: "srvr",
+    public static func serverStats(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                   tls: TLSOptions? = nil) async -> Result<Answer, Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "srvr", command: "srvr", tls: tls,
                   fromWord: { answer in
                       let fields = FourLetterWord.fields(of: answer)
                       return fields["Mode"] == nil ? nil : fields
@@ -144,8 +147,9 @@ public enum ServerProbe {
 
     /// The `mntr` figures, named as `mntr` names them without its `zk_` prefix (which is how
     /// the AdminServer's `monitor` names them too): `server_state`, `avg_latency`, ...
-    public static func monitor(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<Answer, Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "mntr", command: "monitor",
+    public static func monitor(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                       tls: TLSOptions? = nil) async -> Result<Answer, Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "mntr", command: "monitor", tls: tls,
                   fromWord: { answer in
                       var out: [String: String] = [:]
                       for (key, value) in FourLetterWord.fields(of: answer) where key.hasPrefix("zk_") {
@@ -163,8 +167,9 @@ public enum ServerProbe {
     }
 
     /// The member's client connections (`cons`, or the AdminServer's `connections`).
-    public static func connections(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<(source: Source, connections: [Connection]), Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "cons", command: "connections",
+    public static func connections(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                           tls: TLSOptions? = nil) async -> Result<(source: Source, connections: [Connection]), Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "cons", command: "connections", tls: tls,
                   fromWord: parseCons, fromAdmin: { object in
                       guard let list = object["connections"] as? [[String: Any]] else { return nil }
                       return list.map { c in
@@ -178,8 +183,9 @@ public enum ServerProbe {
 
     /// Sessions that own ephemeral nodes, with their paths (`dump`, or the AdminServer's `dump`;
     /// only the leader knows them).
-    public static func ephemerals(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration) async -> Result<[String: [String]], Failure> {
-        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "dump", command: "dump",
+    public static func ephemerals(host: String, port: Int, adminPort: Int = defaultAdminPort, timeout: Duration,
+                                          tls: TLSOptions? = nil) async -> Result<[String: [String]], Failure> {
+        await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "dump", command: "dump", tls: tls,
                   fromWord: parseDump, fromAdmin: { object in
                       guard let map = object["session_id_to_ephemeral_paths"] as? [String: Any] else { return [:] }
                       var out: [String: [String]] = [:]

@@ -25,10 +25,14 @@ public struct ConnectOptions: Sendable {
     /// Before `connect` returns, make the server the session is on catch up with the leader (a
     /// `sync`), so that the session's reads see every write acknowledged before it began.
     public var syncFirst = false
+    /// TLS to every server (their `secureClientPort`), through a relay of this process
+    /// (`TLSRelay`); nil: plain TCP.
+    public var tls: TLSOptions?
 
     public init(connectString: String, sessionTimeout: Duration = .seconds(10), connectTimeout: Duration = .seconds(10),
                 requestTimeout: Duration? = nil, digestCredentials: [String] = [], allowReadOnly: Bool = false,
-                checkChroot: Bool = true) {
+                checkChroot: Bool = true, tls: TLSOptions? = nil) {
+        self.tls = tls
         self.connectString = connectString
         self.sessionTimeout = sessionTimeout
         self.connectTimeout = connectTimeout
@@ -64,8 +68,11 @@ public final class ZooKeeperClient: Sendable {
     let core: SessionCore
     public let options: ConnectOptions
     public let connectString: ConnectString
+    /// With TLS: the relay the C client's connections go through; closed with the session.
+    let relay: TLSRelay?
 
-    private init(handle: OpaquePointer, core: SessionCore, options: ConnectOptions, connectString: ConnectString) {
+    private init(handle: OpaquePointer, core: SessionCore, options: ConnectOptions, connectString: ConnectString, relay: TLSRelay? = nil) {
+        self.relay = relay
         self.handle = Mutex(UInt(bitPattern: handle))
         self.core = core
         self.options = options
@@ -90,7 +97,9 @@ public final class ZooKeeperClient: Sendable {
         let context = Unmanaged.passRetained(core).toOpaque()
         let contextBits = UInt(bitPattern: context)
         let flags = Int32(ZOO_NO_LOG_CLIENTENV) | (options.allowReadOnly ? Int32(ZOO_READONLY) : 0)
-        let hosts = connectString.clientForm
+        // With TLS the C client connects to the relay's loopback ports, one per server.
+        let relay = try options.tls.map { try TLSRelay(servers: connectString.servers, options: $0, handshakeTimeout: options.connectTimeout) }
+        let hosts = relay?.clientForm(chroot: connectString.chroot) ?? connectString.clientForm
         let timeout = Int32(clamping: options.sessionTimeout.milliseconds)
         // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool.
         let (bits, err): (UInt, Int32) = await offload {
@@ -103,6 +112,7 @@ public final class ZooKeeperClient: Sendable {
         }
         guard let h = OpaquePointer(bitPattern: bits) else {
             Unmanaged<SessionCore>.fromOpaque(context).release()
+            relay?.close()
             let tried = connectString.servers.map(\.description).joined(separator: ",")
             // The C client fails when a host name does not resolve; say which, not a stale errno.
             let unresolved = await offload { connectString.servers.filter { !resolves($0.host) }.map(\.host) }
@@ -112,7 +122,7 @@ public final class ZooKeeperClient: Sendable {
             throw ZooKeeperError(.unavailable, message: "cannot start a session with \(tried): \(String(cString: strerror(err)))")
         }
         core.adoptRetainedContext(context)
-        let client = ZooKeeperClient(handle: h, core: core, options: options, connectString: connectString)
+        let client = ZooKeeperClient(handle: h, core: core, options: options, connectString: connectString, relay: relay)
         // A read-only session counts only when asked for: a real server never grants one to a
         // client that did not ask, so one here is something else answering on the port (its
         // bytes read as a handshake), and the connection drops at once.
@@ -122,9 +132,13 @@ public final class ZooKeeperClient: Sendable {
         guard usable(state) else {
             await client.close()
             if state == .authFailed { throw ZooKeeperError(.authFailed, message: "the server refused the credentials") }
+            if let error = TLSRelay.connectFailure(relay, servers: connectString.servers, tls: options.tls != nil) { throw error }
             // Say why: a quick bounded probe of every server tells "nothing listening" from
             // "accepts connections but is not serving (no quorum)".
-            let probes = await FourLetterWord.probe(connectString.servers, timeout: min(options.connectTimeout, .seconds(1)))
+            let probes = await FourLetterWord.probe(connectString.servers, timeout: min(options.connectTimeout, .seconds(1)), tls: options.tls)
+            if options.tls == nil, let hint = await TLSExchange.plainConnectHint(probes, timeout: min(options.connectTimeout, .seconds(1))) {
+                throw ZooKeeperError(.unavailable, message: hint)
+            }
             throw ZooKeeperError(.unavailable, message: FourLetterWord.explain(probes, waited: options.connectTimeout))
         }
         do {
@@ -184,7 +198,9 @@ public final class ZooKeeperClient: Sendable {
 
     /// The `host:port` the client is connected to, or trying to connect to.
     public var connectedServer: String? {
-        withHandle { zh in zoo_get_current_server(zh).map { String(cString: $0) } } ?? nil
+        let local = withHandle { zh in zoo_get_current_server(zh).map { String(cString: $0) } } ?? nil
+        // Through the TLS relay, the server behind the loopback port.
+        return local.map { relay?.realServer(for: $0) ?? $0 }
     }
 
     var requestTimeout: Duration { options.requestTimeout ?? options.connectTimeout }
@@ -208,6 +224,7 @@ public final class ZooKeeperClient: Sendable {
         zookeeper_close(h)
         // No callback runs after zookeeper_close returns: the core can go.
         core.closed()
+        relay?.close()
     }
 
     /// Runs `body` with the live handle while holding the handle lock; nil after close.

@@ -40,6 +40,9 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         public static let reconfigDisabled = Code(rawValue: -123)
         public static let sessionClosedRequiresSASLAuth = Code(rawValue: -124)
         public static let throttled = Code(rawValue: -127)
+        /// A hard quota (`zookeeper.enforceQuota=true` on the server) refuses the write. The
+        /// 3.8 C client has no name for it.
+        public static let quotaExceeded = Code(rawValue: -125)
 
         /// No server of the connect string could be reached before the deadline.
         public static let unavailable = Code(rawValue: -1001)
@@ -53,6 +56,7 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
             case .unavailable: return "unavailable"
             case .requestTooLarge: return "request too large"
             case .invalidPath: return "invalid path"
+            case .quotaExceeded: return "quota exceeded"
             default: return String(cString: zerror(rawValue))
             }
         }

@@ -22,11 +22,15 @@ public final class ZooKeeperServer: Sendable {
     /// True for an ensemble (even of size 1), false for a standalone server.
     public let isEnsemble: Bool
 
+    /// With TLS: `127.0.0.1:s1,127.0.0.1:s2,...`, the members' `secureClientPort`s; nil without.
+    public let secureConnectString: String?
+
     private let ports: [Int]
     private let state = LockedState(false)  // shut down?
 
-    private init(connectString: String, directory: URL, ports: [Int], isEnsemble: Bool) {
+    private init(connectString: String, directory: URL, ports: [Int], isEnsemble: Bool, secureConnectString: String? = nil) {
         self.connectString = connectString
+        self.secureConnectString = secureConnectString
         self.directory = directory
         self.ports = ports
         self.size = ports.count
@@ -49,6 +53,20 @@ public final class ZooKeeperServer: Sendable {
     public static func ensemble(size: Int = 3) throws -> ZooKeeperServer {
         precondition(size >= 1, "an ensemble has at least one member")
         return try start(label: "ensemble\(size)", ensembleSize: size)
+    }
+
+    /// Starts a standalone server (or an ensemble of `ensembleSize`) that also serves TLS on a
+    /// `secureClientPort` per member (Netty), with the PKCS12 stores in `stores` (see
+    /// `TLSFixtures`) and `ssl.clientAuth` set to `clientAuth` (`none`, `want` or `need`).
+    public static func secure(stores: URL, clientAuth: String = "none", ensembleSize: Int? = nil) throws -> ZooKeeperServer {
+        try start(label: ensembleSize.map { "tls-ensemble\($0)" } ?? "tls-standalone", ensembleSize: ensembleSize,
+                  tls: ["--tls", stores.path, "--tls-client-auth", clientAuth])
+    }
+
+    /// `127.0.0.1:<secure port>` of member `i` (1-based), with TLS.
+    public func secureMemberConnectString(_ i: Int) -> String? {
+        checkMember(i)
+        return secureConnectString.map { String($0.split(separator: ",")[i - 1]) }
     }
 
     /// What a server is started with beyond the script's defaults.
@@ -87,12 +105,13 @@ public final class ZooKeeperServer: Sendable {
         return try start(label: "ensemble\(size)", ensembleSize: size, setup: setup)
     }
 
-    private static func start(label: String, ensembleSize: Int?, setup: Setup? = nil) throws -> ZooKeeperServer {
+    private static func start(label: String, ensembleSize: Int?, setup: Setup? = nil, tls: [String] = []) throws -> ZooKeeperServer {
         let directory = ZKTestPaths.uniqueName(label: label)
         var arguments = ["start", directory.path, "--owner", String(ProcessInfo.processInfo.processIdentifier)]
         if let ensembleSize {
             arguments += ["--ensemble", String(ensembleSize)]
         }
+        arguments += tls
         let result: ProcessResult
         do {
             result = try runScript(arguments, timeout: scriptTimeout, environment: setup.map { childEnvironment($0.environment) })
@@ -115,8 +134,11 @@ public final class ZooKeeperServer: Sendable {
             throw ZooKeeperServerError(action: "start", directory: directory, status: result.status,
                                        diagnostics: "unexpected connect string: \(connectString)\n\(result.stderrText)")
         }
+        let secure = tls.isEmpty ? nil
+            : (try? String(contentsOf: directory.appendingPathComponent("secure_connect"), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
         return ZooKeeperServer(connectString: connectString, directory: directory, ports: ports,
-                               isEnsemble: ensembleSize != nil)
+                               isEnsemble: ensembleSize != nil, secureConnectString: secure)
     }
 
     // MARK: Members

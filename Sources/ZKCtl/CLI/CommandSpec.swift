@@ -137,6 +137,12 @@ extension Option where Value == Bool {
     public init(flag long: String, short: Character? = nil, help: String, hidden: Bool = false) {
         self.init(OptionSpec(long, short: short, help: help, hidden: hidden)) { given, _ in given != nil }
     }
+
+    /// A flag that the environment or the config file may also set (`Settings` reads those; this
+    /// value is the command line's alone).
+    public init(flag long: String, help: String, env: [String], file: ConfigFileKey?) {
+        self.init(OptionSpec(long, help: help, env: env, file: file)) { given, _ in given != nil }
+    }
 }
 
 extension Option where Value == Int {

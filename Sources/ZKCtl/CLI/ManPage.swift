@@ -120,6 +120,42 @@ public enum ManPage {
         return ".TP\n\(head)\n\(help)\n"
     }
 
+    /// The TLS section: how the relay works, what is verified, the errors, and PEM files from a
+    /// Java keystore.
+    static var tlsSection: String {
+        ".SH TLS\n" + paragraph("""
+        Debian's ZooKeeper C client has no TLS, so with --tls zkctl carries the session over TLS itself: for each \
+        server of the connect string it listens on a loopback port of its own (127.0.0.1 only, served to zkctl's \
+        own sockets alone and closed with the session), gives those ports to the C client, and relays what it \
+        sends over TLS 1.2 or newer to the server's secureClientPort. The chroot, reconnects and moves to \
+        another server work as without TLS. status sends its srvr probes over TLS as well.
+
+        Verification is on unless --tls-insecure is given (which warns every time): the server's certificate \
+        chain must lead to a CA of --tls-ca (else of the system's store), and its subjectAltName must hold the \
+        host of the connect string, a name or an IP address, or the name given with --tls-server-name. \
+        --tls-cert and --tls-key give a client certificate for servers with ssl.clientAuth=need; a key file that \
+        other users can read gets a warning, as an auth file does. zkctl reads these files itself: no key \
+        material is ever printed or passed on a command line.
+
+        Each failure is one line naming the server, exit 69, within --timeout: a certificate from an unknown CA, \
+        a name mismatch, an expired certificate, a server that requires a client certificate, a server that did \
+        not answer TLS (a plain client port); exit 77 when the server refused the client certificate given. \
+        Without --tls, a port that answers only TLS is named as such ("it looks like a TLS port; try --tls").
+
+        In the config file: tls = yes, tls-ca = FILE, tls-cert = FILE and tls-key = FILE, in [zkctl].
+
+        PEM files from a Java keystore. ZooKeeper servers keep keys in JKS or PKCS12 keystores (ssl.keyStore, \
+        ssl.trustStore); zkctl reads PEM. A JKS keystore is first turned into PKCS12 with keytool, then openssl \
+        writes the certificate and the key (it asks for the store's password; the key is written without a \
+        passphrase, so keep it mode 600); the CA comes out of the trust store:
+          keytool -importkeystore -srckeystore client.jks -destkeystore client.p12 -deststoretype PKCS12
+          openssl pkcs12 -in client.p12 -nokeys -out client.pem
+          (umask 077; openssl pkcs12 -in client.p12 -nocerts -nodes -out client.key)
+          keytool -exportcert -rfc -alias ca -keystore truststore.jks -file ca.pem
+          zkctl -s zk1:2182,zk2:2182 --tls-ca ca.pem --tls-cert client.pem --tls-key client.key status
+        """) + "\n"
+    }
+
     public static func render(_ root: CommandSpec, date: String = "2026-11-22") -> String {
         var s = ""
         s += ".TH ZKCTL 1 \(date) \"zkctl \(ZKCtl.version)\" \"User Commands\"\n"
@@ -166,6 +202,7 @@ public enum ManPage {
         the ZKCTL_AUTH variable, the auth-file key of the config file. Without any, the session is anonymous. \
         Passwords are never printed.
         """) + "\n"
+        s += tlsSection
         s += ".SH ENVIRONMENT\n"
         // The variables come from the global options' declarations; only what the page says
         // about each is written here.
@@ -190,6 +227,9 @@ public enum ManPage {
             (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
             (variables(GlobalOptions.sync.spec), "yes: call sync before reading (see CONSISTENCY); no: do not"),
             ("ZKCTL_ADMIN_PORT", "the members' AdminServer port for status, ensemble, metrics and sessions when --admin-port is not given (default 8080)"),
+            (variables(GlobalOptions.tls.spec), "TLS to the servers: yes or no (also the tls key of the config file)"),
+            (variables(GlobalOptions.tlsCA.spec, GlobalOptions.tlsCert.spec, GlobalOptions.tlsKey.spec),
+             "the TLS CA, client certificate and key files (also tls-ca, tls-cert and tls-key in the config file); each implies TLS"),
             ("XDG_CONFIG_HOME", "where the default config file is looked for"),
             ("NO_COLOR", "no colour, even on a terminal"),
         ]

@@ -202,7 +202,7 @@ public enum Parser {
                 let name = String(body.prefix { $0 != "=" })
                 let inline: String? = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
                 kind = .long(name: name, inline: inline)
-            } else if text.hasPrefix("-"), text.count > 1, !looksNumeric(text) {
+            } else if text.hasPrefix("-"), text.count > 1, !looksNumeric(text) || text == "-0" {  // -0: find's NUL flag
                 kind = .shorts(Array(text.dropFirst()))
             } else {
                 kind = .word

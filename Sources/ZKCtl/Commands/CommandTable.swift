@@ -9,7 +9,7 @@ public enum CommandTable {
         summary: "a command-line admin tool for Apache ZooKeeper",
         options: globalOptions,
         subcommands: [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
-            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + [helpCommand] + hiddenCommands)
+            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + toolkitCommands + [helpCommand] + hiddenCommands)
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).
@@ -77,13 +77,39 @@ public enum GlobalOptions {
         "sync", help: "reads see every write acknowledged before the command began, even through a lagging follower (a sync first)",
         env: ["ZKCTL_SYNC"], file: ConfigFileKey("zkctl", "sync"))) { given, _ in given != nil }
     public static let version = Option<Bool>(flag: "version", help: "print the version and the C client's version")
+    // TLS to the servers' secureClientPort (through zkctl's own relay: the C client has no TLS).
+    public static let tls = Option<Bool>(
+        flag: "tls", help: "talk TLS to the servers (their secureClientPort)", env: ["ZKCTL_TLS"], file: ConfigFileKey("zkctl", "tls"))
+    public static let tlsCA = Option<String?>(
+        "tls-ca", value: "FILE", type: .file, help: "PEM CA certificates the servers' certificates must chain to (default: the system's); implies --tls",
+        env: ["ZKCTL_TLS_CA"], file: ConfigFileKey("zkctl", "tls-ca"))
+    public static let tlsCert = Option<String?>(
+        "tls-cert", value: "FILE", type: .file, help: "PEM client certificate, for servers that require one; implies --tls",
+        env: ["ZKCTL_TLS_CERT"], file: ConfigFileKey("zkctl", "tls-cert"))
+    public static let tlsKey = Option<String?>(
+        "tls-key", value: "FILE", type: .file, help: "PEM key of --tls-cert (keep it mode 600); implies --tls",
+        env: ["ZKCTL_TLS_KEY"], file: ConfigFileKey("zkctl", "tls-key"))
+    public static let tlsServerName = Option<String?>(
+        "tls-server-name", value: "NAME", help: "the name the servers' certificates must carry, instead of the host; implies --tls")
+    public static let tlsInsecure = Option<Bool>(
+        flag: "tls-insecure", help: "TLS without verifying the servers' certificates (warned every time); implies --tls")
+    /// The TLS options, in the order help lists them.
+    static let tlsOptions: [OptionSpec] = [tls.spec, tlsCA.spec, tlsCert.spec, tlsKey.spec, tlsServerName.spec, tlsInsecure.spec]
+    public static let progress = Option<Bool>(OptionSpec(
+        "progress", help: "show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)",
+        env: ["ZKCTL_PROGRESS"])) { given, _ in given != nil }
+    public static let noProgress = Option<Bool>(flag: "no-progress", help: "never show progress")
+    /// How long work runs before its progress line appears (1s): hidden, so that tests can show
+    /// it on small trees.
+    public static let progressAfter = Option<Duration?>(duration: "progress-after", help: "show progress after DURATION of work", hidden: true)
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
         server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
         configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
+        progress.spec, noProgress.spec, progressAfter.spec,
         electionsRoot.spec,
-    ]
+    ] + tlsOptions
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment
     /// and the config file (the key is the option's name).

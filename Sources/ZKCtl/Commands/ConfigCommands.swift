@@ -26,7 +26,7 @@ extension CommandTable {
             "zkctl config remove old_setting",
             "zkctl config set test_key \"test_value\"",
         ],
-        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport])
+        subcommands: [configSet, configGet, configList, configRemove, configWatch, configExport, configImport, configEdit])
 
     // MARK: set
 
@@ -380,13 +380,17 @@ extension CommandTable {
         A key that does not exist yet is announced on stderr and waited for. --once exits 0 after
         the first change, which makes a script wait for a flag:
             zkctl config watch deploy_ready --once && ./deploy.sh
+
+        \(watchExecDescription) For config watch ZKCTL_KEY names the key too.
         """,
-        examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once"],
+        examples: ["zkctl config watch feature_flags", "zkctl config watch", "zkctl -o json config watch deploy_ready --once",
+                   "zkctl config watch feature_flags --exec -- sh -c 'jq . > /etc/app/flags.json'"],
         arguments: [ArgumentSpec("KEY", help: "keys to watch (default: every key)", optional: true, variadic: true, completion: .configKey)],
         options: [
             ConfigWatchOptions.once.spec,
             ConfigWatchOptions.nested.spec,
-        ],
+        ] + WatchExecOptions.specs,
+        takesCommand: true, commandRequired: false,
         jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "key": "k", "value": ..., "version": 3} (no value or version for removed)"#,
         handler: runConfigWatch)
 
@@ -398,6 +402,23 @@ extension CommandTable {
         let out = inv.output
         let once = inv[ConfigWatchOptions.once]
         let seen = Mutex<Set<String>>([])
+        if try watchExecRequested(inv) {
+            if once { throw UsageError("--once and --exec cannot be combined", command: ["config", "watch"]) }
+            let seen = Shared<Set<String>>([])
+            return try await runWatchExec(inv, spec: spec, onReady: {
+                let found = seen.withLock { $0 }
+                for p in paths where !found.contains(p) {
+                    out.note("config key '\(ConfigSupport.printable(ConfigSupport.key(for: p, root: root)))' does not exist yet; waiting")
+                }
+            }, seen: { change in
+                if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
+            }) { change in
+                guard let event = execEvent(change, children: false) else { return nil }
+                return ChangeRunner.Change(event: event, path: change.path, version: change.stat.map { String($0.version) } ?? "",
+                                           value: change.data ?? Data(),
+                                           extra: ["ZKCTL_KEY": ConfigSupport.key(for: change.path, root: root)])
+            }
+        }
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
                                   onSession: { event in out.note("watch: \(event)") })
@@ -478,7 +499,10 @@ extension CommandTable {
             throw UsageError("--prefix '\(prefix)' must be letters, digits and '_', not starting with a digit", command: ["config", "export"])
         }
         let zk = try await inv.connect()
-        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight)
+        let counter = ProgressCounter("keys read")
+        inv.showProgress("config export", counter)
+        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight,
+                                                      counter: counter)
         let out = inv.output
         switch format {
         case "env":
@@ -555,17 +579,28 @@ extension CommandTable {
         let zk = try await inv.connect()
         let dryRun = inv[ConfigImportOptions.dryRun], prune = inv[ConfigImportOptions.prune]
 
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("config import", counter)
         var attempt = 0
         while true {
             attempt += 1
-            let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight)
+            counter.start("nodes read", total: nil)
+            let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight,
+                                                          counter: counter)
             if dryRun {
                 ConfigSupport.printPlan(plan, output: inv.output, applied: false)
                 return ExitCode.success
             }
             let batches = MultiBatcher.batches(plan.ops)
-            // Two transactions in flight: the server applies them in order.
-            let results = await zk.multi(batches: batches, maxInFlight: 2)
+            // Two transactions in flight: the server applies them in order. The progress line
+            // counts one once it is answered (asking to send the third means the first was).
+            counter.start("writes", total: plan.ops.count)
+            var asked = 0, counted = 0
+            let results = await zk.multi(batches: batches, maxInFlight: 2, stop: {
+                if asked >= 2 { counter.add(batches[counted].count); counted += 1 }
+                asked += 1
+                return false
+            })
             let done = results.filter { if case .success = $0 { true } else { false } }.count
             if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
                 if let error = failure as? ZooKeeperError, error.unknownOutcome != nil {

@@ -6,10 +6,15 @@ import ZooKeeperRecipes
 // or the AdminServer (ServerProbe).
 extension CommandTable {
     /// The servers to ask: the members of /zookeeper/config when a session can read it, else the
-    /// connect string's servers (a standalone server, or no quorum).
+    /// connect string's servers (a standalone server, or no quorum; and with --tls, as
+    /// /zookeeper/config names the members' plain client ports, not their secure ones).
     /// `ownSession` is the session zkctl opened to read the configuration, if any.
     static func monitoredServers(_ inv: Invocation) async -> (servers: [ConnectString.Server], ownSession: String?) {
         let fromConnectString = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? []
+        if inv.settings.tls != nil {
+            let own = (try? await inv.connect()).map { String(format: "0x%llx", $0.sessionID) }
+            return (fromConnectString, own)
+        }
         // A quick look first: when no server answers at all there is no session to wait for.
         let probes = await FourLetterWord.probe(fromConnectString, timeout: probeTimeout(inv))
         guard probes.contains(where: { if case .unreachable = $0.outcome { return false }; return true }) else { return (fromConnectString, nil) }
@@ -30,7 +35,7 @@ extension CommandTable {
     static func ephemeralOwner(_ inv: Invocation, client: ZooKeeperClient, session: Int64) async -> (client: String, member: String)? {
         let id = String(format: "0x%llx", UInt64(bitPattern: session))
         var servers: [ConnectString.Server] = []
-        if let config = try? await readConfig(client) {
+        if inv.settings.tls == nil, let config = try? await readConfig(client) {
             servers = config.members.compactMap { m in m.clientPort.map { ConnectString.Server(host: m.clientHost, port: $0) } }
         }
         if servers.isEmpty { servers = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? [] }
@@ -38,10 +43,11 @@ extension CommandTable {
         let port = ProcessInfo.processInfo.environment["ZKCTL_ADMIN_PORT"].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil }
             ?? ServerProbe.defaultAdminPort
         let timeout = probeTimeout(inv)
+        let tls = inv.settings.tls
         return await withTaskGroup(of: (client: String, member: String)?.self) { group in
             for s in servers {
                 group.addTask {
-                    guard case .success(let got) = await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout),
+                    guard case .success(let got) = await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls),
                           let c = got.connections.first(where: { $0.sessionID == id }) else { return nil }
                     return (c.client, s.description)
                 }
@@ -85,11 +91,12 @@ extension CommandTable {
     @Sendable static func runMetrics(_ inv: Invocation) async throws -> Int32 {
         let port = try adminPort(inv)
         let timeout = probeTimeout(inv)
+        let tls = inv.settings.tls
         let servers = await monitoredServers(inv).servers
         let results = await withTaskGroup(of: (Int, MemberMetrics).self) { group in
             for (i, s) in servers.enumerated() {
                 group.addTask {
-                    switch await ServerProbe.monitor(host: s.host, port: s.port, adminPort: port, timeout: timeout) {
+                    switch await ServerProbe.monitor(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls) {
                     case .success(let a): return (i, MemberMetrics(server: s.description, source: a.source, fields: a.fields))
                     case .failure(let f): return (i, MemberMetrics(server: s.description, error: f.message, fields: [:]))
                     }
@@ -223,14 +230,15 @@ extension CommandTable {
     @Sendable static func runSessions(_ inv: Invocation) async throws -> Int32 {
         let port = try adminPort(inv)
         let timeout = probeTimeout(inv)
+        let tls = inv.settings.tls
         let (servers, ownSession) = await monitoredServers(inv)
         typealias Answer = (connections: Result<(source: ServerProbe.Source, connections: [ServerProbe.Connection]), ServerProbe.Failure>,
                             ephemerals: [String: [String]]?)
         let answers = await withTaskGroup(of: (Int, Answer).self) { group in
             for (i, s) in servers.enumerated() {
                 group.addTask {
-                    async let cons = ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout)
-                    async let dump = ServerProbe.ephemerals(host: s.host, port: s.port, adminPort: port, timeout: timeout)
+                    async let cons = ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls)
+                    async let dump = ServerProbe.ephemerals(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls)
                     return (i, (await cons, try? await dump.get()))
                 }
             }

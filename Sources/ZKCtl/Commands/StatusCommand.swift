@@ -13,7 +13,9 @@ extension CommandTable {
         degraded when a quorum serves but some listed server does not; unhealthy otherwise.
         Exit 0 when healthy or degraded, 69 when unhealthy, so 'zkctl status && deploy' works in
         scripts; 1 when the connect string's chroot does not exist. With -v it also shows where
-        each setting came from.
+        each setting came from. With --tls the 'srvr' probes go over TLS to the connect string's
+        ports, and the members /zookeeper/config names are not probed (it lists their plain
+        client ports, not their secureClientPort).
         """,
         examples: ["zkctl status", "zkctl -s zk1:2181,zk2:2181,zk3:2181 status", "zkctl -o json status | jq .healthy"],
         options: [ProbeOptions.adminPort.spec],
@@ -67,7 +69,7 @@ extension CommandTable {
         // First the connect string's servers, all at once: when none answers, no session is tried
         // (it could only wait out the timeout).
         for s in connectString.servers { add(s.host, s.port, "connect-string") }
-        reports = await probe(reports, timeout: probeTimeout, adminPort: adminPort)
+        reports = await probe(reports, timeout: probeTimeout, adminPort: adminPort, tls: settings.tls)
 
         var session: JSONValue = .null
         var sessionError: String? = nil
@@ -83,7 +85,7 @@ extension CommandTable {
                 s["chroot"] = .string(connectString.chroot ?? "/")
                 if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }
                 session = .object(s)
-                if let config = try? await client.getConfig() {
+                if settings.tls == nil, let config = try? await client.getConfig() {
                     members = ensembleMembers(String(decoding: config.data, as: UTF8.self))
                 }
             } catch {
@@ -101,7 +103,7 @@ extension CommandTable {
             if m.observer, let i = reports.firstIndex(where: { $0.host == m.host && $0.port == m.port }) { reports[i].sources.append("observer") }
         }
         if reports.count > known {
-            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, adminPort: adminPort)
+            let extra = await probe(Array(reports[known...]), timeout: probeTimeout, adminPort: adminPort, tls: settings.tls)
             reports.replaceSubrange(known..., with: extra)
         }
 
@@ -157,13 +159,14 @@ extension CommandTable {
     }
 
     /// Asks every server for `srvr` (else its AdminServer) in parallel; results in the same order.
-    static func probe(_ reports: [ServerReport], timeout: Duration, adminPort: Int) async -> [ServerReport] {
+    /// With `tls`, `srvr` goes over TLS.
+    static func probe(_ reports: [ServerReport], timeout: Duration, adminPort: Int, tls: TLSOptions? = nil) async -> [ServerReport] {
         await withTaskGroup(of: (Int, ServerReport).self) { group in
             for (i, r) in reports.enumerated() {
                 group.addTask {
                     var r = r
                     let started = ContinuousClock.now
-                    switch await ServerProbe.serverStats(host: r.host, port: r.port, adminPort: adminPort, timeout: timeout) {
+                    switch await ServerProbe.serverStats(host: r.host, port: r.port, adminPort: adminPort, timeout: timeout, tls: tls) {
                     case .success(let answer):
                         r.roundTripMs = Double((ContinuousClock.now - started).milliseconds)
                         r.fields = answer.fields

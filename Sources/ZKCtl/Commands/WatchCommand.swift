@@ -27,13 +27,18 @@ extension CommandTable {
         it watches, so nothing is missed between two events. The watch survives lost connections
         and server restarts: after reconnecting (with a new session if the old one expired) it
         re-reads everything and reports what changed meanwhile. Ctrl-C ends it (exit 130).
+
+        \(watchExecDescription)
         """,
-        examples: ["zkctl watch /app/leader", "zkctl watch --children /services/api", "zkctl -o json watch --recursive /app | jq -c ."],
+        examples: ["zkctl watch /app/leader", "zkctl watch --children /services/api", "zkctl -o json watch --recursive /app | jq -c .",
+                   "zkctl watch /app/cert --exec -- sh -c 'cat > /etc/app/cert.pem && systemctl reload app'",
+                   "zkctl watch --recursive /app --debounce 2s --exec -- ./resync.sh"],
         arguments: [pathArgument],
         options: [
             WatchOptions.children.spec,
             WatchOptions.recursive.spec,
-        ],
+        ] + WatchExecOptions.specs,
+        takesCommand: true, commandRequired: false,
         jsonOutput: #"one object per line: {"event": "initial|created|changed|removed", "path", "data", "stat"} ("data" as in 'zkctl get', left out for removed nodes and for children followed with --children; "stat", the stat object (man zkctl, OUTPUT), left out for removed nodes)"#,
         handler: runWatch)
 
@@ -72,6 +77,20 @@ extension CommandTable {
         let spec = watchSpec(path: path, children: inv[WatchOptions.children], recursive: inv[WatchOptions.recursive])
         let out = inv.output
         let found = Mutex(false)
+        if try watchExecRequested(inv) {
+            let found = Shared(false)
+            let children = inv[WatchOptions.children] && !inv[WatchOptions.recursive]
+            return try await runWatchExec(inv, spec: spec, onReady: {
+                if !found.withLock({ $0 }) { out.note("\(path) does not exist yet; waiting") }
+            }, seen: { change in
+                if change.path == path && change.kind == .initial { found.withLock { $0 = true } }
+            }) { change in
+                guard let event = execEvent(change, children: children) else { return nil }
+                if event == "children" { return ChangeRunner.Change(event: event, path: path, version: "", value: Data()) }
+                return ChangeRunner.Change(event: event, path: change.path, version: change.stat.map { String($0.version) } ?? "",
+                                           value: change.data ?? Data())
+            }
+        }
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
                                   onSession: { event in out.note("watch: \(event)") })

@@ -135,8 +135,9 @@ final class ChildProcess: Sendable {
     }
 
     /// Starts `arguments[0]` (searched in `PATH` when it has no slash) with `arguments` as its
-    /// argv and exactly `environment` as its environment.
-    static func spawn(_ arguments: [String], environment: [String: String]) throws(SpawnError) -> ChildProcess {
+    /// argv and exactly `environment` as its environment; `stdin`, when given, is the
+    /// descriptor the child reads as its standard input (zkctl's own otherwise).
+    static func spawn(_ arguments: [String], environment: [String: String], stdin: Int32? = nil) throws(SpawnError) -> ChildProcess {
         guard let program = arguments.first, !program.isEmpty else {
             throw SpawnError(program: arguments.first ?? "", errorNumber: ENOENT)
         }
@@ -163,6 +164,7 @@ final class ChildProcess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        if let stdin { posix_spawn_file_actions_adddup2(&actions, stdin, 0) }
         closeInheritedDescriptors(&actions)
 
         let argv = arguments.map { strdup($0) } + [nil]
@@ -309,7 +311,7 @@ final class ChildSupervisor: Sendable {
     /// interrupted (then it throws `CommandError` with 128+signal, which the runner does not
     /// report). A program that cannot be started is the `CommandError` `failure` makes of it
     /// (by default 127 or 126, as in a shell).
-    func spawn(_ arguments: [String], extraEnvironment: [String: String] = [:],
+    func spawn(_ arguments: [String], extraEnvironment: [String: String] = [:], stdin: Int32? = nil,
                failure: (SpawnError) -> CommandError = \.commandError) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in extraEnvironment { environment[k] = v }
@@ -322,7 +324,7 @@ final class ChildSupervisor: Sendable {
                 throw CommandError(ExitCode.conflict, "\(arguments.first ?? "the command") was not started")
             }
             do throws(SpawnError) {
-                let child = try ChildProcess.spawn(arguments, environment: environment)
+                let child = try ChildProcess.spawn(arguments, environment: environment, stdin: stdin)
                 s.child = child
                 return child
             } catch {

@@ -55,13 +55,20 @@ public struct Settings: Sendable {
     public var color: Bool
     /// Warnings found while resolving (for example an auth file others can read).
     public var warnings: [String]
+    /// TLS to the servers, nil for plain TCP; where it was asked for.
+    public var tls: TLSOptions? = nil
+    public var tlsSource: SettingSource? = nil
+    /// Whether long work shows a progress line on stderr (`--progress`, `ZKCTL_PROGRESS`).
+    public var progress: Bool = false
+    /// How long work runs before its progress line appears.
+    public var progressDelay: Duration = .seconds(1)
 
     public static let defaultServers = "127.0.0.1:2181"
     /// The keys the config file may hold, per section: anything else is warned about (a typo
     /// such as `server =` would otherwise be ignored without a word).
     public static let fileKeys: [(section: String, keys: [String])] = {
         let keys = [GlobalOptions.server.spec.fileKey, basePathKey] + valueOptions.map(\.fileKey)
-            + [GlobalOptions.authFile.spec.fileKey]
+            + [GlobalOptions.authFile.spec.fileKey] + GlobalOptions.tlsOptions.map(\.fileKey)
         var grouped: [(section: String, keys: [String])] = []
         for case let k? in keys {
             if let i = grouped.firstIndex(where: { $0.section == k.section }) { grouped[i].keys.append(k.key) }
@@ -83,7 +90,7 @@ public struct Settings: Sendable {
 
     public var connectOptions: ConnectOptions {
         var options = ConnectOptions(connectString: servers.value, sessionTimeout: sessionTimeout?.value ?? max(timeout.value, .seconds(4)),
-                       connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials)
+                       connectTimeout: timeout.value, requestTimeout: timeout.value, digestCredentials: credentials, tls: tls)
         options.syncFirst = sync.value
         return options
     }
@@ -221,7 +228,28 @@ public struct Settings: Sendable {
         // and not on TERM=dumb, which shows the escapes as text.
         let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
         let colorTerminal = isTerminal && env["TERM"] != "dumb"
-        return Settings(
+        let (tls, tlsSource) = try resolveTLS(parsed, environment: env, file: file, fileName: fileName, warnings: &warnings)
+        // Progress: never with -q or --no-progress; always with --progress; else yes/no from
+        // ZKCTL_PROGRESS; else when stderr is a terminal.
+        let progressOption = GlobalOptions.progress.spec
+        let progressText = pick(GlobalOptions.progress)
+        if GlobalOptions.progress.isGiven(in: parsed) && GlobalOptions.noProgress.isGiven(in: parsed) {
+            throw UsageError("--\(progressOption.long) and --\(GlobalOptions.noProgress.spec.long) cannot be used together", command: path)
+        }
+        let progress: Bool
+        if parsed[GlobalOptions.quiet] || parsed[GlobalOptions.noProgress] {
+            progress = false
+        } else if GlobalOptions.progress.isGiven(in: parsed) {
+            progress = true
+        } else if progressText.source == .defaultValue {
+            progress = Common.stderrIsTerminal
+        } else if let yes = yesOrNo(progressText.value) {
+            progress = yes
+        } else {
+            throw UsageError("bad \(progressOption.long) '\(progressText.value)' from \(progressText.source): must be yes or no (1/0, true/false, on/off)", command: path)
+        }
+
+        var settings = Settings(
             servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source), sessionTimeout: sessionTimeout,
             output: Sourced(value: output, source: outputText.source),
             configRoot: try root(GlobalOptions.configRoot),
@@ -233,6 +261,80 @@ public struct Settings: Sendable {
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
+        settings.tls = tls
+        settings.tlsSource = tlsSource
+        settings.progress = progress
+        if let delay = parsed[GlobalOptions.progressAfter] { settings.progressDelay = delay }
+        return settings
+    }
+
+    /// TLS from --tls, --tls-ca, --tls-cert, --tls-key, --tls-server-name, --tls-insecure, their
+    /// environment variables and config-file keys (flag > environment > file for each). Any file
+    /// option, a server name or --tls-insecure implies TLS. The files must be readable; a key
+    /// others can read is warned about, as an auth file is. Nothing of a file's content is kept.
+    static func resolveTLS(_ parsed: ParsedCommand, environment env: [String: String], file: IniFile?, fileName: String?,
+                           warnings: inout [String]) throws -> (TLSOptions?, SettingSource?) {
+        let command = parsed.path
+        func pick(_ option: Option<String?>) -> Sourced<String>? {
+            let spec = option.spec
+            if let v = parsed.values[spec.long]?.last { return Sourced(value: v, source: .flag("--\(spec.long)")) }
+            for n in spec.environmentVariables { if let v = env[n], !v.isEmpty { return Sourced(value: v, source: .environment(n)) } }
+            if let key = spec.fileKey, let v = file?.value(key.section, key.key), !v.isEmpty, let fileName { return Sourced(value: v, source: .file(fileName)) }
+            return nil
+        }
+        // --tls itself: the flag, or a yes/no value in the environment or the file.
+        var enabled: Sourced<Bool>? = nil
+        let flag = GlobalOptions.tls.spec
+        if parsed[GlobalOptions.tls] {
+            enabled = Sourced(value: true, source: .flag("--\(flag.long)"))
+        } else {
+            var text: Sourced<String>? = nil
+            for n in flag.environmentVariables { if let v = env[n], !v.isEmpty { text = Sourced(value: v, source: .environment(n)); break } }
+            if text == nil, let key = flag.fileKey, let v = file?.value(key.section, key.key), let fileName { text = Sourced(value: v, source: .file(fileName)) }
+            if let text {
+                switch text.value.lowercased() {
+                case "1", "true", "yes", "on": enabled = Sourced(value: true, source: text.source)
+                case "0", "false", "no", "off": enabled = Sourced(value: false, source: text.source)
+                default: throw UsageError("bad \(flag.long) '\(text.value)' from \(text.source): expected yes or no", command: command)
+                }
+            }
+        }
+        let ca = pick(GlobalOptions.tlsCA), cert = pick(GlobalOptions.tlsCert), key = pick(GlobalOptions.tlsKey)
+        let serverName = parsed[GlobalOptions.tlsServerName]
+        let insecure = parsed[GlobalOptions.tlsInsecure]
+        let implied = [ca, cert, key].compactMap { $0 }.first?.source
+            ?? (serverName != nil ? .flag("--\(GlobalOptions.tlsServerName.spec.long)") : nil)
+            ?? (insecure ? .flag("--\(GlobalOptions.tlsInsecure.spec.long)") : nil)
+        // An explicit "no" (environment, file) wins over what they imply, not over a flag.
+        var impliedByFlag = false
+        if case .flag? = implied { impliedByFlag = true }
+        guard enabled?.value ?? (implied != nil) || impliedByFlag else { return (nil, nil) }
+        let source = enabled?.value == true ? enabled!.source : implied!
+        if key != nil && cert == nil {
+            throw UsageError("a TLS key (\(key!.source)) needs its certificate: give --tls-cert too", command: command)
+        }
+        for (what, file) in [("CA file", ca), ("certificate", cert), ("key", key)] {
+            guard let file else { continue }
+            guard FileManager.default.isReadableFile(atPath: file.value) else {
+                throw CommandError.noInput("cannot read TLS \(what) '\(file.value)' (from \(file.source))")
+            }
+        }
+        // The key: in --tls-key, else in the certificate's file (PEM may hold both).
+        if let keyFile = key?.value ?? cert?.value {
+            var info = stat()
+            if stat(keyFile, &info) == 0, info.st_mode & 0o044 != 0, key != nil || FileManager.default.contents(atPath: keyFile).map(holdsPrivateKey) == true {
+                warnings.append("TLS key file '\(keyFile)' can be read by other users; chmod 600 it")
+            }
+        }
+        if insecure {
+            warnings.append("TLS without verification (--tls-insecure): the servers' certificates are not checked, so anyone between here and them can read and change what is sent")
+        }
+        return (TLSOptions(caFile: ca?.value, certFile: cert?.value, keyFile: key?.value, serverName: serverName, insecure: insecure), source)
+    }
+
+    /// Whether PEM text holds a private key (only the marker is looked for; nothing is kept).
+    static func holdsPrivateKey(_ data: Data) -> Bool {
+        data.range(of: Data("PRIVATE KEY-----".utf8)) != nil
     }
 
     /// A yes/no setting's value, nil when it is neither.
