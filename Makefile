@@ -18,6 +18,8 @@ APT_PACKAGES = libzookeeper-mt-dev zookeeper zookeeper-bin jq sqlite3 python3-ka
 APT_PACKAGES += libservlet-api-java
 # TLS: OpenSSL for the relay; Netty (the server's TLS port), openssl and keytool for the tests' keys.
 APT_PACKAGES += libssl-dev libnetty-java openssl
+# Apache Curator and a JDK for the interop tests' Java peer (Tests/Peers/CuratorPeer.java).
+APT_PACKAGES += libcurator-framework-java libcurator-recipes-java libcurator-discovery-java openjdk-17-jdk-headless
 TEST_TMP = $(CURDIR)/.tmp
 # The package's tools: dpkg-deb and dpkg-shlibdeps (make deb), lintian; bash-completion and man-db
 # let the package test find the installed completion and man page as a user's shell would.

@@ -69,6 +69,7 @@ public enum GlobalOptions {
     public static let servicesRoot = root("services-root", help: "where service instances live", default: "/services", env: "ZKCTL_SERVICES_ROOT")
     public static let locksRoot = root("locks-root", help: "where locks live", default: "/locks", env: "ZKCTL_LOCKS_ROOT")
     public static let tasksRoot = root("tasks-root", help: "where run-once records live", default: "/tasks", env: "ZKCTL_TASKS_ROOT")
+    public static let electionsRoot = root("elections-root", help: "where leader elections live", default: "/elections", env: "ZKCTL_ELECTIONS_ROOT")
     public static let maxInFlight = Option<Int>(
         "max-inflight", range: 1...100_000, help: "bound on pipelined requests in flight",
         default: ZooKeeperClient.defaultMaxInFlight, env: ["ZKCTL_MAX_INFLIGHT"], file: ConfigFileKey("zkctl", "max-inflight"))
@@ -107,6 +108,7 @@ public enum GlobalOptions {
         server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
         configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
         progress.spec, noProgress.spec, progressAfter.spec,
+        electionsRoot.spec,
     ] + tlsOptions
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment

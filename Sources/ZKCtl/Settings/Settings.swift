@@ -42,6 +42,7 @@ public struct Settings: Sendable {
     public var servicesRoot: Sourced<String>
     public var locksRoot: Sourced<String>
     public var tasksRoot: Sourced<String>
+    public var electionsRoot: Sourced<String>
     public var maxInFlight: Sourced<Int>
     /// Sync before the first read (`--sync`).
     public var sync: Sourced<Bool>
@@ -83,6 +84,7 @@ public struct Settings: Sendable {
         GlobalOptions.timeout.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
         GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
         GlobalOptions.maxInFlight.spec, GlobalOptions.sync.spec,
+        GlobalOptions.electionsRoot.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
@@ -254,6 +256,7 @@ public struct Settings: Sendable {
             servicesRoot: try root(GlobalOptions.servicesRoot),
             locksRoot: try root(GlobalOptions.locksRoot),
             tasksRoot: try root(GlobalOptions.tasksRoot),
+            electionsRoot: try root(GlobalOptions.electionsRoot),
             maxInFlight: Sourced(value: inflight, source: inflightText.source), sync: sync,
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
