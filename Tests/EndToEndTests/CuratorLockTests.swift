@@ -300,6 +300,11 @@ final class CuratorReadWriteLockTests: XCTestCase {
         XCTAssertEqual(waiters.count, 1)
         XCTAssertTrue((waiters.first?["data"] as? String)?.contains(":") ?? false, "zkctl writes host:pid: \(waiters)")
         XCTAssertNotEqual(holders.first?["session"] as? String, waiters.first?["session"] as? String)
+        // The owning clients, from the server's connection list: both on loopback, not the same.
+        let holderClient = try XCTUnwrap(holders.first?["client"] as? String, "\(holders)")
+        let waiterClient = try XCTUnwrap(waiters.first?["client"] as? String, "\(waiters)")
+        XCTAssertTrue(holderClient.hasPrefix("127.0.0.1:") && waiterClient.hasPrefix("127.0.0.1:"), "\(holderClient) \(waiterClient)")
+        XCTAssertNotEqual(holderClient, waiterClient)
         XCTAssertNotNil(holders.first?["since"] as? Int)
 
         r = try kit.zkctl(["lock", "--status", "held"])
@@ -307,7 +312,7 @@ final class CuratorReadWriteLockTests: XCTestCase {
         let lines = r.stdoutText.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 3, r.stdoutText)
         XCTAssertTrue(lines[0].hasPrefix("ROLE"), r.stdoutText)
-        XCTAssertTrue(lines[1].hasPrefix("holder") && lines[1].contains(held[1]), r.stdoutText)
+        XCTAssertTrue(lines[1].hasPrefix("holder") && lines[1].contains(held[1]) && lines[1].contains(holderClient), r.stdoutText)
         XCTAssertTrue(lines[2].hasPrefix("waiting"), r.stdoutText)
 
         kit.touch(release)

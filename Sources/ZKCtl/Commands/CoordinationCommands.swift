@@ -61,8 +61,9 @@ extension CommandTable {
 
         --status NAME (without CMD) lists who holds NAME and who waits, in order: the kind of
         contender (lock, read, write; lease and queue for a semaphore), its node's data (zkctl
-        writes host:pid, Curator the client's IP address), its session and how long it has been
-        there; with -o json {"name", "path", "holders": [...], "waiters": [...]}. For a
+        writes host:pid, Curator the client's IP address), its session, the client address of
+        that session (from the members' connection lists: cons, or the AdminServer) and how long
+        it has been there; with -o json {"name", "path", "holders": [...], "waiters": [...]}. For a
         semaphore, give --max N to tell held leases from one still waiting. Exit 1 when NAME
         does not exist.
 
@@ -112,7 +113,7 @@ extension CommandTable {
             Common.aclOption.spec,
         ],
         takesCommand: true, commandRequired: false,
-        jsonOutput: #"with --status: {"name", "path", "holders": [{"node", "kind", "data", "session", "since"}], "waiters": [...]} (session as a hex string, since in ms since the epoch); otherwise nothing: stdout is CMD's"#,
+        jsonOutput: #"with --status: {"name", "path", "holders": [{"node", "kind", "data", "session", "client", "since"}], "waiters": [...]} (session as a hex string; client the session's address as a member's connection list shows it, null when none does; since in ms since the epoch); otherwise nothing: stdout is CMD's"#,
         handler: runLock)
 
     @Sendable static func runLock(_ inv: Invocation) async throws -> Int32 {

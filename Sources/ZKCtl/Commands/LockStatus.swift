@@ -49,9 +49,16 @@ extension CommandTable {
                 shown.append(LockStatusEntry(entry: e, kind: kind, holds: holds))
             }
         }
+        // The client address behind each session, where a member's connection list names it.
+        var clients: [Int64: String] = [:]
+        for session in Set(shown.map(\.entry.stat.ephemeralOwner)) where session != 0 {
+            if let owner = await ephemeralOwner(inv, client: zk, session: session) { clients[session] = owner.client }
+        }
         func json(_ s: LockStatusEntry) -> JSONValue {
             .object(JSONObject([("node", .string(s.entry.path)), ("kind", .string(s.kind)), ("data", .string(s.entry.text)),
-                                ("session", .string(sessionText(s.entry.stat.ephemeralOwner))), ("since", .number(String(s.entry.stat.ctime)))]))
+                                ("session", .string(sessionText(s.entry.stat.ephemeralOwner))),
+                                ("client", clients[s.entry.stat.ephemeralOwner].map { .string($0) } ?? .null),
+                                ("since", .number(String(s.entry.stat.ctime)))]))
         }
         let holders = shown.filter(\.holds), waiters = shown.filter { !$0.holds }
         let document = JSONValue.object(JSONObject([("name", .string(name)), ("path", .string(directory)),
@@ -62,9 +69,10 @@ extension CommandTable {
                 return
             }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            out.table(["ROLE", "KIND", "DATA", "SESSION", "FOR", "NODE"], (holders + waiters).map { s in
+            out.table(["ROLE", "KIND", "DATA", "SESSION", "CLIENT", "FOR", "NODE"], (holders + waiters).map { s in
                 [s.holds ? "holder" : "waiting", s.kind, s.entry.text.isEmpty ? "-" : s.entry.text,
-                 sessionText(s.entry.stat.ephemeralOwner), ageText(now - s.entry.stat.ctime), s.entry.name]
+                 sessionText(s.entry.stat.ephemeralOwner), clients[s.entry.stat.ephemeralOwner] ?? "-",
+                 ageText(now - s.entry.stat.ctime), s.entry.name]
             })
         })
         return ExitCode.success
