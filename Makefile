@@ -20,7 +20,15 @@ APT_PACKAGES += libservlet-api-java
 APT_PACKAGES += libssl-dev libnetty-java openssl
 # zkctl shell: line editing and history (libedit); its terminal tests drive tmux.
 APT_PACKAGES += libedit-dev tmux
+# Apache Curator and a JDK for the interop tests' Java peer (Tests/Peers/CuratorPeer.java).
+APT_PACKAGES += libcurator-framework-java libcurator-recipes-java libcurator-discovery-java openjdk-17-jdk-headless
 TEST_TMP = $(CURDIR)/.tmp
+# The package's tools: dpkg-deb and dpkg-shlibdeps (make deb), lintian; bash-completion and man-db
+# let the package test find the installed completion and man page as a user's shell would.
+APT_PACKAGES += dpkg-dev lintian bash-completion man-db
+# The one version: ZKCtl.version in Sources/ZKCtl/ZKCtl.swift. `zkctl --version` and the man page
+# print it; the package is named after it (make deb checks the binary agrees).
+VERSION := $(shell sed -n 's/^ *public static let version = "\([^"]*\)"$$/\1/p' Sources/ZKCtl/ZKCtl.swift)
 
 .PHONY: all deps build release test test-unit demo generate install uninstall clean help
 
@@ -30,6 +38,7 @@ help:
 	@echo "make demo      install what is missing, build, and show zkctl on a throwaway server"
 	@echo "make test      install what is missing and run the whole test suite"
 	@echo "make build     debug build (.build/debug/zkctl); make release: optimised build"
+	@echo "make deb      dist/zkctl_$(VERSION)_<arch>.deb (make test-deb tests it)"
 	@echo "make install   install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local); make uninstall"
 
 # Installs only what is missing, with apt-get (through sudo when not root).
@@ -59,14 +68,15 @@ RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswi
 release:
 	$(SWIFT) build $(RELEASE_FLAGS)
 
-# The whole suite: unit tests, the client against real servers, and the binary end to end.
+# The whole suite: unit tests, the client against real servers, and the binary end to end
+# (but for PackageTests, which needs a release build: make test-deb).
 # A skipped test is a failure here: a test that cannot reach its server must never pass quietly.
 test: deps build
 	@mkdir -p $(TEST_TMP)
 	@rm -f $(TEST_TMP)/test.log
 	@status=0; \
 	ZKCTL_BIN=$(CURDIR)/.build/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests \
-	  $(SWIFT) test --disable-swift-testing 2>&1 | tee $(TEST_TMP)/test.log; status=$${PIPESTATUS[0]}; \
+	  $(SWIFT) test --disable-swift-testing --skip PackageTests 2>&1 | tee $(TEST_TMP)/test.log; status=$${PIPESTATUS[0]}; \
 	scripts/zkserver reap $(TEST_TMP)/zk-tests >/dev/null 2>&1 || true; \
 	if [ $$status -ne 0 ]; then echo "make test: tests failed" >&2; exit $$status; fi; \
 	if grep -E "with [1-9][0-9]* tests? skipped|Test skipped" $(TEST_TMP)/test.log >/dev/null; then \
@@ -110,6 +120,7 @@ uninstall:
 clean:
 	-scripts/zkserver reap $(TEST_TMP) >/dev/null 2>&1
 	rm -rf .build $(TEST_TMP)
+	rm -rf $(DEB_SCRATCH) dist
 
 # Fuzzing: libFuzzer + AddressSanitizer over the argument parser, the server-list parser, the INI
 # reader, the JSON parser and the export reader (Fuzz/). FUZZ_SECONDS per target (default 60).
@@ -147,3 +158,24 @@ test-asan: deps
 .PHONY: bench
 bench: deps
 	BENCH_SWIFT_FLAGS="$(RELEASE_FLAGS)" benchmarks/bench.sh
+
+# The version, for scripts and the package test.
+.PHONY: version
+version:
+	@echo $(VERSION)
+
+.PHONY: deb test-deb
+# dist/zkctl_$(VERSION)_<arch>.deb: the release binary stripped, Depends from what it links, the
+# man page gzipped, the completions in Debian's vendor directories; lintian must report no error.
+# Its own scratch path, so that it can run while `swift test` holds .build (the package test).
+DEB_SCRATCH ?= .build-deb
+deb:
+	$(SWIFT) build $(RELEASE_FLAGS) --scratch-path $(DEB_SCRATCH)
+	scripts/build-deb "$$($(SWIFT) build $(RELEASE_FLAGS) --scratch-path $(DEB_SCRATCH) --show-bin-path)/zkctl" "$(VERSION)" dist
+
+# The package test alone: it builds the package (a release build, minutes from cold), installs it
+# into a throwaway root, uses it against a real server and purges it. `make test` leaves it out.
+test-deb: deps build
+	ZKCTL_BIN=$(CURDIR)/.build/debug/zkctl ZKCTL_TEST_TMP=$(TEST_TMP)/zk-tests \
+	  $(SWIFT) test --disable-swift-testing --filter PackageTests; status=$$?; \
+	scripts/zkserver reap $(TEST_TMP)/zk-tests >/dev/null 2>&1 || true; exit $$status

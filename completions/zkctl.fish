@@ -4,7 +4,7 @@
 function __zkctl_subcommands
     switch $argv[1]
                 case ''
-                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once export import diff digest ensemble metrics sessions txn find du quota edit help shell
+                    echo status tree config service get stat exists ls set create delete rm acl watch lock run-once elect export import diff digest completion ensemble metrics sessions txn find du quota edit help shell
                 case 'config'
                     echo set get list remove rm delete watch export import edit
                 case 'service'
@@ -21,7 +21,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --bytes --command --config --config-root --count --data --debounce --default --depth --every --file --format --grace --id --if-version --key --locks-root --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --prefix --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -c -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --bytes --command --config --config-root --count --data --debounce --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --payload --payload-class --prefix --progress-after --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -c -d -f -o -p -s
                     return 0
     end
     return 1
@@ -113,6 +113,9 @@ complete -c zkctl -l tasks-root -x -a '(__zkctl_live znode)' -d 'where run-once 
 complete -c zkctl -l max-inflight -x -d 'bound on pipelined requests in flight'
 complete -c zkctl -l sync -d 'reads see every write acknowledged before the command began, even through a lagging follower (a sync first)'
 complete -c zkctl -l version -d 'print the version and the C client'\''s version'
+complete -c zkctl -l progress -d 'show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)'
+complete -c zkctl -l no-progress -d 'never show progress'
+complete -c zkctl -l elections-root -x -a '(__zkctl_live znode)' -d 'where leader elections live'
 complete -c zkctl -l tls -d 'talk TLS to the servers (their secureClientPort)'
 complete -c zkctl -l tls-ca -r -F -d 'PEM CA certificates the servers'\'' certificates must chain to (default: the system'\''s); implies --tls'
 complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that require one; implies --tls'
@@ -134,10 +137,12 @@ complete -c zkctl -n '__zkctl_at '\'''\''' -a acl -d 'read or set a znode'\''s A
 complete -c zkctl -n '__zkctl_at '\'''\''' -a watch -d 'print a znode'\''s changes as they happen'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a lock -d 'run a command while holding a distributed lock'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a run-once -d 'run a command once per period (or key) among concurrent invocations'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a elect -d 'run a command only while this process is the elected leader'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a export -d 'write a subtree to a versioned JSON backup'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a import -d 'recreate a tree from an export (or a zk-shell JSON dump)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a diff -d 'compare two trees (live paths or export files)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a digest -d 'print the digest ACL id for user:password'
+complete -c zkctl -n '__zkctl_at '\'''\''' -a completion -d 'print the shell completion script for bash, zsh or fish'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a ensemble -d 'list the members, change the membership, check a rolling restart'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a metrics -d 'every member'\''s monitoring figures (mntr, else the AdminServer)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a sessions -d 'every client session the members report, with its ephemeral nodes'
@@ -208,6 +213,9 @@ complete -c zkctl -n '__zkctl_at '\''service register'\''' -l id -x -d 'the inst
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l ssl-port -x -d 'the instance'\''s SSL port'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l scheme -x -d 'the URL scheme clients use (default http)'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l ephemeral -d 'register an ephemeral instance held while zkctl (or -- CMD) runs'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l payload -x -d 'write this JSON as the payload, verbatim (instead of Spring'\''s with --metadata)'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l payload-class -x -d 'Spring'\''s payload shape under this Java class name (its "@class")'
+complete -c zkctl -n '__zkctl_at '\''service register'\''' -l no-payload -d 'write "payload": null, which every Curator reader accepts'
 complete -c zkctl -n '__zkctl_at '\''service register'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_arg '\''service register'\'' 0' -x -a '(__zkctl_live service)'
 complete -c zkctl -n '__zkctl_at '\''service discover'\''' -l url -d 'print the URL of one instance picked at random'
@@ -253,6 +261,10 @@ complete -c zkctl -n '__zkctl_at '\''watch'\''' -l debounce -x -a '500ms 1s 5s 1
 complete -c zkctl -n '__zkctl_at '\''watch'\''' -l exit-on-error -d 'with --exec: stop when CMD fails, with CMD'\''s exit code'
 complete -c zkctl -n '__zkctl_arg '\''watch'\'' 0' -x -a '(__zkctl_live znode)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l max -x -d 'a semaphore: up to N holders at once (Curator'\''s InterProcessSemaphoreV2)'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l read -d 'a shared read lock (Curator'\''s InterProcessReadWriteLock, kazoo'\''s ReadLock)'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l write -d 'an exclusive write lock of the same read/write lock'
+complete -c zkctl -n '__zkctl_at '\''lock'\''' -l status -d 'show the holders and waiters of NAME instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l every -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'run once per period of this length (24h, 1h, 15m)'
@@ -262,6 +274,11 @@ complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l reset -d 'forget the recor
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l status -d 'show the records instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l id -x -d 'the participant id written in our node, which Curator'\''s getLeader() shows (default host:pid)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l status -d 'show the leader and the candidates instead of running anything'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l wait -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'give up (exit 75) when the lock is not acquired within this time; default: wait for ever'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
+complete -c zkctl -n '__zkctl_at '\''elect'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l file -s f -r -F -d 'write the document to FILE instead of stdout'
 complete -c zkctl -n '__zkctl_at '\''export'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''export'\'' 0' -x -a '(__zkctl_live znode)'
@@ -274,6 +291,7 @@ complete -c zkctl -n '__zkctl_arg '\''import'\'' 0' -F
 complete -c zkctl -n '__zkctl_at '\''diff'\''' -l skip-unreadable -d 'skip nodes this session may not read with a warning instead of exit 77'
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 0' -F
 complete -c zkctl -n '__zkctl_arg '\''diff'\'' 1' -F
+complete -c zkctl -n '__zkctl_arg '\''completion'\'' 0' -x -a 'bash zsh fish'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a list -d 'every member, its role, mode, zxid and lag'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a can-restart -d 'exit 0 when stopping a member now leaves a synced quorum'
 complete -c zkctl -n '__zkctl_at '\''ensemble'\''' -a add -d 'add members, or change a member'\''s role or addresses'

@@ -74,6 +74,7 @@ public enum Common {
 
     /// Whether stdout is a terminal (data for people) rather than a file or a pipe (exact bytes).
     public static let stdoutIsTerminal: Bool = isatty(1) == 1
+    public static let stderrIsTerminal: Bool = isatty(2) == 1
 }
 
 /// Foundation also has an `Operation`; inside this module the name means ZooKeeper's request.

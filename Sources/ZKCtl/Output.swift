@@ -142,6 +142,8 @@ public final class Output: Sendable {
     private let sink: @Sendable ([UInt8]) -> Void
     private let errorSink: @Sendable (String) -> Void
     let failures = WriteFailures()
+    /// The progress line's place on stderr: the default sinks clear it before they write.
+    public let statusLine = StatusLine()
 
     public init(format: OutputFormat, color: Bool = false, quiet: Bool = false,
                 sink: (@Sendable ([UInt8]) -> Void)? = nil, errorSink: (@Sendable (String) -> Void)? = nil) {
@@ -149,13 +151,18 @@ public final class Output: Sendable {
         self.color = color
         self.quiet = quiet
         let failures = self.failures
+        let status = self.statusLine
         self.sink = sink ?? { bytes in
-            if let code = WriteFailures.writeAll(1, bytes) { failures.recordStdout(code) }
+            // Only data for the same terminal clears the progress line first (a file or a pipe
+            // does not make it flicker).
+            if Common.stdoutIsTerminal {
+                status.around { if let code = WriteFailures.writeAll(1, bytes) { failures.recordStdout(code) } }
+            } else if let code = WriteFailures.writeAll(1, bytes) { failures.recordStdout(code) }
         }
         self.errorSink = errorSink ?? { line in
             var bytes = Array(line.utf8)
             bytes.append(0x0a)
-            if let code = WriteFailures.writeAll(2, bytes) { failures.recordStderr(code) }
+            status.around { if let code = WriteFailures.writeAll(2, bytes) { failures.recordStderr(code) } }
         }
     }
 

@@ -54,6 +54,7 @@ public enum ZKCtl {
         do {
             code = try await handler(invocation)
         } catch {
+            invocation.endProgress()
             output.flush()
             if let signo = invocation.interruptSignal { return await interrupted(invocation, signo) }
             // Lost output explains the failure best (a command may have stopped because of it).
@@ -61,6 +62,7 @@ public enum ZKCtl {
             await invocation.closeAll()
             return finished(output, ExitCode.code(for: error))
         }
+        invocation.endProgress()
         output.flush()
         // An interrupted command exits 128 + the signal, however its handler ended, so the
         // signal path and this one agree on the code.

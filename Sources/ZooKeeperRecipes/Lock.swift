@@ -24,23 +24,66 @@ public struct CuratorMutex: Sendable {
     public let acl: [ACL]
     /// What our contender node holds.
     public let data: Data
+    /// What comes before the sequence number in a contender's name: ours (the first) and the
+    /// others honoured.
+    public let markers: [String]
+    /// nil for an exclusive contender (it waits until it is first). For a reader of a
+    /// read/write lock, the markers of writers: only a writer ahead makes it wait.
+    public let writerMarkers: [String]?
 
     /// - Parameters:
     ///   - directory: the lock's absolute znode path (created, as a container, when missing).
     ///   - acl: the ACL for the nodes created.
     ///   - data: what the contender node holds (for people reading the tree: who holds it).
-    public init(directory: String, acl: [ACL], data: Data) {
+    ///   - markers: what precedes the sequence number in contender names, ours first: the
+    ///     mutex's `-lock-` and kazoo's `__lock__` by default; Curator's LeaderLatch uses the
+    ///     same recipe with `-latch-`.
+    public init(directory: String, acl: [ACL], data: Data, markers: [String] = CuratorMutex.lockMarkers,
+                writerMarkers: [String]? = nil) {
         self.directory = directory
         self.acl = acl
         self.data = data
+        self.markers = markers
+        self.writerMarkers = writerMarkers
+    }
+
+    /// Curator's InterProcessReadWriteLock (`_c_<uuid>-__READ__<seq>`, `_c_<uuid>-__WRIT__<seq>`)
+    /// and kazoo's ReadLock and WriteLock (`<hex>__rlock__<seq>`, `<hex>__lock__<seq>`) under one
+    /// node, all ordered by sequence number; a mutex contender (`-lock-`) there counts as a
+    /// writer. A writer waits until it is first; a reader until no writer is ahead of it.
+    public static func readWrite(directory: String, acl: [ACL], data: Data, write: Bool) -> CuratorMutex {
+        let writers = ["__WRIT__", "__lock__", "-lock-"]
+        let readers = ["__READ__", "__rlock__"]
+        return write
+            ? CuratorMutex(directory: directory, acl: acl, data: data, markers: ["-__WRIT__"] + writers + readers)
+            : CuratorMutex(directory: directory, acl: acl, data: data, markers: ["-__READ__"] + readers + writers, writerMarkers: writers)
+    }
+
+    /// Whether the contender `name` is a writer of a read/write lock (or any exclusive one).
+    public static func isWriter(_ name: String, writerMarkers: [String] = ["__WRIT__", "__lock__", "-lock-"]) -> Bool {
+        sequence(ofContender: name, markers: writerMarkers) != nil
+    }
+
+    /// The contender that makes the one at `index` of `contenders` wait, or nil when it holds.
+    func blocker(_ contenders: [String], at index: Int) -> String? {
+        guard let writerMarkers else { return index == 0 ? nil : contenders[index - 1] }
+        return contenders[..<index].last { Self.sequence(ofContender: $0, markers: writerMarkers) != nil }
     }
 
     static let curatorMarker = "-lock-"
     static let kazooMarker = "__lock__"
+    public static let lockMarkers = [curatorMarker, kazooMarker]
+    /// Curator's LeaderLatch participants: `_c_<uuid>-latch-<seq>`.
+    public static let latchMarkers = ["-latch-"]
 
     /// The sequence number of a contender node's name, nil for a child that is no contender.
     /// Mirrors kazoo's `(?:__lock__|-lock-)(-?\d{10})$`.
     public static func sequence(ofContender name: String) -> Int? {
+        sequence(ofContender: name, markers: lockMarkers)
+    }
+
+    /// The same for contenders named with any of `markers`.
+    public static func sequence(ofContender name: String, markers: [String]) -> Int? {
         let bytes = Array(name.utf8)
         guard bytes.count > 10 else { return nil }
         let digits = bytes.suffix(10)
@@ -48,19 +91,24 @@ public struct CuratorMutex: Sendable {
             return nil
         }
         let head = String(decoding: bytes.dropLast(10), as: UTF8.self)
-        if head.hasSuffix(curatorMarker) || head.hasSuffix(kazooMarker) { return value }
+        if markers.contains(where: { head.hasSuffix($0) }) { return value }
         if head.hasSuffix("-") {
             let shorter = head.dropLast()
-            if shorter.hasSuffix(curatorMarker) || shorter.hasSuffix(kazooMarker) { return -value }
+            if markers.contains(where: { shorter.hasSuffix($0) }) { return -value }
         }
         return nil
     }
 
     /// The contenders among `children`, first (the holder) first.
     public static func ordered(_ children: [String]) -> [String] {
+        ordered(children, markers: lockMarkers)
+    }
+
+    /// The same for contenders named with any of `markers`.
+    public static func ordered(_ children: [String], markers: [String]) -> [String] {
         var contenders: [(sequence: Int, name: String)] = []
         for name in children {
-            if let sequence = sequence(ofContender: name) { contenders.append((sequence, name)) }
+            if let sequence = sequence(ofContender: name, markers: markers) { contenders.append((sequence, name)) }
         }
         contenders.sort { a, b in a.sequence == b.sequence ? a.name < b.name : a.sequence < b.sequence }
         return contenders.map { $0.name }
@@ -71,7 +119,7 @@ public struct CuratorMutex: Sendable {
     /// `waiting` hears of each wait (the contender watched and how many are ahead).
     public func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
                  waiting: @Sendable (String, Int) -> Void) async throws -> String {
-        let prefix = "_c_\(UUID().uuidString.lowercased())\(Self.curatorMarker)"
+        let prefix = "_c_\(UUID().uuidString.lowercased())\(markers[0])"
         var node = try await createContender(zk, prefix: prefix)
         do {
             while true {
@@ -81,15 +129,15 @@ public struct CuratorMutex: Sendable {
                 } catch ZooKeeperError.Code.noNode {
                     children = []
                 }
-                let contenders = Self.ordered(children)
+                let contenders = Self.ordered(children, markers: markers)
                 guard let index = contenders.firstIndex(of: lastSegment(node)) else {
                     // Our node is gone (someone deleted it): take a place again.
                     node = try await createContender(zk, prefix: prefix)
                     continue
                 }
-                if index == 0 { return node }
+                guard let blocking = blocker(contenders, at: index) else { return node }
                 if let deadline, ContinuousClock.now >= deadline { throw LockWaitTimeout() }
-                let ahead = PathRules.join(directory, contenders[index - 1])
+                let ahead = PathRules.join(directory, blocking)
                 waiting(ahead, index)
                 let wake = OneShot<WaitEnd>()
                 do {

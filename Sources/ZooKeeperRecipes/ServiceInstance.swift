@@ -117,6 +117,16 @@ public struct ServiceInstance: Sendable, Hashable {
 
     // MARK: Derived values
 
+    /// True when the payload has Spring Cloud ZooKeeper's shape (an object whose `metadata` is an
+    /// object, whatever its class), or there is none: `metadata` says all there is.
+    public var hasSpringShapedPayload: Bool {
+        switch document["payload"] {
+        case nil, .null?: return true
+        case .object(let o)?: return o["metadata"]?.objectValue != nil
+        default: return false
+        }
+    }
+
     /// True for `DYNAMIC` (and Curator's `DYNAMIC_SEQUENTIAL`): the instance lives as long as its
     /// session.
     public var isDynamic: Bool { serviceType?.hasPrefix("DYNAMIC") ?? false }
@@ -157,6 +167,7 @@ public struct ServiceInstance: Sendable, Hashable {
         if let ephemeral { o["ephemeral"] = .bool(ephemeral) }
         o["metadata"] = .object(metadata)
         o["url"] = url.map { .string($0) } ?? .null
+        o["payload"] = document["payload"] ?? .null
         return .object(o)
     }
 
@@ -175,9 +186,26 @@ public struct ServiceInstance: Sendable, Hashable {
         /// `DYNAMIC` (an ephemeral node) or `STATIC` (a persistent one).
         public var dynamic: Bool
         public var registrationTimeUTC: Int64
+        /// What goes into `payload`.
+        public var payload: Payload
+
+        /// The instance's `payload`: who can read it depends on it, since Curator's
+        /// `JsonInstanceSerializer` resolves the payload's `@class` to a Java class (a reader
+        /// without that class on its classpath cannot read the instance at all).
+        public enum Payload: Sendable, Hashable {
+            /// Spring Cloud ZooKeeper's shape `{"@class": NAME, "id", "name", "metadata"}`, with
+            /// `springPayloadClass` by default or another class of that shape.
+            case spring(className: String)
+            /// This JSON value, written as it is (`metadata` is not used).
+            case verbatim(JSONValue)
+            /// `"payload": null`, which every Curator reader accepts.
+            case none
+        }
 
         public init(name: String, id: String, address: String, port: Int, sslPort: Int?, scheme: String?,
-                    metadata: JSONObject, dynamic: Bool, registrationTimeUTC: Int64) {
+                    metadata: JSONObject, dynamic: Bool, registrationTimeUTC: Int64,
+                    payload: Payload = .spring(className: ServiceInstance.springPayloadClass)) {
+            self.payload = payload
             self.name = name
             self.id = id
             self.address = address
@@ -215,13 +243,24 @@ public struct ServiceInstance: Sendable, Hashable {
             doc["address"] = .string(address)
             doc["port"] = .int(port)
             doc["sslPort"] = sslPort.map { .int($0) } ?? .null
-            // A payload already there (perhaps another program's class) keeps everything but its
-            // metadata; a new one is Spring Cloud ZooKeeper's ZookeeperInstance.
-            var payload = existing?["payload"]?.objectValue ?? JSONObject([
-                ("@class", .string(ServiceInstance.springPayloadClass)), ("id", .string(id)), ("name", .string(name)),
-            ])
-            payload["metadata"] = .object(metadata)
-            doc["payload"] = .object(payload)
+            switch payload {
+            case .spring(let className):
+                // A payload object already there (perhaps another program's class) keeps
+                // everything but its metadata (and its class, when one other than Spring's
+                // default is asked for); a new one is Spring's shape.
+                var object = existing?["payload"]?.objectValue ?? JSONObject([
+                    ("@class", .string(className)), ("id", .string(id)), ("name", .string(name)),
+                ])
+                if className != ServiceInstance.springPayloadClass || object["@class"] == nil {
+                    object["@class"] = .string(className)
+                }
+                object["metadata"] = .object(metadata)
+                doc["payload"] = .object(object)
+            case .verbatim(let value):
+                doc["payload"] = value
+            case .none:
+                doc["payload"] = .null
+            }
             doc["registrationTimeUTC"] = .number(String(registrationTimeUTC))
             doc["serviceType"] = .string(dynamic ? "DYNAMIC" : "STATIC")
             doc["uriSpec"] = uriSpec

@@ -9,6 +9,10 @@ usage:
   kazoo_peer.py HOSTS try PATH SECONDS [LOG]
       Try to take the Lock within SECONDS. Print "acquired" and exit 0 (after appending
       "kazoo-acquired" to LOG, if given, and releasing), or print "timeout" and exit 2.
+  kazoo_peer.py HOSTS read-lock PATH HOLD_MS LOG
+      Take kazoo's ReadLock on PATH (honouring Curator's and zkctl's writers, "__WRIT__", and
+      mutex contenders, "-lock-"), append "start <ms> kazoo-reader" to LOG, hold it HOLD_MS,
+      append "end <ms> kazoo-reader", release. Exit 0.
   kazoo_peer.py HOSTS children PATH
       Print PATH's children, sorted, one per line. Exit 1 when PATH does not exist.
 
@@ -67,6 +71,15 @@ def main(argv):
                 return 2
             append(log, "kazoo-acquired")
             print("acquired", flush=True)
+            lock.release()
+            return 0
+        if action == "read-lock" and len(argv) == 6:
+            hold_ms, log = int(argv[4]), argv[5]
+            lock = zk.ReadLock(path, "kazoo-reader-%d" % os.getpid(), extra_lock_patterns=["__WRIT__", "-lock-"])
+            lock.acquire()
+            append(log, "start %d kazoo-reader" % int(time.time() * 1000))
+            time.sleep(hold_ms / 1000.0)
+            append(log, "end %d kazoo-reader" % int(time.time() * 1000))
             lock.release()
             return 0
         if action == "children" and len(argv) == 4:

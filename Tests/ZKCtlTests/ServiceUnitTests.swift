@@ -42,7 +42,8 @@ final class ServiceUnitTests: XCTestCase {
         let json = try parse(springDocument).summaryJSON(ephemeral: true)
         let o = try XCTUnwrap(json.objectValue)
         XCTAssertEqual(o.keys, ["id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
-                                "enabled", "ephemeral", "metadata", "url"])
+                                "enabled", "ephemeral", "metadata", "url", "payload"])
+        XCTAssertEqual(o["payload"]?.objectValue?["@class"], .string(ServiceInstance.springPayloadClass))
         XCTAssertEqual(o["sslPort"], .null)
         XCTAssertEqual(o["registrationTimeUTC"], .number("1610116500446"))
         XCTAssertEqual(o["url"], .string("http://10.1.2.3:8005"))
@@ -153,6 +154,30 @@ final class ServiceUnitTests: XCTestCase {
         XCTAssertEqual(newPayload["id"], .string("application-1"))
         XCTAssertEqual(newPayload["extra"], .bool(true))
         XCTAssertEqual(newPayload["metadata"], .object(JSONObject([("version", "1.0")])))
+    }
+
+    func testPayloadChoices() throws {
+        var reg = registration()
+        reg.payload = .verbatim(.object(JSONObject([("@class", "java.util.HashMap"), ("zone", "a")])))
+        XCTAssertEqual(reg.document()["payload"].map { $0.compact() }, #"{"@class":"java.util.HashMap","zone":"a"}"#)
+        reg.payload = .none
+        XCTAssertEqual(reg.document()["payload"], .null)
+        reg.payload = .spring(className: "com.example.Meta")
+        XCTAssertEqual(reg.document()["payload"].map { $0.compact() },
+                       #"{"@class":"com.example.Meta","id":"i-1","name":"backend","metadata":{"version":"1.0"}}"#)
+        // Registering again: a verbatim payload or none replaces what was there; another class
+        // renames the payload, keeping its other fields.
+        let existing = try XCTUnwrap(try JSONValue.parse(springDocument).objectValue)
+        XCTAssertEqual(reg.document(updating: existing)["payload"]?.objectValue?["@class"], .string("com.example.Meta"))
+        XCTAssertEqual(reg.document(updating: existing)["payload"]?.objectValue?["id"], .string("application-1"))
+        reg.payload = .none
+        XCTAssertEqual(reg.document(updating: existing)["payload"], .null)
+        // Reading: any payload is kept in the document; only Spring's shape has metadata.
+        let map = try parse(#"{"address":"h","port":1,"payload":{"@class":"java.util.HashMap","zone":"b"}}"#)
+        XCTAssertFalse(map.hasSpringShapedPayload)
+        XCTAssertEqual(map.summaryJSON(ephemeral: nil).objectValue?["payload"]?.objectValue?["zone"], .string("b"))
+        XCTAssertTrue(try parse(#"{"payload":null}"#).hasSpringShapedPayload)
+        XCTAssertTrue(try parse(springDocument).hasSpringShapedPayload)
     }
 
     // MARK: Argument rules

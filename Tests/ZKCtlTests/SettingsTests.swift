@@ -52,6 +52,16 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(s.credentials.isEmpty)
     }
 
+    func testElectionsRootFromFlagEnvironmentAndFile() throws {
+        XCTAssertEqual(try resolve([]).electionsRoot, Sourced(value: "/elections", source: .defaultValue))
+        let config = try file("config", "[zkctl]\nelections-root = /from-file\n")
+        XCTAssertEqual(try resolve(["--config", config]).electionsRoot, Sourced(value: "/from-file", source: .file(config)))
+        XCTAssertEqual(try resolve(["--config", config], env: ["ZKCTL_ELECTIONS_ROOT": "/from-env"]).electionsRoot,
+                       Sourced(value: "/from-env", source: .environment("ZKCTL_ELECTIONS_ROOT")))
+        XCTAssertEqual(try resolve(["--config", config, "--elections-root", "/from-flag"], env: ["ZKCTL_ELECTIONS_ROOT": "/from-env"]).electionsRoot,
+                       Sourced(value: "/from-flag", source: .flag("--elections-root")))
+    }
+
     func testSyncAndSessionTimeoutFromFlagEnvironmentAndFile() throws {
         XCTAssertEqual(try resolve([]).sync.value, false)
         XCTAssertEqual(try resolve(["--sync"]).sync, Sourced(value: true, source: .flag("--sync")))
@@ -220,7 +230,7 @@ final class SettingsTests: XCTestCase {
         XCTAssertEqual(Settings.unknownKeyWarnings(file, name: "f.ini"), [
             "config file 'f.ini' line 2: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)",
             "config file 'f.ini' line 5: unknown key 'timeuot' in [zkctl], ignored (did you mean 'timeout'?)",
-            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, auth-file, tls, tls-ca, tls-cert, tls-key)",
+            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, elections-root, auth-file, tls, tls-ca, tls-cert, tls-key)",
             "config file 'f.ini' line 8: 'servers' is in unknown section [zookeper], ignored (did you mean [zookeeper]?)",
             "config file 'f.ini' line 10: 'x' is in unknown section [other], ignored (known sections: [zookeeper], [zkctl])",
         ])

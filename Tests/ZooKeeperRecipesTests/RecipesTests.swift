@@ -73,6 +73,59 @@ final class RecipesTests: XCTestCase {
         XCTAssertNil(left)
     }
 
+    func testReadersShareAndAWriterWaitsForThemInOneOrder() async throws {
+        let a = try await connect(), b = try await connect(), c = try await connect()
+        let directory = "\(base)/locks/rw"
+        let readerA = CuratorMutex.readWrite(directory: directory, acl: ACL.openUnsafe, data: Data("a".utf8), write: false)
+        let readerB = CuratorMutex.readWrite(directory: directory, acl: ACL.openUnsafe, data: Data("b".utf8), write: false)
+        let writer = CuratorMutex.readWrite(directory: directory, acl: ACL.openUnsafe, data: Data("w".utf8), write: true)
+        let first = try await readerA.acquire(on: a, deadline: nil) { _, _ in XCTFail("a free lock made a reader wait") }
+        XCTAssertTrue(first.contains("-__READ__"), first)
+        let second = try await readerB.acquire(on: b, deadline: nil) { _, _ in XCTFail("a reader waited for a reader") }
+        do {
+            _ = try await writer.acquire(on: c, deadline: .now + .milliseconds(300)) { _, _ in }
+            XCTFail("the writer got in while readers held the lock")
+        } catch is LockWaitTimeout {
+        }
+        try await readerA.release(first, on: a)
+        try await readerB.release(second, on: b)
+        let written = try await writer.acquire(on: c, deadline: .now + .seconds(10)) { _, _ in }
+        XCTAssertTrue(written.contains("-__WRIT__"), written)
+        // A reader behind a writer waits; kazoo's names sort with ours by sequence number.
+        do {
+            _ = try await readerA.acquire(on: a, deadline: .now + .milliseconds(300)) { _, _ in }
+            XCTFail("a reader got in past a writer")
+        } catch is LockWaitTimeout {
+        }
+        XCTAssertEqual(CuratorMutex.ordered(["x__rlock__0000000007", "_c_1-__WRIT__0000000003", "y__lock__0000000005", "other"],
+                                            markers: writer.markers),
+                       ["_c_1-__WRIT__0000000003", "y__lock__0000000005", "x__rlock__0000000007"])
+        XCTAssertTrue(CuratorMutex.isWriter("y__lock__0000000005"))
+        XCTAssertFalse(CuratorMutex.isWriter("x__rlock__0000000007"))
+        try await writer.release(written, on: c)
+    }
+
+    func testSemaphoreAdmitsUpToItsLeases() async throws {
+        let zks = [try await connect(), try await connect(), try await connect()]
+        let semaphore = CuratorSemaphore(directory: "\(base)/locks/pool", maxLeases: 2, acl: ACL.openUnsafe, data: Data("s".utf8))
+        let one = try await semaphore.acquire(on: zks[0], deadline: nil) { _, _ in }
+        let two = try await semaphore.acquire(on: zks[1], deadline: nil) { _, _ in }
+        XCTAssertTrue(one.hasPrefix("\(base)/locks/pool/leases/_c_") && one.contains("-lease-"), one)
+        do {
+            _ = try await semaphore.acquire(on: zks[2], deadline: .now + .milliseconds(300)) { _, _ in }
+            XCTFail("a third lease of two")
+        } catch is LockWaitTimeout {
+        }
+        let leases = try await zks[0].children(semaphore.leasesPath).children
+        XCTAssertEqual(leases.count, 2, "the timed-out taker left its lease node: \(leases)")
+        let locks = try await zks[0].children(semaphore.locksPath).children
+        XCTAssertEqual(locks, [], "the mutex is given back")
+        try await semaphore.release(one, on: zks[0])
+        let three = try await semaphore.acquire(on: zks[2], deadline: .now + .seconds(10)) { _, _ in }
+        try await semaphore.release(two, on: zks[1])
+        try await semaphore.release(three, on: zks[2])
+    }
+
     func testNodeWatcherReportsTheNodeThenItsChange() async throws {
         let zk = try await connect()
         let path = "\(base)/watched"

@@ -18,6 +18,7 @@ public final class Invocation: Sendable {
     let sharedSession: ZooKeeperClient?
     /// Whether the command runs inside `zkctl shell` (where `create --ephemeral` is offered).
     public var inShell: Bool { sharedSession != nil }
+    private let progressLines = Mutex<[ProgressLine]>([])
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
         self.parsed = parsed
@@ -107,6 +108,7 @@ public final class Invocation: Sendable {
     }
 
     func runInterruptCleanups() {
+        endProgress()
         let all = cleanups.withLock { c -> [@Sendable () -> Void] in defer { c = [] }; return c }
         for body in all { body() }
         cleanupsDone.withLock { $0 = true }
@@ -119,6 +121,23 @@ public final class Invocation: Sendable {
         while !cleanupsDone.withLock({ $0 }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
+    }
+
+    // MARK: Progress
+
+    /// Shows `counter` as a one-line progress display on stderr, from about a second on, until
+    /// the command ends (the runner clears it, so that the final summary stands alone). Nothing
+    /// when progress is off (`Settings.progress`).
+    public func showProgress(_ label: String, _ counter: ProgressCounter) {
+        guard settings.progress else { return }
+        let line = ProgressLine(label: label, counter: counter, status: output.statusLine, delay: settings.progressDelay)
+        progressLines.withLock { $0.append(line) }
+    }
+
+    /// Clears every progress line this command shows.
+    public func endProgress() {
+        let all = progressLines.withLock { l -> [ProgressLine] in defer { l = [] }; return l }
+        for line in all { line.end() }
     }
 
     // MARK: Values

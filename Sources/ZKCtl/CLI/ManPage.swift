@@ -223,6 +223,7 @@ public enum ManPage {
             (variables(GlobalOptions.output.spec), GlobalOptions.output.spec.help),
             (variables(GlobalOptions.configRoot.spec, GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec,
                        GlobalOptions.tasksRoot.spec), "the roots"),
+            (variables(GlobalOptions.electionsRoot.spec), "the elections root"),
             (variables(GlobalOptions.maxInFlight.spec), "bound on pipelined requests"),
             (variables(GlobalOptions.sync.spec), "yes: call sync before reading (see CONSISTENCY); no: do not"),
             ("ZKCTL_ADMIN_PORT", "the members' AdminServer port for status, ensemble, metrics and sessions when --admin-port is not given (default 8080)"),

@@ -116,14 +116,24 @@ extension CommandTable {
             // check, then the rest pipelined.
             var below: [String] = []
             var found = false
+            let counter = ProgressCounter("nodes read")
+            inv.showProgress("acl set", counter)
             try await zk.walk(path, maxInFlight: inv.maxInFlight, unreadable: unreadable.record) { level in
                 for node in level where node.depth > 0 { below.append(node.path) }
                 if level.contains(where: { $0.depth == 0 }) { found = true }
+                counter.add(level.count)
             }
             guard found else { throw ZooKeeperError(.noNode, path: path) }
             try await zk.setACL(path, acl: acl, version: version)
+            counter.start("ACLs set", total: below.count)
             let ops = below.map { Operation.setACL($0, acl: acl) }
-            var results = await zk.pipeline(ops, maxInFlight: inv.maxInFlight)
+            let answered = Mutex<[Result<OperationResult, ZooKeeperError>]>([])
+            // The pipeline delivers in order.
+            await zk.pipeline(ops, maxInFlight: inv.maxInFlight) { _, _, result in
+                counter.add(1)
+                answered.withLock { $0.append(result) }
+            }
+            var results = answered.withLock { $0 }
             // Answers lost with the connection: learn what became of them (setting the same ACL
             // again is harmless).
             let lost = results.indices.filter { if case .failure(let e) = results[$0] { e.code == .connectionLoss } else { false } }

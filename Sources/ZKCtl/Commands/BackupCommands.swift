@@ -69,6 +69,8 @@ extension CommandTable {
         var written = 0
         var skipped = 0
         var redacted = 0
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("export", counter)
         // The header goes out with the root's line, so that an unreadable root writes nothing.
         let exported = Date()
         var started = false
@@ -91,6 +93,7 @@ extension CommandTable {
                     sink.write(written == 0 ? line : ",\n" + line)
                     written += 1
                 }
+                counter.add(level.count)
                 // Stops the walk once the output is lost (a full disk, a closed pipe).
                 try sink.flushIfLarge()
             }
@@ -215,7 +218,10 @@ extension CommandTable {
             out.error("interrupted: imported \(atLeast)\(progress.created) of \(progress.toCreate) nodes into \(progress.target) (\(atLeast)\(progress.done) of \(total) writes)\(unknown); run the same import again to finish (it skips what exists)")
         }
 
+        let counter = ProgressCounter("reading the file", counted: false)
+        inv.showProgress("import", counter)
         let snapshot = try readSnapshot(file)
+        counter.start("comparing with the target", total: nil, counted: false)
         let targetRoot = inv[ImportOptions.to] ?? snapshot.root
         if isZooKeeperInternal(targetRoot) {
             throw UsageError("'\(targetRoot)' is ZooKeeper's own subtree; import elsewhere", command: ["import"])
@@ -263,6 +269,7 @@ extension CommandTable {
         progress.describe(target: targetRoot, toCreate: plan.created)
         try progress.startWriting(total: total)
         defer { progress.settle() }
+        counter.start("writes", total: total)
         func creates(_ ops: [MultiOp]) -> Int { ops.reduce(0) { if case .create = $1 { return $0 + 1 }; return $0 } }
         var done = 0
         do {
@@ -280,6 +287,7 @@ extension CommandTable {
                             var created = 0
                             if case .create = op { created = 1 }
                             progress.add(1, created: created)
+                            counter.add(1)
                             acknowledged.withLock { $0 += 1 }
                         case .failure(let error) where error.code == .connectionLoss:
                             lost.withLock { $0.append(op) }
@@ -306,7 +314,19 @@ extension CommandTable {
                 var batches: [[MultiOp]] = []
                 while i < steps.count, case .multi(let ops) = steps[i] { batches.append(ops); i += 1 }
                 var failure: (any Error)? = nil
-                for (ops, result) in zip(batches, await zk.multi(batches: batches, maxInFlight: 2, stop: { progress.stopRequested })) {
+                // The progress line counts a transaction once it is answered: with two in flight,
+                // asking whether to send the third means the first has been answered, and so on.
+                var asked = 0, counted = 0
+                let results = await zk.multi(batches: batches, maxInFlight: 2, stop: {
+                    if progress.stopRequested { return true }
+                    if asked >= 2 { counter.add(batches[counted].count); counted += 1 }
+                    asked += 1
+                    return false
+                })
+                for (i, result) in results.enumerated() where i >= counted {
+                    if case .success = result, i < batches.count { counter.add(batches[i].count) }
+                }
+                for (ops, result) in zip(batches, results) {
                     switch result {
                     case .success:
                         done += ops.count

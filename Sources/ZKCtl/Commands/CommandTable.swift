@@ -70,6 +70,7 @@ public enum GlobalOptions {
     public static let servicesRoot = root("services-root", help: "where service instances live", default: "/services", env: "ZKCTL_SERVICES_ROOT")
     public static let locksRoot = root("locks-root", help: "where locks live", default: "/locks", env: "ZKCTL_LOCKS_ROOT")
     public static let tasksRoot = root("tasks-root", help: "where run-once records live", default: "/tasks", env: "ZKCTL_TASKS_ROOT")
+    public static let electionsRoot = root("elections-root", help: "where leader elections live", default: "/elections", env: "ZKCTL_ELECTIONS_ROOT")
     public static let maxInFlight = Option<Int>(
         "max-inflight", range: 1...100_000, help: "bound on pipelined requests in flight",
         default: ZooKeeperClient.defaultMaxInFlight, env: ["ZKCTL_MAX_INFLIGHT"], file: ConfigFileKey("zkctl", "max-inflight"))
@@ -95,11 +96,20 @@ public enum GlobalOptions {
         flag: "tls-insecure", help: "TLS without verifying the servers' certificates (warned every time); implies --tls")
     /// The TLS options, in the order help lists them.
     static let tlsOptions: [OptionSpec] = [tls.spec, tlsCA.spec, tlsCert.spec, tlsKey.spec, tlsServerName.spec, tlsInsecure.spec]
+    public static let progress = Option<Bool>(OptionSpec(
+        "progress", help: "show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)",
+        env: ["ZKCTL_PROGRESS"])) { given, _ in given != nil }
+    public static let noProgress = Option<Bool>(flag: "no-progress", help: "never show progress")
+    /// How long work runs before its progress line appears (1s): hidden, so that tests can show
+    /// it on small trees.
+    public static let progressAfter = Option<Duration?>(duration: "progress-after", help: "show progress after DURATION of work", hidden: true)
 
     /// In the order help and the man page list them.
     public static let all: [OptionSpec] = [
         server.spec, timeout.spec, sessionTimeout.spec, config.spec, authFile.spec, auth.spec, output.spec, json.spec, quiet.spec, verbose.spec,
         configRoot.spec, servicesRoot.spec, locksRoot.spec, tasksRoot.spec, maxInFlight.spec, sync.spec, version.spec,
+        progress.spec, noProgress.spec, progressAfter.spec,
+        electionsRoot.spec,
     ] + tlsOptions
 
     /// A root under which a family keeps its nodes: a znode path, also read from the environment

@@ -499,7 +499,10 @@ extension CommandTable {
             throw UsageError("--prefix '\(prefix)' must be letters, digits and '_', not starting with a digit", command: ["config", "export"])
         }
         let zk = try await inv.connect()
-        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight)
+        let counter = ProgressCounter("keys read")
+        inv.showProgress("config export", counter)
+        let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight,
+                                                      counter: counter)
         let out = inv.output
         switch format {
         case "env":
@@ -576,17 +579,28 @@ extension CommandTable {
         let zk = try await inv.connect()
         let dryRun = inv[ConfigImportOptions.dryRun], prune = inv[ConfigImportOptions.prune]
 
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("config import", counter)
         var attempt = 0
         while true {
             attempt += 1
-            let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight)
+            counter.start("nodes read", total: nil)
+            let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight,
+                                                          counter: counter)
             if dryRun {
                 ConfigSupport.printPlan(plan, output: inv.output, applied: false)
                 return ExitCode.success
             }
             let batches = MultiBatcher.batches(plan.ops)
-            // Two transactions in flight: the server applies them in order.
-            let results = await zk.multi(batches: batches, maxInFlight: 2)
+            // Two transactions in flight: the server applies them in order. The progress line
+            // counts one once it is answered (asking to send the third means the first was).
+            counter.start("writes", total: plan.ops.count)
+            var asked = 0, counted = 0
+            let results = await zk.multi(batches: batches, maxInFlight: 2, stop: {
+                if asked >= 2 { counter.add(batches[counted].count); counted += 1 }
+                asked += 1
+                return false
+            })
             let done = results.filter { if case .success = $0 { true } else { false } }.count
             if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
                 if let error = failure as? ZooKeeperError, error.unknownOutcome != nil {

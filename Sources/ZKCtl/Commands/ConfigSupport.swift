@@ -247,9 +247,11 @@ enum ConfigSupport {
 
     /// Every key under `root`, sorted: every node below it that holds data or has no children
     /// (nodes that only hold nested keys are not keys themselves). Pipelined through `walk`.
-    static func readAll(_ zk: ZooKeeperClient, root: String, data: Bool, maxInFlight: Int) async throws -> [Entry] {
+    static func readAll(_ zk: ZooKeeperClient, root: String, data: Bool, maxInFlight: Int,
+                        counter: ProgressCounter? = nil) async throws -> [Entry] {
         var entries: [Entry] = []
         try await zk.walk(root, data: data, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            counter?.add(level.count)
             for node in level where node.path != root {
                 guard node.stat.numChildren == 0 || node.stat.dataLength > 0 else { continue }
                 entries.append(Entry(key: key(for: node.path, root: root), data: node.data ?? Data(), stat: node.stat))
@@ -337,9 +339,10 @@ enum ConfigSupport {
     /// missing ancestors first (root included), then creates and version-checked sets, then
     /// version-checked deletes (deepest first).
     static func importPlan(_ zk: ZooKeeperClient, root: String, items: [(key: String, path: String, data: Data)],
-                           prune: Bool, acl: [ACL], maxInFlight: Int) async throws -> ImportPlan {
+                           prune: Bool, acl: [ACL], maxInFlight: Int, counter: ProgressCounter? = nil) async throws -> ImportPlan {
         var existing: [String: WalkedNode] = [:]
         try await zk.walk(root, data: true, maxInFlight: maxInFlight, exclude: { root == "/" && $0 == "/zookeeper" }) { level in
+            counter?.add(level.count)
             for node in level { existing[node.path] = node }
         }
         var plan = ImportPlan()

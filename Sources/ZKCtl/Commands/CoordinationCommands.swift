@@ -8,7 +8,7 @@ import ZooKeeperRecipes
 // among any number of concurrent invocations.
 
 extension CommandTable {
-    static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand]
+    static let coordinationCommands: [CommandSpec] = [lockCommand, runOnceCommand] + electionCommands
 
     static let graceOption = Option<Duration?>(
         duration: "grace",
@@ -21,6 +21,10 @@ extension CommandTable {
 
     enum LockOptions {
         static let wait = Option<Duration?>(duration: "wait", value: "DURATION", help: "give up (exit 75) when the lock is not acquired within this time; default: wait for ever")
+        static let status = Option<Bool>(flag: "status", help: "show the holders and waiters of NAME instead of running anything")
+        static let read = Option<Bool>(flag: "read", help: "a shared read lock (Curator's InterProcessReadWriteLock, kazoo's ReadLock)")
+        static let write = Option<Bool>(flag: "write", help: "an exclusive write lock of the same read/write lock")
+        static let max = Option<Int?>("max", value: "N", range: 1...1_000_000, help: "a semaphore: up to N holders at once (Curator's InterProcessSemaphoreV2)")
     }
 
     static let lockCommand = CommandSpec(
@@ -36,6 +40,32 @@ extension CommandTable {
         Lock (<hex>__lock__<seq>) are honoured too: all contenders are ordered by their
         10-digit sequence number. A kazoo Lock waits for zkctl when it is created with
         extra_lock_patterns=["-lock-"].
+
+        With --max N the lock is a semaphore: up to N holders at once, in the layout of Curator's
+        InterProcessSemaphoreV2, so that zkctl and Curator holders together never exceed N. A
+        taker first takes the mutex <locks-root>/NAME/locks (the recipe above), then creates an
+        ephemeral sequential lease node <locks-root>/NAME/leases/_c_<uuid>-lease-<seq> and
+        waits, watching leases, until it has at most N children; then it gives the mutex back
+        and holds its lease while CMD runs (the lease rule below applies to it). Give every
+        holder of NAME the same N, and do not use NAME without --max too.
+
+        With --read or --write the lock is a read/write lock in the layout of Curator's
+        InterProcessReadWriteLock: readers create <locks-root>/NAME/_c_<uuid>-__READ__<seq>,
+        writers <locks-root>/NAME/_c_<uuid>-__WRIT__<seq>, all ordered by sequence number. A
+        writer holds the lock once it is first; a reader once no writer is ahead of it, so
+        readers share it. kazoo's ReadLock and WriteLock contenders (<hex>__rlock__<seq>,
+        <hex>__lock__<seq>) are honoured as readers and writers, and a plain mutex contender
+        (-lock-) there counts as a writer. kazoo's ReadLock and WriteLock wait for zkctl's and
+        Curator's nodes when created with extra_lock_patterns=["__READ__", "__WRIT__"] (a ReadLock
+        needs only "__WRIT__").
+
+        --status NAME (without CMD) lists who holds NAME and who waits, in order: the kind of
+        contender (lock, read, write; lease and queue for a semaphore), its node's data (zkctl
+        writes host:pid, Curator the client's IP address), its session, the client address of
+        that session (from the members' connection lists: cons, or the AdminServer) and how long
+        it has been there; with -o json {"name", "path", "holders": [...], "waiters": [...]}. For a
+        semaphore, give --max N to tell held leases from one still waiting. Exit 1 when NAME
+        does not exist.
 
         CMD inherits stdin, stdout and stderr and finds its lock node in ZKCTL_LOCK_PATH.
 
@@ -67,21 +97,35 @@ extension CommandTable {
             "zkctl lock nightly-backup -- /usr/local/bin/backup.sh --full",
             "zkctl lock --wait 30s deploy -- ./deploy.sh   # exit 75 if busy for 30 s",
             "zkctl lock --wait 0 reindex -- make reindex    # only if nobody holds it",
+            "zkctl lock --max 3 crawler -- ./crawl.sh       # at most 3 at once",
+            "zkctl lock --read catalog -- ./export.sh       # shared with other readers",
+            "zkctl lock --status deploy",
             "zkctl lock db-migrate -- sh -c 'echo \"holding $ZKCTL_LOCK_PATH\"; ./migrate'",
         ],
         arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
         options: [
             LockOptions.wait.spec,
+            LockOptions.max.spec,
+            LockOptions.read.spec,
+            LockOptions.write.spec,
+            LockOptions.status.spec,
             graceOption.spec,
             Common.aclOption.spec,
         ],
-        takesCommand: true,
-        jsonOutput: "nothing: stdout is CMD's",
+        takesCommand: true, commandRequired: false,
+        jsonOutput: #"with --status: {"name", "path", "holders": [{"node", "kind", "data", "session", "client", "since"}], "waiters": [...]} (session as a hex string; client the session's address as a member's connection list shows it, null when none does; since in ms since the epoch); otherwise nothing: stdout is CMD's"#,
         handler: runLock)
 
     @Sendable static func runLock(_ inv: Invocation) async throws -> Int32 {
         let name = inv.argument(0) ?? ""
         let command = inv.command
+        if inv[LockOptions.status] {
+            guard command.isEmpty else {
+                throw UsageError("--status runs nothing; drop '-- \(command.joined(separator: " "))'", command: ["lock"])
+            }
+            let directory = try namedPath(root: inv.settings.locksRoot.value, name: name, what: "lock name", command: ["lock"])
+            return try await showLockStatus(inv, name: name, directory: directory, max: inv[LockOptions.max])
+        }
         guard !command.isEmpty else {
             throw UsageError("missing '-- CMD [ARGS...]', the command to run while holding the lock", command: ["lock"])
         }
@@ -91,16 +135,55 @@ extension CommandTable {
         // The session timeout asked for; the server's may differ and is checked again once known.
         let requested = try leaseTerms(inv, sessionTimeout: inv.settings.connectOptions.sessionTimeout, command: ["lock"])
         let supervisor = ChildSupervisor(inv, grace: requested.grace)
-        return try await holdLock(inv, name: name, directory: directory, acl: acl, wait: wait,
+        let identity = Data(lockHolderIdentity().utf8)
+        let recipe: HeldRecipe
+        let read = inv[LockOptions.read], write = inv[LockOptions.write]
+        if read && write { throw UsageError("give either --read or --write, not both", command: ["lock"]) }
+        if (read || write) && inv[LockOptions.max] != nil {
+            throw UsageError("--max makes a semaphore; it does not go with --\(read ? "read" : "write")", command: ["lock"])
+        }
+        if read || write {
+            recipe = .mutex(CuratorMutex.readWrite(directory: directory, acl: acl, data: identity, write: write))
+        } else if let max = inv[LockOptions.max] {
+            recipe = .semaphore(CuratorSemaphore(directory: directory, maxLeases: max, acl: acl, data: identity))
+        } else {
+            recipe = .mutex(CuratorMutex(directory: directory, acl: acl, data: identity))
+        }
+        return try await holdLock(inv, name: name, recipe: recipe, wait: wait,
                                   command: command, supervisor: supervisor)
     }
 
-    private static func holdLock(_ inv: Invocation, name: String, directory: String, acl: [ACL], wait: Duration?,
-                                 command: [String], supervisor: ChildSupervisor) async throws -> Int32 {
+    /// What `lock` holds while CMD runs: one node, whose deletion gives it back.
+    enum HeldRecipe: Sendable {
+        case mutex(CuratorMutex)
+        case semaphore(CuratorSemaphore)
+
+        func acquire(on zk: ZooKeeperClient, deadline: ContinuousClock.Instant?,
+                     waiting: @Sendable (String, Int) -> Void) async throws -> String {
+            switch self {
+            case .mutex(let m): try await m.acquire(on: zk, deadline: deadline, waiting: waiting)
+            case .semaphore(let s): try await s.acquire(on: zk, deadline: deadline, waiting: waiting)
+            }
+        }
+
+        func release(_ node: String, on zk: ZooKeeperClient) async throws {
+            switch self {
+            case .mutex(let m): try await m.release(node, on: zk)
+            case .semaphore(let s): try await s.release(node, on: zk)
+            }
+        }
+    }
+
+    /// Acquires `mutex` (waiting at most `wait`), runs CMD while holding it under the lease rule,
+    /// releases it. `label` names what is held in messages ("lock 'NAME'"); CMD finds the held
+    /// node in the environment variable `pathVariable`.
+    static func holdLock(_ inv: Invocation, name: String, recipe mutex: HeldRecipe, wait: Duration?,
+                         command: [String], supervisor: ChildSupervisor,
+                         label: String? = nil, pathVariable: String = "ZKCTL_LOCK_PATH", commandName: String = "lock") async throws -> Int32 {
+        let label = label ?? "lock '\(name)'"
         let out = inv.output
         let verbose = inv.settings.verbose > 0
         let deadline = wait.map { ContinuousClock.now + $0 }
-        let mutex = CuratorMutex(directory: directory, acl: acl, data: Data(lockHolderIdentity().utf8))
 
         // Acquire; an expired session takes our contender node with it, so start again with a
         // new session (the --wait deadline stays).
@@ -109,32 +192,32 @@ extension CommandTable {
         while true {
             do {
                 node = try await mutex.acquire(on: zk, deadline: deadline) { ahead, count in
-                    if verbose { out.note("waiting for lock '\(name)': \(count) ahead, watching \(ahead)") }
+                    if verbose { out.note("waiting for \(label): \(count) ahead, watching \(ahead)") }
                 }
                 break
             } catch let error as ZooKeeperError where zk.state == .expired {
-                if verbose { out.note("session expired while waiting for lock '\(name)' (\(error.message)); starting a new one") }
+                if verbose { out.note("session expired while waiting for \(label) (\(error.message)); starting a new one") }
                 zk = try await inv.connect()
             } catch is LockWaitTimeout {
-                throw CommandError.conflict("lock '\(name)' not acquired within \(wait.map(durationText) ?? "the wait")")
+                throw CommandError.conflict("\(label) not acquired within \(wait.map(durationText) ?? "the wait")")
             }
         }
-        if verbose { out.note("acquired lock '\(name)' as \(node)") }
+        if verbose { out.note("acquired \(label) as \(node)") }
 
         // The lease rule with the session timeout the server granted. A fresh answer from the
         // servers (a sync, which goes through the leader) starts the lease before CMD does.
-        let terms = try leaseTerms(inv, sessionTimeout: .milliseconds(zk.negotiatedTimeout), command: ["lock"], granted: true)
+        let terms = try leaseTerms(inv, sessionTimeout: .milliseconds(zk.negotiatedTimeout), command: [commandName], granted: true)
         let heardAt = ContinuousClock.now
         do {
             _ = try await zk.perform(.sync(node))
         } catch {
-            throw CommandError.conflict("lock '\(name)' acquired, but then \(ExitCode.message(for: error)); CMD was not run")
+            throw CommandError.conflict("\(label) acquired, but then \(ExitCode.message(for: error)); CMD was not run")
         }
         if ContinuousClock.now - heardAt >= terms.warnAfter {
-            throw CommandError.conflict("lock '\(name)' acquired, but the servers took too long to answer after that; CMD was not run")
+            throw CommandError.conflict("\(label) acquired, but the servers took too long to answer after that; CMD was not run")
         }
         if verbose {
-            out.note("holding lock '\(name)': session timeout \(durationText(terms.sessionTimeout)); if the servers do not answer for "
+            out.note("holding \(label): session timeout \(durationText(terms.sessionTimeout)); if the servers do not answer for "
                      + "\(durationText(terms.warnAfter)), CMD gets SIGTERM (SIGKILL \(durationText(terms.grace)) later)")
         }
 
@@ -145,11 +228,11 @@ extension CommandTable {
         await monitor.start()
         let child: ChildProcess
         do {
-            child = try supervisor.spawn(command, extraEnvironment: ["ZKCTL_LOCK_PATH": node])
+            child = try supervisor.spawn(command, extraEnvironment: [pathVariable: node])
         } catch {
             monitor.stop()
             if let reason = monitor.reason {
-                throw CommandError.conflict("lock '\(name)' lost before CMD started (\(reason)); CMD was not run")
+                throw CommandError.conflict("\(label) lost before CMD started (\(reason)); CMD was not run")
             }
             try? await zk.delete(node)
             throw error
@@ -157,7 +240,7 @@ extension CommandTable {
         let end = await child.wait()
         monitor.stop()
         if let reason = monitor.reason {
-            throw CommandError.conflict("lock '\(name)' lost while CMD ran (\(reason)); CMD was stopped (\(end))")
+            throw CommandError.conflict("\(label) lost while CMD ran (\(reason)); CMD was stopped (\(end))")
         }
         // Interrupted: the runner is closing the session, which releases the lock.
         if inv.interruptSignal != nil { return end.exitCode }
@@ -165,9 +248,9 @@ extension CommandTable {
         do {
             try await mutex.release(node, on: zk)
         } catch {
-            if verbose { out.note("releasing lock '\(name)': \(ExitCode.message(for: error)); closing the session releases it") }
+            if verbose { out.note("releasing \(label): \(ExitCode.message(for: error)); closing the session releases it") }
         }
-        if verbose { out.note("released lock '\(name)'; CMD ended with \(end)") }
+        if verbose { out.note("released \(label); CMD ended with \(end)") }
         return end.exitCode
     }
 

@@ -146,11 +146,14 @@ extension CommandTable {
         let zk = try await inv.connect()
         let out = inv.output
         let skipped = UnreadableNodes(inv)
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("find", counter)
         var walked = 0
         let matched = try await out.stream({ emit in
             try await zk.walk(root, maxDepth: inv[FindOptions.depth], data: filter.needsData, maxInFlight: inv.maxInFlight,
                               unreadable: skipped.record) { level in
                 walked += level.count
+                counter.add(level.count)
                 try out.check()
                 for node in level where filter.matches(node) { try emit(node) }
             }
@@ -254,9 +257,12 @@ extension CommandTable {
         let zk = try await inv.connect()
         let out = inv.output
         let skipped = UnreadableNodes(inv)
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("du", counter)
         try await zk.walk(root, maxInFlight: inv.maxInFlight, unreadable: skipped.record) { level in
             try out.check()
             for node in level { usage.add(node) }
+            counter.add(level.count)
         }
         if usage.rows.isEmpty { throw ZooKeeperError(.noNode, path: root) }
         let rows = usage.sorted(top: inv[DuOptions.top])

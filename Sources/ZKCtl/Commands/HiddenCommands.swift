@@ -10,10 +10,8 @@ extension CommandTable {
             hidden: true,
             handler: { inv in
                 switch inv.argument(0) {
-                case "bash": inv.output.write(Completions.bash(root))
-                case "zsh": inv.output.write(Completions.zsh(root))
-                case "fish": inv.output.write(Completions.fish(root))
-                default: inv.output.write(ManPage.render(root))
+                case "man": inv.output.write(ManPage.render(root))
+                case let shell: inv.output.write(completionScript(for: shell ?? ""))
                 }
                 return ExitCode.success
             }),

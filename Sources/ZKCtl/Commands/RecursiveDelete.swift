@@ -15,6 +15,8 @@ struct RecursiveDelete {
     let maxInFlight: Int
     var unreadable: UnreadableNodes? = nil
     var progress: BulkProgress? = nil
+    /// The progress line's count: nodes read, then nodes deleted.
+    var counter: ProgressCounter? = nil
     static let maxAttempts = 3
 
     /// Deletes the subtree at `root` and returns how many nodes were deleted.
@@ -29,6 +31,7 @@ struct RecursiveDelete {
             try progress?.stopIfAsked()
             if rootStat == nil, let first = level.first, first.depth == 0 { rootStat = first.stat }
             levels.append(level.map(\.path))
+            counter?.add(level.count)
         }
         guard let rootStat else {
             if attempt > 0 { return 0 }
@@ -56,6 +59,7 @@ struct RecursiveDelete {
                                  command: ["delete"])
             }
             try progress?.startWriting(total: total)
+            counter?.start("nodes deleted", total: total)
         }
         var deleted = 0
         for level in levels.reversed() {
@@ -66,6 +70,7 @@ struct RecursiveDelete {
                     _ = try await zk.multi(batch)
                     deleted += batch.count
                     progress?.add(batch.count)
+                    counter?.add(batch.count)
                 } catch let error as ZooKeeperError where error.code == .noNode || error.code == .notEmpty {
                     deleted += try await deleteOneByOne(batch, root: root, rootVersion: rootVersion, attempt: attempt)
                 }
@@ -82,9 +87,10 @@ struct RecursiveDelete {
         // Read lazily: once an interrupt asks to stop, no further request is sent; each delete is
         // counted as its answer arrives.
         let progress = self.progress
+        let counter = self.counter
         let results = Mutex<[Result<OperationResult, ZooKeeperError>]>([])
         await zk.pipeline(ops.lazy.prefix { _ in !(progress?.stopRequested ?? false) }, maxInFlight: maxInFlight) { _, _, result in
-            if case .success = result { progress?.add(1) }
+            if case .success = result { progress?.add(1); counter?.add(1) }
             results.withLock { $0.append(result) }
         }
         var deleted = 0

@@ -33,6 +33,9 @@ extension CommandTable {
         static let sslPort = Option<Int?>("ssl-port", value: "N", range: 1...65535, help: "the instance's SSL port")
         static let scheme = Option<String?>("scheme", value: "S", help: "the URL scheme clients use (default http)")
         static let ephemeral = Option<Bool>(flag: "ephemeral", help: "register an ephemeral instance held while zkctl (or -- CMD) runs")
+        static let payload = Option<String?>("payload", value: "JSON", type: .json, help: "write this JSON as the payload, verbatim (instead of Spring's with --metadata)")
+        static let payloadClass = Option<String?>("payload-class", value: "NAME", help: "Spring's payload shape under this Java class name (its \"@class\")")
+        static let noPayload = Option<Bool>(flag: "no-payload", help: "write \"payload\": null, which every Curator reader accepts")
     }
 
     static let serviceRegister = CommandSpec(
@@ -64,6 +67,16 @@ extension CommandTable {
         instance goes with the session (at once if zkctl can still close it, else when the
         server expires it).
 
+        The payload. By default it is Spring Cloud ZooKeeper's ZookeeperInstance,
+        {"@class": "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance", "id", "name",
+        "metadata"}, which Spring applications read. Curator's JsonInstanceSerializer turns the
+        payload's "@class" into a Java class, so an application without that class (such as a
+        plain Curator one with ServiceDiscoveryBuilder.builder(Map.class)) cannot read the
+        instance at all. For those, --payload JSON writes the payload verbatim (for a Map reader:
+        '{"@class":"java.util.HashMap","zone":"a"}'), --payload-class NAME writes Spring's shape
+        under another class name, and --no-payload writes "payload": null, which every reader
+        accepts. --payload and --no-payload leave no place for --metadata (exit 64).
+
         The URL others build from the instance is SCHEME://HOST:PORT: --scheme when given, else
         http. --acl applies to the instance node; missing parents are created open, the service
         node as a container, as Curator does. Exit 64 for a malformed argument, 65 when
@@ -73,6 +86,7 @@ extension CommandTable {
             "zkctl service register backend localhost 8000 --metadata '{\"version\": \"1.0\"}'",
             "zkctl service register backend 10.0.0.7 8443 --id backend-7 --scheme https",
             "zkctl service register worker $(hostname) 9000 --ephemeral",
+            "zkctl service register backend 10.0.0.8 8000 --payload '{\"@class\":\"java.util.HashMap\",\"zone\":\"a\"}'",
             "zkctl service register web 127.0.0.1 8080 --ephemeral -- python3 -m http.server 8080",
         ],
         arguments: [
@@ -86,12 +100,15 @@ extension CommandTable {
             ServiceRegisterOptions.sslPort.spec,
             ServiceRegisterOptions.scheme.spec,
             ServiceRegisterOptions.ephemeral.spec,
+            ServiceRegisterOptions.payload.spec,
+            ServiceRegisterOptions.payloadClass.spec,
+            ServiceRegisterOptions.noPayload.spec,
             Common.aclOption.spec,
         ],
         takesCommand: true, commandRequired: false,
         jsonOutput: """
         The instance document as written: {"name", "id", "address", "port", "sslPort", "payload":
-        {"@class", "id", "name", "metadata"}, "registrationTimeUTC", "serviceType", "uriSpec":
+        {"@class", "id", "name", "metadata"} (or what --payload gave, or null), "registrationTimeUTC", "serviceType", "uriSpec":
         {"parts": [...]}, "enabled"} (registrationTimeUTC in ms since the epoch). Nothing on
         stdout with -- CMD.
         """,
@@ -108,9 +125,12 @@ extension CommandTable {
         Reads every instance of NAME (pipelined) and shows its id, address, ports, type,
         registration time and metadata. JSON output is an array of objects with the keys id,
         name, address, port, sslPort, serviceType, registrationTimeUTC (ms since the epoch, as
-        Curator stores it; the text table shows it as ISO 8601), enabled, ephemeral, metadata
-        and url. Documents written by Curator or Spring Cloud
-        ZooKeeper are read as they are; a node that is not a JSON object is skipped with a warning.
+        Curator stores it; the text table shows it as ISO 8601), enabled, ephemeral, metadata,
+        url and payload (the document's payload verbatim, null when it has none). Documents
+        written by Curator or Spring Cloud ZooKeeper are read as they are, whatever their
+        payload; a node that is not a JSON object is skipped with a warning. METADATA is the
+        payload's "metadata" (Spring's shape); when an instance has a payload of another shape
+        (such as a Curator application's Map), the table gets a PAYLOAD column with it.
 
         --url prints the URL of one enabled instance picked at random, --all-urls the URLs of all
         enabled instances. Exit 1 when the service has no instances (or none with a URL).
@@ -127,7 +147,7 @@ extension CommandTable {
         ],
         jsonOutput: """
         [{"id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
-        "enabled", "ephemeral", "metadata", "url"}, ...] (registrationTimeUTC in ms since the
+        "enabled", "ephemeral", "metadata", "url", "payload"}, ...] (registrationTimeUTC in ms since the
         epoch, null when the document has none); with --url one string, with --all-urls an
         array of strings.
         """,
@@ -201,13 +221,14 @@ extension CommandTable {
             }
             metadata = object
         }
+        let payload = try payloadChoice(inv, command: command)
         if let program = child.first, let problem = Sidecar.launchProblem(program) {
             throw CommandError(problem.code, problem.message)
         }
         let registration = ServiceInstance.Registration(
             name: name, id: id, address: ServiceInstance.normalizedHost(rawHost), port: port, sslPort: inv[ServiceRegisterOptions.sslPort],
             scheme: scheme, metadata: metadata, dynamic: ephemeral,
-            registrationTimeUTC: Int64(Date().timeIntervalSince1970 * 1000))
+            registrationTimeUTC: Int64(Date().timeIntervalSince1970 * 1000), payload: payload)
         let target = ServiceTarget(root: inv.settings.servicesRoot.value, name: name, id: id, acl: acl,
                                    replaceACL: !inv[Common.aclOption].isEmpty)
 
@@ -218,6 +239,51 @@ extension CommandTable {
             return ExitCode.success
         }
         return try await holdEphemeral(inv, zk: zk, target: target, registration: registration, command: child)
+    }
+
+    /// --payload, --payload-class or --no-payload (at most one), else Spring's payload.
+    static func payloadChoice(_ inv: Invocation, command: [String]) throws -> ServiceInstance.Registration.Payload {
+        let given = (inv[ServiceRegisterOptions.payload] != nil ? ["payload"] : [])
+            + (inv[ServiceRegisterOptions.payloadClass] != nil ? ["payload-class"] : [])
+            + (inv[ServiceRegisterOptions.noPayload] ? ["no-payload"] : [])
+        if given.count > 1 {
+            throw UsageError("give one of --payload, --payload-class and --no-payload, not --\(given.joined(separator: " and --"))", command: command)
+        }
+        let metadata = inv[ServiceRegisterOptions.metadata] != nil
+        if let text = inv[ServiceRegisterOptions.payload] {
+            if metadata { throw UsageError("--metadata goes into Spring's payload; with --payload put it in the JSON given", command: command) }
+            do {
+                return .verbatim(try JSONValue.parse(text))
+            } catch {
+                throw CommandError.badData("bad --payload: \(error)")
+            }
+        }
+        if inv[ServiceRegisterOptions.noPayload] {
+            if metadata { throw UsageError("--metadata goes into the payload; --no-payload writes none", command: command) }
+            return .none
+        }
+        if let name = inv[ServiceRegisterOptions.payloadClass] {
+            if let problem = javaClassNameProblem(name) {
+                throw UsageError("bad --payload-class '\(name)': \(problem)", command: command)
+            }
+            return .spring(className: name)
+        }
+        return .spring(className: ServiceInstance.springPayloadClass)
+    }
+
+    /// Why `name` is not a Java binary class name (identifiers joined by '.', '$' allowed), or nil.
+    static func javaClassNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        for part in name.split(separator: ".", omittingEmptySubsequences: false) {
+            guard let first = part.unicodeScalars.first else { return "must not have an empty part between dots" }
+            if !(first.properties.isAlphabetic || first == "_" || first == "$") {
+                return "each part must start with a letter, '_' or '$'"
+            }
+            if part.unicodeScalars.contains(where: { !($0.properties.isAlphabetic || $0.properties.numericType == .decimal || $0 == "_" || $0 == "$") }) {
+                return "must hold only letters, digits, '_', '$' and '.'"
+            }
+        }
+        return nil
     }
 
     static func printRegistered(_ inv: Invocation, _ doc: JSONObject, id: String) {
@@ -372,14 +438,19 @@ extension CommandTable {
             return ExitCode.success
         }
         out.print(Printed(json: .array(found.map { $0.instance.summaryJSON(ephemeral: $0.stat.isEphemeral) })) { out in
+            let otherPayloads = found.contains { !$0.instance.hasSpringShapedPayload }
             let rows: [[String]] = found.map { entry in
                 let i = entry.instance
                 var type = i.serviceType ?? "-"
                 if !i.enabled { type += " (disabled)" }
-                return [i.id, i.address ?? "-", i.port.map(String.init) ?? "-", i.sslPort.map(String.init) ?? "-", type,
-                        i.registrationTimeUTC.map(isoTime) ?? "-", i.metadata.isEmpty ? "-" : JSONValue.object(i.metadata).compact()]
+                var row = [i.id, i.address ?? "-", i.port.map(String.init) ?? "-", i.sslPort.map(String.init) ?? "-", type,
+                           i.registrationTimeUTC.map(isoTime) ?? "-", i.metadata.isEmpty ? "-" : JSONValue.object(i.metadata).compact()]
+                if otherPayloads {
+                    row.append(i.hasSpringShapedPayload ? "-" : (i.document["payload"] ?? .null).compact())
+                }
+                return row
             }
-            out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"], rows)
+            out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"] + (otherPayloads ? ["PAYLOAD"] : []), rows)
         })
         return ExitCode.success
     }

@@ -27,7 +27,7 @@ extension CommandTable {
         "roundTripMs", "nodeCount", "connections", "outstanding", "source" (4lw|admin-server), "sources" (["connect-string",
         "ensemble", "observer"]), "error"}], "settings" (with -v: {"servers", "timeout", "sessionTimeout", "output",
         "configRoot", "servicesRoot", "locksRoot", "tasksRoot", "maxInflight", "sync", "auth",
-        "configFile"}, each {"value", "source"}; never a password)}; a server's fields are null
+        "configFile", "electionsRoot"}, each {"value", "source"}; never a password)}; a server's fields are null
         when it did not answer
         """,
         handler: runStatus)
@@ -226,6 +226,7 @@ extension CommandTable {
         o["servicesRoot"] = entry(s.servicesRoot.value, s.servicesRoot.source)
         o["locksRoot"] = entry(s.locksRoot.value, s.locksRoot.source)
         o["tasksRoot"] = entry(s.tasksRoot.value, s.tasksRoot.source)
+        o["electionsRoot"] = entry(s.electionsRoot.value, s.electionsRoot.source)
         o["maxInflight"] = entry(String(s.maxInFlight.value), s.maxInFlight.source)
         o["sync"] = entry(s.sync.value ? "yes" : "no", s.sync.source)
         // The user names only: a password is never shown.

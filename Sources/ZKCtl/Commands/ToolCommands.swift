@@ -3,7 +3,7 @@ import ZooKeeper
 import ZooKeeperRecipes
 
 extension CommandTable {
-    static let toolCommands: [CommandSpec] = [digestCommand]
+    static let toolCommands: [CommandSpec] = [digestCommand, completionCommand]
 
     // MARK: - digest
 

@@ -46,6 +46,8 @@ extension CommandTable {
         let zk = try await inv.connect()
         let out = inv.output
         let skipped = UnreadableNodes(inv)
+        let counter = ProgressCounter("nodes read")
+        inv.showProgress("tree", counter)
 
         // -o ndjson prints each node as the walk reads it; the nested document and the drawing
         // are made once the whole tree is read.
@@ -53,6 +55,7 @@ extension CommandTable {
             try await zk.walk(root, maxDepth: depth, data: withData, maxInFlight: inv.maxInFlight,
                               unreadable: skipped.record) { level in
                 for node in level { try emit(node) }
+                counter.add(level.count)
             }
         }, ndjson: { node in
             nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth)

@@ -482,9 +482,11 @@ extension CommandTable {
                 out.error("interrupted: deleted \(atLeast)\(progress.done) of \(total) znodes under \(path)\(unknown); run the same command again to delete the rest")
             }
             defer { progress.settle() }
+            let counter = ProgressCounter("nodes read")
+            inv.showProgress("delete", counter)
             // A transaction deep in the tree whose outcome is unknown: the tree is what to look at.
             deleted = try await reportingUnknownOutcome({ _ in ("delete --recursive \(path)", "zkctl exists \(path)") }) {
-                try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress)
+                try await RecursiveDelete(zk: zk, maxInFlight: inv.maxInFlight, unreadable: unreadable, progress: progress, counter: counter)
                     .run(root: path, rootVersion: version, force: inv[DeleteOptions.force])
             }
         } else {

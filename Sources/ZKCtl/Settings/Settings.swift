@@ -42,6 +42,7 @@ public struct Settings: Sendable {
     public var servicesRoot: Sourced<String>
     public var locksRoot: Sourced<String>
     public var tasksRoot: Sourced<String>
+    public var electionsRoot: Sourced<String>
     public var maxInFlight: Sourced<Int>
     /// Sync before the first read (`--sync`).
     public var sync: Sourced<Bool>
@@ -57,6 +58,10 @@ public struct Settings: Sendable {
     /// TLS to the servers, nil for plain TCP; where it was asked for.
     public var tls: TLSOptions? = nil
     public var tlsSource: SettingSource? = nil
+    /// Whether long work shows a progress line on stderr (`--progress`, `ZKCTL_PROGRESS`).
+    public var progress: Bool = false
+    /// How long work runs before its progress line appears.
+    public var progressDelay: Duration = .seconds(1)
 
     public static let defaultServers = "127.0.0.1:2181"
     /// The keys the config file may hold, per section: anything else is warned about (a typo
@@ -79,6 +84,7 @@ public struct Settings: Sendable {
         GlobalOptions.timeout.spec, GlobalOptions.sessionTimeout.spec, GlobalOptions.output.spec, GlobalOptions.configRoot.spec,
         GlobalOptions.servicesRoot.spec, GlobalOptions.locksRoot.spec, GlobalOptions.tasksRoot.spec,
         GlobalOptions.maxInFlight.spec, GlobalOptions.sync.spec,
+        GlobalOptions.electionsRoot.spec,
     ]
     public static let serverVariables = ["ZKCTL_SERVERS", "ZOOKEEPER_HOSTS", "ASAB_ZOOKEEPER_SERVERS"]
 
@@ -223,6 +229,26 @@ public struct Settings: Sendable {
         let noColor = env["NO_COLOR"].map { !$0.isEmpty } ?? false
         let colorTerminal = isTerminal && env["TERM"] != "dumb"
         let (tls, tlsSource) = try resolveTLS(parsed, environment: env, file: file, fileName: fileName, warnings: &warnings)
+        // Progress: never with -q or --no-progress; always with --progress; else yes/no from
+        // ZKCTL_PROGRESS; else when stderr is a terminal.
+        let progressOption = GlobalOptions.progress.spec
+        let progressText = pick(GlobalOptions.progress)
+        if GlobalOptions.progress.isGiven(in: parsed) && GlobalOptions.noProgress.isGiven(in: parsed) {
+            throw UsageError("--\(progressOption.long) and --\(GlobalOptions.noProgress.spec.long) cannot be used together", command: path)
+        }
+        let progress: Bool
+        if parsed[GlobalOptions.quiet] || parsed[GlobalOptions.noProgress] {
+            progress = false
+        } else if GlobalOptions.progress.isGiven(in: parsed) {
+            progress = true
+        } else if progressText.source == .defaultValue {
+            progress = Common.stderrIsTerminal
+        } else if let yes = yesOrNo(progressText.value) {
+            progress = yes
+        } else {
+            throw UsageError("bad \(progressOption.long) '\(progressText.value)' from \(progressText.source): must be yes or no (1/0, true/false, on/off)", command: path)
+        }
+
         var settings = Settings(
             servers: servers, timeout: Sourced(value: timeout, source: timeoutText.source), sessionTimeout: sessionTimeout,
             output: Sourced(value: output, source: outputText.source),
@@ -230,12 +256,15 @@ public struct Settings: Sendable {
             servicesRoot: try root(GlobalOptions.servicesRoot),
             locksRoot: try root(GlobalOptions.locksRoot),
             tasksRoot: try root(GlobalOptions.tasksRoot),
+            electionsRoot: try root(GlobalOptions.electionsRoot),
             maxInFlight: Sourced(value: inflight, source: inflightText.source), sync: sync,
             credentials: credentials, credentialSource: credentialSource, configFile: fileName,
             verbose: parsed[GlobalOptions.verbose], quiet: parsed[GlobalOptions.quiet],
             color: colorTerminal && !noColor && output == .text, warnings: warnings)
         settings.tls = tls
         settings.tlsSource = tlsSource
+        settings.progress = progress
+        if let delay = parsed[GlobalOptions.progressAfter] { settings.progressDelay = delay }
         return settings
     }
 

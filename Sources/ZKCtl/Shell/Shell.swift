@@ -365,6 +365,7 @@ final class Shell: @unchecked Sendable {
         do {
             code = try await task.value
         } catch {
+            inv.endProgress()
             output.flush()
             if let signo = inv.interruptSignal {
                 await inv.closeAll()
@@ -374,6 +375,7 @@ final class Shell: @unchecked Sendable {
             await inv.closeAll()
             return ZKCtl.finished(output, ExitCode.code(for: error))
         }
+        inv.endProgress()
         await inv.closeAll()
         // An interrupted command exits 128 + the signal, however its handler ended (as ZKCtl.run).
         if let signo = inv.interruptSignal { return ZKCtl.finished(output, 128 + signo) }
