@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 SAN="-sanitize=fuzzer,address"
 # One package name for every module, as SwiftPM gives them, so that `package` declarations of
 # the recipes library (the JSON parser's pieces) are visible to ZKCtl.
-COMMON=(-swift-version 6 -parse-as-library -O -g -use-ld=lld -I Sources/CZooKeeper -I Sources/COpenSSL -package-name zkctl $SAN)
+COMMON=(-swift-version 6 -parse-as-library -O -g -use-ld=lld -I Sources/CZooKeeper -I Sources/COpenSSL -I Sources/CEditline -package-name zkctl $SAN)
 newer() {  # true when $1 is missing or older than any later argument
   local target=$1; shift
   [ -e "$target" ] || return 0
@@ -33,6 +33,6 @@ mapfile -t ctl_sources < <(find Sources/ZKCtl -name '*.swift' | sort)
 if newer "$OUT/zkctl-fuzz" "${ctl_sources[@]}" Fuzz/FuzzMain.swift "$OUT/ZooKeeper.o" "$OUT/ZooKeeperRecipes.o" "$0"; then
   echo "fuzz: compiling ZKCtl and the fuzz entry"
   "$SWIFTC" "${COMMON[@]}" -wmo -module-name ZKCtl -I "$OUT" "${ctl_sources[@]}" Fuzz/FuzzMain.swift \
-    "$OUT/ZooKeeper.o" "$OUT/ZooKeeperRecipes.o" -lzookeeper_mt -lssl -lcrypto -o "$OUT/zkctl-fuzz"
+    "$OUT/ZooKeeper.o" "$OUT/ZooKeeperRecipes.o" -lzookeeper_mt -lssl -lcrypto -ledit -o "$OUT/zkctl-fuzz"
 fi
 echo "$OUT/zkctl-fuzz"
