@@ -42,7 +42,7 @@ public enum FourLetterWord {
             if connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
                 lastError = String(cString: strerror(errno)); continue
             }
-            guard wait(fd, for: Int16(POLLOUT), until: deadline) else { lastError = "timed out"; continue }
+            guard pollOne(fd, Int16(POLLOUT), until: deadline) else { lastError = "timed out"; continue }
             var soError: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
@@ -54,7 +54,7 @@ public enum FourLetterWord {
             var answer = Data()
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                guard wait(fd, for: Int16(POLLIN), until: deadline) else {
+                guard pollOne(fd, Int16(POLLIN), until: deadline) else {
                     throw ZooKeeperError(.operationTimeout, message: "\(host):\(port): no answer to \(what) within \(timeout.milliseconds) ms")
                 }
                 let n = recv(fd, &buffer, buffer.count, 0)
@@ -75,18 +75,6 @@ public enum FourLetterWord {
             Result { try query(host: host, port: port, word: word, timeout: timeout, tls: tls) }
         }
         return try result.get()
-    }
-
-    private static func wait(_ fd: Int32, for events: Int16, until deadline: ContinuousClock.Instant) -> Bool {
-        while true {
-            let left = (deadline - .now).milliseconds
-            if left <= 0 { return false }
-            var p = pollfd(fd: fd, events: events, revents: 0)
-            let r = poll(&p, 1, Int32(clamping: left))
-            if r > 0 { return true }
-            if r == 0 { return false }
-            if errno != EINTR { return false }
-        }
     }
 
     // MARK: Why no session

@@ -179,25 +179,8 @@ public struct CuratorMutex: Sendable {
 
     /// Creates our ephemeral sequential node, creating the lock's directory when missing.
     private func createContender(_ zk: ZooKeeperClient, prefix: String) async throws -> String {
-        let base = PathRules.join(directory, prefix)
-        var attempts = 0
-        while true {
-            attempts += 1
-            do {
-                return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
-            } catch ZooKeeperError.Code.noNode where attempts < 5 {
-                try await createDirectory(zk)
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < (error.unknownOutcome == nil ? 5 : 2) {
-                // The node may have been created: look for our prefix (the read waits for the
-                // reconnect). When the client could not settle the create itself, it has waited a
-                // whole timeout already: one more look, not four.
-                do {
-                    if let mine = try await zk.children(directory).children.first(where: { $0.hasPrefix(prefix) }) {
-                        return PathRules.join(directory, mine)
-                    }
-                } catch ZooKeeperError.Code.noNode {
-                }
-            }
+        try await createProtectedSequential(zk, under: directory, prefix: prefix, data: data, acl: acl) {
+            try await createDirectory(zk)
         }
     }
 

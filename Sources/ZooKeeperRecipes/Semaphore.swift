@@ -95,24 +95,10 @@ public struct CuratorSemaphore: Sendable {
     /// creatingParentContainersIfNeeded does) when missing. A create whose answer was lost is
     /// settled by looking for our prefix.
     private func createLease(_ zk: ZooKeeperClient, prefix: String) async throws -> String {
-        let base = PathRules.join(leasesPath, prefix)
-        var attempts = 0
-        while true {
-            attempts += 1
+        try await createProtectedSequential(zk, under: leasesPath, prefix: prefix, data: data, acl: acl) {
             do {
-                return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
-            } catch ZooKeeperError.Code.noNode where attempts < 5 {
-                do {
-                    _ = try await zk.create(leasesPath, mode: .container, acl: acl)
-                } catch ZooKeeperError.Code.nodeExists {
-                }
-            } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < (error.unknownOutcome == nil ? 5 : 2) {
-                do {
-                    if let mine = try await zk.children(leasesPath).children.first(where: { $0.hasPrefix(prefix) }) {
-                        return PathRules.join(leasesPath, mine)
-                    }
-                } catch ZooKeeperError.Code.noNode {
-                }
+                _ = try await zk.create(leasesPath, mode: .container, acl: acl)
+            } catch ZooKeeperError.Code.nodeExists {
             }
         }
     }

@@ -39,3 +39,29 @@ public func localHostName() -> String {
     guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// Creates an ephemeral sequential child of `parent` named `prefix` + the sequence, Curator's
+/// "protected" way: the prefix holds a uuid, so after a connection loss our node is found among
+/// the children by it. `makeParent` runs when the parent is missing. When the client could not
+/// settle the create itself it has waited a whole timeout already: one more look, not four.
+func createProtectedSequential(_ zk: ZooKeeperClient, under parent: String, prefix: String, data: Data, acl: [ACL],
+                               makeParent: () async throws -> Void) async throws -> String {
+    let base = PathRules.join(parent, prefix)
+    var attempts = 0
+    while true {
+        attempts += 1
+        do {
+            return try await zk.create(base, data: data, mode: .ephemeralSequential, acl: acl)
+        } catch ZooKeeperError.Code.noNode where attempts < 5 {
+            try await makeParent()
+        } catch let error as ZooKeeperError where error.code.isConnectionProblem && attempts < (error.unknownOutcome == nil ? 5 : 2) {
+            // The node may have been created: look for our prefix (the read waits for the reconnect).
+            do {
+                if let mine = try await zk.children(parent).children.first(where: { $0.hasPrefix(prefix) }) {
+                    return PathRules.join(parent, mine)
+                }
+            } catch ZooKeeperError.Code.noNode {
+            }
+        }
+    }
+}
