@@ -242,6 +242,56 @@ final class EnsembleCommandTests: XCTestCase {
         XCTAssertTrue(s.stdoutText.hasSuffix("ownerClient     \(owner["client"] as? String ?? "?") (on \(server.memberConnectString(2)))\n"), s.stdoutText)
     }
 
+    /// service discover --owners: a held ephemeral instance names the client that holds it (the
+    /// session sessions shows), a persistent one has no owner; plain discover stays as it was.
+    func testG_DiscoverOwnersNamesTheClientOfAnEphemeralInstance() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.memberConnectString(3), "service", "register", "api", "127.0.0.1", "8081", "--ephemeral", "--id", "api-held"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        var r = try zkctl(server, ["service", "register", "api", "127.0.0.1", "8082", "--id", "api-static"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        defer { _ = try? zkctl(server, ["service", "deregister", "api", "api-static"]) }
+
+        r = try zkctl(server, ["-o", "json", "sessions"])
+        let sessions = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let session = try XCTUnwrap(sessions.first { ($0["ephemeralPaths"] as? [String]) == ["/services/api/api-held"] }, r.stdoutText)
+        let client = try XCTUnwrap(session["client"] as? String)
+
+        r = try zkctl(server, ["-o", "json", "service", "discover", "api", "--owners"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        let instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let held = try XCTUnwrap(instances.first { $0["id"] as? String == "api-held" }, r.stdoutText)
+        let owner = try XCTUnwrap(held["owner"] as? [String: Any], r.stdoutText)
+        XCTAssertEqual(owner["client"] as? String, client)
+        XCTAssertEqual(owner["session"] as? String, session["sessionId"] as? String)
+        XCTAssertEqual(owner["member"] as? String, server.memberConnectString(3))
+        let persistent = try XCTUnwrap(instances.first { $0["id"] as? String == "api-static" }, r.stdoutText)
+        XCTAssertTrue(persistent["owner"] is NSNull, "\(persistent)")
+
+        r = try zkctl(server, ["service", "discover", "api", "--owners"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let lines = r.stdoutText.split(separator: "\n")
+        XCTAssertTrue(lines.first?.hasSuffix(" OWNER") ?? false, r.stdoutText)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("api-held ") && $0.hasSuffix(" \(client)") }, r.stdoutText)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("api-static ") && $0.hasSuffix(" -") }, r.stdoutText)
+
+        // Without --owners: no owner field, no OWNER column.
+        r = try zkctl(server, ["-o", "json", "service", "discover", "api"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let plain = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        XCTAssertEqual(plain.count, 2)
+        XCTAssertTrue(plain.allSatisfy { $0["owner"] == nil }, r.stdoutText)
+        r = try zkctl(server, ["service", "discover", "api"])
+        XCTAssertFalse(r.stdoutText.contains("OWNER"), r.stdoutText)
+
+        r = try zkctl(server, ["service", "discover", "api", "--owners", "--url"])
+        XCTAssertEqual(r.status, 64)
+    }
+
     func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {
         let plain = try ZooKeeperServer.ensemble(size: 1)
         defer { plain.shutdown() }
@@ -354,6 +404,39 @@ final class EnsembleMonitoringTests: XCTestCase {
         XCTAssertTrue((owner["sessionId"] as? String)?.hasPrefix("0x") ?? false, "\(owner)")
         r = try zkctl(["sessions", "--admin-port", String(admin)])
         XCTAssertTrue(r.stdoutText.contains(" 1           /services/web/w1"), r.stdoutText)
+    }
+}
+
+extension EnsembleMonitoringTests {
+    /// service discover --owners through the AdminServer's connections (cons is not allowed),
+    /// and the one stderr line when no member can say.
+    func testDiscoverOwnersThroughTheAdminServer() throws {
+        let server = try Self.server()
+        let admin = try XCTUnwrap(server.adminPort(member: 1))
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "service", "register", "owned", "127.0.0.1", "90", "--ephemeral", "--id", "o1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        var r = try zkctl(["-o", "json", "service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        var instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let owner = try XCTUnwrap(instances.first?["owner"] as? [String: Any], r.stdoutText)
+        XCTAssertEqual(owner["member"] as? String, server.connectString)
+        XCTAssertTrue((owner["client"] as? String)?.hasPrefix("127.0.0.1:") ?? false, "\(owner)")
+        let session = try XCTUnwrap(owner["session"] as? String)
+
+        // No AdminServer on that port and cons not allowed: owner null, and why, once.
+        let closed = try closedPort()
+        r = try zkctl(["-o", "json", "service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(closed)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        XCTAssertTrue(instances.first?["owner"] is NSNull, r.stdoutText)
+        XCTAssertEqual(r.stderrText, "zkctl: warning: owner not found for o1 (session \(session)): no member said: "
+                       + "\(server.connectString): cons is not allowed and no AdminServer answered on port \(closed) (connection refused): "
+                       + "allow cons in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port\n")
+        r = try zkctl(["service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(closed)])
+        XCTAssertTrue(r.stdoutText.split(separator: "\n").last?.hasSuffix(" ?") ?? false, r.stdoutText)
     }
 }
 
