@@ -440,6 +440,81 @@ extension EnsembleMonitoringTests {
     }
 }
 
+/// metrics, sessions and status through an AdminServer that serves only HTTPS
+/// (admin.forceHttps=true, with the ssl.quorum.* stores), with --tls and --tls-ca, and without
+/// --tls from the plain client port.
+final class AdminServerHTTPSTests: XCTestCase {
+    func testMetricsSessionsAndStatusOverHTTPS() throws {
+        let fx = try TLSFixtures.make()
+        let stores = fx.stores.path
+        let password = try String(contentsOf: fx.stores.appendingPathComponent("password"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var config = ["4lw.commands.whitelist=srvr", "admin.forceHttps=true"]
+        for (store, file) in [("keyStore", "keystore.p12"), ("trustStore", "truststore.p12")] {
+            config += ["ssl.quorum.\(store).location=\(stores)/\(file)", "ssl.quorum.\(store).password=\(password)",
+                       "ssl.quorum.\(store).type=PKCS12"]
+        }
+        let server = try ZooKeeperServer.secure(stores: fx.stores, setup: .init(config: config, adminServer: true))
+        defer { server.shutdown() }
+        let admin = String(try XCTUnwrap(server.adminPort(member: 1)))
+        let secure = try XCTUnwrap(server.secureConnectString)
+        let tls = ["--tls", "--tls-ca", fx.path("ca.pem")]
+        // No CA of the environment's: "the system's CAs" are the machine's, which do not know the test CA.
+        func zkctl(_ args: [String], env: [String: String?] = [:]) throws -> ProcessResult {
+            try runProcess(zkctlBinaryPath(), ["--timeout", "5s"] + args,
+                           environment: childEnvironment(["SSL_CERT_FILE": nil, "SSL_CERT_DIR": nil].merging(env) { $1 }), timeout: 60)
+        }
+        func json<T>(_ r: ProcessResult, as: T.Type) throws -> T {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? T, r.stdoutText + r.stderrText)
+        }
+
+        // metrics: mntr is not allowed; the AdminServer answers over HTTPS, verified by --tls-ca.
+        var r = try zkctl(["-s", secure] + tls + ["-o", "json", "metrics", "--admin-port", admin])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let list = try json(r, as: [[String: Any]].self)
+        XCTAssertEqual(list.first?["source"] as? String, "admin-server", r.stdoutText)
+        XCTAssertEqual((list.first?["metrics"] as? [String: Any])?["server_state"] as? String, "standalone", r.stdoutText)
+
+        // sessions: the AdminServer's connections and dump name a held registration's session.
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "service", "register", "secured", "127.0.0.1", "443", "--ephemeral", "--id", "s1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        r = try zkctl(["-s", secure] + tls + ["-o", "json", "sessions", "--admin-port", admin])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let owner = try XCTUnwrap(try json(r, as: [[String: Any]].self).first { ($0["ephemeralPaths"] as? [String]) == ["/services/secured/s1"] }, r.stdoutText)
+        XCTAssertEqual(owner["source"] as? String, "admin-server")
+
+        // status: a client port that never answers; the member's figures come over HTTPS.
+        let silent = try SilentListener()
+        defer { silent.close() }
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "2s"] + tls + ["-o", "json", "status", "--admin-port", admin])
+        var first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
+        XCTAssertEqual(first["source"] as? String, "admin-server", "\(first)")
+        XCTAssertEqual(first["mode"] as? String, "standalone", "\(first)")
+
+        // A CA that did not sign the AdminServer's certificate: no plain HTTP instead, the reason.
+        let otherCA = fx.path("other-ca.pem")
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "2s", "--tls", "--tls-ca", otherCA, "-o", "json", "status", "--admin-port", admin])
+        first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
+        XCTAssertTrue(first["source"] is NSNull, "\(first)")
+        XCTAssertEqual(first["error"] as? String, "srvr is not allowed and HTTPS to the AdminServer on port \(admin) failed: "
+                       + "the server's certificate is not signed by the CA in '\(otherCA)' (unknown CA)", "\(first)")
+
+        // Without --tls, from the plain client port: the port answers plain HTTP with TLS, so
+        // HTTPS, verified with the system's CAs (here SSL_CERT_FILE names the test CA).
+        r = try zkctl(["-s", server.connectString, "-o", "json", "metrics", "--admin-port", admin], env: ["SSL_CERT_FILE": fx.path("ca.pem")])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(try json(r, as: [[String: Any]].self).first?["source"] as? String, "admin-server", r.stdoutText)
+        r = try zkctl(["-s", server.connectString, "metrics", "--admin-port", admin])
+        XCTAssertEqual(r.status, 69)
+        XCTAssertEqual(r.stdoutText, "")
+        XCTAssertEqual(r.stderrText, "zkctl: \(server.connectString): mntr is not allowed and HTTPS to the AdminServer on port \(admin) failed: "
+                       + "the server's certificate is not signed by the system's CAs (unknown CA) (its port serves HTTPS only: give --tls and "
+                       + "--tls-ca when the client port is TLS too, or add the CA to the system's store)\n")
+    }
+}
+
 fileprivate final class LockedFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false

@@ -107,8 +107,12 @@ extension CommandTable {
         description: """
         Asks every member (of /zookeeper/config, else of the connect string) for its monitoring
         figures: the four-letter word mntr where the server allows it, else the AdminServer's
-        /commands/monitor (plain HTTP on --admin-port). Says per member which source answered,
-        and what to allow when neither did. The names are mntr's without the zk_ prefix.
+        /commands/monitor on --admin-port. Says per member which source answered, and what to
+        allow when neither did. The AdminServer is asked over HTTPS with --tls (verified by
+        --tls-ca as the client port is; plain HTTP only when its port does not speak TLS at
+        all), else over plain HTTP, and over HTTPS when its port serves only HTTPS
+        (admin.forceHttps=true), verified with the system's CAs. status and sessions ask it the
+        same way. The names are mntr's without the zk_ prefix.
         -o prometheus prints the text exposition format, one sample a line with a server label,
         for node_exporter's textfile collector: latency summaries as ZooKeeper's Prometheus
         provider names them (name{quantile="0.5"}, name_count, name_sum), text figures as labels
