@@ -83,8 +83,8 @@ public enum ServerProbe {
     }
 
     /// `GET path` on an AdminServer, by the scheme it serves. With `tls`, HTTPS first, and plain
-    /// HTTP only when the port does not speak TLS at all (never after a certificate was refused:
-    /// that would give up the verification asked for). Without, plain HTTP first, and HTTPS when
+    /// HTTP only when the port answered the handshake with something that is not TLS (never
+    /// after a certificate was refused: that would give up the verification asked for). Without, plain HTTP first, and HTTPS when
     /// the port answers only TLS (ZooKeeper's admin.forceHttps=true), verified with the system's
     /// CAs. All within `timeout`; blocking.
     static func adminGet(host: String, port: Int, path: String, timeout: Duration, tls: TLSOptions?) throws -> (status: Int, body: Data) {
@@ -95,12 +95,14 @@ public enum ServerProbe {
             do {
                 return try httpGet(host: host, port: port, path: path, timeout: timeout, tls: tls)
             } catch let error as ZooKeeperError where error.code != .operationTimeout {
-                // Refused or not there: that error. A plain HTTP answer from a port that does
-                // not speak TLS: a plain AdminServer. Anything else: HTTPS failed.
-                guard let answer = try? httpExchange(host: host, port: port, path: path, timeout: left(), tls: nil) else { throw error }
-                if let plain = parseHTTP(answer), !TLSExchange.speaksTLS(server, timeout: left()) { return plain }
-                if parseHTTP(answer) == nil && !looksLikeTLS(answer) { throw error }
-                throw AdminTLSFailure(reason: reason(error, host: host, port: port), onlyTLS: false)
+                // The port answered, but not with TLS: a plain AdminServer.
+                if TLSExchange.isNotTLS(error) { return try httpGet(host: host, port: port, path: path, timeout: left()) }
+                // One that speaks TLS: HTTPS failed (its certificate, the handshake). Else
+                // refused or unreachable: that error.
+                if TLSExchange.speaksTLS(server, timeout: left()) {
+                    throw AdminTLSFailure(reason: reason(error, host: host, port: port), onlyTLS: false)
+                }
+                throw error
             }
         }
         let answer = try httpExchange(host: host, port: port, path: path, timeout: timeout, tls: nil)
@@ -165,7 +167,9 @@ public enum ServerProbe {
             } catch {
                 return .failure(Failure(reachable: false, message: "\(error)"))
             }
-            let left = max(timeout - (ContinuousClock.now - started), .milliseconds(200))
+            // At least a second for the AdminServer when the client port used the whole timeout
+            // (a silent TLS port): its first HTTPS handshake can take that long.
+            let left = max(timeout - (ContinuousClock.now - started), .seconds(1))
             do {
                 let object = try adminCommand(host: host, port: adminPort, command: command, timeout: left, tls: tls)
                 if let value = fromAdmin(object) { return .success((.adminServer, value)) }

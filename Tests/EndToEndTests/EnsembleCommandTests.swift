@@ -488,14 +488,14 @@ final class AdminServerHTTPSTests: XCTestCase {
         // status: a client port that never answers; the member's figures come over HTTPS.
         let silent = try SilentListener()
         defer { silent.close() }
-        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "2s"] + tls + ["-o", "json", "status", "--admin-port", admin])
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "1s"] + tls + ["-o", "json", "status", "--admin-port", admin])
         var first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
         XCTAssertEqual(first["source"] as? String, "admin-server", "\(first)")
         XCTAssertEqual(first["mode"] as? String, "standalone", "\(first)")
 
         // A CA that did not sign the AdminServer's certificate: no plain HTTP instead, the reason.
         let otherCA = fx.path("other-ca.pem")
-        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "2s", "--tls", "--tls-ca", otherCA, "-o", "json", "status", "--admin-port", admin])
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "1s", "--tls", "--tls-ca", otherCA, "-o", "json", "status", "--admin-port", admin])
         first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
         XCTAssertTrue(first["source"] is NSNull, "\(first)")
         XCTAssertEqual(first["error"] as? String, "srvr is not allowed and HTTPS to the AdminServer on port \(admin) failed: "
