@@ -220,6 +220,7 @@ complete -c zkctl -n '__zkctl_at '\''service register'\''' -l acl -x -d 'ACL ent
 complete -c zkctl -n '__zkctl_arg '\''service register'\'' 0' -x -a '(__zkctl_live service)'
 complete -c zkctl -n '__zkctl_at '\''service discover'\''' -l url -d 'print the URL of one instance picked at random'
 complete -c zkctl -n '__zkctl_at '\''service discover'\''' -l all-urls -d 'print the URL of every instance, one per line'
+complete -c zkctl -n '__zkctl_at '\''service discover'\''' -l owners -d 'name the client that owns each ephemeral instance (asks every member)'
 complete -c zkctl -n '__zkctl_arg '\''service discover'\'' 0' -x -a '(__zkctl_live service)'
 complete -c zkctl -n '__zkctl_at '\''service deregister'\''' -l all -d 'remove every instance of NAME'
 complete -c zkctl -n '__zkctl_arg '\''service deregister'\'' 0' -x -a '(__zkctl_live service)'

@@ -2,8 +2,9 @@ import Foundation
 
 /// What a member says about itself outside a session: the four-letter words on its client port
 /// (`srvr`, `mntr`, `cons`, `dump`) where the server allows them, else the same figures from its
-/// AdminServer (`http://host:adminPort/commands/...`, JSON). Every request opens its socket
-/// through `FourLetterWord.exchange`, within its timeout.
+/// AdminServer (`http://host:adminPort/commands/...`, JSON; HTTPS with TLS options, or when the
+/// port serves only HTTPS). Every request opens its socket through `FourLetterWord.exchange`,
+/// within its timeout.
 public enum ServerProbe {
     /// Which transport answered.
     public enum Source: String, Sendable, Hashable {
@@ -43,26 +44,82 @@ public enum ServerProbe {
     // MARK: Transports
 
     /// `GET path` over HTTP/1.0 (the server closes after the answer): the status and the body.
-    public static func httpGet(host: String, port: Int, path: String, timeout: Duration) throws -> (status: Int, body: Data) {
-        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let request = "GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        let answer = try FourLetterWord.exchange(host: host, port: port, request: Array(request.utf8), what: "GET \(path)", timeout: timeout)
-        let separator = Data("\r\n\r\n".utf8)
-        guard let end = answer.range(of: separator) else {
+    /// With `tls`, over HTTPS (verified as the client port is).
+    public static func httpGet(host: String, port: Int, path: String, timeout: Duration, tls: TLSOptions? = nil) throws -> (status: Int, body: Data) {
+        let answer = try httpExchange(host: host, port: port, path: path, timeout: timeout, tls: tls)
+        guard let parsed = parseHTTP(answer) else {
             throw ZooKeeperError(.unavailable, message: "\(host):\(port): not an HTTP answer")
         }
+        return parsed
+    }
+
+    private static func httpExchange(host: String, port: Int, path: String, timeout: Duration, tls: TLSOptions?) throws -> Data {
+        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let request = "GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        return try FourLetterWord.exchange(host: host, port: port, request: Array(request.utf8), what: "GET \(path)", timeout: timeout, tls: tls)
+    }
+
+    /// The status and body of an HTTP answer, or nil when it is not one.
+    static func parseHTTP(_ answer: Data) -> (status: Int, body: Data)? {
+        guard let end = answer.range(of: Data("\r\n\r\n".utf8)) else { return nil }
         let head = String(decoding: answer[..<end.lowerBound], as: UTF8.self)
         let statusLine = head.split(separator: "\r\n", maxSplits: 1).first ?? ""
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            throw ZooKeeperError(.unavailable, message: "\(host):\(port): not an HTTP answer")
-        }
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else { return nil }
         return (status, Data(answer[end.upperBound...]))
     }
 
+    /// Whether an answer to plain text is a TLS record (a handshake or an alert: type 22 or 21,
+    /// version 3.x), as an HTTPS-only AdminServer (admin.forceHttps=true) sends to plain HTTP.
+    static func looksLikeTLS(_ answer: Data) -> Bool {
+        answer.count >= 5 && (answer[answer.startIndex] == 0x15 || answer[answer.startIndex] == 0x16) && answer[answer.startIndex + 1] == 0x03
+    }
+
+    /// HTTPS to an AdminServer failed (its certificate, or the handshake): the reason.
+    struct AdminTLSFailure: Error, Sendable {
+        var reason: String
+        /// HTTPS was tried because the port answers only TLS, not because --tls asked for it.
+        var onlyTLS: Bool
+    }
+
+    /// `GET path` on an AdminServer, by the scheme it serves. With `tls`, HTTPS first, and plain
+    /// HTTP only when the port answered the handshake with something that is not TLS (never
+    /// after a certificate was refused: that would give up the verification asked for). Without, plain HTTP first, and HTTPS when
+    /// the port answers only TLS (ZooKeeper's admin.forceHttps=true), verified with the system's
+    /// CAs. All within `timeout`; blocking.
+    static func adminGet(host: String, port: Int, path: String, timeout: Duration, tls: TLSOptions?) throws -> (status: Int, body: Data) {
+        let deadline = ContinuousClock.now + timeout
+        func left() -> Duration { max(deadline - .now, .milliseconds(200)) }
+        let server = ConnectString.Server(host: host, port: port)
+        if let tls {
+            do {
+                return try httpGet(host: host, port: port, path: path, timeout: timeout, tls: tls)
+            } catch let error as ZooKeeperError where error.code != .operationTimeout {
+                // The port answered, but not with TLS: a plain AdminServer.
+                if TLSExchange.isNotTLS(error) { return try httpGet(host: host, port: port, path: path, timeout: left()) }
+                // One that speaks TLS: HTTPS failed (its certificate, the handshake). Else
+                // refused or unreachable: that error.
+                if TLSExchange.speaksTLS(server, timeout: left()) {
+                    throw AdminTLSFailure(reason: reason(error, host: host, port: port), onlyTLS: false)
+                }
+                throw error
+            }
+        }
+        let answer = try httpExchange(host: host, port: port, path: path, timeout: timeout, tls: nil)
+        if let parsed = parseHTTP(answer) { return parsed }
+        guard looksLikeTLS(answer) else {
+            throw ZooKeeperError(.unavailable, message: "\(host):\(port): not an HTTP answer")
+        }
+        do {
+            return try httpGet(host: host, port: port, path: path, timeout: left(), tls: TLSOptions())
+        } catch let error as ZooKeeperError {
+            throw AdminTLSFailure(reason: reason(error, host: host, port: port), onlyTLS: true)
+        }
+    }
+
     /// One AdminServer command's JSON object; throws when the server refuses or is not there.
-    static func adminCommand(host: String, port: Int, command: String, timeout: Duration) throws -> [String: Any] {
-        let (status, body) = try httpGet(host: host, port: port, path: "/commands/\(command)", timeout: timeout)
+    static func adminCommand(host: String, port: Int, command: String, timeout: Duration, tls: TLSOptions? = nil) throws -> [String: Any] {
+        let (status, body) = try adminGet(host: host, port: port, path: "/commands/\(command)", timeout: timeout, tls: tls)
         guard status == 200 else {
             throw ZooKeeperError(.unavailable, message: "\(host):\(port): the AdminServer answered HTTP \(status) to \(command)")
         }
@@ -110,11 +167,18 @@ public enum ServerProbe {
             } catch {
                 return .failure(Failure(reachable: false, message: "\(error)"))
             }
-            let left = max(timeout - (ContinuousClock.now - started), .milliseconds(200))
+            // At least a second for the AdminServer when the client port used the whole timeout
+            // (a silent TLS port): its first HTTPS handshake can take that long.
+            let left = max(timeout - (ContinuousClock.now - started), .seconds(1))
             do {
-                let object = try adminCommand(host: host, port: adminPort, command: command, timeout: left)
+                let object = try adminCommand(host: host, port: adminPort, command: command, timeout: left, tls: tls)
                 if let value = fromAdmin(object) { return .success((.adminServer, value)) }
                 return .failure(Failure(reachable: true, message: "the AdminServer on port \(adminPort) gave no \(command) figures"))
+            } catch let failure as AdminTLSFailure {
+                let hint = failure.onlyTLS
+                    ? " (its port serves HTTPS only: give --tls and --tls-ca when the client port is TLS too, or add the CA to the system's store)" : ""
+                return .failure(Failure(reachable: true, message:
+                    "\(word) is not allowed and HTTPS to the AdminServer on port \(adminPort) failed: \(failure.reason)\(hint)"))
             } catch {
                 let why = (error as? ZooKeeperError).map { reason($0, host: host, port: adminPort) } ?? "\(error)"
                 return .failure(Failure(reachable: true, message:

@@ -39,6 +39,9 @@ public struct TLSFailure: Sendable, Hashable {
     public var reason: String
 
     public var message: String { "TLS to \(server) failed: \(reason)" }
+
+    /// The reason of a `.notTLS` failure: the port answered, but not with TLS.
+    static let notTLSReason = "the server did not answer TLS (is this the plain client port?)"
 }
 
 // MARK: The context
@@ -165,7 +168,7 @@ final class TLSContext: @unchecked Sendable {
             let notTLS: Set<Int32> = [SSL_R_WRONG_VERSION_NUMBER, SSL_R_PACKET_LENGTH_TOO_LONG, SSL_R_UNEXPECTED_EOF_WHILE_READING,
                                       SSL_R_RECORD_LENGTH_MISMATCH, SSL_R_HTTP_REQUEST, SSL_R_UNEXPECTED_MESSAGE]
             if e == 0 || (zkctl_err_is_ssl_lib(e) != 0 && notTLS.contains(reason)) || sslError == SSL_ERROR_SYSCALL {
-                return failure(.notTLS, "the server did not answer TLS (is this the plain client port?)")
+                return failure(.notTLS, TLSFailure.notTLSReason)
             }
         }
         let text = e == 0 ? (sslError == SSL_ERROR_SYSCALL ? "connection closed" : "error \(sslError)")
@@ -291,6 +294,9 @@ enum TLSExchange {
         }
         return answer
     }
+
+    /// Whether an error of `run` says the server did not answer TLS (a plain port).
+    static func isNotTLS(_ error: ZooKeeperError) -> Bool { error.message.hasSuffix(": " + TLSFailure.notTLSReason) }
 
     /// Whether `server` speaks TLS: a handshake without verification gets a TLS answer (a
     /// finished handshake, or an alert). Within `timeout`; blocking.

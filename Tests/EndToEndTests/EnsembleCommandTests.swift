@@ -242,6 +242,56 @@ final class EnsembleCommandTests: XCTestCase {
         XCTAssertTrue(s.stdoutText.hasSuffix("ownerClient     \(owner["client"] as? String ?? "?") (on \(server.memberConnectString(2)))\n"), s.stdoutText)
     }
 
+    /// service discover --owners: a held ephemeral instance names the client that holds it (the
+    /// session sessions shows), a persistent one has no owner; plain discover stays as it was.
+    func testG_DiscoverOwnersNamesTheClientOfAnEphemeralInstance() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.memberConnectString(3), "service", "register", "api", "127.0.0.1", "8081", "--ephemeral", "--id", "api-held"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        var r = try zkctl(server, ["service", "register", "api", "127.0.0.1", "8082", "--id", "api-static"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        defer { _ = try? zkctl(server, ["service", "deregister", "api", "api-static"]) }
+
+        r = try zkctl(server, ["-o", "json", "sessions"])
+        let sessions = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let session = try XCTUnwrap(sessions.first { ($0["ephemeralPaths"] as? [String]) == ["/services/api/api-held"] }, r.stdoutText)
+        let client = try XCTUnwrap(session["client"] as? String)
+
+        r = try zkctl(server, ["-o", "json", "service", "discover", "api", "--owners"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        let instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let held = try XCTUnwrap(instances.first { $0["id"] as? String == "api-held" }, r.stdoutText)
+        let owner = try XCTUnwrap(held["owner"] as? [String: Any], r.stdoutText)
+        XCTAssertEqual(owner["client"] as? String, client)
+        XCTAssertEqual(owner["session"] as? String, session["sessionId"] as? String)
+        XCTAssertEqual(owner["member"] as? String, server.memberConnectString(3))
+        let persistent = try XCTUnwrap(instances.first { $0["id"] as? String == "api-static" }, r.stdoutText)
+        XCTAssertTrue(persistent["owner"] is NSNull, "\(persistent)")
+
+        r = try zkctl(server, ["service", "discover", "api", "--owners"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let lines = r.stdoutText.split(separator: "\n")
+        XCTAssertTrue(lines.first?.hasSuffix(" OWNER") ?? false, r.stdoutText)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("api-held ") && $0.hasSuffix(" \(client)") }, r.stdoutText)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("api-static ") && $0.hasSuffix(" -") }, r.stdoutText)
+
+        // Without --owners: no owner field, no OWNER column.
+        r = try zkctl(server, ["-o", "json", "service", "discover", "api"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let plain = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        XCTAssertEqual(plain.count, 2)
+        XCTAssertTrue(plain.allSatisfy { $0["owner"] == nil }, r.stdoutText)
+        r = try zkctl(server, ["service", "discover", "api"])
+        XCTAssertFalse(r.stdoutText.contains("OWNER"), r.stdoutText)
+
+        r = try zkctl(server, ["service", "discover", "api", "--owners", "--url"])
+        XCTAssertEqual(r.status, 64)
+    }
+
     func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {
         let plain = try ZooKeeperServer.ensemble(size: 1)
         defer { plain.shutdown() }
@@ -354,6 +404,114 @@ final class EnsembleMonitoringTests: XCTestCase {
         XCTAssertTrue((owner["sessionId"] as? String)?.hasPrefix("0x") ?? false, "\(owner)")
         r = try zkctl(["sessions", "--admin-port", String(admin)])
         XCTAssertTrue(r.stdoutText.contains(" 1           /services/web/w1"), r.stdoutText)
+    }
+}
+
+extension EnsembleMonitoringTests {
+    /// service discover --owners through the AdminServer's connections (cons is not allowed),
+    /// and the one stderr line when no member can say.
+    func testDiscoverOwnersThroughTheAdminServer() throws {
+        let server = try Self.server()
+        let admin = try XCTUnwrap(server.adminPort(member: 1))
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "service", "register", "owned", "127.0.0.1", "90", "--ephemeral", "--id", "o1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        var r = try zkctl(["-o", "json", "service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(admin)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(r.stderrText, "")
+        var instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        let owner = try XCTUnwrap(instances.first?["owner"] as? [String: Any], r.stdoutText)
+        XCTAssertEqual(owner["member"] as? String, server.connectString)
+        XCTAssertTrue((owner["client"] as? String)?.hasPrefix("127.0.0.1:") ?? false, "\(owner)")
+        let session = try XCTUnwrap(owner["session"] as? String)
+
+        // No AdminServer on that port and cons not allowed: owner null, and why, once.
+        let closed = try closedPort()
+        r = try zkctl(["-o", "json", "service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(closed)])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        instances = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? [[String: Any]], r.stdoutText)
+        XCTAssertTrue(instances.first?["owner"] is NSNull, r.stdoutText)
+        XCTAssertEqual(r.stderrText, "zkctl: warning: owner not found for o1 (session \(session)): no member said: "
+                       + "\(server.connectString): cons is not allowed and no AdminServer answered on port \(closed) (connection refused): "
+                       + "allow cons in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port\n")
+        r = try zkctl(["service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(closed)])
+        XCTAssertTrue(r.stdoutText.split(separator: "\n").last?.hasSuffix(" ?") ?? false, r.stdoutText)
+    }
+}
+
+/// metrics, sessions and status through an AdminServer that serves only HTTPS
+/// (admin.forceHttps=true, with the ssl.quorum.* stores), with --tls and --tls-ca, and without
+/// --tls from the plain client port.
+final class AdminServerHTTPSTests: XCTestCase {
+    func testMetricsSessionsAndStatusOverHTTPS() throws {
+        let fx = try TLSFixtures.make()
+        let stores = fx.stores.path
+        let password = try String(contentsOf: fx.stores.appendingPathComponent("password"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var config = ["4lw.commands.whitelist=srvr", "admin.forceHttps=true"]
+        for (store, file) in [("keyStore", "keystore.p12"), ("trustStore", "truststore.p12")] {
+            config += ["ssl.quorum.\(store).location=\(stores)/\(file)", "ssl.quorum.\(store).password=\(password)",
+                       "ssl.quorum.\(store).type=PKCS12"]
+        }
+        let server = try ZooKeeperServer.secure(stores: fx.stores, setup: .init(config: config, adminServer: true))
+        defer { server.shutdown() }
+        let admin = String(try XCTUnwrap(server.adminPort(member: 1)))
+        let secure = try XCTUnwrap(server.secureConnectString)
+        let tls = ["--tls", "--tls-ca", fx.path("ca.pem")]
+        // No CA of the environment's: "the system's CAs" are the machine's, which do not know the test CA.
+        func zkctl(_ args: [String], env: [String: String?] = [:]) throws -> ProcessResult {
+            try runProcess(zkctlBinaryPath(), ["--timeout", "5s"] + args,
+                           environment: childEnvironment(["SSL_CERT_FILE": nil, "SSL_CERT_DIR": nil].merging(env) { $1 }), timeout: 60)
+        }
+        func json<T>(_ r: ProcessResult, as: T.Type) throws -> T {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdoutText.utf8)) as? T, r.stdoutText + r.stderrText)
+        }
+
+        // metrics: mntr is not allowed; the AdminServer answers over HTTPS, verified by --tls-ca.
+        var r = try zkctl(["-s", secure] + tls + ["-o", "json", "metrics", "--admin-port", admin])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let list = try json(r, as: [[String: Any]].self)
+        XCTAssertEqual(list.first?["source"] as? String, "admin-server", r.stdoutText)
+        XCTAssertEqual((list.first?["metrics"] as? [String: Any])?["server_state"] as? String, "standalone", r.stdoutText)
+
+        // sessions: the AdminServer's connections and dump name a held registration's session.
+        let holder = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "service", "register", "secured", "127.0.0.1", "443", "--ephemeral", "--id", "s1"],
+                                           environment: ProcessInfo.processInfo.environment)
+        defer { holder.kill() }
+        XCTAssertTrue(holder.waitForLines(1), holder.stderr)
+        r = try zkctl(["-s", secure] + tls + ["-o", "json", "sessions", "--admin-port", admin])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let owner = try XCTUnwrap(try json(r, as: [[String: Any]].self).first { ($0["ephemeralPaths"] as? [String]) == ["/services/secured/s1"] }, r.stdoutText)
+        XCTAssertEqual(owner["source"] as? String, "admin-server")
+
+        // status: a client port that never answers; the member's figures come over HTTPS.
+        let silent = try SilentListener()
+        defer { silent.close() }
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "1s"] + tls + ["-o", "json", "status", "--admin-port", admin])
+        var first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
+        XCTAssertEqual(first["source"] as? String, "admin-server", "\(first)")
+        XCTAssertEqual(first["mode"] as? String, "standalone", "\(first)")
+
+        // A CA that did not sign the AdminServer's certificate: no plain HTTP instead, the reason.
+        let otherCA = fx.path("other-ca.pem")
+        r = try zkctl(["-s", "127.0.0.1:\(silent.port)", "--timeout", "1s", "--tls", "--tls-ca", otherCA, "-o", "json", "status", "--admin-port", admin])
+        first = try XCTUnwrap((try json(r, as: [String: Any].self)["servers"] as? [[String: Any]])?.first, r.stdoutText)
+        XCTAssertTrue(first["source"] is NSNull, "\(first)")
+        XCTAssertEqual(first["error"] as? String, "srvr is not allowed and HTTPS to the AdminServer on port \(admin) failed: "
+                       + "the server's certificate is not signed by the CA in '\(otherCA)' (unknown CA)", "\(first)")
+
+        // Without --tls, from the plain client port: the port answers plain HTTP with TLS, so
+        // HTTPS, verified with the system's CAs (here SSL_CERT_FILE names the test CA).
+        r = try zkctl(["-s", server.connectString, "-o", "json", "metrics", "--admin-port", admin], env: ["SSL_CERT_FILE": fx.path("ca.pem")])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(try json(r, as: [[String: Any]].self).first?["source"] as? String, "admin-server", r.stdoutText)
+        r = try zkctl(["-s", server.connectString, "metrics", "--admin-port", admin])
+        XCTAssertEqual(r.status, 69)
+        XCTAssertEqual(r.stdoutText, "")
+        XCTAssertEqual(r.stderrText, "zkctl: \(server.connectString): mntr is not allowed and HTTPS to the AdminServer on port \(admin) failed: "
+                       + "the server's certificate is not signed by the system's CAs (unknown CA) (its port serves HTTPS only: give --tls and "
+                       + "--tls-ca when the client port is TLS too, or add the CA to the system's store)\n")
     }
 }
 

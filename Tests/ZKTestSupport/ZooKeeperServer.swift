@@ -58,8 +58,9 @@ public final class ZooKeeperServer: Sendable {
     /// Starts a standalone server (or an ensemble of `ensembleSize`) that also serves TLS on a
     /// `secureClientPort` per member (Netty), with the PKCS12 stores in `stores` (see
     /// `TLSFixtures`) and `ssl.clientAuth` set to `clientAuth` (`none`, `want` or `need`).
-    public static func secure(stores: URL, clientAuth: String = "none", ensembleSize: Int? = nil) throws -> ZooKeeperServer {
-        try start(label: ensembleSize.map { "tls-ensemble\($0)" } ?? "tls-standalone", ensembleSize: ensembleSize,
+    /// `setup` adds zoo.cfg lines, the AdminServer, JVM flags.
+    public static func secure(stores: URL, clientAuth: String = "none", ensembleSize: Int? = nil, setup: Setup? = nil) throws -> ZooKeeperServer {
+        try start(label: ensembleSize.map { "tls-ensemble\($0)" } ?? "tls-standalone", ensembleSize: ensembleSize, setup: setup,
                   tls: ["--tls", stores.path, "--tls-client-auth", clientAuth])
     }
 

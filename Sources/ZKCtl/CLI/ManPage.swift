@@ -325,6 +325,8 @@ public enum ManPage {
         >   ssh $m sudo systemctl restart zookeeper
         > done
         """) + "\n.fi\n.RE\n"
+        s += ".PP\nOr on each member's own host in turn, here member 2:\n.PP\n.RS\n.nf\n"
+        s += escape("$ zkctl ensemble can-restart 2 --wait 5m && systemctl restart zookeeper") + "\n.fi\n.RE\n"
         s += ".PP\n" + paragraph("""
         When one member is down, can-restart of any other exits 69 and names it, for example: zkctl: member 1 \
         (zk1:2181, follower) cannot be restarted now: member 2 (zk2:2181) is down: connection refused; 1 of 3 \

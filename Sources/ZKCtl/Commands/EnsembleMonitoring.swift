@@ -30,31 +30,74 @@ extension CommandTable {
         return (out.isEmpty ? fromConnectString : out, own)
     }
 
-    /// The client address of session `session` and the member it is connected to, when some
-    /// member's connection list (cons, or the AdminServer's connections) names it.
-    static func ephemeralOwner(_ inv: Invocation, client: ZooKeeperClient, session: Int64) async -> (client: String, member: String)? {
-        let id = String(format: "0x%llx", UInt64(bitPattern: session))
+    /// Where the owners of ephemeral nodes are connected: each session's client address and
+    /// member, for the sessions some member's connection list (cons, or the AdminServer's
+    /// connections) names, and why a member did not say. Every member is asked once, at once,
+    /// however many sessions are looked for.
+    struct SessionOwners: Sendable {
+        struct Owner: Sendable, Hashable {
+            var client: String
+            var member: String
+        }
+        var owners: [Int64: Owner] = [:]
+        /// `member: reason`, for members that gave no connection list.
+        var failures: [String] = []
+        /// How many members gave one.
+        var answered = 0
+    }
+
+    /// The owners of `sessions` (ephemeralOwner values; 0 is left out), through the members of
+    /// /zookeeper/config (the connect string's servers with --tls, or when it cannot be read).
+    /// stat, lock --status and service discover --owners have no --admin-port: the AdminServer's
+    /// port is the environment's, else the default.
+    static func ephemeralOwners(_ inv: Invocation, client: ZooKeeperClient, sessions: Set<Int64>) async -> SessionOwners {
+        let wanted = Dictionary(uniqueKeysWithValues: sessions.filter { $0 != 0 }.map { (String(format: "0x%llx", UInt64(bitPattern: $0)), $0) })
+        guard !wanted.isEmpty else { return SessionOwners() }
         var servers: [ConnectString.Server] = []
         if inv.settings.tls == nil, let config = try? await readConfig(client) {
-            servers = config.members.compactMap { m in m.clientPort.map { ConnectString.Server(host: m.clientHost, port: $0) } }
+            for m in config.members {
+                guard let port = m.clientPort else { continue }
+                let s = ConnectString.Server(host: m.clientHost, port: port)
+                if !servers.contains(s) { servers.append(s) }
+            }
         }
         if servers.isEmpty { servers = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? [] }
-        // stat has no --admin-port: the environment's, else the default.
         let port = ProcessInfo.processInfo.environment["ZKCTL_ADMIN_PORT"].flatMap { Int($0) }.flatMap { (1...65535).contains($0) ? $0 : nil }
             ?? ServerProbe.defaultAdminPort
         let timeout = probeTimeout(inv)
         let tls = inv.settings.tls
-        return await withTaskGroup(of: (client: String, member: String)?.self) { group in
-            for s in servers {
+        let answers = await withTaskGroup(of: (Int, Result<[ServerProbe.Connection], ServerProbe.Failure>).self) { group in
+            for (i, s) in servers.enumerated() {
                 group.addTask {
-                    guard case .success(let got) = await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls),
-                          let c = got.connections.first(where: { $0.sessionID == id }) else { return nil }
-                    return (c.client, s.description)
+                    (i, await ServerProbe.connections(host: s.host, port: s.port, adminPort: port, timeout: timeout, tls: tls).map(\.connections))
                 }
             }
-            for await found in group { if let found { group.cancelAll(); return found } }
-            return nil
+            var out = [Result<[ServerProbe.Connection], ServerProbe.Failure>?](repeating: nil, count: servers.count)
+            for await (i, r) in group { out[i] = r }
+            return out
         }
+        var found = SessionOwners()
+        for (s, answer) in zip(servers, answers) {
+            switch answer {
+            case .success(let connections):
+                found.answered += 1
+                for c in connections {
+                    guard let id = c.sessionID, let session = wanted[id], found.owners[session] == nil else { continue }
+                    found.owners[session] = SessionOwners.Owner(client: c.client, member: s.description)
+                }
+            case .failure(let f):
+                found.failures.append("\(s): \(f.message)")
+            case nil:
+                break
+            }
+        }
+        return found
+    }
+
+    /// The client address of session `session` and the member it is connected to, when some
+    /// member's connection list names it.
+    static func ephemeralOwner(_ inv: Invocation, client: ZooKeeperClient, session: Int64) async -> (client: String, member: String)? {
+        (await ephemeralOwners(inv, client: client, sessions: [session]).owners[session]).map { ($0.client, $0.member) }
     }
 
     // MARK: metrics
@@ -64,8 +107,12 @@ extension CommandTable {
         description: """
         Asks every member (of /zookeeper/config, else of the connect string) for its monitoring
         figures: the four-letter word mntr where the server allows it, else the AdminServer's
-        /commands/monitor (plain HTTP on --admin-port). Says per member which source answered,
-        and what to allow when neither did. The names are mntr's without the zk_ prefix.
+        /commands/monitor on --admin-port. Says per member which source answered, and what to
+        allow when neither did. The AdminServer is asked over HTTPS with --tls (verified by
+        --tls-ca as the client port is; plain HTTP only when its port does not speak TLS at
+        all), else over plain HTTP, and over HTTPS when its port serves only HTTPS
+        (admin.forceHttps=true), verified with the system's CAs. status and sessions ask it the
+        same way. The names are mntr's without the zk_ prefix.
         -o prometheus prints the text exposition format, one sample a line with a server label,
         for node_exporter's textfile collector: latency summaries as ZooKeeper's Prometheus
         provider names them (name{quantile="0.5"}, name_count, name_sum), text figures as labels

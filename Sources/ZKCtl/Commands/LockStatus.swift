@@ -50,10 +50,8 @@ extension CommandTable {
             }
         }
         // The client address behind each session, where a member's connection list names it.
-        var clients: [Int64: String] = [:]
-        for session in Set(shown.map(\.entry.stat.ephemeralOwner)) where session != 0 {
-            if let owner = await ephemeralOwner(inv, client: zk, session: session) { clients[session] = owner.client }
-        }
+        let clients = await ephemeralOwners(inv, client: zk, sessions: Set(shown.map(\.entry.stat.ephemeralOwner))).owners
+            .mapValues(\.client)
         func json(_ s: LockStatusEntry) -> JSONValue {
             .object(JSONObject([("node", .string(s.entry.path)), ("kind", .string(s.kind)), ("data", .string(s.entry.text)),
                                 ("session", .string(sessionText(s.entry.stat.ephemeralOwner))),

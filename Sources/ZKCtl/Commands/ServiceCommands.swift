@@ -117,6 +117,7 @@ extension CommandTable {
     enum ServiceDiscoverOptions {
         static let url = Option<Bool>(flag: "url", help: "print the URL of one instance picked at random")
         static let allUrls = Option<Bool>(flag: "all-urls", help: "print the URL of every instance, one per line")
+        static let owners = Option<Bool>(flag: "owners", help: "name the client that owns each ephemeral instance (asks every member)")
     }
 
     static let serviceDiscover = CommandSpec(
@@ -132,6 +133,13 @@ extension CommandTable {
         payload's "metadata" (Spring's shape); when an instance has a payload of another shape
         (such as a Curator application's Map), the table gets a PAYLOAD column with it.
 
+        --owners also names the client that registered each ephemeral instance: the address of
+        its session's connection and the member it is connected to, from every member's
+        connection list (the four-letter word cons, else the AdminServer's connections, on the
+        port in ZKCTL_ADMIN_PORT), as stat does for one node. It costs a probe of every member,
+        so plain discover does not do it. An instance whose session no member names is said once
+        on stderr; a persistent instance has no owner.
+
         --url prints the URL of one enabled instance picked at random, --all-urls the URLs of all
         enabled instances. Exit 1 when the service has no instances (or none with a URL).
         """,
@@ -139,17 +147,20 @@ extension CommandTable {
             "zkctl service discover backend",
             "curl \"$(zkctl service discover backend --url)/health\"",
             "zkctl service discover backend -o json | jq -r '.[].url'",
+            "zkctl service discover backend --owners",
         ],
         arguments: [ArgumentSpec("NAME", help: "the service's name", completion: .serviceName)],
         options: [
             ServiceDiscoverOptions.url.spec,
             ServiceDiscoverOptions.allUrls.spec,
+            ServiceDiscoverOptions.owners.spec,
         ],
         jsonOutput: """
         [{"id", "name", "address", "port", "sslPort", "serviceType", "registrationTimeUTC",
         "enabled", "ephemeral", "metadata", "url", "payload"}, ...] (registrationTimeUTC in ms since the
-        epoch, null when the document has none); with --url one string, with --all-urls an
-        array of strings.
+        epoch, null when the document has none); with --owners also "owner": {"client", "session",
+        "member"} (null for a persistent instance and when no member names the session); with --url
+        one string, with --all-urls an array of strings.
         """,
         handler: runServiceDiscover)
 
@@ -417,6 +428,9 @@ extension CommandTable {
         if inv[ServiceDiscoverOptions.url] && inv[ServiceDiscoverOptions.allUrls] {
             throw UsageError("give either --url or --all-urls, not both", command: command)
         }
+        if inv[ServiceDiscoverOptions.owners] && (inv[ServiceDiscoverOptions.url] || inv[ServiceDiscoverOptions.allUrls]) {
+            throw UsageError("--owners shows in the instance list: not with --url or --all-urls", command: command)
+        }
         let root = inv.settings.servicesRoot.value
         let zk = try await inv.connect()
         let found = try await readInstances(zk, root: root, name: name, maxInFlight: inv.maxInFlight, output: inv.output)
@@ -437,7 +451,33 @@ extension CommandTable {
             }
             return ExitCode.success
         }
-        out.print(Printed(json: .array(found.map { $0.instance.summaryJSON(ephemeral: $0.stat.isEphemeral) })) { out in
+        let showOwners = inv[ServiceDiscoverOptions.owners]
+        var owners: [Int64: SessionOwners.Owner] = [:]
+        if showOwners {
+            let sessions = Set(found.map(\.stat.ephemeralOwner).filter { $0 != 0 })
+            let lookup = await ephemeralOwners(inv, client: zk, sessions: sessions)
+            owners = lookup.owners
+            let missing = found.filter { $0.stat.ephemeralOwner != 0 && owners[$0.stat.ephemeralOwner] == nil }
+            if !missing.isEmpty {
+                let names = missing.map { "\($0.instance.id) (session \(sessionText($0.stat.ephemeralOwner)))" }.joined(separator: ", ")
+                let failures = lookup.failures.joined(separator: "; ")
+                let why = lookup.failures.isEmpty ? "no member's connection list names the session"
+                    : lookup.answered == 0 ? "no member said: " + failures
+                    : "no member that answered names the session; " + failures
+                out.warn("owner not found for \(names): \(why)")
+            }
+        }
+        func json(_ entry: (instance: ServiceInstance, stat: Stat)) -> JSONValue {
+            let summary = entry.instance.summaryJSON(ephemeral: entry.stat.isEphemeral)
+            guard showOwners, case .object(var o) = summary else { return summary }
+            let session = entry.stat.ephemeralOwner
+            o["owner"] = owners[session].map { owner in
+                .object(JSONObject([("client", .string(owner.client)), ("session", .string(sessionText(session))),
+                                    ("member", .string(owner.member))]))
+            } ?? .null
+            return .object(o)
+        }
+        out.print(Printed(json: .array(found.map(json))) { out in
             let otherPayloads = found.contains { !$0.instance.hasSpringShapedPayload }
             let rows: [[String]] = found.map { entry in
                 let i = entry.instance
@@ -448,9 +488,15 @@ extension CommandTable {
                 if otherPayloads {
                     row.append(i.hasSpringShapedPayload ? "-" : (i.document["payload"] ?? .null).compact())
                 }
+                if showOwners {
+                    // "-": persistent, nobody owns it; "?": ephemeral, but no member names its session.
+                    let session = entry.stat.ephemeralOwner
+                    row.append(session == 0 ? "-" : owners[session]?.client ?? "?")
+                }
                 return row
             }
-            out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"] + (otherPayloads ? ["PAYLOAD"] : []), rows)
+            out.table(["ID", "ADDRESS", "PORT", "SSL PORT", "TYPE", "REGISTERED", "METADATA"] + (otherPayloads ? ["PAYLOAD"] : [])
+                      + (showOwners ? ["OWNER"] : []), rows)
         })
         return ExitCode.success
     }
