@@ -325,6 +325,9 @@ final class TLSRelay: @unchecked Sendable {
             SSL_set_fd(ssl, c.upstream)
             // Read what the socket holds in one go, not a record header and a body at a time.
             SSL_set_read_ahead(ssl, 1)
+            // Up to 64 KiB a read (OpenSSL's default is one record's worth): a burst of replies
+            // is taken in one read, not one per 16 KiB.
+            SSL_set_default_read_buffer_len(ssl, 64 * 1024)
             c.ssl = ssl
             c.phase = .handshaking
         }
@@ -348,8 +351,11 @@ final class TLSRelay: @unchecked Sendable {
         let hasClient = c.client >= 0
         // Client to the queue up.
         while hasClient && !c.clientEOF && !c.up.isFull {
-            let n = c.up.fill { read(c.client, $0, $1) }
-            if n > 0 { continue }
+            var room = 0
+            let n = c.up.fill { p, space in room = space; return read(c.client, p, space) }
+            // A short read took all the socket held: poll says when more comes, so no read is
+            // spent on an EAGAIN.
+            if n > 0 { if n < room { break } else { continue } }
             if n == 0 { c.clientEOF = true; break }
             if errno == EAGAIN || errno == EINTR { break }
             c.close(); return
@@ -378,6 +384,9 @@ final class TLSRelay: @unchecked Sendable {
             let r = c.down.fill { p, n in Int(SSL_read(ssl, p, Int32(n))) }
             if r > 0 {
                 if !c.answered { c.answered = true; clearFailure(listener: c.listener) }
+                // Nothing left in OpenSSL's buffer (read ahead, or decrypted): the socket is
+                // all there is, and poll watches it. No read is spent on an EAGAIN.
+                if SSL_has_pending(ssl) == 0 { c.readWants = Int16(POLLIN); c.readBlocked = true; break }
                 continue
             }
             let err = SSL_get_error(ssl, Int32(r))
