@@ -36,26 +36,46 @@ final class TLSRelay: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let failureLog = Mutex<[Int: TLSFailure]>([:])
     private let closed = Mutex(false)
+    /// The connects `init` started, one per listener (-1: none); the relay thread's from then on.
+    private var earlyConnects: [Int32] = []
 
     /// Opens the listeners and starts the relay thread. Throws when TLS cannot be set up (a file
     /// that cannot be used) or no loopback port can be had.
     init(servers: [ConnectString.Server], options: TLSOptions, handshakeTimeout: Duration) throws {
-        context = try TLSContext(options)
-        self.handshakeTimeout = handshakeTimeout
+        // The TCP connects to the servers start first (see `run`): over a network their round
+        // trip overlaps OpenSSL's set-up (a few ms), which the ClientHello has to wait for anyway.
+        let addresses = servers.map(resolveAddress)
+        let early = addresses.map { address -> Int32 in
+            guard case .success(let a) = address else { return -1 }
+            return startConnect(a) ?? -1
+        }
         var made: [Listener] = []
-        func closeMade() { for l in made { Glibc.close(l.fd) } }
-        for server in servers {
+        func closeMade() {
+            for l in made { Glibc.close(l.fd) }
+            for fd in early where fd >= 0 { Glibc.close(fd) }
+        }
+        do {
+            context = try TLSContext(options)
+        } catch {
+            closeMade()
+            throw error
+        }
+        self.handshakeTimeout = handshakeTimeout
+        for (server, address) in zip(servers, addresses) {
             guard let (fd, port) = Self.listenOnLoopback() else {
+                let reason = String(cString: strerror(errno))
                 closeMade()
-                throw ZooKeeperError(.unavailable, message: "cannot open a loopback port for the TLS relay: \(String(cString: strerror(errno)))")
+                throw ZooKeeperError(.unavailable, message: "cannot open a loopback port for the TLS relay: \(reason)")
             }
-            made.append(Listener(server: server, address: resolveAddress(server), fd: fd, localPort: port))
+            made.append(Listener(server: server, address: address, fd: fd, localPort: port))
         }
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0, setFlags(pipeFDs[0]), setFlags(pipeFDs[1]) else {
+            let reason = String(cString: strerror(errno))
             closeMade()
-            throw ZooKeeperError(.unavailable, message: "cannot start the TLS relay: \(String(cString: strerror(errno)))")
+            throw ZooKeeperError(.unavailable, message: "cannot start the TLS relay: \(reason)")
         }
+        earlyConnects = early
         listeners = made
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
@@ -199,8 +219,7 @@ final class TLSRelay: @unchecked Sendable {
         // and TLS handshakes overlap the C client's start, and a session's first connection
         // finds it ready. Nothing is relayed on it before an accepted connection passes the
         // peer check and takes it over.
-        for (i, l) in listeners.enumerated() {
-            guard case .success(let address) = l.address, let up = startConnect(address) else { continue }
+        for (i, up) in earlyConnects.enumerated() where up >= 0 {
             let spare = Connection(listener: i, client: -1, deadline: .now + handshakeTimeout)
             spare.upstream = up
             connections.append(spare)
