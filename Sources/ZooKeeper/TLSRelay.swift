@@ -36,26 +36,46 @@ final class TLSRelay: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let failureLog = Mutex<[Int: TLSFailure]>([:])
     private let closed = Mutex(false)
+    /// The connects `init` started, one per listener (-1: none); the relay thread's from then on.
+    private var earlyConnects: [Int32] = []
 
     /// Opens the listeners and starts the relay thread. Throws when TLS cannot be set up (a file
     /// that cannot be used) or no loopback port can be had.
     init(servers: [ConnectString.Server], options: TLSOptions, handshakeTimeout: Duration) throws {
-        context = try TLSContext(options)
-        self.handshakeTimeout = handshakeTimeout
+        // The TCP connects to the servers start first (see `run`): over a network their round
+        // trip overlaps OpenSSL's set-up (a few ms), which the ClientHello has to wait for anyway.
+        let addresses = servers.map(resolveAddress)
+        let early = addresses.map { address -> Int32 in
+            guard case .success(let a) = address else { return -1 }
+            return startConnect(a) ?? -1
+        }
         var made: [Listener] = []
-        func closeMade() { for l in made { Glibc.close(l.fd) } }
-        for server in servers {
+        func closeMade() {
+            for l in made { Glibc.close(l.fd) }
+            for fd in early where fd >= 0 { Glibc.close(fd) }
+        }
+        do {
+            context = try TLSContext(options)
+        } catch {
+            closeMade()
+            throw error
+        }
+        self.handshakeTimeout = handshakeTimeout
+        for (server, address) in zip(servers, addresses) {
             guard let (fd, port) = Self.listenOnLoopback() else {
+                let reason = String(cString: strerror(errno))
                 closeMade()
-                throw ZooKeeperError(.unavailable, message: "cannot open a loopback port for the TLS relay: \(String(cString: strerror(errno)))")
+                throw ZooKeeperError(.unavailable, message: "cannot open a loopback port for the TLS relay: \(reason)")
             }
-            made.append(Listener(server: server, address: resolveAddress(server), fd: fd, localPort: port))
+            made.append(Listener(server: server, address: address, fd: fd, localPort: port))
         }
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0, setFlags(pipeFDs[0]), setFlags(pipeFDs[1]) else {
+            let reason = String(cString: strerror(errno))
             closeMade()
-            throw ZooKeeperError(.unavailable, message: "cannot start the TLS relay: \(String(cString: strerror(errno)))")
+            throw ZooKeeperError(.unavailable, message: "cannot start the TLS relay: \(reason)")
         }
+        earlyConnects = early
         listeners = made
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
@@ -199,8 +219,7 @@ final class TLSRelay: @unchecked Sendable {
         // and TLS handshakes overlap the C client's start, and a session's first connection
         // finds it ready. Nothing is relayed on it before an accepted connection passes the
         // peer check and takes it over.
-        for (i, l) in listeners.enumerated() {
-            guard case .success(let address) = l.address, let up = startConnect(address) else { continue }
+        for (i, up) in earlyConnects.enumerated() where up >= 0 {
             let spare = Connection(listener: i, client: -1, deadline: .now + handshakeTimeout)
             spare.upstream = up
             connections.append(spare)
@@ -325,6 +344,9 @@ final class TLSRelay: @unchecked Sendable {
             SSL_set_fd(ssl, c.upstream)
             // Read what the socket holds in one go, not a record header and a body at a time.
             SSL_set_read_ahead(ssl, 1)
+            // Up to 64 KiB a read (OpenSSL's default is one record's worth): a burst of replies
+            // is taken in one read, not one per 16 KiB.
+            SSL_set_default_read_buffer_len(ssl, 64 * 1024)
             c.ssl = ssl
             c.phase = .handshaking
         }
@@ -348,8 +370,11 @@ final class TLSRelay: @unchecked Sendable {
         let hasClient = c.client >= 0
         // Client to the queue up.
         while hasClient && !c.clientEOF && !c.up.isFull {
-            let n = c.up.fill { read(c.client, $0, $1) }
-            if n > 0 { continue }
+            var room = 0
+            let n = c.up.fill { p, space in room = space; return read(c.client, p, space) }
+            // A short read took all the socket held: poll says when more comes, so no read is
+            // spent on an EAGAIN.
+            if n > 0 { if n < room { break } else { continue } }
             if n == 0 { c.clientEOF = true; break }
             if errno == EAGAIN || errno == EINTR { break }
             c.close(); return
@@ -378,6 +403,9 @@ final class TLSRelay: @unchecked Sendable {
             let r = c.down.fill { p, n in Int(SSL_read(ssl, p, Int32(n))) }
             if r > 0 {
                 if !c.answered { c.answered = true; clearFailure(listener: c.listener) }
+                // Nothing left in OpenSSL's buffer (read ahead, or decrypted): the socket is
+                // all there is, and poll watches it. No read is spent on an EAGAIN.
+                if SSL_has_pending(ssl) == 0 { c.readWants = Int16(POLLIN); c.readBlocked = true; break }
                 continue
             }
             let err = SSL_get_error(ssl, Int32(r))
