@@ -109,6 +109,60 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(try connected(["exists", "\(base)/x"]).status, 1)
     }
 
+    // MARK: Session loss
+
+    /// zkctl stopped (SIGSTOP) past its 4 s session timeout: the server expires the shell's
+    /// session. Once it runs again the shell says so at once, on one line naming the ephemerals
+    /// made inside (not the one deleted since) and the running watch, and opens a new session:
+    /// the watch goes on there and the next commands run on it.
+    func testSessionExpiryNamesWhatWasLostAndOpensANewSession() throws {
+        try ok(["create", "\(base)/config"])
+        try ok(["create", "\(base)/config/flag", "off"])
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "HOME": FileManager.default.temporaryDirectory.path]
+        let shell = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "--timeout", "4s",
+                                                              "--config-root", "\(base)/config", "shell"],
+                                          environment: environment, input: true)
+        defer { shell.kill() }
+        try shell.send("""
+        cd \(base); create --ephemeral a; create --ephemeral --sequential q-; create --ephemeral gone; delete gone
+        config watch flag --once
+
+        """)
+        XCTAssertTrue(shell.waitForLines(4), "the creates and the watch's first line: \(shell.stdout) \(shell.stderr)")
+        let sequential = try XCTUnwrap(shell.stdout.split(separator: "\n").first { $0.hasPrefix("\(base)/q-") })
+        XCTAssertEqual(shell.stdout, "\(base)/a\n\(sequential)\n\(base)/gone\ninitial flag = \"off\"\n")
+
+        shell.signal(SIGSTOP)
+        let expired = try eventually(60) { try connected(["exists", "\(base)/a"]).status == 1 }
+        shell.signal(SIGCONT)
+        XCTAssertTrue(expired, "the stopped shell's session never expired")
+        XCTAssertTrue(shell.waitForStderr(seconds: 30) { $0.contains("the shell opened a new session") }, shell.stderr)
+        let hex = "0x[0-9a-f]+"
+        let lost = "zkctl: session \(hex) expired; lost ephemeral \(base)/a, \(sequential); "
+            + "lost watches on \(base)/config/flag \\(the running command sets them again\\); the shell opened a new session \(hex)"
+        let lines = shell.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.range(of: "^\(lost)$", options: .regularExpression) != nil }.count, 1, shell.stderr)
+
+        // The watch, on the new session, sees the next change and ends (--once); the lines after
+        // it run on the new session too.
+        try ok(["config", "set", "--config-root", "\(base)/config", "flag", "on"])
+        try shell.send("create --ephemeral b again; get b\n")
+        try shell.closeInput()
+        XCTAssertEqual(shell.waitForExit(seconds: 30), 0, shell.stderr)
+        XCTAssertEqual(shell.stdout, "\(base)/a\n\(sequential)\n\(base)/gone\ninitial flag = \"off\"\nchanged flag = \"on\"\n\(base)/b\nagain")
+        XCTAssertEqual(try connected(["exists", "\(base)/b"]).status, 1, "the new session closed with the shell")
+    }
+
+    func eventually(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return try condition()
+    }
+
     // MARK: On a terminal (tmux)
 
     /// A terminal through tmux, on a socket of its own; its server is killed at teardown.

@@ -74,11 +74,13 @@ extension CommandTable {
             }
             let end: WatchEnd
             do {
-                end = try await watcher.run { change in
-                    seen(change)
-                    if let c = describe(change) { runner.offer(c) }
-                    return failed.withLock { $0 } == nil ? .proceed : .stop
-                } onReady: { onReady() }
+                end = try await inv.following(spec) {
+                    try await watcher.run { change in
+                        seen(change)
+                        if let c = describe(change) { runner.offer(c) }
+                        return failed.withLock { $0 } == nil ? .proceed : .stop
+                    } onReady: { onReady() }
+                }
             } catch {
                 runner.finish()
                 group.cancelAll()

@@ -36,8 +36,13 @@ enum ShellCommand {
         current path before they are sent, wherever a command takes a znode path.
         The session stays open until the shell ends: ephemeral nodes made inside
         ('create --ephemeral PATH [VALUE]', offered only here) and watches live until then. End of
-        input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. If a command
-        ends the session (or the server expires it), the shell says so and opens a new one.
+        input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. When the
+        server expires the session (or a command ends it), the shell says so on one line, naming
+        what was lost, and opens a new session:
+          zkctl: session 0x1a2b expired; lost ephemeral /app/a, /app/b; the shell opened a new session 0x1a2c
+        The ephemerals named are the ones made in the shell on that session and not deleted
+        since; a watch running then is named too ('lost watches on /app (the running command sets
+        them again)'): it goes on, on the new session, and reports what changed meanwhile.
 
         On a terminal the prompt shows the server, the current path and the last exit code when
         it was not 0 ('zk1:2181:/app [1]> '); lines are edited with the usual Emacs keys (libedit),
@@ -118,7 +123,9 @@ enum ShellCommand {
 final class Shell: @unchecked Sendable {
     // Sendable: used by one task at a time (the shell's loop).
     let invocation: Invocation
-    var session: ZooKeeperClient
+    /// The one session, renewed (saying what was lost) when it ends.
+    let keeper: ShellSession
+    var session: ZooKeeperClient { keeper.client }
     var directory = "/"
     var previousDirectory = "/"
     var lastCode: Int32 = ExitCode.success
@@ -212,7 +219,7 @@ final class Shell: @unchecked Sendable {
 
     init(_ invocation: Invocation, session: ZooKeeperClient) {
         self.invocation = invocation
-        self.session = session
+        keeper = ShellSession(session, output: invocation.output, open: { try await invocation.connect(invocation.settings.connectOptions) })
         self.environment = ZKCtl.settingsEnvironment()
     }
 
@@ -298,7 +305,7 @@ final class Shell: @unchecked Sendable {
             return ExitCode.usage
         }
         do {
-            guard try await session.exists(target) != nil else {
+            guard try await keeper.current().exists(target) != nil else {
                 output.error("cd: \(target): no such znode")
                 return ExitCode.notFound
             }
@@ -357,7 +364,7 @@ final class Shell: @unchecked Sendable {
             output.error("'\(parsed.path.joined(separator: " "))' is not implemented")
             return ZKCtl.finished(output, ExitCode.internalError)
         }
-        let inv = Invocation(parsed: parsed, settings: settings, output: output, sharedSession: session)
+        let inv = Invocation(parsed: parsed, settings: settings, output: output, shell: keeper)
         let task = Task { try await handler(inv) }
         running.withLock { $0 = (inv, task) }
         defer { running.withLock { $0 = nil } }
@@ -382,21 +389,9 @@ final class Shell: @unchecked Sendable {
         return ZKCtl.finished(output, code)
     }
 
-    /// After a command that ended the session (or a session the server expired): say so and
-    /// open a new one, so that the next command has one.
+    /// After a command that ended the session (or a session the server expired): say so, with
+    /// what was lost, and open a new one, so that the next command has one.
     private func keepSessionOpen() async {
-        switch session.state {
-        case .closed, .expired:
-            break
-        default:
-            return
-        }
-        output.warn("the session ended (its ephemeral nodes and watches are gone); opening a new one")
-        do {
-            session = try await invocation.connect(invocation.settings.connectOptions)
-        } catch {
-            output.error("cannot open a new session: " + ExitCode.message(for: error))
-            exitRequested = ExitCode.code(for: error)
-        }
+        if let code = await keeper.renewIfEnded() { exitRequested = code }
     }
 }
