@@ -192,8 +192,9 @@ final class ShellTests: ToolkitTestCase {
         }
     }
 
-    /// `zkctl shell` in a tmux terminal, its history under a home of its own.
-    func startTerminal() throws -> (Terminal, String) {
+    /// `zkctl shell` in a tmux terminal, its history under a home of its own; `options` are
+    /// global options given to the shell.
+    func startTerminal(_ options: [String] = []) throws -> (Terminal, String) {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-shell-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let terminal = Terminal(socket: "zkctl-shell-test-\(getpid())-\(UUID().uuidString.prefix(8))")
@@ -203,7 +204,7 @@ final class ShellTests: ToolkitTestCase {
         }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let command = "env -i PATH='\(path)' HOME='\(home)' XDG_STATE_HOME='\(home)/state' TERM=screen "
-            + "'\(zkctlBinaryPath())' -s \(server.connectString) shell; echo EXIT=$?; sleep 60"
+            + "'\(zkctlBinaryPath())' -s \(server.connectString) \(options.map { "'\($0)'" }.joined(separator: " ")) shell; echo EXIT=$?; sleep 60"
         let started = try terminal.tmux(["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", command])
         XCTAssertEqual(started.status, 0, started.stderrText)
         return (terminal, home)
@@ -278,6 +279,44 @@ final class ShellTests: ToolkitTestCase {
         try terminal.wait("the common part") { $0.contains("\(base)/app> ls s") }
         try terminal.send("Tab")
         try terminal.wait("both children listed") { $0.contains("\nsettings  sub\n") }
+        try terminal.send("C-u", "C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
+    }
+
+    /// Tab after a command whose argument is a config key, a service name or a lock name offers
+    /// the live names under the shell's roots (the kinds the completion scripts get from
+    /// '__complete'); an option's choices come from the command table.
+    func testTabCompletesLiveConfigKeysServiceNamesAndLockNames() throws {
+        let roots = ["--config-root", "\(base)/config", "--services-root", "\(base)/services", "--locks-root", "\(base)/locks"]
+        try ok(roots + ["config", "set", "feature_flags", "{}"])
+        try ok(roots + ["config", "set", "other", "1"])
+        try ok(roots + ["service", "register", "backend", "127.0.0.1", "8000"])
+        try ok(["create", "--parents", "\(base)/locks/deploy"])
+        // The completion scripts' live values are the same ones.
+        for (kind, prefix, name) in [("config-key", "fe", "feature_flags"), ("service", "b", "backend"), ("lock", "d", "deploy")] {
+            XCTAssertEqual(try ok(roots + ["__complete", kind, prefix]), name + "\n", kind)
+        }
+        let (terminal, _) = try startTerminal(roots)
+        let server = self.server.connectString.split(separator: ",")[0]
+        try terminal.wait("the first prompt") { $0.contains("\(server):/>") }
+
+        // The screen's lines (capture-pane drops their trailing blanks): the prompt's line is the
+        // word completed and nothing else; then a blank follows it (the next key lands after one).
+        func prompted(_ text: String) -> (String) -> Bool {
+            { $0.split(separator: "\n").contains { $0 == "\(server):/> \(text)" } }
+        }
+        try terminal.send("config get fe", "Tab", "#")
+        try terminal.wait("the config key completed", prompted("config get feature_flags #"))
+        try terminal.send("Enter")
+        try terminal.wait("its value and the next prompt") { $0.contains("\n{}\n\(server):/>") }
+        try terminal.send("service discover b", "Tab", "#")
+        try terminal.wait("the service name completed", prompted("service discover backend #"))
+        try terminal.send("Enter")
+        try terminal.wait("its instance and the next prompt") { $0.contains("STATIC") && $0.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("\(server):/>") }
+        try terminal.send("lock --status d", "Tab", "#")
+        try terminal.wait("the lock name completed", prompted("lock --status deploy #"))
+        try terminal.send("C-u", "-o j", "Tab", "#")
+        try terminal.wait("a choice completed", prompted("-o json #"))
         try terminal.send("C-u", "C-d")
         try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
     }

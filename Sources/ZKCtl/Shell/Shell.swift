@@ -46,9 +46,10 @@ enum ShellCommand {
 
         On a terminal the prompt shows the server, the current path and the last exit code when
         it was not 0 ('zk1:2181:/app [1]> '); lines are edited with the usual Emacs keys (libedit),
-        Up and Down walk the history and Ctrl-R searches it. Tab completes commands and options
-        from the command table, and znode paths (relative to the current path, or absolute) from
-        the live tree, through the shell's session. The history is kept in
+        Up and Down walk the history and Ctrl-R searches it. Tab completes commands, options and
+        choices from the command table, and through the shell's session znode paths (relative to
+        the current path, or absolute) from the live tree, config keys, service names and lock
+        names from under their roots (as the completion scripts do). The history is kept in
         $XDG_STATE_HOME/zkctl/history (~/.local/state/zkctl/history; mode 600), without the lines
         that hold credentials (--auth, digest). Ctrl-C stops the running command (a watch, say:
         exit 130 in the prompt) and not the shell; SIGTERM ends the shell and its session.
@@ -158,8 +159,10 @@ final class Shell: @unchecked Sendable {
     }
 
     /// What Tab offers after `before` (the line up to the cursor): subcommands and the shell's
-    /// own commands, options, and for an argument or option typed as a znode path, the children
-    /// of the path typed so far, read live from the session.
+    /// own commands, options, choices, and for an argument or option whose completion kind is
+    /// live, what the session reads: for a znode path the children of the path typed so far, for
+    /// a config key, service name or lock name the names under its root (`LiveCompletion`, as
+    /// the completion scripts' `__complete`).
     func completions(for before: String) -> [Completion] {
         var words = before.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         let typed = before.last.map { $0 == " " || $0 == "\t" } ?? true ? "" : (words.popLast() ?? "")
@@ -183,7 +186,8 @@ final class Shell: @unchecked Sendable {
         }
         if words.first == "cd" { return paths(typed) }
         if let option = previous, !option.isFlag {
-            return option.type == .znodePath ? paths(typed) : []
+            if case .choice(let choices) = option.type { return choices.map { Completion(word: $0, final: true) } }
+            return values(option.type == .znodePath ? .znodePath : option.completion, typed)
         }
         if typed.hasPrefix("-") {
             let options = spec.options + (spec.name == root.name ? [] : root.options)
@@ -195,8 +199,37 @@ final class Shell: @unchecked Sendable {
             return names.map { Completion(word: $0, final: true) }
         }
         guard !spec.arguments.isEmpty else { return [] }
+        guard positionals < spec.arguments.count || spec.arguments.last?.variadic == true else { return [] }
         let argument = spec.arguments[min(positionals, spec.arguments.count - 1)]
-        return argument.type == .znodePath ? paths(typed) : []
+        if case .choice(let choices) = argument.type { return choices.map { Completion(word: $0, final: true) } }
+        return values(Completions.completion(argument), typed)
+    }
+
+    /// The live values of `kind` that continue `typed`.
+    private func values(_ kind: CompletionKind, _ typed: String) -> [Completion] {
+        switch kind {
+        case .znodePath: return paths(typed)
+        case .configKey, .serviceName, .lockName:
+            let session = self.session, settings = invocation.settings
+            return live { await LiveCompletion.names(kind, prefix: typed, settings: settings, session: session) }
+                .map { Completion(word: $0, final: true) }
+        default: return []
+        }
+    }
+
+    /// The result of `lookup` on the session, waited for on this thread (libedit's, not one of
+    /// the tasks'), at most the request timeout; nothing when it does not come.
+    private func live(_ lookup: @escaping @Sendable () async -> [String]) -> [String] {
+        let found = Mutex<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let values = await lookup()
+            found.withLock { $0 = values }
+            done.signal()
+        }
+        let limit = invocation.settings.timeout.value
+        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)))
+        return found.withLock { $0 }
     }
 
     /// The children of the directory part of `typed` (relative to the current path, or absolute),
@@ -206,15 +239,8 @@ final class Shell: @unchecked Sendable {
         let head = slash.map { String(typed[...$0]) } ?? ""
         let parent = head.isEmpty ? directory : ShellLine.resolve(head == "/" ? "/" : String(head.dropLast()), from: directory)
         let session = self.session
-        let found = Mutex<[String]>([])
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            if let children = try? await session.children(parent).children { found.withLock { $0 = children } }
-            done.signal()
-        }
-        let limit = invocation.settings.timeout.value
-        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)))
-        return found.withLock { $0 }.sorted().map { Completion(word: head + $0, final: false) }
+        let children = live { (try? await session.children(parent).children) ?? [] }
+        return children.sorted().map { Completion(word: head + $0, final: false) }
     }
 
     init(_ invocation: Invocation, session: ZooKeeperClient) {
