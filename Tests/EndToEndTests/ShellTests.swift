@@ -320,4 +320,29 @@ final class ShellTests: ToolkitTestCase {
         try terminal.send("C-u", "C-d")
         try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
     }
+
+    /// Ctrl-C at the prompt drops the line being typed (the rest after the cursor shown, then
+    /// '^C') and shows a fresh prompt; the shell goes on, with the same last exit code.
+    func testCtrlCAtThePromptDropsTheLine() throws {
+        let (terminal, _) = try startTerminal()
+        let server = self.server.connectString.split(separator: ",")[0]
+        let prompt = "\(server):/>"
+        func lines(_ screen: String) -> [String] { screen.split(separator: "\n").map(String.init) }
+        try terminal.wait("the first prompt") { $0.contains(prompt) }
+
+        try terminal.send("exists \(base)/half-typed")
+        try terminal.wait("the half-typed line") { $0.contains("\(prompt) exists \(base)/half-typed") }
+        try terminal.send("Left", "Left", "Left", "Left", "Left")
+        try terminal.send("C-c")
+        try terminal.wait("the line dropped, a fresh prompt") { lines($0).prefix(2) == ["\(prompt) exists \(base)/half-typed^C", prompt] }
+        // At an empty prompt too; the shell is still there and runs the next line.
+        try terminal.send("C-c")
+        try terminal.wait("another fresh prompt") { lines($0).prefix(3) == ["\(prompt) exists \(base)/half-typed^C", "\(prompt) ^C", prompt] }
+        try terminal.send("exists \(base)", "Enter")
+        try terminal.wait("the next line run (exit 0: no code in the prompt)") {
+            lines($0).count >= 4 && lines($0)[2] == "\(prompt) exists \(base)" && lines($0)[3] == prompt
+        }
+        try terminal.send("C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
+    }
 }

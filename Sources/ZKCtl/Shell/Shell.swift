@@ -52,7 +52,8 @@ enum ShellCommand {
         names from under their roots (as the completion scripts do). The history is kept in
         $XDG_STATE_HOME/zkctl/history (~/.local/state/zkctl/history; mode 600), without the lines
         that hold credentials (--auth, digest). Ctrl-C stops the running command (a watch, say:
-        exit 130 in the prompt) and not the shell; SIGTERM ends the shell and its session.
+        exit 130 in the prompt) and not the shell; at the prompt it drops the line being typed
+        and shows a fresh prompt; SIGTERM ends the shell and its session.
 
         Commands come from -c COMMANDS, or from stdin one per line when stdin is not a terminal,
         or else are read at the prompt. With --errexit the shell stops at the first command that
@@ -137,9 +138,12 @@ final class Shell: @unchecked Sendable {
     private let running = Mutex<(Invocation, Task<Int32, any Error>)?>(nil)
 
     /// Ctrl-C: the running command's own interrupt cleanups, then its task cancelled. At the
-    /// prompt it does nothing.
+    /// prompt the line typed is dropped and a fresh prompt shown.
     func interrupt(_ delivery: SignalDelivery) {
-        guard let (inv, task) = running.withLock({ $0 }) else { return }
+        guard let (inv, task) = running.withLock({ $0 }) else {
+            LineEditor.interrupt()
+            return
+        }
         guard inv.recordSignal(delivery) else { return }
         inv.runInterruptCleanups()
         task.cancel()
