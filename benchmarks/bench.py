@@ -337,7 +337,7 @@ REF = {}      # job -> the name of its C reference row
 DURATION = {} # job -> seconds it took, preparation included
 
 
-def table(job, tools, ref_name, title, note=""):
+def table(job, tools, ref_name, title, note="", speedup=True):
     tools = [t for t in tools if t.runs > 0]
     ref = next((stats(t) for t in tools if t.name == ref_name), None)
     ALL[job] = {t.name: stats(t) for t in tools}
@@ -359,7 +359,7 @@ def table(job, tools, ref_name, title, note=""):
                      f"{fmt_x(ratio)} | {fmt_t(s['cpu'])} | {s['rss'] / 1024:.1f} MiB |")
     zk = [t for t in tools if t.kind == "zkctl" and stats(t)]
     peers = [t for t in tools if t.kind != "zkctl" and stats(t)]
-    if zk and peers:
+    if zk and peers and speedup:
         lines += ["", "Speed-up of zkctl (peer median ÷ zkctl median; above 1 means zkctl is faster):", "",
                   "| zkctl | " + " | ".join(p.name for p in peers) + " |",
                   "|---|" + "---:|" * len(peers)]
@@ -723,7 +723,7 @@ def job_shell():
     table("shell", tools, f"C ref, {n} gets", f"Inside the shell: {n} gets of one znode on one session",
           f"`{path}` on the 10k tree; `zkctl shell` reads `get {path}` lines from a file on stdin, the C reference "
           f"calls zoo_get {n} times (one round trip each). A get's cost is (median of {n} − median of 1) ÷ {n - 1}, "
-          "for both: start-up, connect and close cancel out.")
+          "for both: start-up, connect and close cancel out.", speedup=False)
     per = {}
     for who in ("zkctl shell", "C ref"):
         one = med("shell", f"{who}, 1 get" if who == "C ref" else "zkctl shell, 1 get")
