@@ -154,6 +154,31 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(try connected(["exists", "\(base)/b"]).status, 1, "the new session closed with the shell")
     }
 
+    /// 'watch --exec --exit-on-error' whose CMD fails ends the watch, not the shell's session:
+    /// the ephemeral made before it is still there for the next line.
+    func testAFailingWatchExecKeepsTheShellsSession() throws {
+        try ok(["create", "\(base)/w", "0"])
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "HOME": FileManager.default.temporaryDirectory.path]
+        let shell = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "shell"], environment: environment, input: true)
+        defer { shell.kill() }
+        try shell.send("cd \(base); create --ephemeral e kept; watch w --exec --exit-on-error -- false\n")
+        XCTAssertTrue(shell.waitForLines(1), shell.stderr)
+        // A change once the watch is armed runs CMD (changes before that are its initial state).
+        var n = 0
+        while !shell.stderr.contains("failed"), n < 100 {
+            n += 1
+            try ok(["set", "\(base)/w", "\(n)"])
+            _ = shell.waitForStderr(seconds: 0.3) { $0.contains("failed") }
+        }
+        XCTAssertEqual(shell.stderr, "zkctl: false failed (exit code 1) for changed \(base)/w\n")
+        try shell.send("get e\n")
+        try shell.closeInput()
+        XCTAssertEqual(shell.waitForExit(seconds: 30), 0, shell.stderr)
+        XCTAssertEqual(shell.stdout, "\(base)/e\nkept")
+        XCTAssertEqual(shell.stderr, "zkctl: false failed (exit code 1) for changed \(base)/w\n", "no session was lost")
+    }
+
     func eventually(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
