@@ -48,7 +48,8 @@ SWEEP_RUNS = env_int("BENCH_SWEEP_RUNS", 3)
 SWEEP_RUNS_100K = env_int("BENCH_SWEEP_RUNS_100K", 1)
 SWEEP = os.environ.get("BENCH_SWEEP", "16,64,128,256,512,1024")
 SWEEP_100K = os.environ.get("BENCH_SWEEP_100K", "256,1024")
-JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,10k,100k,find,sweep,tls").split(","))
+SHELL_GETS = env_int("BENCH_SHELL_GETS", 1000)
+JOBS = set(os.environ.get("BENCH_JOBS", "oneshot,shell,10k,100k,find,sweep,tls").split(","))
 if os.environ.get("BENCH_1M", "0") == "1":
     JOBS.add("1m")
 DEADLINE = time.monotonic() + env_int("BENCH_DEADLINE", 1800)  # seconds for the whole driver
@@ -336,7 +337,7 @@ REF = {}      # job -> the name of its C reference row
 DURATION = {} # job -> seconds it took, preparation included
 
 
-def table(job, tools, ref_name, title, note=""):
+def table(job, tools, ref_name, title, note="", speedup=True):
     tools = [t for t in tools if t.runs > 0]
     ref = next((stats(t) for t in tools if t.name == ref_name), None)
     ALL[job] = {t.name: stats(t) for t in tools}
@@ -358,7 +359,7 @@ def table(job, tools, ref_name, title, note=""):
                      f"{fmt_x(ratio)} | {fmt_t(s['cpu'])} | {s['rss'] / 1024:.1f} MiB |")
     zk = [t for t in tools if t.kind == "zkctl" and stats(t)]
     peers = [t for t in tools if t.kind != "zkctl" and stats(t)]
-    if zk and peers:
+    if zk and peers and speedup:
         lines += ["", "Speed-up of zkctl (peer median ÷ zkctl median; above 1 means zkctl is faster):", "",
                   "| zkctl | " + " | ".join(p.name for p in peers) + " |",
                   "|---|" + "---:|" * len(peers)]
@@ -691,6 +692,49 @@ def job_1m():
     remove_tree(root)
 
 
+def job_shell():
+    """A get inside `zkctl shell`: N gets of one znode read from stdin by one shell, against the
+    same N gets by the C reference on one session (zoo_get, one round trip each). Each tool also
+    runs with a single get; (time of N - time of 1) / (N - 1) is what one more get costs, its
+    start-up, connect and close taken out the same way for both."""
+    path = "/bench10k/a42/b17"
+    expect = value(42 * 101 + 1 + 17 + 1).encode()
+    n = max(SHELL_GETS, 2)
+    scripts = {}
+    for k in (1, n):
+        scripts[k] = os.path.join(OUT, f"shell-{k}-gets.zk")
+        with open(scripts[k], "w") as f:
+            f.write(f"get {path}\n" * k)
+
+    def values(k):
+        def check(run, ctx):
+            got = run.stdout().count(expect)
+            return None if got == k else f"printed the value {got} times, expected {k}"
+        return check
+    tools = [
+        Tool("zkctl shell, 1 get", zk("shell"), ONESHOT_RUNS, values(1), stdin=scripts[1], kind="zkctl"),
+        Tool(f"zkctl shell, {n} gets", zk("shell"), ONESHOT_RUNS, values(n), stdin=scripts[n], kind="zkctl"),
+        Tool("C ref, 1 get", cref("gets", path, "1"), ONESHOT_RUNS, values(1), kind="cref"),
+        Tool(f"C ref, {n} gets", cref("gets", path, str(n)), ONESHOT_RUNS, values(n), kind="cref"),
+    ]
+    for _ in range(3):
+        spawn(cref("gets", path, str(n)), 60, tag="warm")
+    run_job("shell gets", tools)
+    table("shell", tools, f"C ref, {n} gets", f"Inside the shell: {n} gets of one znode on one session",
+          f"`{path}` on the 10k tree; `zkctl shell` reads `get {path}` lines from a file on stdin, the C reference "
+          f"calls zoo_get {n} times (one round trip each). A get's cost is (median of {n} − median of 1) ÷ {n - 1}, "
+          "for both: start-up, connect and close cancel out.", speedup=False)
+    per = {}
+    for who in ("zkctl shell", "C ref"):
+        one = med("shell", f"{who}, 1 get" if who == "C ref" else "zkctl shell, 1 get")
+        many = med("shell", f"{who}, {n} gets")
+        per[who] = (many - one) / (n - 1) if one is not None and many is not None else None
+    ALL["shell_per_get"] = per
+    REPORT.append("One get more: " + ", ".join(f"{k} {v * 1000:.3f} ms" if v is not None else f"{k} –" for k, v in per.items())
+                  + (f"; zkctl shell − C ref = {(per['zkctl shell'] - per['C ref']) * 1000:.3f} ms"
+                     if None not in per.values() else "") + "\n")
+
+
 def job_tls():
     """zkctl over TLS (its relay) against zkctl over the plain port of the same server (Netty,
     with a secureClientPort): tree and export of 10k, and one get."""
@@ -776,6 +820,13 @@ def targets():
         s = ALL.get("oneshot", {}).get(z)
         if s:
             row(f"one-shot: {z} peak RSS < 16 MiB", f"{s['rss'] / 1024:.1f} MiB", s["rss"] < 16 * 1024)
+    per = ALL.get("shell_per_get", {})
+    z, c = per.get("zkctl shell"), per.get("C ref")
+    if z is not None and c is not None:
+        row("shell: a get inside zkctl shell ≤ its round trip (C ref's get) + 1 ms",
+            f"{z * 1000:.3f} ms (+{(z - c) * 1000:.3f} ms)", z <= c + 0.001, f"{c * 1000:.3f} ms")
+    else:
+        row("shell: a get inside zkctl shell ≤ its round trip (C ref's get) + 1 ms", "not run", None)
     for size in ("10k", "100k"):
         check_le(size, f"tree {size}", "zkctl tree", "C ref (pipelined walk)", 1.25)
         for peer in ("zkCli.sh ls -R", "zk-shell tree"):
@@ -873,6 +924,8 @@ def main():
 
     if "oneshot" in JOBS:
         job_oneshot()
+    if "shell" in JOBS:
+        job_shell()
     if "10k" in JOBS:
         job_listing("10k", RUNS, SLOW_RUNS)
         job_values("10k", RUNS, SLOW_RUNS)
@@ -922,7 +975,7 @@ def main():
     settings = {k: v for k, v in os.environ.items() if k.startswith("BENCH_") and k not in
                 ("BENCH_CONNECT", "BENCH_ZKCTL", "BENCH_CREF", "BENCH_RUNNER", "BENCH_VENV", "BENCH_OUT", "BENCH_RESULTS")}
     doc.insert(-1, f"- settings: runs {RUNS} (10k), {RUNS_100K} (100k), slow peers {SLOW_RUNS} (10k) and 1 (100k), "
-                   f"one-shot {ONESHOT_RUNS}; sweep {SWEEP or '–'} at 10k ({SWEEP_RUNS} runs), {SWEEP_100K or '–'} at 100k "
+                   f"one-shot {ONESHOT_RUNS} (the shell job too, with {SHELL_GETS} gets); sweep {SWEEP or '–'} at 10k ({SWEEP_RUNS} runs), {SWEEP_100K or '–'} at 100k "
                    f"({SWEEP_RUNS_100K} run); environment overrides: "
                    + (", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "none"))
     doc.insert(-1, "- time per job (preparation included): " + ", ".join(f"{k} {v:.0f} s" for k, v in DURATION.items()))

@@ -4,7 +4,8 @@
 #
 # Environment (all optional):
 #   BENCH_1M=1              also the 1M-znode runs (export memory and linearity; slow)
-#   BENCH_JOBS=oneshot,10k,100k,find,sweep,tls   which parts to run (add 1m, or pick a few)
+#   BENCH_JOBS=oneshot,shell,10k,100k,find,sweep,tls   which parts to run (add 1m, or pick a few)
+#   BENCH_SHELL_GETS=1000   gets of one znode inside one `zkctl shell` (the shell job)
 #   BENCH_RUNS=5            runs of each fast tool at 10k (BENCH_RUNS_100K=2 at 100k)
 #   BENCH_SLOW_RUNS=3       runs of zkCli.sh, zk-shell and kazoo at 10k (1 at 100k)
 #   BENCH_ONESHOT_RUNS=11   runs of each one-shot command

@@ -3,6 +3,8 @@
  * It is what "close to what the C client itself can do" means in benchmarks/RESULTS.md.
  *
  *   cref get    HOSTS PATH                      connect, get, print the value, close the session
+ *   cref gets   HOSTS PATH N                    the same with N gets, one after the other (one
+ *                                               round trip each), each value printed
  *   (every mode) --resolve-delay MS             zoo_set_servers_resolution_delay(MS) after init;
  *                                               without it the library re-resolves the server list
  *                                               at every poll, as zkctl does today
@@ -99,18 +101,21 @@ static void make_value(char *buf, int len, long n) {
 /* ------------------------------------------------------------------------------------------ */
 /* get */
 
-static int run_get(const char *hosts, const char *path) {
+static int run_get(const char *hosts, const char *path, int times) {
     zhandle_t *zh = connect_or_die(hosts);
     static char buf[1 << 20];
-    int len = (int)sizeof buf;
-    struct Stat stat;
-    int rc = zoo_get(zh, path, 0, buf, &len, &stat);
-    if (rc == ZOK) {
-        if (len > 0) fwrite(buf, 1, (size_t)len, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    } else {
-        fprintf(stderr, "cref: %s: %s\n", path, zerror(rc));
+    int rc = ZOK;
+    for (int i = 0; i < times && rc == ZOK; i++) {
+        int len = (int)sizeof buf;
+        struct Stat stat;
+        rc = zoo_get(zh, path, 0, buf, &len, &stat);
+        if (rc == ZOK) {
+            if (len > 0) fwrite(buf, 1, (size_t)len, stdout);
+            fputc('\n', stdout);
+            fflush(stdout);
+        } else {
+            fprintf(stderr, "cref: %s: %s\n", path, zerror(rc));
+        }
     }
     zookeeper_close(zh);
     return rc == ZOK ? 0 : 1;
@@ -420,6 +425,7 @@ static int run_delete(zhandle_t *zh, const char *root, int batch) {
 
 static void usage(void) {
     fputs("usage: cref get HOSTS PATH [--resolve-delay MS]\n"
+          "       cref gets HOSTS PATH N\n"
           "       cref walk HOSTS ROOT [--data] [--acl] [--window N] [--json] [--out FILE]\n"
           "       cref create HOSTS ROOT A B [--batch N] [--window N] [--value-len N]\n"
           "       cref delete HOSTS ROOT [--batch N] [--window N]\n", stderr);
@@ -453,7 +459,11 @@ int main(int argc, char **argv) {
     argc = kept;
     if (strcmp(mode, "get") == 0) {
         if (argc != 4) usage();
-        return run_get(hosts, target);
+        return run_get(hosts, target, 1);
+    }
+    if (strcmp(mode, "gets") == 0) {
+        if (argc != 5) usage();
+        return run_get(hosts, target, int_arg(argv[4]));
     }
     int window = -1, batch = 1000, value_len = VALUE_LEN_DEFAULT;
     const char *out = NULL;

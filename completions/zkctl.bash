@@ -201,7 +201,7 @@ _zkctl_argkind() {
         'acl set|1') echo 'none' ;;
         'acl set|'*) echo 'none' ;;
         'watch|0') echo 'znode' ;;
-        'lock|0') echo 'none' ;;
+        'lock|0') echo 'lock' ;;
         'run-once|0') echo 'none' ;;
         'elect|0') echo 'none' ;;
         'export|0') echo 'znode' ;;
@@ -236,7 +236,7 @@ _zkctl_walk() {
         w=${words[i]}
         if [[ -n $pending ]]; then
             case "$pending" in
-                --server|-s|--config|--timeout|--config-root|--services-root|--auth-file) conn+=("$pending" "$w") ;;
+                --server|-s|--config|--timeout|--config-root|--services-root|--locks-root|--auth-file) conn+=("$pending" "$w") ;;
             esac
             pending=""
             continue
@@ -264,7 +264,7 @@ _zkctl_values() {
         choice:*) compgen -W "${kind#choice:}" -- "$cur" ;;
         file) compgen -f -- "$cur" ;;
         duration) compgen -W "500ms 1s 5s 10s 30s 1m 5m 1h 24h" -- "$cur" ;;
-        znode|config-key|service) "${words[0]}" "${conn[@]}" __complete "$kind" "$cur" 2>/dev/null ;;
+        znode|config-key|service|lock) "${words[0]}" "${conn[@]}" __complete "$kind" "$cur" 2>/dev/null ;;
         command) compgen -c -- "$cur" ;;
     esac
 }

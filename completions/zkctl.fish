@@ -84,7 +84,7 @@ function __zkctl_live
     set -l i 2
     while test $i -le (count $tokens)
         switch $tokens[$i]
-            case --server -s --config --timeout --config-root --services-root --auth-file
+            case --server -s --config --timeout --config-root --services-root --locks-root --auth-file
                 set -l j (math $i + 1)
                 if test $j -le (count $tokens)
                     set conn $conn $tokens[$i] $tokens[$j]
@@ -268,6 +268,7 @@ complete -c zkctl -n '__zkctl_at '\''lock'\''' -l write -d 'an exclusive write l
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l status -d 'show the holders and waiters of NAME instead of running anything'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l grace -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'how long CMD has to exit after SIGTERM before SIGKILL (default 10s; for lock at most a third of the session timeout)'
 complete -c zkctl -n '__zkctl_at '\''lock'\''' -l acl -x -d 'ACL entry scheme:id:perms for created nodes (repeatable), e.g. world:anyone:r, digest:user:HASH:cdrwa, auth::cdrwa, ip:10.0.0.1:r.'
+complete -c zkctl -n '__zkctl_arg '\''lock'\'' 0' -x -a '(__zkctl_live lock)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l every -x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h' -d 'run once per period of this length (24h, 1h, 15m)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l key -x -d 'run once for this key (a single znode name)'
 complete -c zkctl -n '__zkctl_at '\''run-once'\''' -l record-failure -d 'record a failed or interrupted run as done too (by default the next invocation runs CMD again)'

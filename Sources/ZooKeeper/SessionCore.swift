@@ -15,6 +15,8 @@ final class WatchBox: Sendable {
 final class SessionCore: Sendable {
     private struct State {
         var current: SessionState = .connecting
+        /// The first terminal state: an expired session that is closed afterwards stays expired here.
+        var ending: SessionState?
         var everConnected = false
         var waiters: [UInt64: @Sendable (SessionState) -> Bool] = [:]
         var streams: [UInt64: AsyncStream<SessionState>.Continuation] = [:]
@@ -38,6 +40,7 @@ final class SessionCore: Sendable {
     }
 
     var currentState: SessionState { state.withLock { $0.current } }
+    var ending: SessionState? { state.withLock { $0.ending } }
 
     // MARK: State
 
@@ -60,6 +63,7 @@ final class SessionCore: Sendable {
             // A closed or expired session stays so.
             if s.current.isTerminal && s.current != next && next != .closed { return [] }
             s.current = next
+            if next.isTerminal && s.ending == nil { s.ending = next }
             if next.isConnected { s.everConnected = true }
             // A waiter whose predicate holds resumes its task (which only schedules it) and goes.
             for (id, waiter) in s.waiters where waiter(next) {

@@ -183,6 +183,10 @@ public final class ZooKeeperClient: Sendable {
 
     public var state: SessionState { core.currentState }
 
+    /// How the session ended: the first terminal state it reached (`expired`, `authFailed` or
+    /// `closed`; an expired session closed afterwards is still `expired` here), nil while it lives.
+    public var ending: SessionState? { core.ending }
+
     /// Every later state change, until the session is closed.
     public func stateUpdates() -> AsyncStream<SessionState> { core.updates() }
 

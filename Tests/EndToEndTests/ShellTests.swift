@@ -109,6 +109,85 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(try connected(["exists", "\(base)/x"]).status, 1)
     }
 
+    // MARK: Session loss
+
+    /// zkctl stopped (SIGSTOP) past its 4 s session timeout: the server expires the shell's
+    /// session. Once it runs again the shell says so at once, on one line naming the ephemerals
+    /// made inside (not the one deleted since) and the running watch, and opens a new session:
+    /// the watch goes on there and the next commands run on it.
+    func testSessionExpiryNamesWhatWasLostAndOpensANewSession() throws {
+        try ok(["create", "\(base)/config"])
+        try ok(["create", "\(base)/config/flag", "off"])
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "HOME": FileManager.default.temporaryDirectory.path]
+        let shell = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "--timeout", "4s",
+                                                              "--config-root", "\(base)/config", "shell"],
+                                          environment: environment, input: true)
+        defer { shell.kill() }
+        try shell.send("""
+        cd \(base); create --ephemeral a; create --ephemeral --sequential q-; create --ephemeral gone; delete gone
+        config watch flag --once
+
+        """)
+        XCTAssertTrue(shell.waitForLines(4), "the creates and the watch's first line: \(shell.stdout) \(shell.stderr)")
+        let sequential = try XCTUnwrap(shell.stdout.split(separator: "\n").first { $0.hasPrefix("\(base)/q-") })
+        XCTAssertEqual(shell.stdout, "\(base)/a\n\(sequential)\n\(base)/gone\ninitial flag = \"off\"\n")
+
+        shell.signal(SIGSTOP)
+        let expired = try eventually(60) { try connected(["exists", "\(base)/a"]).status == 1 }
+        shell.signal(SIGCONT)
+        XCTAssertTrue(expired, "the stopped shell's session never expired")
+        XCTAssertTrue(shell.waitForStderr(seconds: 30) { $0.contains("the shell opened a new session") }, shell.stderr)
+        let hex = "0x[0-9a-f]+"
+        let lost = "zkctl: session \(hex) expired; lost ephemeral \(base)/a, \(sequential); "
+            + "lost watches on \(base)/config/flag \\(the running command sets them again\\); the shell opened a new session \(hex)"
+        let lines = shell.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.range(of: "^\(lost)$", options: .regularExpression) != nil }.count, 1, shell.stderr)
+
+        // The watch, on the new session, sees the next change and ends (--once); the lines after
+        // it run on the new session too.
+        try ok(["config", "set", "--config-root", "\(base)/config", "flag", "on"])
+        try shell.send("create --ephemeral b again; get b\n")
+        try shell.closeInput()
+        XCTAssertEqual(shell.waitForExit(seconds: 30), 0, shell.stderr)
+        XCTAssertEqual(shell.stdout, "\(base)/a\n\(sequential)\n\(base)/gone\ninitial flag = \"off\"\nchanged flag = \"on\"\n\(base)/b\nagain")
+        XCTAssertEqual(try connected(["exists", "\(base)/b"]).status, 1, "the new session closed with the shell")
+    }
+
+    /// 'watch --exec --exit-on-error' whose CMD fails ends the watch, not the shell's session:
+    /// the ephemeral made before it is still there for the next line.
+    func testAFailingWatchExecKeepsTheShellsSession() throws {
+        try ok(["create", "\(base)/w", "0"])
+        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+                           "HOME": FileManager.default.temporaryDirectory.path]
+        let shell = try BackgroundProcess(zkctlBinaryPath(), ["-s", server.connectString, "shell"], environment: environment, input: true)
+        defer { shell.kill() }
+        try shell.send("cd \(base); create --ephemeral e kept; watch w --exec --exit-on-error -- false\n")
+        XCTAssertTrue(shell.waitForLines(1), shell.stderr)
+        // A change once the watch is armed runs CMD (changes before that are its initial state).
+        var n = 0
+        while !shell.stderr.contains("failed"), n < 100 {
+            n += 1
+            try ok(["set", "\(base)/w", "\(n)"])
+            _ = shell.waitForStderr(seconds: 0.3) { $0.contains("failed") }
+        }
+        XCTAssertEqual(shell.stderr, "zkctl: false failed (exit code 1) for changed \(base)/w\n")
+        try shell.send("get e\n")
+        try shell.closeInput()
+        XCTAssertEqual(shell.waitForExit(seconds: 30), 0, shell.stderr)
+        XCTAssertEqual(shell.stdout, "\(base)/e\nkept")
+        XCTAssertEqual(shell.stderr, "zkctl: false failed (exit code 1) for changed \(base)/w\n", "no session was lost")
+    }
+
+    func eventually(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return try condition()
+    }
+
     // MARK: On a terminal (tmux)
 
     /// A terminal through tmux, on a socket of its own; its server is killed at teardown.
@@ -138,8 +217,9 @@ final class ShellTests: ToolkitTestCase {
         }
     }
 
-    /// `zkctl shell` in a tmux terminal, its history under a home of its own.
-    func startTerminal() throws -> (Terminal, String) {
+    /// `zkctl shell` in a tmux terminal, its history under a home of its own; `options` are
+    /// global options given to the shell.
+    func startTerminal(_ options: [String] = []) throws -> (Terminal, String) {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-shell-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let terminal = Terminal(socket: "zkctl-shell-test-\(getpid())-\(UUID().uuidString.prefix(8))")
@@ -149,7 +229,7 @@ final class ShellTests: ToolkitTestCase {
         }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let command = "env -i PATH='\(path)' HOME='\(home)' XDG_STATE_HOME='\(home)/state' TERM=screen "
-            + "'\(zkctlBinaryPath())' -s \(server.connectString) shell; echo EXIT=$?; sleep 60"
+            + "'\(zkctlBinaryPath())' -s \(server.connectString) \(options.map { "'\($0)'" }.joined(separator: " ")) shell; echo EXIT=$?; sleep 60"
         let started = try terminal.tmux(["new-session", "-d", "-s", "t", "-x", "160", "-y", "40", command])
         XCTAssertEqual(started.status, 0, started.stderrText)
         return (terminal, home)
@@ -225,6 +305,69 @@ final class ShellTests: ToolkitTestCase {
         try terminal.send("Tab")
         try terminal.wait("both children listed") { $0.contains("\nsettings  sub\n") }
         try terminal.send("C-u", "C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
+    }
+
+    /// Tab after a command whose argument is a config key, a service name or a lock name offers
+    /// the live names under the shell's roots (the kinds the completion scripts get from
+    /// '__complete'); an option's choices come from the command table.
+    func testTabCompletesLiveConfigKeysServiceNamesAndLockNames() throws {
+        let roots = ["--config-root", "\(base)/config", "--services-root", "\(base)/services", "--locks-root", "\(base)/locks"]
+        try ok(roots + ["config", "set", "feature_flags", "{}"])
+        try ok(roots + ["config", "set", "other", "1"])
+        try ok(roots + ["service", "register", "backend", "127.0.0.1", "8000"])
+        try ok(["create", "--parents", "\(base)/locks/deploy"])
+        // The completion scripts' live values are the same ones.
+        for (kind, prefix, name) in [("config-key", "fe", "feature_flags"), ("service", "b", "backend"), ("lock", "d", "deploy")] {
+            XCTAssertEqual(try ok(roots + ["__complete", kind, prefix]), name + "\n", kind)
+        }
+        let (terminal, _) = try startTerminal(roots)
+        let server = self.server.connectString.split(separator: ",")[0]
+        try terminal.wait("the first prompt") { $0.contains("\(server):/>") }
+
+        // The screen's lines (capture-pane drops their trailing blanks): the prompt's line is the
+        // word completed and nothing else; then a blank follows it (the next key lands after one).
+        func prompted(_ text: String) -> (String) -> Bool {
+            { $0.split(separator: "\n").contains { $0 == "\(server):/> \(text)" } }
+        }
+        try terminal.send("config get fe", "Tab", "#")
+        try terminal.wait("the config key completed", prompted("config get feature_flags #"))
+        try terminal.send("Enter")
+        try terminal.wait("its value and the next prompt") { $0.contains("\n{}\n\(server):/>") }
+        try terminal.send("service discover b", "Tab", "#")
+        try terminal.wait("the service name completed", prompted("service discover backend #"))
+        try terminal.send("Enter")
+        try terminal.wait("its instance and the next prompt") { $0.contains("STATIC") && $0.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("\(server):/>") }
+        try terminal.send("lock --status d", "Tab", "#")
+        try terminal.wait("the lock name completed", prompted("lock --status deploy #"))
+        try terminal.send("C-u", "-o j", "Tab", "#")
+        try terminal.wait("a choice completed", prompted("-o json #"))
+        try terminal.send("C-u", "C-d")
+        try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
+    }
+
+    /// Ctrl-C at the prompt drops the line being typed (the rest after the cursor shown, then
+    /// '^C') and shows a fresh prompt; the shell goes on, with the same last exit code.
+    func testCtrlCAtThePromptDropsTheLine() throws {
+        let (terminal, _) = try startTerminal()
+        let server = self.server.connectString.split(separator: ",")[0]
+        let prompt = "\(server):/>"
+        func lines(_ screen: String) -> [String] { screen.split(separator: "\n").map(String.init) }
+        try terminal.wait("the first prompt") { $0.contains(prompt) }
+
+        try terminal.send("exists \(base)/half-typed")
+        try terminal.wait("the half-typed line") { $0.contains("\(prompt) exists \(base)/half-typed") }
+        try terminal.send("Left", "Left", "Left", "Left", "Left")
+        try terminal.send("C-c")
+        try terminal.wait("the line dropped, a fresh prompt") { lines($0).prefix(2) == ["\(prompt) exists \(base)/half-typed^C", prompt] }
+        // At an empty prompt too; the shell is still there and runs the next line.
+        try terminal.send("C-c")
+        try terminal.wait("another fresh prompt") { lines($0).prefix(3) == ["\(prompt) exists \(base)/half-typed^C", "\(prompt) ^C", prompt] }
+        try terminal.send("exists \(base)", "Enter")
+        try terminal.wait("the next line run (exit 0: no code in the prompt)") {
+            lines($0).count >= 4 && lines($0)[2] == "\(prompt) exists \(base)" && lines($0)[3] == prompt
+        }
+        try terminal.send("C-d")
         try terminal.wait("the shell's exit code") { $0.contains("EXIT=0") }
     }
 }

@@ -12,11 +12,14 @@ public final class BackgroundProcess: @unchecked Sendable {
     private let ownsDirectory: Bool
     private let outURL: URL
     private let errURL: URL
+    /// Its stdin, when the test writes it (`send`); else /dev/null.
+    private let input: Pipe?
 
     /// Starts `executable`. Output goes to files in `directory`,
-    /// or in a temporary directory of its own that is removed with it.
+    /// or in a temporary directory of its own that is removed with it. With `input`, its stdin
+    /// is a pipe the test writes with `send` (and ends with `closeInput`).
     public init(_ executable: String, _ args: [String], environment: [String: String],
-                directory: URL? = nil) throws {
+                directory: URL? = nil, input: Bool = false) throws {
         let id = UUID().uuidString.prefix(8)
         ownsDirectory = directory == nil
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-bg-\(UUID().uuidString)")
@@ -28,10 +31,22 @@ public final class BackgroundProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
         process.environment = environment
-        process.standardInput = FileHandle.nullDevice
+        self.input = input ? Pipe() : nil
+        process.standardInput = self.input ?? FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         try process.run()
+        try self.input?.fileHandleForReading.close()
+    }
+
+    /// Writes `text` to its stdin (only with `input: true`).
+    public func send(_ text: String) throws {
+        try input?.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Ends its stdin.
+    public func closeInput() throws {
+        try input?.fileHandleForWriting.close()
     }
 
     deinit {

@@ -31,7 +31,7 @@ public enum ValueType: Sendable, Hashable {
 
 /// What a shell completion offers for a value.
 public enum CompletionKind: String, Sendable, Hashable {
-    case none, znodePath, configKey, serviceName, file, choice, duration, command
+    case none, znodePath, configKey, serviceName, lockName, file, choice, duration, command
 }
 
 /// Where a setting sits in the config file (`[section] key = value`).

@@ -2,7 +2,8 @@ import Foundation
 
 /// Shell completion scripts, generated from the command table. The static part (commands,
 /// subcommands, options, choices) is written into the script; live values (znode paths, config
-/// keys, service names) come from the hidden `zkctl __complete` command at completion time.
+/// keys, service names, lock names) come from the hidden `zkctl __complete` command at
+/// completion time (`LiveCompletion`, which Tab in `zkctl shell` uses too).
 public enum Completions {
     /// Every command path with its spec: "" for the root, "config set", ...
     static func paths(_ root: CommandSpec) -> [(String, CommandSpec)] {
@@ -26,8 +27,13 @@ public enum Completions {
     static func kind(_ a: ArgumentSpec) -> String {
         switch a.type {
         case .choice(let c): return "choice:" + c.joined(separator: " ")
-        default: return kindName(a.completion == .none && a.type == .znodePath ? .znodePath : a.completion)
+        default: return kindName(completion(a))
         }
+    }
+
+    /// What an argument's value completes to (a znode path argument completes to paths).
+    static func completion(_ a: ArgumentSpec) -> CompletionKind {
+        a.completion == .none && a.type == .znodePath ? .znodePath : a.completion
     }
 
     static func kindName(_ k: CompletionKind) -> String {
@@ -36,6 +42,7 @@ public enum Completions {
         case .znodePath: return "znode"
         case .configKey: return "config-key"
         case .serviceName: return "service"
+        case .lockName: return "lock"
         case .file: return "file"
         case .choice: return "none"
         case .duration: return "duration"
@@ -44,7 +51,7 @@ public enum Completions {
     }
 
     /// The options whose values say where the server is; completion passes them on to `__complete`.
-    static let connectionOptions = ["server", "config", "timeout", "config-root", "services-root", "auth-file"]
+    static let connectionOptions = ["server", "config", "timeout", "config-root", "services-root", "locks-root", "auth-file"]
 
     static func optionWords(_ o: OptionSpec) -> [String] {
         ["--\(o.long)"] + (o.short.map { ["-\($0)"] } ?? [])
@@ -113,7 +120,7 @@ public enum Completions {
             w=${words[i]}
             if [[ -n $pending ]]; then
                 case "$pending" in
-                    --server|-s|--config|--timeout|--config-root|--services-root|--auth-file) conn+=("$pending" "$w") ;;
+                    --server|-s|--config|--timeout|--config-root|--services-root|--locks-root|--auth-file) conn+=("$pending" "$w") ;;
                 esac
                 pending=""
                 continue
@@ -152,7 +159,7 @@ public enum Completions {
                 choice:*) compgen -W "${kind#choice:}" -- "$cur" ;;
                 file) compgen -f -- "$cur" ;;
                 duration) compgen -W "500ms 1s 5s 10s 30s 1m 5m 1h 24h" -- "$cur" ;;
-                znode|config-key|service) "${words[0]}" "${conn[@]}" __complete "$kind" "$cur" 2>/dev/null ;;
+                znode|config-key|service|lock) "${words[0]}" "${conn[@]}" __complete "$kind" "$cur" 2>/dev/null ;;
                 command) compgen -c -- "$cur" ;;
             esac
         }
@@ -206,7 +213,7 @@ public enum Completions {
                 choice:*) compadd -- ${=${kind#choice:}} ;;
                 file) _files ;;
                 duration) compadd -- 500ms 1s 5s 10s 30s 1m 5m 1h 24h ;;
-                znode|config-key|service)
+                znode|config-key|service|lock)
                     local -a live
                     live=(${(f)"$($prog "${conn[@]}" __complete "$kind" "$cur" 2>/dev/null)"})
                     compadd -S '' -- $live ;;
@@ -338,7 +345,7 @@ public enum Completions {
             set -l i 2
             while test $i -le (count $tokens)
                 switch $tokens[$i]
-                    case --server -s --config --timeout --config-root --services-root --auth-file
+                    case --server -s --config --timeout --config-root --services-root --locks-root --auth-file
                         set -l j (math $i + 1)
                         if test $j -le (count $tokens)
                             set conn $conn $tokens[$i] $tokens[$j]
@@ -357,7 +364,7 @@ public enum Completions {
             switch kind {
             case "file": return "-r -F"
             case "duration": return "-x -a '500ms 1s 5s 10s 30s 1m 5m 1h 24h'"
-            case "znode", "config-key", "service": return "-x -a \(quote("(__zkctl_live \(kind))"))"
+            case "znode", "config-key", "service", "lock": return "-x -a \(quote("(__zkctl_live \(kind))"))"
             default: return "-x"
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import ZooKeeper
+import ZooKeeperRecipes
 
 /// One run of one command: what was typed, the resolved settings, the output, and the sessions
 /// the command opened (closed by the runner when it ends, also on Ctrl-C).
@@ -14,25 +15,25 @@ public final class Invocation: Sendable {
     private let cleanupsDone = Mutex(false)
     private let signalInterceptor = Mutex<(@Sendable (SignalDelivery) -> Bool)?>(nil)
     /// Inside `zkctl shell`: the shell's one session, which `connect()` hands out (and the
-    /// command's `closeAll` leaves open).
-    let sharedSession: ZooKeeperClient?
+    /// command's `closeAll` leaves open), renewed by the shell when it has ended.
+    let shell: ShellSession?
     /// Whether the command runs inside `zkctl shell` (where `create --ephemeral` is offered).
-    public var inShell: Bool { sharedSession != nil }
+    public var inShell: Bool { shell != nil }
     private let progressLines = Mutex<[ProgressLine]>([])
 
     public init(parsed: ParsedCommand, settings: Settings, output: Output) {
         self.parsed = parsed
         self.settings = settings
         self.output = output
-        self.sharedSession = nil
+        self.shell = nil
     }
 
     /// A command run inside the shell, on the shell's session.
-    init(parsed: ParsedCommand, settings: Settings, output: Output, sharedSession: ZooKeeperClient) {
+    init(parsed: ParsedCommand, settings: Settings, output: Output, shell: ShellSession) {
         self.parsed = parsed
         self.settings = settings
         self.output = output
-        self.sharedSession = sharedSession
+        self.shell = shell
     }
 
     // MARK: Sessions
@@ -40,8 +41,21 @@ public final class Invocation: Sendable {
     /// Opens a session with the resolved settings. The runner closes it when the command ends.
     /// Inside the shell, the shell's session (left open).
     public func connect() async throws -> ZooKeeperClient {
-        if let sharedSession { return sharedSession }
+        if let shell { return try await shell.current() }
         return try await connect(settings.connectOptions)
+    }
+
+    /// Inside the shell: `path`, an ephemeral node just made on `client`, is named if the session
+    /// is lost while it exists.
+    func madeEphemeral(_ path: String, on client: ZooKeeperClient) {
+        shell?.madeEphemeral(path, on: client)
+    }
+
+    /// Runs `body`, a watch of `spec`; inside the shell its nodes are named if the session is
+    /// lost meanwhile.
+    func following<T>(_ spec: WatchSpec, _ body: () async throws -> T) async rethrows -> T {
+        guard let shell else { return try await body() }
+        return try await shell.following(spec, body)
     }
 
     /// Like `connect()`, but a missing chroot is created first (its missing components, as empty

@@ -425,33 +425,35 @@ extension CommandTable {
         // Following nested keys, the nodes that only hold other keys (no data) are not keys.
         let skipEmpty = paths.isEmpty && nested
         let shown = Mutex<Set<String>>([])
-        let end = try await watcher.run { change in
-            if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
-            if skipEmpty {
-                let show = shown.withLock { shown -> Bool in
-                    if change.kind == .removed { return shown.remove(change.path) != nil }
-                    guard let data = change.data, !data.isEmpty else { return false }
-                    shown.insert(change.path)
-                    return true
+        let end = try await inv.following(spec) {
+            try await watcher.run { change in
+                if change.kind == .initial { seen.withLock { _ = $0.insert(change.path) } }
+                if skipEmpty {
+                    let show = shown.withLock { shown -> Bool in
+                        if change.kind == .removed { return shown.remove(change.path) != nil }
+                        guard let data = change.data, !data.isEmpty else { return false }
+                        shown.insert(change.path)
+                        return true
+                    }
+                    if !show { return .proceed }
                 }
-                if !show { return .proceed }
+                let key = ConfigSupport.key(for: change.path, root: root)
+                let value = change.data.map(ConfigSupport.decode)
+                var o = JSONObject([("event", .string(change.kind.rawValue)), ("key", .string(key))])
+                if let value { o["value"] = value }
+                if let stat = change.stat { o["version"] = .int(Int(stat.version)) }
+                out.print(Printed(json: .object(o), lines: [value.map { "\(change.kind.rawValue) \(key) = \($0.compact())" }
+                                                            ?? "\(change.kind.rawValue) \(key)"]))
+                out.flush()
+                return once && change.kind != .initial ? .stop : .proceed
+            } onReady: {
+                // The initial look is over: say which keys are not there (yet).
+                let found = seen.withLock { $0 }
+                for p in paths where !found.contains(p) {
+                    out.note("config key '\(ConfigSupport.printable(ConfigSupport.key(for: p, root: root)))' does not exist yet; waiting")
+                }
+                if paths.isEmpty && found.isEmpty { out.note("no keys under \(root) yet; waiting") }
             }
-            let key = ConfigSupport.key(for: change.path, root: root)
-            let value = change.data.map(ConfigSupport.decode)
-            var o = JSONObject([("event", .string(change.kind.rawValue)), ("key", .string(key))])
-            if let value { o["value"] = value }
-            if let stat = change.stat { o["version"] = .int(Int(stat.version)) }
-            out.print(Printed(json: .object(o), lines: [value.map { "\(change.kind.rawValue) \(key) = \($0.compact())" }
-                                                        ?? "\(change.kind.rawValue) \(key)"]))
-            out.flush()
-            return once && change.kind != .initial ? .stop : .proceed
-        } onReady: {
-            // The initial look is over: say which keys are not there (yet).
-            let found = seen.withLock { $0 }
-            for p in paths where !found.contains(p) {
-                out.note("config key '\(ConfigSupport.printable(ConfigSupport.key(for: p, root: root)))' does not exist yet; waiting")
-            }
-            if paths.isEmpty && found.isEmpty { out.note("no keys under \(root) yet; waiting") }
         }
         // Closed from outside: the runner is ending the command on a signal.
         return end == .stopped ? ExitCode.success : ExitCode.interrupted

@@ -102,7 +102,7 @@ extension CommandTable {
             "zkctl lock --status deploy",
             "zkctl lock db-migrate -- sh -c 'echo \"holding $ZKCTL_LOCK_PATH\"; ./migrate'",
         ],
-        arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')")],
+        arguments: [ArgumentSpec("NAME", help: "the lock's name under the locks root (may contain '/')", completion: .lockName)],
         options: [
             LockOptions.wait.spec,
             LockOptions.max.spec,

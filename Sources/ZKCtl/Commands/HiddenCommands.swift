@@ -18,15 +18,15 @@ extension CommandTable {
         CommandSpec(
             "__complete", summary: "print live completion candidates; prints nothing when the server cannot be reached",
             arguments: [
-                ArgumentSpec("KIND", help: "znode, config-key or service", type: .choice(["znode", "config-key", "service"])),
+                ArgumentSpec("KIND", help: "znode, config-key, service or lock", type: .choice(LiveCompletion.kinds.map(Completions.kindName))),
                 ArgumentSpec("PREFIX", help: "what has been typed", optional: true),
             ],
             hidden: true,
             handler: runComplete),
     ]
 
-    /// Live values for shell completion: children of the typed parent (znode paths), config keys or
-    /// service names. Never an error: a slow or absent server means no candidates.
+    /// Live values for shell completion: children of the typed parent (znode paths), config keys,
+    /// service names or lock names. Never an error: a slow or absent server means no candidates.
     @Sendable static func runComplete(_ inv: Invocation) async throws -> Int32 {
         let prefix = inv.argument(1) ?? ""
         var options = inv.settings.connectOptions
@@ -46,14 +46,9 @@ extension CommandTable {
                     candidates = [candidates[0] + "/"]
                 }
             }
-        case "config-key":
-            if let (names, _) = try? await zk.children(inv.settings.configRoot.value) {
-                candidates = names.sorted().filter { $0.hasPrefix(prefix) }
-            }
-        default:
-            if let (names, _) = try? await zk.children(inv.settings.servicesRoot.value) {
-                candidates = names.sorted().filter { $0.hasPrefix(prefix) }
-            }
+        case let name:
+            guard let kind = name.flatMap(LiveCompletion.kind(named:)) else { break }
+            candidates = await LiveCompletion.names(kind, prefix: prefix, settings: inv.settings, session: zk)
         }
         for c in candidates { inv.output.line(c) }
         return ExitCode.success

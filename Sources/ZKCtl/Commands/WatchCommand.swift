@@ -94,13 +94,15 @@ extension CommandTable {
         let watcher = NodeWatcher(spec: spec, maxInFlight: min(inv.maxInFlight, 256),
                                   connect: { try await inv.connect() },
                                   onSession: { event in out.note("watch: \(event)") })
-        let end = try await watcher.run { change in
-            if change.path == path && change.kind == .initial { found.withLock { $0 = true } }
-            out.print(Printed(json: watchJSON(change), lines: [watchLine(change)]))
-            out.flush()
-            return .proceed
-        } onReady: {
-            if !found.withLock({ $0 }) { out.note("\(path) does not exist yet; waiting") }
+        let end = try await inv.following(spec) {
+            try await watcher.run { change in
+                if change.path == path && change.kind == .initial { found.withLock { $0 = true } }
+                out.print(Printed(json: watchJSON(change), lines: [watchLine(change)]))
+                out.flush()
+                return .proceed
+            } onReady: {
+                if !found.withLock({ $0 }) { out.note("\(path) does not exist yet; waiting") }
+            }
         }
         // Closed from outside: the runner is ending the command on a signal.
         return end == .stopped ? ExitCode.success : ExitCode.interrupted

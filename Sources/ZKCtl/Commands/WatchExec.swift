@@ -65,20 +65,31 @@ extension CommandTable {
                                   },
                                   onSession: { event in out.note("watch: \(event)") })
         let end = try await withThrowingTaskGroup(of: Void.self) { group -> WatchEnd in
+            // The watch, as a task of its own, so that a failing CMD can cancel it.
+            let watching = Task {
+                try await inv.following(spec) {
+                    try await watcher.run { change in
+                        seen(change)
+                        if let c = describe(change) { runner.offer(c) }
+                        return failed.withLock { $0 } == nil ? .proceed : .stop
+                    } onReady: { onReady() }
+                }
+            }
             group.addTask {
                 if let code = await runner.run() {
                     failed.withLock { $0 = code }
-                    // Ends the watch: the engine sees its client closed.
-                    for zk in clients.withLock({ $0 }) { await zk.close() }
+                    // Ends the watch. Inside the shell its session is the shell's, which holds
+                    // the ephemerals made there: the watch is cancelled and the session kept.
+                    if inv.inShell {
+                        watching.cancel()
+                    } else {
+                        for zk in clients.withLock({ $0 }) { await zk.close() }
+                    }
                 }
             }
             let end: WatchEnd
             do {
-                end = try await watcher.run { change in
-                    seen(change)
-                    if let c = describe(change) { runner.offer(c) }
-                    return failed.withLock { $0 } == nil ? .proceed : .stop
-                } onReady: { onReady() }
+                end = try await withTaskCancellationHandler { try await watching.value } onCancel: { watching.cancel() }
             } catch {
                 runner.finish()
                 group.cancelAll()

@@ -399,6 +399,7 @@ extension CommandTable {
             let parent = PathRules.parent(of: path) ?? "/"
             throw CommandError.notFound("\(parent): no such znode (use --parents to create it)")
         }
+        if mode.isEphemeral { inv.madeEphemeral(created, on: zk) }
         inv.output.print(Printed(json: .object(JSONObject([("path", .string(created))])), lines: [created]))
         return ExitCode.success
     }

@@ -17,6 +17,13 @@ final class LineEditor: @unchecked Sendable {
         self.editor = editor
         historyFile = Self.historyPath()
         if let historyFile { _ = zkctl_history_load(history, historyFile) }
+        _ = zkctl_editline_set_interrupt(editor, lineEditorInterrupt)
+    }
+
+    /// Ctrl-C at the prompt (the signal path calls this when no command runs): the line being
+    /// typed is dropped and a fresh prompt shown.
+    static func interrupt() {
+        zkctl_editline_wake()
     }
 
     deinit {
@@ -42,7 +49,12 @@ final class LineEditor: @unchecked Sendable {
     func readLine(prompt: String) -> String? {
         zkctl_editline_set_prompt(prompt)
         var count: Int32 = 0
-        guard let raw = el_gets(editor, &count), count > 0 else { return nil }
+        zkctl_editline_drain()
+        lineInterrupted.withLock { $0 = false }
+        let raw = el_gets(editor, &count)
+        // Ctrl-C: an empty line, so that the shell shows its prompt again.
+        if lineInterrupted.withLock({ $0 }) { return "" }
+        guard let raw, count > 0 else { return nil }
         var line = String(cString: raw)
         if line.hasSuffix("\n") { line.removeLast() }
         return line
@@ -90,6 +102,18 @@ struct Completion: Sendable, Hashable {
 }
 
 private let completionBody = Mutex<(@Sendable (String) -> [Completion])?>(nil)
+
+/// Whether the line being read was dropped by Ctrl-C.
+private let lineInterrupted = Mutex(false)
+
+/// libedit's handler of the ^C key (which the wake-up pipe sends): shows the rest of the line
+/// and '^C', as a terminal does, then ends the line; `readLine` drops it.
+private func lineEditorInterrupt(_ editor: OpaquePointer?, _ key: Int32) -> UInt8 {
+    guard let editor else { return UInt8(CC_ERROR) }
+    zkctl_editline_show_interrupt(editor)
+    lineInterrupted.withLock { $0 = true }
+    return UInt8(CC_NEWLINE)
+}
 
 /// libedit's Tab handler (a C function pointer: no captures).
 private func lineEditorComplete(_ editor: OpaquePointer?, _ key: Int32) -> UInt8 {

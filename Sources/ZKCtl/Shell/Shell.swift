@@ -36,17 +36,24 @@ enum ShellCommand {
         current path before they are sent, wherever a command takes a znode path.
         The session stays open until the shell ends: ephemeral nodes made inside
         ('create --ephemeral PATH [VALUE]', offered only here) and watches live until then. End of
-        input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. If a command
-        ends the session (or the server expires it), the shell says so and opens a new one.
+        input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. When the
+        server expires the session (or a command ends it), the shell says so on one line, naming
+        what was lost, and opens a new session:
+          zkctl: session 0x1a2b expired; lost ephemeral /app/a, /app/b; the shell opened a new session 0x1a2c
+        The ephemerals named are the ones made in the shell on that session and not deleted
+        since; a watch running then is named too ('lost watches on /app (the running command sets
+        them again)'): it goes on, on the new session, and reports what changed meanwhile.
 
         On a terminal the prompt shows the server, the current path and the last exit code when
         it was not 0 ('zk1:2181:/app [1]> '); lines are edited with the usual Emacs keys (libedit),
-        Up and Down walk the history and Ctrl-R searches it. Tab completes commands and options
-        from the command table, and znode paths (relative to the current path, or absolute) from
-        the live tree, through the shell's session. The history is kept in
+        Up and Down walk the history and Ctrl-R searches it. Tab completes commands, options and
+        choices from the command table, and through the shell's session znode paths (relative to
+        the current path, or absolute) from the live tree, config keys, service names and lock
+        names from under their roots (as the completion scripts do). The history is kept in
         $XDG_STATE_HOME/zkctl/history (~/.local/state/zkctl/history; mode 600), without the lines
         that hold credentials (--auth, digest). Ctrl-C stops the running command (a watch, say:
-        exit 130 in the prompt) and not the shell; SIGTERM ends the shell and its session.
+        exit 130 in the prompt) and not the shell; at the prompt it drops the line being typed
+        and shows a fresh prompt; SIGTERM ends the shell and its session.
 
         Commands come from -c COMMANDS, or from stdin one per line when stdin is not a terminal,
         or else are read at the prompt. With --errexit the shell stops at the first command that
@@ -118,7 +125,9 @@ enum ShellCommand {
 final class Shell: @unchecked Sendable {
     // Sendable: used by one task at a time (the shell's loop).
     let invocation: Invocation
-    var session: ZooKeeperClient
+    /// The one session, renewed (saying what was lost) when it ends.
+    let keeper: ShellSession
+    var session: ZooKeeperClient { keeper.client }
     var directory = "/"
     var previousDirectory = "/"
     var lastCode: Int32 = ExitCode.success
@@ -129,9 +138,12 @@ final class Shell: @unchecked Sendable {
     private let running = Mutex<(Invocation, Task<Int32, any Error>)?>(nil)
 
     /// Ctrl-C: the running command's own interrupt cleanups, then its task cancelled. At the
-    /// prompt it does nothing.
+    /// prompt the line typed is dropped and a fresh prompt shown.
     func interrupt(_ delivery: SignalDelivery) {
-        guard let (inv, task) = running.withLock({ $0 }) else { return }
+        guard let (inv, task) = running.withLock({ $0 }) else {
+            LineEditor.interrupt()
+            return
+        }
         guard inv.recordSignal(delivery) else { return }
         inv.runInterruptCleanups()
         task.cancel()
@@ -151,8 +163,10 @@ final class Shell: @unchecked Sendable {
     }
 
     /// What Tab offers after `before` (the line up to the cursor): subcommands and the shell's
-    /// own commands, options, and for an argument or option typed as a znode path, the children
-    /// of the path typed so far, read live from the session.
+    /// own commands, options, choices, and for an argument or option whose completion kind is
+    /// live, what the session reads: for a znode path the children of the path typed so far, for
+    /// a config key, service name or lock name the names under its root (`LiveCompletion`, as
+    /// the completion scripts' `__complete`).
     func completions(for before: String) -> [Completion] {
         var words = before.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         let typed = before.last.map { $0 == " " || $0 == "\t" } ?? true ? "" : (words.popLast() ?? "")
@@ -176,7 +190,8 @@ final class Shell: @unchecked Sendable {
         }
         if words.first == "cd" { return paths(typed) }
         if let option = previous, !option.isFlag {
-            return option.type == .znodePath ? paths(typed) : []
+            if case .choice(let choices) = option.type { return choices.map { Completion(word: $0, final: true) } }
+            return values(option.type == .znodePath ? .znodePath : option.completion, typed)
         }
         if typed.hasPrefix("-") {
             let options = spec.options + (spec.name == root.name ? [] : root.options)
@@ -188,8 +203,37 @@ final class Shell: @unchecked Sendable {
             return names.map { Completion(word: $0, final: true) }
         }
         guard !spec.arguments.isEmpty else { return [] }
+        guard positionals < spec.arguments.count || spec.arguments.last?.variadic == true else { return [] }
         let argument = spec.arguments[min(positionals, spec.arguments.count - 1)]
-        return argument.type == .znodePath ? paths(typed) : []
+        if case .choice(let choices) = argument.type { return choices.map { Completion(word: $0, final: true) } }
+        return values(Completions.completion(argument), typed)
+    }
+
+    /// The live values of `kind` that continue `typed`.
+    private func values(_ kind: CompletionKind, _ typed: String) -> [Completion] {
+        switch kind {
+        case .znodePath: return paths(typed)
+        case .configKey, .serviceName, .lockName:
+            let session = self.session, settings = invocation.settings
+            return live { await LiveCompletion.names(kind, prefix: typed, settings: settings, session: session) }
+                .map { Completion(word: $0, final: true) }
+        default: return []
+        }
+    }
+
+    /// The result of `lookup` on the session, waited for on this thread (libedit's, not one of
+    /// the tasks'), at most the request timeout; nothing when it does not come.
+    private func live(_ lookup: @escaping @Sendable () async -> [String]) -> [String] {
+        let found = Mutex<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let values = await lookup()
+            found.withLock { $0 = values }
+            done.signal()
+        }
+        let limit = invocation.settings.timeout.value
+        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)))
+        return found.withLock { $0 }
     }
 
     /// The children of the directory part of `typed` (relative to the current path, or absolute),
@@ -199,20 +243,13 @@ final class Shell: @unchecked Sendable {
         let head = slash.map { String(typed[...$0]) } ?? ""
         let parent = head.isEmpty ? directory : ShellLine.resolve(head == "/" ? "/" : String(head.dropLast()), from: directory)
         let session = self.session
-        let found = Mutex<[String]>([])
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            if let children = try? await session.children(parent).children { found.withLock { $0 = children } }
-            done.signal()
-        }
-        let limit = invocation.settings.timeout.value
-        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)))
-        return found.withLock { $0 }.sorted().map { Completion(word: head + $0, final: false) }
+        let children = live { (try? await session.children(parent).children) ?? [] }
+        return children.sorted().map { Completion(word: head + $0, final: false) }
     }
 
     init(_ invocation: Invocation, session: ZooKeeperClient) {
         self.invocation = invocation
-        self.session = session
+        keeper = ShellSession(session, output: invocation.output, open: { try await invocation.connect(invocation.settings.connectOptions) })
         self.environment = ZKCtl.settingsEnvironment()
     }
 
@@ -298,7 +335,7 @@ final class Shell: @unchecked Sendable {
             return ExitCode.usage
         }
         do {
-            guard try await session.exists(target) != nil else {
+            guard try await keeper.current().exists(target) != nil else {
                 output.error("cd: \(target): no such znode")
                 return ExitCode.notFound
             }
@@ -357,7 +394,7 @@ final class Shell: @unchecked Sendable {
             output.error("'\(parsed.path.joined(separator: " "))' is not implemented")
             return ZKCtl.finished(output, ExitCode.internalError)
         }
-        let inv = Invocation(parsed: parsed, settings: settings, output: output, sharedSession: session)
+        let inv = Invocation(parsed: parsed, settings: settings, output: output, shell: keeper)
         let task = Task { try await handler(inv) }
         running.withLock { $0 = (inv, task) }
         defer { running.withLock { $0 = nil } }
@@ -382,21 +419,9 @@ final class Shell: @unchecked Sendable {
         return ZKCtl.finished(output, code)
     }
 
-    /// After a command that ended the session (or a session the server expired): say so and
-    /// open a new one, so that the next command has one.
+    /// After a command that ended the session (or a session the server expired): say so, with
+    /// what was lost, and open a new one, so that the next command has one.
     private func keepSessionOpen() async {
-        switch session.state {
-        case .closed, .expired:
-            break
-        default:
-            return
-        }
-        output.warn("the session ended (its ephemeral nodes and watches are gone); opening a new one")
-        do {
-            session = try await invocation.connect(invocation.settings.connectOptions)
-        } catch {
-            output.error("cannot open a new session: " + ExitCode.message(for: error))
-            exitRequested = ExitCode.code(for: error)
-        }
+        if let code = await keeper.renewIfEnded() { exitRequested = code }
     }
 }
