@@ -53,8 +53,9 @@ final class TLSContext: @unchecked Sendable {
         // OpenSSL is opened on first use (see Sources/COpenSSL/shim.h), so this is where its
         // absence shows.
         if let missing = zkctl_openssl_missing() {
-            let library = String(cString: zkctl_openssl_library_name())
-            throw ZooKeeperError(.unavailable, message: "TLS needs OpenSSL's \(library), which could not be loaded (\(String(cString: missing)) is missing): install Debian's libssl3")
+            let library = String(cString: zkctl_openssl_library_name()), what = String(cString: missing)
+            let problem = what == library ? "which could not be loaded" : "which has no \(what)"
+            throw ZooKeeperError(.unavailable, message: "TLS needs OpenSSL's \(library), \(problem): install Debian's libssl3")
         }
         guard let ctx = zkctl_SSL_CTX_new(zkctl_TLS_client_method()) else {
             throw ZooKeeperError(.badArguments, message: "cannot set up TLS: \(Self.lastError())")
