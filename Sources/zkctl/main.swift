@@ -1,7 +1,8 @@
 import Glibc
 import ZKCtl
 
-// The command runs as a task and exits the process from there; the main thread only waits.
+// The command runs as a task and exits the process from there. The main thread serves the
+// client's blocking calls meanwhile (closing the session, say), so no thread is made for them.
 // (Swift's async main would park the main thread in dispatch_main, which ends it with
 // pthread_exit: an unwind of the main stack, then an exit through yet another thread, paid by
 // every one-shot command.)
@@ -10,4 +11,4 @@ func start(_ arguments: [String]) {
 }
 
 start(Array(CommandLine.arguments.dropFirst()))
-while true { pause() }
+ZKCtl.serveBlockingWork()
