@@ -1,15 +1,74 @@
 #ifndef ZKCTL_CEDITLINE_SHIM_H
 #define ZKCTL_CEDITLINE_SHIM_H
 /* Debian's libedit (libedit-dev), through its native histedit API. el_set and history are
-   variadic, which Swift cannot call: these wrappers give each use zkctl makes a fixed signature. */
+   variadic, which Swift cannot call: these wrappers give each use zkctl makes a fixed signature.
+ *
+ * Only the header is used when zkctl is built: libedit (with libtinfo and libbsd behind it) is
+ * opened when the shell first needs a line editor, so that no other command pays for loading it
+ * at start. zkctl_history_open returns NULL when the library is missing (the shell then reads
+ * plain lines); the other wrappers are only called on an editor it made. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <wchar.h>
 #include <histedit.h>
+
+/* The opened library (a function's static: Swift imports no header's own globals). */
+static inline void **zkctl_editline_library_slot(void) {
+    static void *library;
+    return &library;
+}
+
+static inline void zkctl_editline_open_library(void) {
+    *zkctl_editline_library_slot() = dlopen("libedit.so.2", RTLD_NOW | RTLD_LOCAL);
+}
+
+/* The symbol `name` of libedit, found once per wrapper; NULL when the library or it is missing. */
+static inline void *zkctl_editline_symbol(const char *name) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, zkctl_editline_open_library);
+    void *library = *zkctl_editline_library_slot();
+    return library == NULL ? NULL : dlsym(library, name);
+}
+
+/* zkctl_resolve_NAME: the function, checked against the header's declaration at compile time. */
+#define ZKCTL_EDITLINE_RESOLVER(name) \
+    static inline __typeof__(&name) zkctl_resolve_##name(void) { \
+        static __typeof__(&name) function; \
+        __typeof__(&name) found = __atomic_load_n(&function, __ATOMIC_ACQUIRE); \
+        if (found == NULL) { \
+            found = (__typeof__(&name))zkctl_editline_symbol(#name); \
+            __atomic_store_n(&function, found, __ATOMIC_RELEASE); \
+        } \
+        return found; \
+    }
+ZKCTL_EDITLINE_RESOLVER(el_init)
+ZKCTL_EDITLINE_RESOLVER(el_set)
+ZKCTL_EDITLINE_RESOLVER(el_end)
+ZKCTL_EDITLINE_RESOLVER(el_gets)
+ZKCTL_EDITLINE_RESOLVER(el_line)
+ZKCTL_EDITLINE_RESOLVER(el_insertstr)
+ZKCTL_EDITLINE_RESOLVER(history_init)
+ZKCTL_EDITLINE_RESOLVER(history)
+ZKCTL_EDITLINE_RESOLVER(history_end)
+
+/* Whether libedit is there with every function zkctl calls. */
+static inline int zkctl_editline_available(void) {
+    return zkctl_resolve_el_init() && zkctl_resolve_el_set() && zkctl_resolve_el_end() &&
+        zkctl_resolve_el_gets() && zkctl_resolve_el_line() && zkctl_resolve_el_insertstr() &&
+        zkctl_resolve_history_init() && zkctl_resolve_history() && zkctl_resolve_history_end();
+}
+
+static inline void zkctl_el_end(EditLine *el) { zkctl_resolve_el_end()(el); }
+static inline const char *zkctl_el_gets(EditLine *el, int *count) { return zkctl_resolve_el_gets()(el, count); }
+static inline const LineInfo *zkctl_el_line(EditLine *el) { return zkctl_resolve_el_line()(el); }
+static inline int zkctl_el_insertstr(EditLine *el, const char *text) { return zkctl_resolve_el_insertstr()(el, text); }
+static inline void zkctl_history_end(History *h) { zkctl_resolve_history_end()(h); }
 
 /* The prompt libedit shows, set before each line (one editor per process). */
 static inline char *zkctl_editline_prompt_buffer(void) {
@@ -30,19 +89,19 @@ static inline void zkctl_editline_set_prompt(const char *text) {
 
 /* An Emacs-keys editor on the terminal with a history of `size` lines (Up/Down, Ctrl-R). */
 static inline EditLine *zkctl_editline_open(const char *program, History *entries) {
-    EditLine *el = el_init(program, stdin, stdout, stderr);
+    EditLine *el = zkctl_resolve_el_init()(program, stdin, stdout, stderr);
     if (el == NULL) return NULL;
-    el_set(el, EL_EDITOR, "emacs");
-    el_set(el, EL_PROMPT, zkctl_editline_prompt);
-    el_set(el, EL_HIST, history, entries);
-    el_set(el, EL_BIND, "^R", "em-inc-search-prev", NULL);
+    zkctl_resolve_el_set()(el, EL_EDITOR, "emacs");
+    zkctl_resolve_el_set()(el, EL_PROMPT, zkctl_editline_prompt);
+    zkctl_resolve_el_set()(el, EL_HIST, zkctl_resolve_history(), entries);
+    zkctl_resolve_el_set()(el, EL_BIND, "^R", "em-inc-search-prev", NULL);
     return el;
 }
 
 /* Tab runs `complete` (which reads el_line and inserts with el_insertstr). */
 static inline void zkctl_editline_set_completion(EditLine *el, unsigned char (*complete)(EditLine *, int)) {
-    el_set(el, EL_ADDFN, "zkctl-complete", "complete a command, option or znode path", complete);
-    el_set(el, EL_BIND, "^I", "zkctl-complete", NULL);
+    zkctl_resolve_el_set()(el, EL_ADDFN, "zkctl-complete", "complete a command, option or znode path", complete);
+    zkctl_resolve_el_set()(el, EL_BIND, "^I", "zkctl-complete", NULL);
 }
 
 /* Ctrl-C at the prompt. The terminal still turns ^C into SIGINT (so ^Z and ^\ keep their
@@ -100,9 +159,9 @@ static inline int zkctl_editline_set_interrupt(EditLine *el, unsigned char (*int
     if (fds[0] < 0 && pipe(fds) != 0) return -1;
     for (int i = 0; i < 2; i++) fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
     for (int i = 0; i < 2; i++) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    el_set(el, EL_GETCFN, zkctl_editline_read);
-    el_set(el, EL_ADDFN, "zkctl-interrupt", "drop the line and show a fresh prompt", interrupt);
-    el_set(el, EL_BIND, "^C", "zkctl-interrupt", NULL);
+    zkctl_resolve_el_set()(el, EL_GETCFN, zkctl_editline_read);
+    zkctl_resolve_el_set()(el, EL_ADDFN, "zkctl-interrupt", "drop the line and show a fresh prompt", interrupt);
+    zkctl_resolve_el_set()(el, EL_BIND, "^C", "zkctl-interrupt", NULL);
     return 0;
 }
 
@@ -115,7 +174,7 @@ static inline void zkctl_editline_wake(void) {
 /* Shows the rest of the line after the cursor and "^C", then a new line, as a terminal does;
    on libedit's output stream (stdout), after what it wrote so far. */
 static inline void zkctl_editline_show_interrupt(EditLine *el) {
-    const LineInfo *line = el_line(el);
+    const LineInfo *line = zkctl_resolve_el_line()(el);
     if (line != NULL && line->lastchar > line->cursor)
         fwrite(line->cursor, 1, (size_t)(line->lastchar - line->cursor), stdout);
     fputs("^C\n", stdout);
@@ -130,26 +189,27 @@ static inline void zkctl_editline_drain(void) {
 }
 
 static inline History *zkctl_history_open(int size) {
-    History *h = history_init();
+    if (!zkctl_editline_available()) return NULL;
+    History *h = zkctl_resolve_history_init()();
     if (h == NULL) return NULL;
     HistEvent ev;
-    history(h, &ev, H_SETSIZE, size);
-    history(h, &ev, H_SETUNIQUE, 1);
+    zkctl_resolve_history()(h, &ev, H_SETSIZE, size);
+    zkctl_resolve_history()(h, &ev, H_SETUNIQUE, 1);
     return h;
 }
 
 static inline int zkctl_history_enter(History *h, const char *line) {
     HistEvent ev;
-    return history(h, &ev, H_ENTER, line);
+    return zkctl_resolve_history()(h, &ev, H_ENTER, line);
 }
 
 static inline int zkctl_history_load(History *h, const char *file) {
     HistEvent ev;
-    return history(h, &ev, H_LOAD, file);
+    return zkctl_resolve_history()(h, &ev, H_LOAD, file);
 }
 
 static inline int zkctl_history_save(History *h, const char *file) {
     HistEvent ev;
-    return history(h, &ev, H_SAVE, file);
+    return zkctl_resolve_history()(h, &ev, H_SAVE, file);
 }
 #endif

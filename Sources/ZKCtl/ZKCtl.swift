@@ -94,6 +94,12 @@ public enum ZKCtl {
 }
 
 extension ZKCtl {
+    /// Hands the calling thread (main's, while the command runs as a task) to the client's
+    /// blocking calls, such as closing the session, for the rest of the process.
+    public static func serveBlockingWork() -> Never {
+        BlockingWork.serve()
+    }
+
     /// The environment variables settings read, through getenv: building the whole environment
     /// as a dictionary costs a quarter of a one-shot command's start-up.
     public static func settingsEnvironment() -> [String: String] {

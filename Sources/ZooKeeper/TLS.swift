@@ -53,34 +53,41 @@ final class TLSContext: @unchecked Sendable {
     let options: TLSOptions
 
     init(_ options: TLSOptions) throws {
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+        // OpenSSL is opened on first use (see Sources/COpenSSL/shim.h), so this is where its
+        // absence shows.
+        if let missing = zkctl_openssl_missing() {
+            let library = String(cString: zkctl_openssl_library_name()), what = String(cString: missing)
+            let problem = what == library ? "which could not be loaded" : "which has no \(what)"
+            throw ZooKeeperError(.unavailable, message: "TLS needs OpenSSL's \(library), \(problem): install Debian's libssl3")
+        }
+        guard let ctx = zkctl_SSL_CTX_new(zkctl_TLS_client_method()) else {
             throw ZooKeeperError(.badArguments, message: "cannot set up TLS: \(Self.lastError())")
         }
         self.ctx = ctx
         self.options = options
         _ = zkctl_ssl_ctx_set_min_tls12(ctx)
         if options.insecure {
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+            zkctl_SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         } else {
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+            zkctl_SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
             if let ca = options.caFile {
-                guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else {
+                guard zkctl_SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else {
                     throw ZooKeeperError(.badArguments, message: "cannot use TLS CA file '\(ca)': \(Self.lastError())")
                 }
             } else {
-                SSL_CTX_set_default_verify_paths(ctx)
+                zkctl_SSL_CTX_set_default_verify_paths(ctx)
             }
         }
         if let cert = options.certFile {
-            guard SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
+            guard zkctl_SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 else {
                 throw ZooKeeperError(.badArguments, message: "cannot use TLS certificate '\(cert)': \(Self.lastError())")
             }
             let key = options.keyFile ?? cert
-            guard SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
+            guard zkctl_SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 else {
                 // Never the key's bytes: only its file name and OpenSSL's reason.
                 throw ZooKeeperError(.badArguments, message: "cannot use TLS key '\(key)': \(Self.lastError())")
             }
-            guard SSL_CTX_check_private_key(ctx) == 1 else {
+            guard zkctl_SSL_CTX_check_private_key(ctx) == 1 else {
                 throw ZooKeeperError(.badArguments, message: "TLS key '\(key)' does not belong to certificate '\(cert)'")
             }
         } else if let key = options.keyFile {
@@ -88,18 +95,18 @@ final class TLSContext: @unchecked Sendable {
         }
     }
 
-    deinit { SSL_CTX_free(ctx) }
+    deinit { zkctl_SSL_CTX_free(ctx) }
 
     /// A new `SSL` for `host`, verifying its name (or `serverName`), or nil.
     func newSSL(host: String) -> OpaquePointer? {
-        guard let ssl = SSL_new(ctx) else { return nil }
+        guard let ssl = zkctl_SSL_new(ctx) else { return nil }
         _ = zkctl_ssl_set_relay_mode(ssl)
         let name = options.serverName ?? host
         if isIPAddress(name) {
-            if !options.insecure { X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) }
+            if !options.insecure { zkctl_X509_VERIFY_PARAM_set1_ip_asc(zkctl_SSL_get0_param(ssl), name) }
         } else {
             _ = zkctl_ssl_set_sni(ssl, name)
-            if !options.insecure { SSL_set1_host(ssl, name) }
+            if !options.insecure { zkctl_SSL_set1_host(ssl, name) }
         }
         return ssl
     }
@@ -107,10 +114,10 @@ final class TLSContext: @unchecked Sendable {
     /// OpenSSL's last error as text (and the queue emptied).
     static func lastError() -> String {
         var text = "unknown error"
-        var e = ERR_get_error()
+        var e = zkctl_ERR_get_error()
         while e != 0 {
-            if let r = ERR_reason_error_string(e) { text = String(cString: r) }
-            e = ERR_get_error()
+            if let r = zkctl_ERR_reason_error_string(e) { text = String(cString: r) }
+            e = zkctl_ERR_get_error()
         }
         return text
     }
@@ -121,11 +128,11 @@ final class TLSContext: @unchecked Sendable {
     func classify(_ ssl: OpaquePointer, sslError: Int32, handshakeDone: Bool, server: ConnectString.Server) -> TLSFailure {
         let sentCertificate = options.certFile != nil
         func failure(_ kind: TLSFailure.Kind, _ reason: String) -> TLSFailure {
-            ERR_clear_error()
+            zkctl_ERR_clear_error()
             return TLSFailure(server: server, kind: kind, reason: reason)
         }
         if !handshakeDone, !options.insecure {
-            let verify = SSL_get_verify_result(ssl)
+            let verify = zkctl_SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
                 switch Int32(verify) {
                 case X509_V_ERR_CERT_HAS_EXPIRED:
@@ -141,11 +148,11 @@ final class TLSContext: @unchecked Sendable {
                     let store = options.caFile.map { "the CA in '\($0)'" } ?? "the system's CAs"
                     return failure(.unknownCA, "the server's certificate is not signed by \(store) (unknown CA)")
                 default:
-                    return failure(.other, "the server's certificate was not accepted: \(String(cString: X509_verify_cert_error_string(verify)))")
+                    return failure(.other, "the server's certificate was not accepted: \(String(cString: zkctl_X509_verify_cert_error_string(verify)))")
                 }
             }
         }
-        let e = ERR_peek_last_error()
+        let e = zkctl_ERR_peek_last_error()
         let reason = e == 0 ? 0 : zkctl_err_reason(e)
         if e != 0, zkctl_err_is_ssl_lib(e) != 0, reason >= SSL_AD_REASON_OFFSET {
             // An alert the server sent.
@@ -158,10 +165,10 @@ final class TLSContext: @unchecked Sendable {
                 if !sentCertificate {
                     return failure(.clientCertificateRequired, "the server requires a client certificate (give --tls-cert and --tls-key)")
                 }
-                let text = ERR_reason_error_string(e).map { String(cString: $0) } ?? "alert \(alert)"
+                let text = zkctl_ERR_reason_error_string(e).map { String(cString: $0) } ?? "alert \(alert)"
                 return failure(.clientCertificateRefused, "the server refused the client certificate '\(options.certFile ?? "")' (\(text))")
             }
-            let text = ERR_reason_error_string(e).map { String(cString: $0) } ?? "alert \(alert)"
+            let text = zkctl_ERR_reason_error_string(e).map { String(cString: $0) } ?? "alert \(alert)"
             return failure(.other, "the server ended the TLS connection (\(text))")
         }
         if !handshakeDone {
@@ -172,7 +179,7 @@ final class TLSContext: @unchecked Sendable {
             }
         }
         let text = e == 0 ? (sslError == SSL_ERROR_SYSCALL ? "connection closed" : "error \(sslError)")
-            : (ERR_reason_error_string(e).map { String(cString: $0) } ?? "error \(e)")
+            : (zkctl_ERR_reason_error_string(e).map { String(cString: $0) } ?? "error \(e)")
         return failure(.other, text)
     }
 }
@@ -257,16 +264,16 @@ enum TLSExchange {
         guard let ssl = context.newSSL(host: server.host) else {
             throw ZooKeeperError(.unavailable, message: "\(server): cannot set up TLS: \(TLSContext.lastError())")
         }
-        defer { SSL_free(ssl) }
-        SSL_set_fd(ssl, fd)
+        defer { zkctl_SSL_free(ssl) }
+        zkctl_SSL_set_fd(ssl, fd)
         var handshakeDone = false
         /// Runs `step` until it succeeds, waiting as OpenSSL asks; returns its result (> 0) or throws.
         func drive(_ step: () -> Int32, allowEOF: Bool = false) throws -> Int32 {
             while true {
-                ERR_clear_error()
+                zkctl_ERR_clear_error()
                 let r = step()
                 if r > 0 { return r }
-                let err = SSL_get_error(ssl, r)
+                let err = zkctl_SSL_get_error(ssl, r)
                 if allowEOF && err == SSL_ERROR_ZERO_RETURN { return 0 }
                 let events: Int16
                 switch err {
@@ -282,13 +289,13 @@ enum TLSExchange {
                 }
             }
         }
-        _ = try drive { SSL_connect(ssl) }
+        _ = try drive { zkctl_SSL_connect(ssl) }
         handshakeDone = true
-        _ = try request.withUnsafeBytes { raw in try drive { SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } }
+        _ = try request.withUnsafeBytes { raw in try drive { zkctl_SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } }
         var answer = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while answer.count < 16 << 20 {
-            let n = try buffer.withUnsafeMutableBytes { raw in try drive({ SSL_read(ssl, raw.baseAddress, Int32(raw.count)) }, allowEOF: true) }
+            let n = try buffer.withUnsafeMutableBytes { raw in try drive({ zkctl_SSL_read(ssl, raw.baseAddress, Int32(raw.count)) }, allowEOF: true) }
             if n <= 0 { break }
             answer.append(contentsOf: buffer[0..<Int(n)])
         }
@@ -306,20 +313,20 @@ enum TLSExchange {
               case .success(let address) = resolveAddress(server), let fd = startConnect(address) else { return false }
         defer { close(fd) }
         guard pollOne(fd, Int16(POLLOUT), until: deadline), let ssl = context.newSSL(host: server.host) else { return false }
-        defer { SSL_free(ssl) }
-        SSL_set_fd(ssl, fd)
+        defer { zkctl_SSL_free(ssl) }
+        zkctl_SSL_set_fd(ssl, fd)
         while true {
-            ERR_clear_error()
-            let r = SSL_connect(ssl)
+            zkctl_ERR_clear_error()
+            let r = zkctl_SSL_connect(ssl)
             if r == 1 { return true }
-            let err = SSL_get_error(ssl, r)
+            let err = zkctl_SSL_get_error(ssl, r)
             let events: Int16
             switch err {
             case SSL_ERROR_WANT_READ: events = Int16(POLLIN)
             case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
             default:
-                let e = ERR_peek_last_error()
-                defer { ERR_clear_error() }
+                let e = zkctl_ERR_peek_last_error()
+                defer { zkctl_ERR_clear_error() }
                 return e != 0 && zkctl_err_is_ssl_lib(e) != 0 && zkctl_err_reason(e) >= SSL_AD_REASON_OFFSET
             }
             guard pollOne(fd, events, until: deadline) else { return false }

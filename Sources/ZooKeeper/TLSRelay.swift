@@ -203,7 +203,7 @@ final class TLSRelay: @unchecked Sendable {
 
         func close() {
             guard !done else { return }
-            if let ssl { SSL_free(ssl) }
+            if let ssl { zkctl_SSL_free(ssl) }
             ssl = nil
             if upstream >= 0 { Glibc.close(upstream) }
             if client >= 0 { Glibc.close(client) }
@@ -341,21 +341,21 @@ final class TLSRelay: @unchecked Sendable {
                 fail(c, TLSFailure(server: server, kind: .other, reason: "cannot set up TLS: \(TLSContext.lastError())"))
                 return
             }
-            SSL_set_fd(ssl, c.upstream)
+            zkctl_SSL_set_fd(ssl, c.upstream)
             // Read what the socket holds in one go, not a record header and a body at a time.
-            SSL_set_read_ahead(ssl, 1)
+            zkctl_SSL_set_read_ahead(ssl, 1)
             // Up to 64 KiB a read (OpenSSL's default is one record's worth): a burst of replies
             // is taken in one read, not one per 16 KiB.
-            SSL_set_default_read_buffer_len(ssl, 64 * 1024)
+            zkctl_SSL_set_default_read_buffer_len(ssl, 64 * 1024)
             c.ssl = ssl
             c.phase = .handshaking
         }
         guard let ssl = c.ssl else { return }
         if c.phase == .handshaking {
-            ERR_clear_error()
-            let r = SSL_connect(ssl)
+            zkctl_ERR_clear_error()
+            let r = zkctl_SSL_connect(ssl)
             if r != 1 {
-                let err = SSL_get_error(ssl, r)
+                let err = zkctl_SSL_get_error(ssl, r)
                 switch err {
                 case SSL_ERROR_WANT_READ: c.handshakeWants = Int16(POLLIN)
                 case SSL_ERROR_WANT_WRITE: c.handshakeWants = Int16(POLLOUT)
@@ -382,11 +382,11 @@ final class TLSRelay: @unchecked Sendable {
         // The queue up to the server.
         c.writeWants = 0
         while !c.up.isEmpty {
-            ERR_clear_error()
+            zkctl_ERR_clear_error()
             let length = c.pendingWrite > 0 ? min(c.pendingWrite, c.up.count) : min(c.up.count, 64 * 1024)
-            let r = c.up.drain(max: length) { p, n in Int(SSL_write(ssl, p, Int32(n))) }
+            let r = c.up.drain(max: length) { p, n in Int(zkctl_SSL_write(ssl, p, Int32(n))) }
             if r > 0 { c.pendingWrite = 0; continue }
-            let err = SSL_get_error(ssl, Int32(r))
+            let err = zkctl_SSL_get_error(ssl, Int32(r))
             c.pendingWrite = length
             switch err {
             case SSL_ERROR_WANT_WRITE: c.writeWants = Int16(POLLOUT)
@@ -399,21 +399,21 @@ final class TLSRelay: @unchecked Sendable {
         c.readWants = Int16(POLLIN)
         c.readBlocked = false
         while !c.upstreamEOF && !c.down.isFull {
-            ERR_clear_error()
-            let r = c.down.fill { p, n in Int(SSL_read(ssl, p, Int32(n))) }
+            zkctl_ERR_clear_error()
+            let r = c.down.fill { p, n in Int(zkctl_SSL_read(ssl, p, Int32(n))) }
             if r > 0 {
                 if !c.answered { c.answered = true; clearFailure(listener: c.listener) }
                 // Nothing left in OpenSSL's buffer (read ahead, or decrypted): the socket is
                 // all there is, and poll watches it. No read is spent on an EAGAIN.
-                if SSL_has_pending(ssl) == 0 { c.readWants = Int16(POLLIN); c.readBlocked = true; break }
+                if zkctl_SSL_has_pending(ssl) == 0 { c.readWants = Int16(POLLIN); c.readBlocked = true; break }
                 continue
             }
-            let err = SSL_get_error(ssl, Int32(r))
+            let err = zkctl_SSL_get_error(ssl, Int32(r))
             switch err {
             case SSL_ERROR_WANT_READ: c.readWants = Int16(POLLIN); c.readBlocked = true
             case SSL_ERROR_WANT_WRITE: c.readWants = Int16(POLLOUT); c.readBlocked = true
             case SSL_ERROR_ZERO_RETURN: c.upstreamEOF = true
-            case SSL_ERROR_SYSCALL where ERR_peek_error() == 0 && c.answered: c.upstreamEOF = true
+            case SSL_ERROR_SYSCALL where zkctl_ERR_peek_error() == 0 && c.answered: c.upstreamEOF = true
             default:
                 let failure = context.classify(ssl, sslError: err, handshakeDone: true, server: server)
                 // A close after an answer is the server ending the session, not a TLS failure.

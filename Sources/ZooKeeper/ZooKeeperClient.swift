@@ -101,8 +101,7 @@ public final class ZooKeeperClient: Sendable {
         let relay = try options.tls.map { try TLSRelay(servers: connectString.servers, options: $0, handshakeTimeout: options.connectTimeout) }
         let hosts = relay?.clientForm(chroot: connectString.chroot) ?? connectString.clientForm
         let timeout = Int32(clamping: options.sessionTimeout.milliseconds)
-        // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool.
-        let (bits, err): (UInt, Int32) = await offload {
+        let start: @Sendable () -> (UInt, Int32) = {
             let h = zookeeper_init2(hosts, sessionWatcher, timeout, nil, UnsafeMutableRawPointer(bitPattern: contextBits), flags, logCallback)
             let err = errno
             // By default the client resolves every host name each time it polls its socket (a
@@ -110,6 +109,9 @@ public final class ZooKeeperClient: Sendable {
             if let h { zoo_set_servers_resolution_delay(h, -1) }
             return (UInt(bitPattern: h), err)
         }
+        // zookeeper_init2 resolves host names, which may block: keep it off the cooperative pool,
+        // unless every host is an address already (the relay's are), which resolves at once.
+        let (bits, err) = relay != nil || connectString.servers.allSatisfy({ isIPAddress($0.host) }) ? start() : await offload(start)
         guard let h = OpaquePointer(bitPattern: bits) else {
             Unmanaged<SessionCore>.fromOpaque(context).release()
             relay?.close()
@@ -436,9 +438,46 @@ func resolves(_ host: String) -> Bool {
     return rc == 0
 }
 
-/// Runs blocking work on a thread of its own, off Swift's cooperative pool.
+/// Runs blocking work off Swift's cooperative pool (see `BlockingWork`).
 func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(returning: work()) }
+        BlockingWork.run { continuation.resume(returning: work()) }
+    }
+}
+
+/// Where blocking calls run (zookeeper_init2 with host names, zookeeper_close, probes), off
+/// Swift's cooperative pool: on the program's serving thread when it is free, else on a thread
+/// of their own. A program that has nothing else for its main thread to do (zkctl's main) hands
+/// it over with `serve()`, which saves a one-shot command creating a thread to close its session.
+public enum BlockingWork {
+    private struct State {
+        var serverIdle = false
+        var job: (@Sendable () -> Void)?
+    }
+
+    private static let state = Mutex(State())
+    private static let wake = DispatchSemaphore(value: 0)
+
+    static func run(_ job: @escaping @Sendable () -> Void) {
+        let handed = state.withLock { s -> Bool in
+            guard s.serverIdle else { return false }
+            s.serverIdle = false
+            s.job = job
+            return true
+        }
+        if handed { wake.signal() } else { Thread.detachNewThread(job) }
+    }
+
+    /// Runs blocking work on the calling thread, one job at a time, for ever.
+    public static func serve() -> Never {
+        while true {
+            state.withLock { $0.serverIdle = true }
+            wake.wait()
+            let job = state.withLock { s -> (@Sendable () -> Void)? in
+                defer { s.job = nil }
+                return s.job
+            }
+            job?()
+        }
     }
 }

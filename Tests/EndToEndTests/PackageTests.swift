@@ -36,7 +36,7 @@ final class PackageTests: XCTestCase {
         XCTAssertTrue(fields.contains("Architecture: \(arch)\n"), fields)
         let depends = try XCTUnwrap(fields.split(separator: "\n").first { $0.hasPrefix("Depends: ") }).dropFirst("Depends: ".count)
         let dependencies = depends.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces).prefix { $0 != " " }) }
-        for needed in ["libzookeeper-mt2", "libc6"] { XCTAssertTrue(dependencies.contains(needed), "Depends names \(needed): \(depends)") }
+        for needed in ["libzookeeper-mt2", "libc6", "libssl3", "libedit2"] { XCTAssertTrue(dependencies.contains(needed), "Depends names \(needed): \(depends)") }
         XCTAssertFalse(depends.lowercased().contains("swift"), "no Swift runtime on the target: \(depends)")
         let contents = try run("/usr/bin/dpkg-deb", ["-c", deb]).stdoutText
         for path in ["./usr/bin/zkctl", "./usr/share/man/man1/zkctl.1.gz", "./usr/share/bash-completion/completions/zkctl",

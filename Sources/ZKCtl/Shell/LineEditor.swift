@@ -27,8 +27,8 @@ final class LineEditor: @unchecked Sendable {
     }
 
     deinit {
-        el_end(editor)
-        history_end(history)
+        zkctl_el_end(editor)
+        zkctl_history_end(history)
     }
 
     /// `$XDG_STATE_HOME/zkctl/history`, or `~/.local/state/zkctl/history`; nil without either.
@@ -51,7 +51,7 @@ final class LineEditor: @unchecked Sendable {
         var count: Int32 = 0
         zkctl_editline_drain()
         lineInterrupted.withLock { $0 = false }
-        let raw = el_gets(editor, &count)
+        let raw = zkctl_el_gets(editor, &count)
         // Ctrl-C: an empty line, so that the shell shows its prompt again.
         if lineInterrupted.withLock({ $0 }) { return "" }
         guard let raw, count > 0 else { return nil }
@@ -117,7 +117,7 @@ private func lineEditorInterrupt(_ editor: OpaquePointer?, _ key: Int32) -> UInt
 
 /// libedit's Tab handler (a C function pointer: no captures).
 private func lineEditorComplete(_ editor: OpaquePointer?, _ key: Int32) -> UInt8 {
-    guard let editor, let info = el_line(editor)?.pointee, let body = completionBody.withLock({ $0 }) else {
+    guard let editor, let info = zkctl_el_line(editor)?.pointee, let body = completionBody.withLock({ $0 }) else {
         return UInt8(CC_ERROR)
     }
     let length = info.cursor - info.buffer
@@ -127,12 +127,12 @@ private func lineEditorComplete(_ editor: OpaquePointer?, _ key: Int32) -> UInt8
     guard !candidates.isEmpty else { return UInt8(CC_REFRESH_BEEP) }
     if candidates.count == 1 {
         let insert = String(candidates[0].word.dropFirst(typed.count)) + (candidates[0].final ? " " : "")
-        if !insert.isEmpty { _ = el_insertstr(editor, insert) }
+        if !insert.isEmpty { _ = zkctl_el_insertstr(editor, insert) }
         return UInt8(CC_REFRESH)
     }
     let common = candidates.map(\.word).reduce(candidates[0].word) { a, b in String(zip(a, b).prefix { $0 == $1 }.map(\.0)) }
     if common.count > typed.count {
-        _ = el_insertstr(editor, String(common.dropFirst(typed.count)))
+        _ = zkctl_el_insertstr(editor, String(common.dropFirst(typed.count)))
         return UInt8(CC_REFRESH)
     }
     let list = candidates.map(\.word).sorted().joined(separator: "  ")
