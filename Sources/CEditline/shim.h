@@ -89,7 +89,7 @@ static inline void zkctl_editline_set_prompt(const char *text) {
 
 /* An Emacs-keys editor on the terminal with a history of `size` lines (Up/Down, Ctrl-R). */
 static inline EditLine *zkctl_editline_open(const char *program, History *entries) {
-    EditLine *el = zkctl_resolve_el_init()(program, stdin, stdout, stderr);
+    EditLine *el = zkctl_resolve_el_init()(program, stdin, stderr, stderr);
     if (el == NULL) return NULL;
     zkctl_resolve_el_set()(el, EL_EDITOR, "emacs");
     zkctl_resolve_el_set()(el, EL_PROMPT, zkctl_editline_prompt);
@@ -172,13 +172,14 @@ static inline void zkctl_editline_wake(void) {
 }
 
 /* Shows the rest of the line after the cursor and "^C", then a new line, as a terminal does;
-   on libedit's output stream (stdout), after what it wrote so far. */
+   on libedit's output stream (stderr, where the prompt goes, so that stdout holds only what
+   the commands print), after what it wrote so far. */
 static inline void zkctl_editline_show_interrupt(EditLine *el) {
     const LineInfo *line = zkctl_resolve_el_line()(el);
     if (line != NULL && line->lastchar > line->cursor)
-        fwrite(line->cursor, 1, (size_t)(line->lastchar - line->cursor), stdout);
-    fputs("^C\n", stdout);
-    fflush(stdout);
+        fwrite(line->cursor, 1, (size_t)(line->lastchar - line->cursor), stderr);
+    fputs("^C\n", stderr);
+    fflush(stderr);
 }
 
 /* Forgets a wake-up that came while no line was read. */

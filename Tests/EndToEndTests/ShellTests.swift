@@ -34,6 +34,21 @@ final class ShellTests: ToolkitTestCase {
         XCTAssertEqual(r.status, 0, "the last command's exit code")
     }
 
+    func testAPathLeftOutIsTheCurrentPath() throws {
+        try ok(["create", "\(base)/here"])
+        try ok(["create", "\(base)/here/x", "1"])
+        try ok(["create", "\(base)/here/y", "2"])
+        let r = try shell(["-c", "cd \(base)/here; ls; tree --ascii; tree --path x --ascii"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let lines = r.stdoutText.split(separator: "\n").map(String.init)
+        XCTAssertEqual(Array(lines.prefix(2)), ["x", "y"], r.stdoutText)
+        XCTAssertEqual(lines.dropFirst(2).first, "\(base)/here", "tree's root is the current path: \(r.stdoutText)")
+        XCTAssertEqual(lines.last, "\(base)/here/x", "--path still names the root: \(r.stdoutText)")
+        // On the command line, ls still needs its PATH.
+        let bare = try connected(["ls"])
+        XCTAssertEqual(bare.status, 64, bare.stderrText)
+    }
+
     func testStdinLinesCommentsQuotesAndExitCodes() throws {
         let r = try shell([], stdin: """
         # a comment line

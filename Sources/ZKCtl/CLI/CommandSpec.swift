@@ -234,15 +234,19 @@ public struct ArgumentSpec: Sendable {
     /// Takes every remaining positional (at least one unless optional).
     public var variadic: Bool
     public var completion: CompletionKind
+    /// A znode path that the shell fills in with its current path when left out (as it does for
+    /// every optional one), though the command line needs it.
+    public var currentPathInShell: Bool
 
     public init(_ name: String, help: String, type: ValueType = .string, optional: Bool = false,
-                variadic: Bool = false, completion: CompletionKind = .none) {
+                variadic: Bool = false, completion: CompletionKind = .none, currentPathInShell: Bool = false) {
         self.name = name
         self.help = help
         self.type = type
         self.optional = optional
         self.variadic = variadic
         self.completion = completion
+        self.currentPathInShell = currentPathInShell
     }
 
     var usage: String {

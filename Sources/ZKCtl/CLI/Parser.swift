@@ -170,6 +170,13 @@ public enum Parser {
                 if let resolvePath { parsed.positionals[index] = resolvePath(parsed.positionals[index]) }
             }
         }
+        // In the shell, a command's optional PATH left out (or ls's) is the current path, unless
+        // the command was given a znode path some other way (an option such as tree's --path).
+        if let resolvePath, parsed.positionals.isEmpty, let first = current.arguments.first,
+           first.optional || first.currentPathInShell, first.type == .znodePath,
+           !current.options.contains(where: { $0.type == .znodePath && values[$0.long] != nil }) {
+            parsed.positionals = [resolvePath(".")]
+        }
         try checkArguments(parsed)
         return parsed
     }

@@ -215,13 +215,14 @@ extension CommandTable {
     static let lsCommand = CommandSpec(
         "ls", summary: "list a znode's children",
         description: """
-        Prints the names of PATH's children sorted, one per line. With --stat, a table of each
-        child's version, data size, child count and modification time (stats are read pipelined,
-        so large directories are quick). Directories whose list of names is larger than 1 MB work.
-        Exit 1 when the node does not exist.
+        Prints the names of PATH's children sorted, one per line (in the shell, PATH left out is
+        the current path). With --stat, a table of each child's version, data size, child count
+        and modification time (stats are read pipelined, so large directories are quick).
+        Directories whose list of names is larger than 1 MB work. Exit 1 when the node does not
+        exist.
         """,
         examples: ["zkctl ls /", "zkctl ls --stat /services/api", "zkctl -o json ls /config | jq length"],
-        arguments: [pathArgument],
+        arguments: [ArgumentSpec("PATH", help: "the znode", type: .znodePath, completion: .znodePath, currentPathInShell: true)],
         options: [LsOptions.stat.spec],
         jsonOutput: #"an array of child names, sorted; with --stat an array of {"name", "path", "stat"} (the stat object, man zkctl, OUTPUT)"#,
         handler: runLs)

@@ -11,6 +11,9 @@ final class LineEditor: @unchecked Sendable {
     let historyFile: String?
 
     init?() {
+        // Characters as the user's locale encodes them (UTF-8, usually), for the editor's reads;
+        // only the character type, so no number or message changes.
+        setlocale(LC_CTYPE, "")
         guard let history = zkctl_history_open(1000) else { return nil }
         guard let editor = zkctl_editline_open("zkctl", history) else { return nil }
         self.history = history

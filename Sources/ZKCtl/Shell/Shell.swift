@@ -33,7 +33,8 @@ enum ShellCommand {
 
         Besides the commands: 'cd PATH' (no PATH: '/'; '-': the previous one; the znode must exist),
         'pwd', and 'exit [N]'. Relative znode paths, with '.' and '..', are resolved against the
-        current path before they are sent, wherever a command takes a znode path.
+        current path before they are sent, wherever a command takes a znode path. Left out, the
+        PATH of ls, tree, du and export is the current path.
         The session stays open until the shell ends: ephemeral nodes made inside
         ('create --ephemeral PATH [VALUE]', offered only here) and watches live until then. End of
         input (Ctrl-D) or 'exit' closes the session, which removes those ephemerals. When the
