@@ -10,7 +10,7 @@ import Glibc
 /// thread that relays each accepted connection over TLS to the real server.
 ///
 /// - Only this process may use it: an accepted connection whose other end is not a socket of this
-///   process (its inode, from /proc/net/tcp, among /proc/self/fd) is closed before a byte moves,
+///   process (found among /proc/self/fd by its address and its peer's) is closed before a byte moves,
 ///   so no other local user gets a session on zkctl's credentials. Listeners are on 127.0.0.1 only.
 /// - One thread, `poll`; buffers of `bufferSize` each way; a full buffer stops reading from the
 ///   side that fills it (back-pressure both ways).
@@ -489,94 +489,51 @@ struct ByteQueue {
 
 /// Whether a loopback connection to one of our listeners comes from this process.
 enum PeerCheck {
-    /// The connecting socket (local port `peerPort`, remote port `listenPort`) is found in
-    /// /proc/net/tcp (or tcp6), and its inode among this process's descriptors.
+    /// The connecting socket is one of this process's descriptors: a socket whose own address is
+    /// 127.0.0.1 port `peerPort` and whose peer is 127.0.0.1 port `listenPort`. A TCP connection's
+    /// pair of addresses is unique, so that socket is the other end of the accepted one; another
+    /// process's socket is not among our descriptors. (This used to look the socket's inode up in
+    /// /proc/net/tcp, whose read walks every socket of the host: a tenth of a TLS get's CPU here,
+    /// and more on a host with many connections.)
     static func isOwnSocket(peerPort: Int, listenPort: Int) -> Bool {
-        guard let inode = inode(localPort: peerPort, remotePort: listenPort) else { return false }
-        return ownsSocket(inode: inode)
-    }
-
-    static func inode(localPort: Int, remotePort: Int) -> String? {
-        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let bytes = readWhole(file) else { continue }
-            if let inode = inode(in: bytes, localPort: localPort, remotePort: remotePort) { return inode }
-        }
-        return nil
-    }
-
-    /// The inode of the line of a /proc/net/tcp table whose local address is loopback
-    /// (127.0.0.1, or ::ffff:127.0.0.1) port `localPort` and whose remote port is `remotePort`.
-    /// Parsed as bytes: this runs before every relayed connection.
-    static func inode(in bytes: [UInt8], localPort: Int, remotePort: Int) -> String? {
-        let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), colon = UInt8(ascii: ":")
-        func hexValue(_ slice: ArraySlice<UInt8>) -> Int? {
-            var v = 0
-            for b in slice {
-                switch b {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = v * 16 + Int(b - UInt8(ascii: "0"))
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): v = v * 16 + Int(b - UInt8(ascii: "A") + 10)
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = v * 16 + Int(b - UInt8(ascii: "a") + 10)
-                default: return nil
-                }
-            }
-            return v
-        }
-        let loopback = Array("0100007F".utf8)
-        var lineStart = bytes.firstIndex(of: newline).map { $0 + 1 } ?? bytes.endIndex  // the header
-        while lineStart < bytes.endIndex {
-            let lineEnd = bytes[lineStart...].firstIndex(of: newline) ?? bytes.endIndex
-            defer { lineStart = lineEnd + 1 }
-            // The fields of this line: sl, local, remote, st, queues, timer, retransmits, uid, timeout, inode.
-            var fields: [ArraySlice<UInt8>] = []
-            var i = lineStart
-            while i < lineEnd && fields.count < 10 {
-                while i < lineEnd && bytes[i] == space { i += 1 }
-                let fieldStart = i
-                while i < lineEnd && bytes[i] != space { i += 1 }
-                if i > fieldStart { fields.append(bytes[fieldStart..<i]) }
-            }
-            guard fields.count == 10,
-                  let localColon = fields[1].lastIndex(of: colon), let remoteColon = fields[2].lastIndex(of: colon),
-                  hexValue(fields[1][(localColon + 1)...]) == localPort,
-                  hexValue(fields[2][(remoteColon + 1)...]) == remotePort,
-                  fields[1][..<localColon].suffix(loopback.count).elementsEqual(loopback) else { continue }
-            return String(decoding: fields[9], as: UTF8.self)
-        }
-        return nil
-    }
-
-    /// A /proc file read to its end (Foundation stops after the first page of a file whose size
-    /// says 0), at most 64 MiB.
-    static func readWhole(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(1 << 16)
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count < 64 << 20 {
-            let n = read(fd, &chunk, chunk.count)
-            if n > 0 { bytes.append(contentsOf: chunk[0..<n]); continue }
-            if n < 0 && errno == EINTR { continue }
-            break
-        }
-        return bytes
-    }
-
-    static func ownsSocket(inode: String) -> Bool {
-        let target = "socket:[\(inode)]"
         guard let dir = opendir("/proc/self/fd") else { return false }
         defer { closedir(dir) }
-        var buffer = [CChar](repeating: 0, count: 64)
+        let skip = dirfd(dir)
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            let fd = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                Int32(String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self)))
             }
-            guard name.first?.isNumber == true else { continue }
-            let n = readlink("/proc/self/fd/\(name)", &buffer, buffer.count - 1)
-            guard n > 0 else { continue }
-            if String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == target { return true }
+            guard let fd, fd != skip else { continue }
+            if loopbackPort(of: fd, peer: false) == peerPort && loopbackPort(of: fd, peer: true) == listenPort { return true }
         }
         return false
+    }
+
+    /// The port of descriptor `fd`'s own address (or its peer's) when it is a socket on 127.0.0.1
+    /// (or ::ffff:127.0.0.1); nil otherwise.
+    static func loopbackPort(of fd: Int32, peer: Bool) -> Int? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &len) : getsockname(fd, $0, &len) }
+        }
+        guard rc == 0 else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafeBytes(of: &storage) { raw -> Int? in
+                let a = raw.load(as: sockaddr_in.self)
+                guard UInt32(bigEndian: a.sin_addr.s_addr) == 0x7f00_0001 else { return nil }
+                return Int(UInt16(bigEndian: a.sin_port))
+            }
+        case AF_INET6:
+            return withUnsafeBytes(of: &storage) { raw -> Int? in
+                let a = raw.load(as: sockaddr_in6.self)
+                let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]
+                guard withUnsafeBytes(of: a.sin6_addr) { Array($0) } == mapped else { return nil }
+                return Int(UInt16(bigEndian: a.sin6_port))
+            }
+        default:
+            return nil
+        }
     }
 }
