@@ -183,7 +183,7 @@ public enum ServerProbe {
                 let why = (error as? ZooKeeperError).map { reason($0, host: host, port: adminPort) } ?? "\(error)"
                 return .failure(Failure(reachable: true, message:
                     "\(word) is not allowed and no AdminServer answered on port \(adminPort) (\(why)): allow \(word) in "
-                    + "4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port"))
+                    + "4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port or ZKCTL_ADMIN_PORT"))
             }
         }
     }

@@ -381,7 +381,7 @@ final class EnsembleMonitoringTests: XCTestCase {
         r = try zkctl(["metrics", "--admin-port", String(closed)])
         XCTAssertEqual(r.status, 69)
         XCTAssertEqual(r.stdoutText, "")
-        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: \(server.connectString): mntr is not allowed and no AdminServer answered on port \(closed) (connection refused): allow mntr in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port"), r.stderrText)
+        XCTAssertTrue(r.stderrText.hasPrefix("zkctl: \(server.connectString): mntr is not allowed and no AdminServer answered on port \(closed) (connection refused): allow mntr in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port or ZKCTL_ADMIN_PORT"), r.stderrText)
     }
 
     func testSessionsNameTheOwnerOfAnEphemeralNode() throws {
@@ -434,7 +434,7 @@ extension EnsembleMonitoringTests {
         XCTAssertTrue(instances.first?["owner"] is NSNull, r.stdoutText)
         XCTAssertEqual(r.stderrText, "zkctl: warning: owner not found for o1 (session \(session)): no member said: "
                        + "\(server.connectString): cons is not allowed and no AdminServer answered on port \(closed) (connection refused): "
-                       + "allow cons in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port\n")
+                       + "allow cons in 4lw.commands.whitelist, or enable the AdminServer (admin.enableServer=true) and name its port with --admin-port or ZKCTL_ADMIN_PORT\n")
         r = try zkctl(["service", "discover", "owned", "--owners"], env: ["ZKCTL_ADMIN_PORT": String(closed)])
         XCTAssertTrue(r.stdoutText.split(separator: "\n").last?.hasSuffix(" ?") ?? false, r.stdoutText)
     }
