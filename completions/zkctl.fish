@@ -21,7 +21,7 @@ end
 # Options that take a value (so the word after them is not a command or argument).
 function __zkctl_takes_value
     switch $argv[1]
-                case --acl --admin-port --auth --auth-file --bytes --command --config --config-root --count --data --debounce --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --payload --payload-class --prefix --progress-after --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --to --top --ttl --wait -F -c -d -f -o -p -s
+                case --acl --admin-port --auth --auth-file --bytes --command --config --config-root --count --data --debounce --default --depth --elections-root --every --file --format --grace --id --if-version --key --locks-root --max --max-inflight --max-lag --merge --metadata --min-bytes --min-children --name --newer-than --older-than --output --owner --path --payload --payload-class --prefix --progress-after --regex --scheme --server --services-root --session-timeout --ssl-port --tasks-root --timeout --tls-ca --tls-cert --tls-key --tls-server-name --tls-session-cache --to --top --ttl --wait -F -c -d -f -o -p -s
                     return 0
     end
     return 1
@@ -122,6 +122,7 @@ complete -c zkctl -l tls-cert -r -F -d 'PEM client certificate, for servers that
 complete -c zkctl -l tls-key -r -F -d 'PEM key of --tls-cert (keep it mode 600); implies --tls'
 complete -c zkctl -l tls-server-name -x -d 'the name the servers'\'' certificates must carry, instead of the host; implies --tls'
 complete -c zkctl -l tls-insecure -d 'TLS without verifying the servers'\'' certificates (warned every time); implies --tls'
+complete -c zkctl -l tls-session-cache -r -F -d 'where TLS sessions are kept for 10 minutes, so that the next command resumes one instead of a full handshake: a directory only you can enter (default: $XDG_RUNTIME_DIR/zkctl; off: keep none)'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a status -d 'report the session, every server and a health verdict'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a tree -d 'draw a subtree'
 complete -c zkctl -n '__zkctl_at '\'''\''' -a config -d 'read and write configuration keys (one znode per key, JSON values)'

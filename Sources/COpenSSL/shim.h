@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #define ZKCTL_STRINGIFY_(x) #x
@@ -82,7 +83,19 @@ static inline void *zkctl_openssl_symbol(const char *name) {
     F(int, SSL_write, (SSL *ssl, const void *buf, int num), (ssl, buf, num)) \
     F(int, SSL_get_error, (const SSL *ssl, int ret), (ssl, ret)) \
     F(long, SSL_get_verify_result, (const SSL *ssl), (ssl)) \
-    F(const char *, X509_verify_cert_error_string, (long n), (n))
+    F(const char *, X509_verify_cert_error_string, (long n), (n)) \
+    F(int, SSL_set_session, (SSL *to, SSL_SESSION *session), (to, session)) \
+    F(int, SSL_session_reused, (const SSL *s), (s)) \
+    F(const char *, SSL_get_version, (const SSL *s), (s)) \
+    F(SSL_SESSION *, SSL_get1_session, (SSL *ssl), (ssl)) \
+    V(SSL_SESSION_free, (SSL_SESSION *ses), (ses)) \
+    F(long, SSL_SESSION_get_time, (const SSL_SESSION *s), (s)) \
+    F(int, SSL_SESSION_is_resumable, (const SSL_SESSION *s), (s)) \
+    F(int, i2d_SSL_SESSION, (const SSL_SESSION *in, unsigned char **pp), (in, pp)) \
+    F(SSL_SESSION *, d2i_SSL_SESSION, (SSL_SESSION **a, const unsigned char **pp, long length), (a, pp, length)) \
+    F(const EVP_MD *, EVP_sha256, (void), ()) \
+    F(int, EVP_Digest, (const void *data, size_t count, unsigned char *md, unsigned int *size, const EVP_MD *type, ENGINE *impl), \
+      (data, count, md, size, type, impl))
 
 /* zkctl_resolve_NAME: the function, found once (a race only looks it up twice). Each type is
    checked against the header's declaration at compile time. */

@@ -104,8 +104,8 @@ extension ZKCtl {
     /// as a dictionary costs a quarter of a one-shot command's start-up.
     public static func settingsEnvironment() -> [String: String] {
         // The global options' variables (from their declarations), then the ones settings read
-        // for the config file's place and for colour.
-        let names = GlobalOptions.all.flatMap(\.environmentVariables) + ["HOME", "XDG_CONFIG_HOME", "NO_COLOR", "TERM"]
+        // for the config file's place, TLS sessions and colour.
+        let names = GlobalOptions.all.flatMap(\.environmentVariables) + ["HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "NO_COLOR", "TERM"]
         var environment: [String: String] = [:]
         for name in names {
             if let value = getenv(name) { environment[name] = String(cString: value) }

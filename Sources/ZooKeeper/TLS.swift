@@ -18,15 +18,23 @@ public struct TLSOptions: Sendable, Hashable {
     public var serverName: String?
     /// No verification at all (the caller warns about it).
     public var insecure: Bool
+    /// A directory of this user's alone where sessions are kept for the next command to resume
+    /// (see `TLSSessionCache`); nil: none kept.
+    public var sessionCache: String?
 
     public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil,
-                insecure: Bool = false) {
+                insecure: Bool = false, sessionCache: String? = nil) {
         self.caFile = caFile
         self.certFile = certFile
         self.keyFile = keyFile
         self.serverName = serverName
         self.insecure = insecure
+        self.sessionCache = sessionCache
     }
+
+    /// Whether `path` may hold sessions: a directory (not a link) of this user's that no one
+    /// else can read, write or enter.
+    public static func isPrivateDirectory(_ path: String) -> Bool { TLSSessionCache.isPrivateDirectory(path) }
 }
 
 /// Why a TLS connection to a server failed, in words a user can act on.
@@ -51,6 +59,8 @@ final class TLSContext: @unchecked Sendable {
     // Unchecked: the SSL_CTX is only read once made (OpenSSL allows SSL_new from any thread).
     let ctx: OpaquePointer
     let options: TLSOptions
+    /// Where sessions are kept between commands, if anywhere.
+    let sessions: TLSSessionCache?
 
     init(_ options: TLSOptions) throws {
         // OpenSSL is opened on first use (see Sources/COpenSSL/shim.h), so this is where its
@@ -65,6 +75,7 @@ final class TLSContext: @unchecked Sendable {
         }
         self.ctx = ctx
         self.options = options
+        sessions = TLSSessionCache(options)
         _ = zkctl_ssl_ctx_set_min_tls12(ctx)
         if options.insecure {
             zkctl_SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
@@ -266,6 +277,7 @@ enum TLSExchange {
         }
         defer { zkctl_SSL_free(ssl) }
         zkctl_SSL_set_fd(ssl, fd)
+        let offered = context.sessions?.offer(ssl, for: server) ?? false
         var handshakeDone = false
         /// Runs `step` until it succeeds, waiting as OpenSSL asks; returns its result (> 0) or throws.
         func drive(_ step: () -> Int32, allowEOF: Bool = false) throws -> Int32 {
@@ -281,6 +293,7 @@ enum TLSExchange {
                 case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
                 case SSL_ERROR_SYSCALL where allowEOF && handshakeDone: return 0
                 default:
+                    if offered && !handshakeDone { context.sessions?.forget(server) }
                     let f = context.classify(ssl, sslError: err, handshakeDone: handshakeDone, server: server)
                     throw ZooKeeperError(f.kind == .clientCertificateRefused ? .authFailed : .unavailable, message: "\(server): \(f.reason)")
                 }
@@ -291,12 +304,15 @@ enum TLSExchange {
         }
         _ = try drive { zkctl_SSL_connect(ssl) }
         handshakeDone = true
+        // TLS 1.2's session is there now; TLS 1.3's ticket comes after the handshake (below).
+        var kept = context.sessions?.keep(ssl, for: server) ?? true
         _ = try request.withUnsafeBytes { raw in try drive { zkctl_SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } }
         var answer = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while answer.count < 16 << 20 {
             let n = try buffer.withUnsafeMutableBytes { raw in try drive({ zkctl_SSL_read(ssl, raw.baseAddress, Int32(raw.count)) }, allowEOF: true) }
             if n <= 0 { break }
+            if !kept { kept = context.sessions?.keep(ssl, for: server) ?? true }
             answer.append(contentsOf: buffer[0..<Int(n)])
         }
         return answer

@@ -189,6 +189,11 @@ final class TLSRelay: @unchecked Sendable {
         var pendingWrite = 0
         var answered = false
         var done = false
+        /// A stored session was offered in the handshake (see `TLSSessionCache`).
+        var offeredSession = false
+        /// The session is still to be kept for the next command: a TLS 1.3 ticket comes after
+        /// the handshake, so the first read tries again.
+        var sessionToKeep = false
 
         init(listener: Int, client: Int32, deadline: ContinuousClock.Instant) {
             self.listener = listener
@@ -347,6 +352,7 @@ final class TLSRelay: @unchecked Sendable {
             // Up to 64 KiB a read (OpenSSL's default is one record's worth): a burst of replies
             // is taken in one read, not one per 16 KiB.
             zkctl_SSL_set_default_read_buffer_len(ssl, 64 * 1024)
+            c.offeredSession = context.sessions?.offer(ssl, for: server) ?? false
             c.ssl = ssl
             c.phase = .handshaking
         }
@@ -359,11 +365,17 @@ final class TLSRelay: @unchecked Sendable {
                 switch err {
                 case SSL_ERROR_WANT_READ: c.handshakeWants = Int16(POLLIN)
                 case SSL_ERROR_WANT_WRITE: c.handshakeWants = Int16(POLLOUT)
-                default: fail(c, context.classify(ssl, sslError: err, handshakeDone: false, server: server))
+                default:
+                    // The next attempt starts afresh (and, if it fails again, says why).
+                    if c.offeredSession { context.sessions?.forget(server) }
+                    fail(c, context.classify(ssl, sslError: err, handshakeDone: false, server: server))
                 }
                 return
             }
             c.phase = .relaying
+            let kept = context.sessions.map { $0.keep(ssl, for: server) }
+            c.sessionToKeep = kept == false
+            ZooKeeperLog.emit(TLSSessionCache.handshakeLine(ssl, server: server, kept: kept))
         }
         // Made ahead and not taken over yet: nothing to relay, but what the server sends after
         // the handshake (TLS 1.3 session tickets) is read below, so poll does not spin on it.
@@ -402,6 +414,10 @@ final class TLSRelay: @unchecked Sendable {
             zkctl_ERR_clear_error()
             let r = c.down.fill { p, n in Int(zkctl_SSL_read(ssl, p, Int32(n))) }
             if r > 0 {
+                if c.sessionToKeep {
+                    c.sessionToKeep = false
+                    _ = context.sessions?.keep(ssl, for: server)
+                }
                 if !c.answered { c.answered = true; clearFailure(listener: c.listener) }
                 // Nothing left in OpenSSL's buffer (read ahead, or decrypted): the socket is
                 // all there is, and poll watches it. No read is spent on an EAGAIN.
@@ -529,7 +545,7 @@ enum PeerCheck {
             return withUnsafeBytes(of: &storage) { raw -> Int? in
                 let a = raw.load(as: sockaddr_in6.self)
                 let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]
-                guard withUnsafeBytes(of: a.sin6_addr) { Array($0) } == mapped else { return nil }
+                guard withUnsafeBytes(of: a.sin6_addr, { Array($0) }) == mapped else { return nil }
                 return Int(UInt16(bigEndian: a.sin6_port))
             }
         default:

@@ -205,7 +205,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(lines.count, 3, r.stderrText)
         XCTAssertEqual(lines.first, "zkctl: warning: config file '\(config)' line 3: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)")
         XCTAssertEqual(lines.dropFirst().first, "zkctl: warning: config file '\(config)' line 6: unknown key 'colour' in [zkctl], ignored "
-                       + "(known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, elections-root, auth-file, tls, tls-ca, tls-cert, tls-key)")
+                       + "(known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, elections-root, auth-file, tls, tls-ca, tls-cert, tls-key, tls-session-cache)")
         // Known keys only: no warning at all.
         try "[zookeeper]\nservers = \(server.connectString)\n".write(toFile: config, atomically: true, encoding: .utf8)
         let ok = try zkctl(["exists", "/"], env: ["ZKCTL_CONFIG": config])

@@ -197,6 +197,115 @@ final class TLSTests: XCTestCase {
         ok(try tls(s, ["delete", root], extra: cert), "cleanup")
     }
 
+    // MARK: Sessions kept between commands
+
+    /// The `-v` lines of the handshakes a run made (`tls: SERVER: TLSv1.2, ...`).
+    func handshakes(_ r: ProcessResult) -> [String] {
+        r.stderrText.split(separator: "\n").compactMap { line in
+            line.range(of: "tls: ").map { String(line[$0.lowerBound...]) }
+        }.filter { $0.contains(": TLSv") }
+    }
+
+    /// The session files in `directory`, with their modes.
+    func sessionFiles(_ directory: URL) -> [String: Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var out: [String: Int] = [:]
+        for name in names where name.hasSuffix(".tls-session") {
+            var info = stat()
+            if lstat(directory.appendingPathComponent(name).path, &info) == 0 { out[name] = Int(info.st_mode & 0o777) }
+        }
+        return out
+    }
+
+    func testSessionsAreResumedOnlyUnderTheVerificationTheyPassed() throws {
+        let s = try tlsPort(try serverOnly())
+        let runtime = try ZKTestPaths.makeTemporaryDirectory(label: "tls-runtime")
+        defer { try? FileManager.default.removeItem(at: runtime) }
+        XCTAssertEqual(chmod(runtime.path, 0o700), 0)
+        let env = ["XDG_RUNTIME_DIR": runtime.path]
+        let cache = runtime.appendingPathComponent("zkctl")
+
+        // The first command makes a full handshake and keeps the session, in a directory of
+        // mode 700 made for it and a file of mode 600; the next commands resume it.
+        var r = try tls(s, ["-v", "exists", "/zookeeper"], env: env)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake, session kept"], r.stderrText)
+        var info = stat()
+        XCTAssertEqual(lstat(cache.path, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o700)
+        XCTAssertEqual(Array(sessionFiles(cache).values), [0o600], "\(sessionFiles(cache))")
+        let kept = try XCTUnwrap(sessionFiles(cache).keys.first)
+        for _ in 0..<2 {
+            r = try tls(s, ["-v", "exists", "/zookeeper"], env: env)
+            XCTAssertEqual(r.status, 0, r.stderrText)
+            XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, resumed a kept session"], r.stderrText)
+        }
+        // status's probe over TLS resumes it as well.
+        r = try tls(s, ["-v", "status"], env: env)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(sessionFiles(cache).count, 1, "\(sessionFiles(cache))")
+
+        // Verification that differs never resumes a session verified otherwise: another CA and a
+        // name the certificate does not carry still fail, with their own reasons.
+        try fails(["-s", s, "--tls-ca", fx.path("other-ca.pem"), "get", "/"], 69, "is not signed by the CA in", server: s, env: env)
+        try fails(["-s", s, "--tls-ca", fx.path("ca.pem"), "--tls-server-name", "wrong.example.test", "get", "/"], 69,
+                  "the server's certificate is not for wrong.example.test (name mismatch", server: s, env: env)
+        // A name the certificate carries is its own, full, handshake.
+        r = try tls(s, ["-v", "exists", "/zookeeper"], extra: ["--tls-server-name", "zk.example.test"], env: env)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake, session kept"], r.stderrText)
+        XCTAssertEqual(sessionFiles(cache).count, 2, "\(sessionFiles(cache))")
+
+        // --tls-insecure and --tls-session-cache off keep nothing and resume nothing.
+        let before = sessionFiles(cache)
+        r = try zkctl(["-s", s, "--tls-insecure", "-v", "exists", "/zookeeper"], env: env)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake"], r.stderrText)
+        r = try tls(s, ["-v", "--tls-session-cache", "off", "exists", "/zookeeper"], env: env)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake"], r.stderrText)
+        r = try tls(s, ["-v", "exists", "/zookeeper"], env: env.merging(["ZKCTL_TLS_SESSION_CACHE": "off"]) { $1 })
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake"], r.stderrText)
+        XCTAssertEqual(sessionFiles(cache), before)
+
+        // A session file others can read is not used, and is removed.
+        XCTAssertEqual(chmod(cache.appendingPathComponent(kept).path, 0o644), 0)
+        r = try tls(s, ["-v", "exists", "/zookeeper"], env: env)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake, session kept"], r.stderrText)
+        XCTAssertEqual(sessionFiles(cache)[kept], 0o600, "\(sessionFiles(cache))")
+
+        // A directory others may enter is not used; asked for by name, a warning says why.
+        let open = runtime.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: open, withIntermediateDirectories: false)
+        XCTAssertEqual(chmod(open.path, 0o755), 0)
+        r = try tls(s, ["-v", "--tls-session-cache", open.path, "exists", "/zookeeper"], env: env)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertTrue(r.stderrText.contains("zkctl: warning: TLS session cache '\(open.path)' (from flag --tls-session-cache) not used: it must be a directory of yours that no one else can enter (chmod 700 it)\n"), r.stderrText)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake"], r.stderrText)
+        XCTAssertEqual(sessionFiles(open), [:])
+
+        // Without XDG_RUNTIME_DIR nothing is kept anywhere.
+        r = try tls(s, ["-v", "exists", "/zookeeper"])
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake"], r.stderrText)
+    }
+
+    /// With client certificates: the resumed session is the certificate's, and a command
+    /// without the certificate is refused as before.
+    func testASessionKeptWithAClientCertificateNeedsThatCertificate() throws {
+        let s = try tlsPort(try clientAuth())
+        let runtime = try ZKTestPaths.makeTemporaryDirectory(label: "tls-runtime")
+        defer { try? FileManager.default.removeItem(at: runtime) }
+        XCTAssertEqual(chmod(runtime.path, 0o700), 0)
+        let env = ["XDG_RUNTIME_DIR": runtime.path]
+        let cert = ["--tls-cert", fx.path("client.pem"), "--tls-key", fx.path("client.key")]
+        var r = try tls(s, ["-v", "exists", "/zookeeper"], extra: cert, env: env)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, full handshake, session kept"], r.stderrText)
+        r = try tls(s, ["-v", "exists", "/zookeeper"], extra: cert, env: env)
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(handshakes(r), ["tls: \(s): TLSv1.2, resumed a kept session"], r.stderrText)
+        try fails(["-s", s, "--tls-ca", fx.path("ca.pem"), "get", "/"], 69, "the server requires a client certificate", server: s, env: env)
+        try fails(["-s", s, "--tls-ca", fx.path("ca.pem"), "--tls-cert", fx.path("other-client.pem"), "--tls-key", fx.path("other-client.key"),
+                   "get", "/"], 77, "the server refused the client certificate", server: s, env: env)
+    }
+
     // MARK: Errors
 
     func testVerificationFailures() throws {

@@ -230,7 +230,7 @@ final class SettingsTests: XCTestCase {
         XCTAssertEqual(Settings.unknownKeyWarnings(file, name: "f.ini"), [
             "config file 'f.ini' line 2: unknown key 'server' in [zookeeper], ignored (did you mean 'servers'?)",
             "config file 'f.ini' line 5: unknown key 'timeuot' in [zkctl], ignored (did you mean 'timeout'?)",
-            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, elections-root, auth-file, tls, tls-ca, tls-cert, tls-key)",
+            "config file 'f.ini' line 6: unknown key 'whatever' in [zkctl], ignored (known keys in [zkctl]: timeout, session-timeout, output, config-root, services-root, locks-root, tasks-root, max-inflight, sync, elections-root, auth-file, tls, tls-ca, tls-cert, tls-key, tls-session-cache)",
             "config file 'f.ini' line 8: 'servers' is in unknown section [zookeper], ignored (did you mean [zookeeper]?)",
             "config file 'f.ini' line 10: 'x' is in unknown section [other], ignored (known sections: [zookeeper], [zkctl])",
         ])

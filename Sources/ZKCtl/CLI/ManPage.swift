@@ -142,7 +142,9 @@ public enum ManPage {
         not answer TLS (a plain client port); exit 77 when the server refused the client certificate given. \
         Without --tls, a port that answers only TLS is named as such ("it looks like a TLS port; try --tls").
 
-        In the config file: tls = yes, tls-ca = FILE, tls-cert = FILE and tls-key = FILE, in [zkctl].
+        Sessions kept between commands. A full TLS handshake costs a Java server about ten times the CPU of         resuming a session, and it is most of the time of a one-shot command. So zkctl keeps each server's TLS         session for 10 minutes after its full handshake, and the next command to that server resumes it. It         keeps them in $XDG_RUNTIME_DIR/zkctl (memory, per user, removed at logout; made mode 700), one file of         mode 600 per server, or in the directory given with --tls-session-cache DIR (ZKCTL_TLS_SESSION_CACHE,         config key tls-session-cache); "off" keeps none, and so does a run without XDG_RUNTIME_DIR. A stored         session holds the secret of its connection: whoever reads the file can resume that session as this         client, and read what was sent in it. So a directory or file that another user can read or enter is         never used (a file is removed; a directory named with --tls-session-cache gets a warning), and a         session is only resumed under the same verification it passed: the same server, CA file, server name         and client certificate, each file unchanged since. --tls-insecure keeps no session. -v names each         handshake ("tls: 10.0.0.5:2182: TLSv1.2, resumed a kept session").
+
+        In the config file: tls = yes, tls-ca = FILE, tls-cert = FILE, tls-key = FILE and tls-session-cache =         DIR|off, in [zkctl].
 
         PEM files from a Java keystore. ZooKeeper servers keep keys in JKS or PKCS12 keystores (ssl.keyStore, \
         ssl.trustStore); zkctl reads PEM. A JKS keystore is first turned into PKCS12 with keytool, then openssl \

@@ -94,8 +94,12 @@ public enum GlobalOptions {
         "tls-server-name", value: "NAME", help: "the name the servers' certificates must carry, instead of the host; implies --tls")
     public static let tlsInsecure = Option<Bool>(
         flag: "tls-insecure", help: "TLS without verifying the servers' certificates (warned every time); implies --tls")
+    public static let tlsSessionCache = Option<String?>(
+        "tls-session-cache", value: "DIR", type: .file,
+        help: "where TLS sessions are kept for 10 minutes, so that the next command resumes one instead of a full handshake: a directory only you can enter (default: $XDG_RUNTIME_DIR/zkctl; off: keep none)",
+        env: ["ZKCTL_TLS_SESSION_CACHE"], file: ConfigFileKey("zkctl", "tls-session-cache"))
     /// The TLS options, in the order help lists them.
-    static let tlsOptions: [OptionSpec] = [tls.spec, tlsCA.spec, tlsCert.spec, tlsKey.spec, tlsServerName.spec, tlsInsecure.spec]
+    static let tlsOptions: [OptionSpec] = [tls.spec, tlsCA.spec, tlsCert.spec, tlsKey.spec, tlsServerName.spec, tlsInsecure.spec, tlsSessionCache.spec]
     public static let progress = Option<Bool>(OptionSpec(
         "progress", help: "show progress of long work on stderr even when it is not a terminal (by default only on a terminal, after about a second; never with -q)",
         env: ["ZKCTL_PROGRESS"])) { given, _ in given != nil }

@@ -329,7 +329,31 @@ public struct Settings: Sendable {
         if insecure {
             warnings.append("TLS without verification (--tls-insecure): the servers' certificates are not checked, so anyone between here and them can read and change what is sent")
         }
-        return (TLSOptions(caFile: ca?.value, certFile: cert?.value, keyFile: key?.value, serverName: serverName, insecure: insecure), source)
+        let sessionCache = insecure ? nil : resolveSessionCache(pick(GlobalOptions.tlsSessionCache), environment: env, warnings: &warnings)
+        return (TLSOptions(caFile: ca?.value, certFile: cert?.value, keyFile: key?.value, serverName: serverName, insecure: insecure,
+                           sessionCache: sessionCache), source)
+    }
+
+    /// The directory TLS sessions are kept in, or nil: `setting` when given (`off`: none), else
+    /// `$XDG_RUNTIME_DIR/zkctl`. Made (mode 700) when missing; a directory others may enter is
+    /// not used (said in a warning when it was asked for by name).
+    static func resolveSessionCache(_ setting: Sourced<String>?, environment env: [String: String], warnings: inout [String]) -> String? {
+        let directory: String
+        if let setting {
+            if ["off", "no", "none", "0", "false"].contains(setting.value.lowercased()) { return nil }
+            directory = setting.value
+        } else {
+            guard let runtime = env["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") else { return nil }
+            directory = (runtime.hasSuffix("/") ? runtime : runtime + "/") + "zkctl"
+        }
+        _ = mkdir(directory, 0o700)
+        guard TLSOptions.isPrivateDirectory(directory) else {
+            if let setting {
+                warnings.append("TLS session cache '\(directory)' (from \(setting.source)) not used: it must be a directory of yours that no one else can enter (chmod 700 it)")
+            }
+            return nil
+        }
+        return directory
     }
 
     /// Whether PEM text holds a private key (only the marker is looked for; nothing is kept).
