@@ -749,11 +749,20 @@ def job_tls():
         if tree_count(root) != n:
             make_tree(root, "10k")
 
-        def z(tls, *args):
-            return [ZKCTL, "-s", secure if tls else plain] + (["--tls-ca", ca] if tls else []) + list(args)
+        # Sessions: every TLS row but one makes a full handshake (--tls-session-cache off, whatever
+        # XDG_RUNTIME_DIR says); "resumed" keeps its session in a directory of its own, as a
+        # login session's $XDG_RUNTIME_DIR/zkctl would, so each of its runs but the first resumes.
+        sessions = os.path.join(OUT, "tls-sessions")
+        os.makedirs(sessions, mode=0o700, exist_ok=True)
+        os.chmod(sessions, 0o700)
+
+        def z(tls, *args, cache="off"):
+            return [ZKCTL, "-s", secure if tls else plain] + (["--tls-ca", ca, "--tls-session-cache", cache] if tls else []) + list(args)
         note = ("The same server (NettyServerCnxnFactory) on its plain port and on its secureClientPort; "
-                "÷ C ref is ÷ the plain row here. TLS goes through zkctl's in-process relay. Each row ran 5 times "
-                "untimed first, to warm the server's JIT on both paths.")
+                "÷ C ref is ÷ the plain row here. TLS goes through zkctl's in-process relay; every TLS row makes a "
+                "full TLS handshake (--tls-session-cache off) except \"resumed\", which resumes the session its "
+                "previous run kept (what a command does within 10 minutes of another to the same server). Each row "
+                "ran 5 times untimed first, to warm the server's JIT on both paths.")
 
         def warm(tools):
             for t in tools:
@@ -776,7 +785,8 @@ def job_tls():
         def has_value(run, ctx):
             return None if expect in run.stdout() else f"value not printed: {run.stdout()[:200]!r}"
         tools = [Tool("zkctl get (plain)", z(False, "get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
-                 Tool("zkctl get (TLS)", z(True, "get", path), ONESHOT_RUNS, has_value, kind="zkctl")]
+                 Tool("zkctl get (TLS)", z(True, "get", path), ONESHOT_RUNS, has_value, kind="zkctl"),
+                 Tool("zkctl get (TLS, resumed)", z(True, "get", path, cache=sessions), ONESHOT_RUNS, has_value, kind="zkctl")]
         warm(tools)
         run_job("tls get", tools)
         table("tls get", tools, "zkctl get (plain)", "TLS: one-shot get (start, connect, handshake, get, close)", note)
@@ -875,6 +885,7 @@ def targets():
     check_le("TLS", "tls tree 10k", "zkctl tree (TLS)", "zkctl tree (plain)", 1.3)
     check_le("TLS", "tls export 10k", "zkctl export (TLS)", "zkctl export (plain)", 1.3)
     check_le("TLS", "tls get", "zkctl get (TLS)", "zkctl get (plain)", 2)
+    check_le("TLS", "tls get", "zkctl get (TLS, resumed)", "zkctl get (plain)", 2)
     best = ALL.get("sweep_best", {})
     if best:
         row("default --max-inflight (256) is the best window found",
