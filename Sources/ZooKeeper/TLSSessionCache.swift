@@ -37,10 +37,8 @@ final class TLSSessionCache: @unchecked Sendable {
             guard stat(file, &info) == 0 else { return "\(file) ?" }
             return "\(file) \(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
         }
-        let environment = ProcessInfo.processInfo.environment
-        let store = options.caFile == nil
-            ? "system \(environment["SSL_CERT_FILE"] ?? "") \(environment["SSL_CERT_DIR"] ?? "")"
-            : identity(options.caFile)
+        func variable(_ name: String) -> String { getenv(name).map { String(cString: $0) } ?? "" }
+        let store = options.caFile == nil ? "system \(variable("SSL_CERT_FILE")) \(variable("SSL_CERT_DIR"))" : identity(options.caFile)
         verification = [options.serverName ?? "-", store, identity(options.certFile), identity(options.keyFile ?? options.certFile)]
             .joined(separator: "\n")
     }
