@@ -93,6 +93,27 @@ final class ConfigUnitTests: XCTestCase {
                        #"{"b":2,"a":"é"}"#)
     }
 
+    /// The direct reader of `config import` input gives what the whole-document parse and
+    /// `encode` give, or gives way.
+    func testImportInputIsReadLikeTheParsedDocument() throws {
+        let agreeing = [
+            #"{}"#,
+            #" { "a" : "x" , "b/c":"y\"z" , "d": 1.50 , "e": [1, {"f": null}], "g": true, "h": "é\u00e9", "i": "\u007f" } "#,
+            #"{"a":"tab\there","b":"/slash/","c":""}"#,
+        ]
+        for text in agreeing {
+            let direct = try XCTUnwrap(ConfigSupport.decodeImport(Array(text.utf8)), text)
+            guard case .object(let o) = try JSONValue.parse(text) else { return XCTFail(text) }
+            XCTAssertEqual(direct.map(\.key), o.map(\.key), text)
+            XCTAssertEqual(direct.map(\.data), o.map { ConfigSupport.encode($0.value) }, text)
+        }
+        XCTAssertEqual(ConfigSupport.decodeImport(Array(#"{"a":"x"}"#.utf8))?.first?.data, Data(#""x""#.utf8))
+        // Not an object, not JSON, a key twice (the last one counts), trailing text.
+        for text in [#"[1]"#, #"{"a":}"#, #"{"a":"x","a":"y"}"#, #"{"a":"x"} x"#, #"{"a":"x""#] {
+            XCTAssertNil(ConfigSupport.decodeImport(Array(text.utf8)), text)
+        }
+    }
+
     func testSizeLimit() {
         XCTAssertNoThrow(try ConfigSupport.checkSize(key: "k", path: "/config/k", data: Data(count: 500_000), acl: ACL.openUnsafe))
         XCTAssertThrowsError(try ConfigSupport.checkSize(key: "k", path: "/config/k", data: Data(count: 1_100_000), acl: ACL.openUnsafe)) { error in
