@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZooKeeper
+import ZKTestSupport
 @testable import ZooKeeperRecipes
 @testable import ZKCtl
 
@@ -34,6 +35,25 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertEqual(ConfigSupport.keyProblem("größe/../x", nested: true), "a key cannot be '.' or '..'")
         XCTAssertEqual(ConfigSupport.keyProblem("ключ/", nested: true), "a nested key cannot start or end with '/'")
         XCTAssertEqual(ConfigSupport.keyProblem("..", nested: false), "a key cannot be '.' or '..'")
+    }
+
+    /// Short keys of a few characters against the key rules written out plainly.
+    func testKeyRulesOnManyShortKeys() {
+        let alphabet: [String] = ["a", ".", "/", " ", "~", "\u{1}", "\u{7f}", "é", "😀"]
+        func good(_ key: String, nested: Bool) -> Bool {
+            if key.isEmpty || key == "." || key == ".." { return false }
+            for u in key.unicodeScalars where u.value < 0x20 || (0x7f...0x9f).contains(u.value) || u.value > 0xffff { return false }
+            guard key.contains("/") else { return true }
+            guard nested else { return false }
+            return key.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+        }
+        var random = SplitMix(seed: 22)
+        for _ in 0..<20_000 {
+            let key = (0..<Int.random(in: 0...6, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            for nested in [false, true] {
+                XCTAssertEqual(ConfigSupport.keyProblem(key, nested: nested) == nil, good(key, nested: nested), "\(key.debugDescription) nested: \(nested)")
+            }
+        }
     }
 
     func testKeyPaths() throws {

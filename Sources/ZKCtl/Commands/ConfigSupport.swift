@@ -9,6 +9,9 @@ enum ConfigSupport {
 
     /// Why `key` cannot be a config key, or nil.
     static func keyProblem(_ key: String, nested: Bool) -> String? {
+        // One pass over the bytes for a good printable-ASCII key; any other key, and every key
+        // with a problem, goes the long way, which words the answer.
+        if key.utf8.withContiguousStorageIfAvailable({ asciiKeyIsGood($0, nested: nested) }) == true { return nil }
         if key.isEmpty { return "a key cannot be empty" }
         let bytes = key.utf8
         let slash = UInt8(ascii: "/")
@@ -31,6 +34,25 @@ enum ConfigSupport {
         }
         if key == "." || key == ".." { return "a key cannot be '.' or '..'" }
         return nil
+    }
+
+    /// Whether `bytes` are a good key of printable ASCII: not empty, not '.' or '..', and with
+    /// '/' only when `nested`, between parts that are neither empty, '.' nor '..'.
+    private static func asciiKeyIsGood(_ bytes: UnsafeBufferPointer<UInt8>, nested: Bool) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var length = 0, dots = 0
+        for b in bytes {
+            guard b >= 0x20 && b < 0x7f else { return false }
+            if b == slash {
+                guard nested, length > 0, !(dots == length && length <= 2) else { return false }
+                length = 0
+                dots = 0
+                continue
+            }
+            length += 1
+            if b == dot { dots += 1 }
+        }
+        return length > 0 && !(dots == length && length <= 2)
     }
 
     /// The znode path of `key`; a bad key is a usage error (exit 64).
