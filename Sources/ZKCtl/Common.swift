@@ -62,6 +62,38 @@ public enum Common {
         return data
     }
 
+    /// `readInput` into an array of bytes: a file is read straight into it (no `Data` copied).
+    public static func readBytes(_ name: String) throws -> [UInt8] {
+        if name == "-" { return [UInt8](try readInput(name)) }
+        let fd = open(name, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommandError.noInput("cannot read '\(name)'") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CommandError.noInput("cannot read '\(name)'") }
+        // The size is a first guess (a file may grow, and /proc or a pipe say 0): read to the end.
+        var bytes: [UInt8] = []
+        var room = max(Int(info.st_size) + 1, 64 * 1024)
+        while true {
+            let before = bytes.count
+            var failed = false
+            bytes.append(contentsOf: repeatElement(0, count: room))
+            let got = bytes.withUnsafeMutableBufferPointer { b -> Int in
+                var total = 0
+                while total < room {
+                    let n = read(fd, b.baseAddress! + before + total, room - total)
+                    if n < 0 { if errno == EINTR { continue }; failed = true; return total }
+                    if n == 0 { break }
+                    total += n
+                }
+                return total
+            }
+            bytes.removeLast(room - got)
+            if failed { throw CommandError.noInput("cannot read '\(name)'") }
+            if got < room { return bytes }
+            room = bytes.count
+        }
+    }
+
     /// A znode's data as text for a terminal: UTF-8 with its control characters but newline and
     /// tab shown escaped (so data cannot clear the screen or move the cursor), anything else
     /// described.

@@ -67,32 +67,82 @@ let aclCompletion: acl_completion_t = { rc, acl, stat, context in
 }
 
 /// C allocations for one request (paths, data, ACL vectors, multi ops), freed together when the
-/// request's completion has run.
+/// request's completion has run. A request that knows its size up front (a multi) asks for one
+/// region of `capacity` bytes, carved in order; what does not fit there gets a block of its own.
 final class CBuffers: @unchecked Sendable {
     // Sendable: filled before the request is issued, then only read by the C client, and freed
     // in deinit after the completion dropped the last reference.
     private var blocks: [UnsafeMutableRawPointer] = []
+    private var region: UnsafeMutableRawPointer? = nil
+    private var used = 0
+    private var capacity = 0
 
-    func string(_ s: String) -> UnsafeMutablePointer<CChar> {
-        let p = strdup(s)!
-        blocks.append(UnsafeMutableRawPointer(p))
+    init() {}
+
+    /// One region of `capacity` bytes for the pieces to come (`regionSize` counts them).
+    init(capacity: Int) {
+        if capacity > 0, let block = malloc(capacity) {
+            region = block
+            blocks.append(block)
+            self.capacity = capacity
+        }
+    }
+
+    /// The bytes a region needs for a string of `utf8Count` bytes, raw bytes or `count` C values
+    /// of `T` (their alignment included).
+    static func regionSize(string utf8Count: Int) -> Int { utf8Count + 1 }
+    static func regionSize(bytes count: Int) -> Int { max(count, 1) }
+    static func regionSize<T>(_ type: T.Type, count: Int) -> Int {
+        max(count, 1) * MemoryLayout<T>.stride + MemoryLayout<T>.alignment - 1
+    }
+
+    /// `count` bytes aligned to `alignment`, from the region when they fit there, else malloc'd.
+    private func take(_ count: Int, alignment: Int) -> UnsafeMutableRawPointer {
+        if let region {
+            let address = Int(bitPattern: region) + used
+            let start = (address + alignment - 1) & ~(alignment - 1)
+            let end = start - Int(bitPattern: region) + count
+            if end <= capacity {
+                used = end
+                return region + (start - Int(bitPattern: region))
+            }
+        }
+        let p = malloc(count)!
+        blocks.append(p)
         return p
     }
 
+    func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        var s = s
+        return s.withUTF8 { utf8 in
+            let p = take(utf8.count + 1, alignment: 1)
+            if let base = utf8.baseAddress { p.copyMemory(from: base, byteCount: utf8.count) }
+            p.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+            return p.bindMemory(to: CChar.self, capacity: utf8.count + 1)
+        }
+    }
+
     func bytes(_ data: Data) -> UnsafeMutablePointer<CChar> {
-        let raw = malloc(max(data.count, 1))!
+        let raw = take(max(data.count, 1), alignment: 1)
         data.withUnsafeBytes { bytes in
             if let base = bytes.baseAddress { raw.copyMemory(from: base, byteCount: data.count) }
         }
-        blocks.append(raw)
         return raw.bindMemory(to: CChar.self, capacity: max(data.count, 1))
     }
 
+    /// Zeroed, and freed with the rest. Only C structs go here.
     func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        // calloc: zeroed, and freed with free() like every other block here. Only C structs go here.
-        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
-        blocks.append(raw)
+        let size = max(count, 1) * MemoryLayout<T>.stride
+        let raw = take(size, alignment: max(MemoryLayout<T>.alignment, 1))
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         return raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
+
+    /// The region bytes of `aclVector(acls)`.
+    static func regionSize(acl acls: [ACL]) -> Int {
+        var size = regionSize(CZooKeeper.ACL.self, count: acls.count) + regionSize(ACL_vector.self, count: 1)
+        for a in acls { size += regionSize(string: a.scheme.utf8.count) + regionSize(string: a.id.utf8.count) }
+        return size
     }
 
     func aclVector(_ acls: [ACL]) -> UnsafeMutablePointer<ACL_vector> {

@@ -77,7 +77,7 @@ public struct MultiBatcher: Sendable {
 
     /// Whether `op` fits in a transaction of its own.
     public static func fitsAlone(_ op: MultiOp, limit: Int = ZooKeeperClient.maxPacketSize) -> Bool {
-        ZooKeeperClient.estimatedMultiSize([op]) <= limit
+        ZooKeeperClient.estimatedMultiSize([]) + op.estimatedSize <= limit  // estimatedMultiSize([op]), with no array made
     }
 }
 
@@ -145,6 +145,13 @@ extension ZooKeeperClient {
 
     /// Checks and sends one transaction; its outcome is awaited from what this returns.
     func startMulti(_ ops: [MultiOp]) throws -> PendingMulti {
+        let count = ops.count
+        // One pass: the checks, the size estimate (`estimatedMultiSize`) and the bytes of one C
+        // region for the whole request, where consecutive creates with the same ACL share its C
+        // vector (the C client only reads it while it serialises the request).
+        var size = Self.estimatedMultiSize([])
+        var regionSize = CBuffers.regionSize(zoo_op_t.self, count: count) + CBuffers.regionSize(zoo_op_result_t.self, count: count)
+        var lastACL: [ACL]? = nil
         for op in ops {
             // The 3.8.0 C client cannot read the reply to a container or TTL create inside a multi
             // (it asserts and aborts the process after the server committed), so refuse them here.
@@ -154,23 +161,40 @@ extension ZooKeeperClient {
             if let problem = PathRules.problem(with: op.path) {
                 throw ZooKeeperError(.invalidPath, path: op.path, message: problem)
             }
+            size += op.estimatedSize
+            regionSize += CBuffers.regionSize(string: op.path.utf8.count)
+            switch op {
+            case .create(let path, let data, _, let acl):
+                regionSize += CBuffers.regionSize(bytes: data.count) + CBuffers.regionSize(CChar.self, count: path.utf8.count + 32)
+                if acl != lastACL { regionSize += CBuffers.regionSize(acl: acl); lastACL = acl }
+            case .set(_, let data, _):
+                regionSize += CBuffers.regionSize(bytes: data.count) + CBuffers.regionSize(CZooKeeper.Stat.self, count: 1)
+            case .delete, .check:
+                break
+            }
         }
-        let size = Self.estimatedMultiSize(ops)
         if size > Self.maxPacketSize {
             throw ZooKeeperError(.requestTooLarge, path: ops.first?.path,
                                  message: "transaction of about \(size) bytes is over the server's limit of \(Self.maxPacketSize) bytes")
         }
-        let count = ops.count
-        let buffers = CBuffers()
+        let buffers = CBuffers(capacity: regionSize)
         let cOps = buffers.allocate(zoo_op_t.self, count: count)
         let cResults = buffers.allocate(zoo_op_result_t.self, count: count)
+        var shared: (acl: [ACL], vector: UnsafeMutablePointer<ACL_vector>)? = nil
         for (i, op) in ops.enumerated() {
             let slot = cOps + i
             switch op {
             case .create(let path, let data, let mode, let acl):
                 let capacity = path.utf8.count + 32
+                let vector: UnsafeMutablePointer<ACL_vector>
+                if let s = shared, s.acl == acl {
+                    vector = s.vector
+                } else {
+                    vector = buffers.aclVector(acl)
+                    shared = (acl, vector)
+                }
                 zoo_create_op_init(slot, buffers.string(path), buffers.bytes(data), Int32(data.count),
-                                   buffers.aclVector(acl), mode.flags, buffers.allocate(CChar.self, count: capacity), Int32(capacity))
+                                   vector, mode.flags, buffers.allocate(CChar.self, count: capacity), Int32(capacity))
             case .set(let path, let data, let version):
                 zoo_set_op_init(slot, buffers.string(path), buffers.bytes(data), Int32(data.count), version,
                                 buffers.allocate(CZooKeeper.Stat.self, count: 1))
@@ -225,7 +249,13 @@ final class PendingMulti: @unchecked Sendable {
         }
         return ops.enumerated().map { i, op in
             switch op {
-            case .create: return .created(results[i].value.map { String(cString: $0) } ?? op.path)
+            case .create:
+                // The server names the node it made: the path asked for, unless sequential. The
+                // same text is the same string, without a copy.
+                guard let value = results[i].value else { return .created(op.path) }
+                var path = op.path
+                let same = path.withUTF8 { p in strlen(value) == p.count && memcmp(value, p.baseAddress!, p.count) == 0 }
+                return .created(same ? path : String(cString: value))
             case .set: return .set(results[i].stat.map { Stat($0.pointee) } ?? Stat())
             case .delete: return .deleted
             case .check: return .checked

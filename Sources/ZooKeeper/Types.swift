@@ -281,6 +281,9 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
 public enum PathRules {
     /// Why `path` is not a valid absolute znode path, or nil when it is.
     public static func problem(with path: String) -> String? {
+        // Most paths are ASCII: one pass over the bytes, no allocation. Anything else (or a path
+        // with a problem) goes through the scalars below, which word the answer.
+        if let ascii = path.utf8.withContiguousStorageIfAvailable({ asciiPathIsValid($0, slashFirst: false) }), ascii { return nil }
         // One pass over the scalars, no substrings: this runs for every request.
         var scalars = path.unicodeScalars.makeIterator()
         guard scalars.next() == "/" else { return "a path must start with '/'" }
@@ -309,6 +312,44 @@ public enum PathRules {
         if !sawScalar { return nil }                       // "/"
         if segment.isEmpty { return "a path must not end with '/'" }
         return segmentProblem()
+    }
+
+    /// Whether `"/" + relative` is a valid path, that is whether `relative` (not empty) joined to
+    /// any valid path is one: the rules are about characters and segments.
+    public static func relativeIsValid(_ relative: String) -> Bool {
+        if let ascii = relative.utf8.withContiguousStorageIfAvailable({ asciiPathIsValid($0, slashFirst: true) }), ascii { return true }
+        return problem(with: "/" + relative) == nil
+    }
+
+    /// Whether `bytes` are a valid path of printable ASCII only: a leading '/' (`slashFirst`: one
+    /// is taken to stand before them), no empty, '.' or '..' segment, no trailing '/' (but "/"
+    /// itself). False means "look closer", not "invalid".
+    private static func asciiPathIsValid(_ bytes: UnsafeBufferPointer<UInt8>, slashFirst: Bool) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        let rest: Slice<UnsafeBufferPointer<UInt8>>
+        if slashFirst {
+            guard !bytes.isEmpty else { return false }
+            rest = bytes[...]
+        } else {
+            guard bytes.first == slash else { return false }
+            if bytes.count == 1 { return true }
+            rest = bytes[1...]
+        }
+        // The current segment's length, and whether it holds only dots so far.
+        var length = 0
+        var dots = true
+        for b in rest {
+            if b == slash {
+                if length == 0 || (dots && length <= 2) { return false }
+                length = 0
+                dots = true
+                continue
+            }
+            guard b >= 0x20 && b < 0x7f else { return false }
+            length += 1
+            if b != dot { dots = false }
+        }
+        return length > 0 && !(dots && length <= 2)
     }
 
     /// The parent of an absolute path (`/` for a top-level node), nil for `/`.

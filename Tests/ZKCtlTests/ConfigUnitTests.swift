@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZooKeeper
+import ZKTestSupport
 @testable import ZooKeeperRecipes
 @testable import ZKCtl
 
@@ -34,6 +35,25 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertEqual(ConfigSupport.keyProblem("größe/../x", nested: true), "a key cannot be '.' or '..'")
         XCTAssertEqual(ConfigSupport.keyProblem("ключ/", nested: true), "a nested key cannot start or end with '/'")
         XCTAssertEqual(ConfigSupport.keyProblem("..", nested: false), "a key cannot be '.' or '..'")
+    }
+
+    /// Short keys of a few characters against the key rules written out plainly.
+    func testKeyRulesOnManyShortKeys() {
+        let alphabet: [String] = ["a", ".", "/", " ", "~", "\u{1}", "\u{7f}", "é", "😀"]
+        func good(_ key: String, nested: Bool) -> Bool {
+            if key.isEmpty || key == "." || key == ".." { return false }
+            for u in key.unicodeScalars where u.value < 0x20 || (0x7f...0x9f).contains(u.value) || u.value > 0xffff { return false }
+            guard key.contains("/") else { return true }
+            guard nested else { return false }
+            return key.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+        }
+        var random = SplitMix(seed: 22)
+        for _ in 0..<20_000 {
+            let key = (0..<Int.random(in: 0...6, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            for nested in [false, true] {
+                XCTAssertEqual(ConfigSupport.keyProblem(key, nested: nested) == nil, good(key, nested: nested), "\(key.debugDescription) nested: \(nested)")
+            }
+        }
     }
 
     func testKeyPaths() throws {
@@ -91,6 +111,27 @@ final class ConfigUnitTests: XCTestCase {
         XCTAssertEqual(ConfigSupport.decode(Data([0xff, 0x00])), .object(JSONObject([("base64", .string("/wA="))])))
         XCTAssertEqual(String(decoding: ConfigSupport.encode(.object(JSONObject([("b", .number("2")), ("a", .string("é"))]))), as: UTF8.self),
                        #"{"b":2,"a":"é"}"#)
+    }
+
+    /// The direct reader of `config import` input gives what the whole-document parse and
+    /// `encode` give, or gives way.
+    func testImportInputIsReadLikeTheParsedDocument() throws {
+        let agreeing = [
+            #"{}"#,
+            #" { "a" : "x" , "b/c":"y\"z" , "d": 1.50 , "e": [1, {"f": null}], "g": true, "h": "é\u00e9", "i": "\u007f" } "#,
+            #"{"a":"tab\there","b":"/slash/","c":""}"#,
+        ]
+        for text in agreeing {
+            let direct = try XCTUnwrap(ConfigSupport.decodeImport(Array(text.utf8)), text)
+            guard case .object(let o) = try JSONValue.parse(text) else { return XCTFail(text) }
+            XCTAssertEqual(direct.map(\.key), o.map(\.key), text)
+            XCTAssertEqual(direct.map(\.data), o.map { ConfigSupport.encode($0.value) }, text)
+        }
+        XCTAssertEqual(ConfigSupport.decodeImport(Array(#"{"a":"x"}"#.utf8))?.first?.data, Data(#""x""#.utf8))
+        // Not an object, not JSON, a key twice (the last one counts), trailing text.
+        for text in [#"[1]"#, #"{"a":}"#, #"{"a":"x","a":"y"}"#, #"{"a":"x"} x"#, #"{"a":"x""#] {
+            XCTAssertNil(ConfigSupport.decodeImport(Array(text.utf8)), text)
+        }
     }
 
     func testSizeLimit() {

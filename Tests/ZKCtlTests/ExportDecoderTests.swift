@@ -99,6 +99,36 @@ final class ExportDecoderTests: XCTestCase {
         assertDecodes(#"{"format":"zkctl-export","version":1.0,"root":"/x","nodes":[{"path":"","type":"ttl","ttl":36e2,"acl":\#(acl)}],"nodeCount":1e0}"#)
     }
 
+    /// ACLs that repeat, change and come back; data with every short escape, a \u escape and
+    /// non-ASCII text; keys written with escapes.
+    func testRepeatedACLsEscapesAndEscapedKeys() throws {
+        let other = #"[{"scheme":"world","id":"anyone","perms":"r"}]"#
+        let spaced = #"[ {"scheme":"world","id":"anyone","perms":"cdrwa"} ]"#
+        let nodes = [
+            #"{"path":"","acl":\#(acl)}"#,
+            #"{"path":"a","data":"\"q\" \\ \/ \b\f\n\r\t","acl":\#(acl)}"#,
+            #"{"path":"b","data":"\u00e9\u0041 é","acl":\#(other)}"#,
+            #"{"path":"c","data":"plain","acl":\#(acl)}"#,
+            #"{"p\u0061th":"d","d\u0061ta":"x","\u0061cl":\#(spaced)}"#,
+            #"{"path":"e","acl":\#(other)}"#,
+        ]
+        let text = #"{"format":"zkctl-export","version":1,"root":"/r","nodes":["# + nodes.joined(separator: ",") + "]}"
+        assertDecodes(text)
+        let s = try XCTUnwrap(ExportDecoder.decode(Array(text.utf8)))
+        XCTAssertEqual(s.nodes.map(\.path), ["", "a", "b", "c", "d", "e"])
+        XCTAssertEqual(s.nodes[1].data, Data("\"q\" \\ / \u{8}\u{c}\n\r\t".utf8))
+        XCTAssertEqual(s.nodes[2].data, Data("éA é".utf8))
+        XCTAssertEqual(s.nodes[2].acl, [ACL(permissions: .read, scheme: "world", id: "anyone")])
+        XCTAssertEqual(s.nodes[3].acl, ACL.openUnsafe)
+        XCTAssertEqual(s.nodes[4].data, Data("x".utf8))
+        XCTAssertEqual(s.nodes[4].acl, ACL.openUnsafe)
+        XCTAssertEqual(s.nodes[5].acl, s.nodes[2].acl)
+        // A repeated ACL text that a bad one follows is still refused with the reader's message.
+        let bad = #"{"format":"zkctl-export","version":1,"root":"/r","nodes":[{"path":"","acl":\#(acl)},{"path":"a","acl":\#(acl)},{"path":"b","acl":[{"scheme":"world","id":"anyone","perms":"z"}]}]}"#
+        XCTAssertNil(ExportDecoder.decode(Array(bad.utf8)))
+        XCTAssertEqual(message(bad), #"node 2 ('b'): bad ACL entry {"scheme":"world","id":"anyone","perms":"z"} (expected {"scheme","id","perms":"cdrwa"})"#)
+    }
+
     func testUnknownKeysAreIgnored() {
         assertDecodes(#"{"comment":{"deep":[1,2,{"x":null}]},"format":"zkctl-export","version":1,"root":"/x","later":true,"nodes":[{"path":"","owner":"me","acl":[{"scheme":"world","id":"anyone","perms":"r","note":[1]}],"mtime":5}],"extra":"x"}"#)
     }

@@ -2,11 +2,44 @@ import Foundation
 import XCTest
 import ZooKeeper
 import ZooKeeperRecipes
+import ZKTestSupport
 @testable import ZKCtl
 
 /// The pure parts of the znode commands: value sources, create modes, protected paths, multi
 /// batching, stat text and the digest command's input.
 final class ZnodeUnitTests: XCTestCase {
+    /// Paths of a few characters (ASCII and not) against the rules written out plainly: valid
+    /// exactly when they hold; `relativeIsValid` agrees with the check of the joined path.
+    func testPathRulesOnManyShortPaths() {
+        let alphabet: [String] = ["/", ".", "a", "b", " ", "\u{0}", "\u{1}", "\u{1f}", "\u{7f}", "~", "é", "\u{85}", "😀"]
+        func valid(_ path: String) -> Bool {
+            guard path.hasPrefix("/") else { return false }
+            if path == "/" { return true }
+            let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+            for part in parts {
+                if part.isEmpty || part == "." || part == ".." { return false }
+                for u in part.unicodeScalars {
+                    let v = u.value
+                    if v < 0x20 || (0x7f...0x9f).contains(v) || (0xd800...0xf8ff).contains(v) || v >= 0xfff0 { return false }
+                }
+            }
+            return true
+        }
+        var random = SplitMix(seed: 22)
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...7, using: &random)
+            let path = (0..<length).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            XCTAssertEqual(PathRules.problem(with: path) == nil, valid(path), path.debugDescription)
+            if !path.isEmpty {
+                XCTAssertEqual(PathRules.relativeIsValid(path), PathRules.problem(with: "/" + path) == nil, path.debugDescription)
+            }
+        }
+        XCTAssertEqual(PathRules.problem(with: "/a/../b"), "relative segment '..'")
+        XCTAssertEqual(PathRules.problem(with: "/a//b"), "empty segment ('//')")
+        XCTAssertEqual(PathRules.problem(with: "/a/"), "a path must not end with '/'")
+        XCTAssertEqual(PathRules.problem(with: "/a\u{7f}"), "control character")
+    }
+
     func testValueSource() throws {
         XCTAssertEqual(try CommandTable.valueSource(argument: "v", file: nil, required: true, command: ["set"]), .text("v"))
         XCTAssertEqual(try CommandTable.valueSource(argument: nil, file: "f", required: true, command: ["set"]), .file("f"))

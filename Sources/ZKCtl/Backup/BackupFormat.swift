@@ -266,13 +266,12 @@ enum BackupFormat {
                                       nodeCount: top["nodeCount"], skippedEphemeral: top["skippedEphemeral"],
                                       skippedUnreadable: top["skippedUnreadable"])
         let items = array ?? []
-        var seen = Set<String>()
-        seen.reserveCapacity(items.count)
+        var placed = Placement(capacity: items.count)
         var nodes: [BackupNode] = []
         nodes.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             let node = try readExportNode(item, index: i)
-            try place(node, index: i, seen: &seen, root: header.root)
+            try place(node, index: i, placed: &placed, root: header.root)
             nodes.append(node)
         }
         return BackupSnapshot(source: .zkctlExport, root: header.root, nodes: nodes, skippedEphemeral: header.skipped,
@@ -315,22 +314,32 @@ enum BackupFormat {
         return (root, skipped, unreadable)
     }
 
+    /// The paths placed so far (`place`).
+    struct Placement {
+        var seen: Set<String>
+        /// The parent of the last node placed, known to be in `seen` (siblings come together).
+        var lastParent: String? = nil
+
+        init(capacity: Int) { seen = Set(minimumCapacity: capacity) }
+    }
+
     /// Checks where node `i` stands: the first is the root, every other one comes once and after
-    /// its parent (`seen`: the paths so far, this one is added), and, when `root` is known, its
+    /// its parent (`placed`: the paths so far, this one is added), and, when `root` is known, its
     /// absolute path is valid.
-    static func place(_ node: BackupNode, index i: Int, seen: inout Set<String>, root: String?) throws(FormatError) {
+    static func place(_ node: BackupNode, index i: Int, placed: inout Placement, root: String?) throws(FormatError) {
         if i == 0 {
             guard node.path.isEmpty else { throw FormatError("node 0 must be the root (path \"\"), found '\(node.path)'") }
         } else {
-            guard seen.insert(node.path).inserted else { throw FormatError("node \(i): '\(node.path)' appears twice") }
-            guard let parent = relativeParent(node.path), seen.contains(parent) else {
+            guard placed.seen.insert(node.path).inserted else { throw FormatError("node \(i): '\(node.path)' appears twice") }
+            guard let parent = relativeParent(node.path), parent == placed.lastParent || placed.seen.contains(parent) else {
                 throw FormatError("node \(i): '\(node.path)' comes before its parent (parents must come first)")
             }
+            placed.lastParent = parent
         }
         if let root, let problem = PathRules.problem(with: absolute(node.path, under: root)) {
             throw FormatError("node \(i): bad path '\(node.path)': \(problem)")
         }
-        if i == 0 { seen.insert(node.path) }
+        if i == 0 { placed.seen.insert(node.path) }
     }
 
     private static func readExportNode(_ item: JSONValue, index i: Int) throws(FormatError) -> BackupNode {
@@ -344,44 +353,60 @@ enum BackupFormat {
         }
     }
 
-    /// Checks one node of an export and makes it; both readers come here with what they found
-    /// under each key (nil: absent, or for `path`, `type`, `ttl` and the ACL fields, not a string
-    /// or integer; `acl` nil: absent or not an array). `fields` gives an ACL entry's scheme, id
-    /// and perms (nil: the entry is not an object), `describe` shows an entry in messages.
+    /// Checks one node of an export and makes it (the general reader; the decoder uses the same
+    /// pieces: `nodeType`, `nodeData`, `nodeACL`), with what was found under each key (nil:
+    /// absent, or for `path`, `type`, `ttl` and the ACL fields, not a string or integer; `acl`
+    /// nil: absent or not an array). `fields` gives an ACL entry's scheme, id and perms (nil: the
+    /// entry is not an object), `describe` shows an entry in messages.
     static func exportNode<Entry>(index i: Int, path: String?, type: String?, ttl: Int?, data: JSONValue?, dataBase64: JSONValue?,
                                   acl entries: [Entry]?, describe: (Entry) -> String,
                                   fields: (Entry) -> (scheme: String?, id: String?, perms: String?)?) throws(FormatError) -> BackupNode {
+        let (path, nodeType) = try nodeType(index: i, path: path, type: type, ttl: ttl)
+        let bytes = try nodeData(index: i, path: path, data: data, dataBase64: dataBase64)
+        let acl = try nodeACL(index: i, path: path, entries: entries, describe: describe, fields: fields)
+        return BackupNode(path: path, type: nodeType, data: bytes, acl: acl)
+    }
+
+    /// A node's path (present, relative) and type (with its TTL).
+    static func nodeType(index i: Int, path: String?, type: String?, ttl: Int?) throws(FormatError) -> (String, BackupNodeType) {
         guard let path else { throw FormatError("node \(i): missing \"path\"") }
         if path.hasPrefix("/") || path.hasSuffix("/") {
             throw FormatError("node \(i): path '\(path)' must be relative to the root (no leading or trailing '/')")
         }
-        let nodeType: BackupNodeType
         switch type ?? "persistent" {
-        case "persistent": nodeType = .persistent
-        case "container": nodeType = .container
+        case "persistent": return (path, .persistent)
+        case "container": return (path, .container)
         case "ttl":
             guard let ms = ttl, ms > 0, Int64(ms) <= ZnodeKind.maxTTL else {
                 throw FormatError("node \(i) ('\(path)'): a ttl node needs \"ttl\", milliseconds from 1 to \(ZnodeKind.maxTTL)")
             }
-            nodeType = .ttl(milliseconds: Int64(ms))
+            return (path, .ttl(milliseconds: Int64(ms)))
         case let other:
             throw FormatError("node \(i) ('\(path)'): unknown type '\(other)' (persistent, container or ttl)")
         }
-        let bytes: Data
+    }
+
+    /// A node's bytes from `data` (text) or `dataBase64`.
+    static func nodeData(index i: Int, path: String, data: JSONValue?, dataBase64: JSONValue?) throws(FormatError) -> Data {
         switch (data, dataBase64) {
         case (let text?, nil):
             guard let s = text.stringValue else { throw FormatError("node \(i) ('\(path)'): \"data\" must be a string") }
-            bytes = Data(s.utf8)
+            return Data(s.utf8)
         case (nil, let b64?):
             guard let s = b64.stringValue, let d = Data(base64Encoded: s) else {
                 throw FormatError("node \(i) ('\(path)'): \"dataBase64\" is not valid base64")
             }
-            bytes = d
+            return d
         case (nil, nil):
-            bytes = Data()
+            return Data()
         case (_?, _?):
             throw FormatError("node \(i) ('\(path)'): give \"data\" or \"dataBase64\", not both")
         }
+    }
+
+    /// A node's ACL from its entries.
+    static func nodeACL<Entry>(index i: Int, path: String, entries: [Entry]?, describe: (Entry) -> String,
+                               fields: (Entry) -> (scheme: String?, id: String?, perms: String?)?) throws(FormatError) -> [ACL] {
         guard let entries else { throw FormatError("node \(i) ('\(path)'): missing \"acl\" array") }
         guard !entries.isEmpty else { throw FormatError("node \(i) ('\(path)'): empty \"acl\" (ZooKeeper refuses it)") }
         var acl: [ACL] = []
@@ -397,7 +422,7 @@ enum BackupFormat {
             }
             acl.append(a)
         }
-        return BackupNode(path: path, type: nodeType, data: bytes, acl: acl)
+        return acl
     }
 
     /// zk-shell's `cp ... json://FILE/path` dump: one flat object keyed by absolute znode path,

@@ -15,8 +15,15 @@ import ZooKeeperRecipes
 /// keys ignored at the top, in nodes and in ACL entries.
 struct ExportDecoder {
     private var parser: JSONParser
+    /// The last ACL array read: where its text was, and what it says (checked). Most nodes of an
+    /// export carry the same ACL, so the same text is not read twice.
+    private var lastACL: (start: Int, count: Int, acl: [ACL])? = nil
+    /// Room for a string's decoded bytes.
+    private var scratch: [UInt8] = []
 
     private struct Refused: Error {}
+
+    init(parser: JSONParser) { self.parser = parser }
 
     /// The export in `bytes`, or nil when it must be read the general way.
     static func decode(_ bytes: [UInt8]) -> BackupSnapshot? {
@@ -71,8 +78,9 @@ struct ExportDecoder {
         let header = try BackupFormat.exportHeader(format: format, version: version, root: root, itemCount: itemCount,
                                                    nodeCount: nodeCount, skippedEphemeral: skippedEphemeral,
                                                    skippedUnreadable: skippedUnreadable)
+        // The header checked the root: each path joined to it is valid when the relative one is.
         if !pathsChecked {
-            for node in nodes where PathRules.problem(with: BackupFormat.absolute(node.path, under: header.root)) != nil {
+            for node in nodes where !node.path.isEmpty && !PathRules.relativeIsValid(node.path) {
                 throw Refused()
             }
         }
@@ -85,11 +93,13 @@ struct ExportDecoder {
         var nodes: [BackupNode] = []
         if parser.consume(JSONParser.closeBracket) { return nodes }
         // About a hundred bytes a node: room enough for most files from the start.
-        var seen = Set<String>(minimumCapacity: parser.bytes.count / 128)
+        var placed = BackupFormat.Placement(capacity: parser.bytes.count / 128)
         nodes.reserveCapacity(parser.bytes.count / 128)
         repeat {
             let node = try exportNode(index: nodes.count)
-            try BackupFormat.place(node, index: nodes.count, seen: &seen, root: root)
+            try BackupFormat.place(node, index: nodes.count, placed: &placed, root: nil)
+            // `root` is valid: the path joined to it is when the relative one is.
+            if root != nil, !node.path.isEmpty, !PathRules.relativeIsValid(node.path) { throw Refused() }
             nodes.append(node)
         } while parser.consume(JSONParser.comma)
         guard parser.consume(JSONParser.closeBracket) else { throw Refused() }
@@ -99,34 +109,138 @@ struct ExportDecoder {
     /// One ACL entry's fields.
     private typealias Entry = (scheme: String?, id: String?, perms: String?)
 
+    /// The keys of a node object and of an ACL entry, by their index in `keys`.
+    private static let keys: [[UInt8]] = ["path", "type", "data", "dataBase64", "ttl", "acl", "scheme", "id", "perms"].map { Array($0.utf8) }
+    private enum Key: Int { case path, type, data, dataBase64, ttl, acl, scheme, id, perms, other }
+
     private mutating func exportNode(index i: Int) throws -> BackupNode {
         guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
-        var path, type, data, dataBase64: String?
+        var path, type, dataBase64: String?
+        var data: Data?
         var ttl: Int?
-        var acl: [Entry]?
+        var acl: [ACL]?
         repeat {
-            let key = try parser.parseKey(afterComma: false)
-            switch key {
-            case "path": try string(&path)
-            case "type": try string(&type)
-            case "data": try string(&data)
-            case "dataBase64": try string(&dataBase64)
-            case "ttl":
+            switch try key() {
+            case .path: try string(&path)
+            case .type: try string(&type)
+            case .data:
+                parser.skipWhitespace()
+                guard data == nil, parser.peek == JSONParser.quote else { throw Refused() }
+                data = try stringBytes()
+            case .dataBase64: try string(&dataBase64)
+            case .ttl:
                 parser.skipWhitespace()
                 guard ttl == nil, parser.peek != JSONParser.quote, case .number(let lexeme) = try parser.parseValue(depth: 3),
                       let n = JSONValue.exactInteger(lexeme) else { throw Refused() }
                 ttl = n
-            case "acl":
+            case .acl:
                 guard acl == nil else { throw Refused() }
-                acl = try aclEntries()
+                acl = try nodeACL(index: i)
             default:
                 _ = try parser.parseValue(depth: 3)
             }
         } while parser.consume(JSONParser.comma)
         guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
-        return try BackupFormat.exportNode(index: i, path: path, type: type, ttl: ttl, data: data.map(JSONValue.string),
-                                           dataBase64: dataBase64.map(JSONValue.string), acl: acl,
-                                           describe: { _ in "" }, fields: { $0 })
+        let (checkedPath, nodeType) = try BackupFormat.nodeType(index: i, path: path, type: type, ttl: ttl)
+        let bytes: Data
+        switch (data, dataBase64) {
+        case (let text?, nil): bytes = text
+        case (nil, let b64?): bytes = try BackupFormat.nodeData(index: i, path: checkedPath, data: nil, dataBase64: .string(b64))
+        case (nil, nil): bytes = Data()
+        case (_?, _?): throw Refused()
+        }
+        guard let acl else { throw Refused() }
+        return BackupNode(path: checkedPath, type: nodeType, data: bytes, acl: acl)
+    }
+
+    /// The key before a value (pos before its opening quote), matched on its bytes; a key with
+    /// escapes is decoded first.
+    private mutating func key() throws -> Key {
+        parser.skipWhitespace()
+        guard parser.peek == JSONParser.quote else { throw Refused() }
+        let start = parser.pos + 1
+        var end = start
+        let found: Key
+        let plain: Bool = parser.bytes.withUnsafeBufferPointer { bytes in
+            while end < bytes.count, bytes[end] != JSONParser.quote, bytes[end] != 0x5C, bytes[end] >= 0x20 { end += 1 }
+            return end < bytes.count && bytes[end] == JSONParser.quote
+        }
+        if plain {
+            found = Self.match(parser.bytes[start..<end])
+            parser.pos = end + 1
+            parser.skipWhitespace()
+            guard parser.peek == UInt8(ascii: ":") else { throw Refused() }
+            parser.pos += 1
+        } else {
+            found = Self.match(Array(try parser.parseKey(afterComma: false).utf8)[...])
+        }
+        return found
+    }
+
+    private static func match(_ name: ArraySlice<UInt8>) -> Key {
+        for (i, k) in keys.enumerated() where k.count == name.count && k.elementsEqual(name) { return Key(rawValue: i)! }
+        return .other
+    }
+
+    /// A string value's decoded bytes (pos at its opening quote). The file is valid UTF-8 and
+    /// the escapes read here stand for ASCII bytes, so these are the bytes of the string the
+    /// parser would make; a `\u` escape is left to the parser itself.
+    private mutating func stringBytes() throws -> Data {
+        let start = parser.pos
+        var i = start + 1
+        var runStart = i
+        scratch.removeAll(keepingCapacity: true)
+        var escaped = false
+        let bytes = parser.bytes
+        while true {
+            guard i < bytes.count else { throw Refused() }
+            let b = bytes[i]
+            if b == JSONParser.quote { break }
+            guard b >= 0x20 else { throw Refused() }
+            guard b == 0x5C else { i += 1; continue }
+            guard i + 1 < bytes.count else { throw Refused() }
+            let decoded: UInt8
+            switch bytes[i + 1] {
+            case JSONParser.quote, 0x5C, UInt8(ascii: "/"): decoded = bytes[i + 1]
+            case UInt8(ascii: "b"): decoded = 0x08
+            case UInt8(ascii: "f"): decoded = 0x0C
+            case UInt8(ascii: "n"): decoded = 0x0A
+            case UInt8(ascii: "r"): decoded = 0x0D
+            case UInt8(ascii: "t"): decoded = 0x09
+            default:
+                parser.pos = start
+                return Data(try parser.parseString().utf8)
+            }
+            scratch.append(contentsOf: bytes[runStart..<i])
+            scratch.append(decoded)
+            escaped = true
+            i += 2
+            runStart = i
+        }
+        parser.pos = i + 1
+        if !escaped { return Data(bytes[runStart..<i]) }
+        scratch.append(contentsOf: bytes[runStart..<i])
+        return Data(scratch)
+    }
+
+    /// A node's ACL array, checked; the same text as the last one read is the same ACL.
+    private mutating func nodeACL(index i: Int) throws -> [ACL] {
+        parser.skipWhitespace()
+        let start = parser.pos
+        if let last = lastACL, start + last.count <= parser.bytes.count {
+            let same = parser.bytes.withUnsafeBufferPointer { b in
+                memcmp(b.baseAddress! + last.start, b.baseAddress! + start, last.count) == 0
+            }
+            if same {
+                parser.pos = start + last.count
+                return last.acl
+            }
+        }
+        let entries = try aclEntries()
+        // Any problem is left to the general reader, which words it: no message is needed here.
+        let acl = try BackupFormat.nodeACL(index: i, path: "", entries: entries, describe: { _ in "" }, fields: { $0 })
+        lastACL = (start, parser.pos - start, acl)
+        return acl
     }
 
     private mutating func aclEntries() throws -> [Entry] {
@@ -136,11 +250,10 @@ struct ExportDecoder {
             guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
             var scheme, id, perms: String?
             repeat {
-                let key = try parser.parseKey(afterComma: false)
-                switch key {
-                case "scheme": try string(&scheme)
-                case "id": try string(&id)
-                case "perms": try string(&perms)
+                switch try key() {
+                case .scheme: try string(&scheme)
+                case .id: try string(&id)
+                case .perms: try string(&perms)
                 default: _ = try parser.parseValue(depth: 5)
                 }
             } while parser.consume(JSONParser.comma)

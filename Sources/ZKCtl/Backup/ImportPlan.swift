@@ -61,8 +61,25 @@ struct ImportPlan: Sendable {
         for a in ancestors where !a.exists {
             plan.actions.append(.create(path: a.path, data: Data(), type: .persistent, acl: ACL.openUnsafe, finalACL: nil))
         }
-        var hasChildren = Set<String>()
-        for n in nodes { if let p = BackupFormat.relativeParent(n.path) { hasChildren.insert(p) } }
+        // The relative paths that have children, made only when a question needs it.
+        var parents: Set<String>? = nil
+        func hasChildren(_ rel: String) -> Bool {
+            if parents == nil {
+                var set = Set<String>()
+                for n in nodes { if let p = BackupFormat.relativeParent(n.path) { set.insert(p) } }
+                parents = set
+            }
+            return parents!.contains(rel)
+        }
+        // Whether the last ACL asked about lets this session create children and set the ACL:
+        // nodes mostly share one.
+        var lastGrant: (acl: [ACL], grants: Bool)? = nil
+        func grantsCreateAdmin(_ acl: [ACL]) -> Bool {
+            if let last = lastGrant, last.acl == acl { return last.grants }
+            let answer = grants(acl, [.create, .admin], to: identities)
+            lastGrant = (acl, answer)
+            return answer
+        }
 
         for (i, node) in nodes.enumerated() {
             let path = BackupFormat.absolute(node.path, under: targetRoot)
@@ -70,7 +87,7 @@ struct ImportPlan: Sendable {
                 let acl = node.acl ?? ACL.openUnsafe
                 var createACL = acl
                 var finalACL: [ACL]? = nil
-                if hasChildren.contains(node.path), !grants(acl, [.create, .admin], to: identities) {
+                if !grantsCreateAdmin(acl), hasChildren(node.path) {
                     createACL = temporaryACL(acl)
                     finalACL = acl
                 }
@@ -89,7 +106,7 @@ struct ImportPlan: Sendable {
                 continue
             }
             // Left by an import that stopped between creating the node and giving it its ACL.
-            if !dataDiffers, hasChildren.contains(node.path), BackupFormat.sameACL(have.acl, temporaryACL(acl)) {
+            if !dataDiffers, hasChildren(node.path), BackupFormat.sameACL(have.acl, temporaryACL(acl)) {
                 plan.actions.append(.update(path: path, data: nil, version: have.version, acl: acl, what: ["acl"]))
                 continue
             }

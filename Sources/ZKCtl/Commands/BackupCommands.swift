@@ -232,12 +232,15 @@ extension CommandTable {
             inv.output.warn("\(file) is incomplete: its export could not read \(n) node\(n == 1 ? "" : "s") (\(shown)); \(n == 1 ? "it and its subtree are" : "they and their subtrees are") not restored\(prune ? " and not pruned" : "")")
         }
         // Everything that can be checked without a server, before connecting.
-        // Reading checked every path under the file's own root already.
-        let pathsChecked = targetRoot == snapshot.root
+        // Reading checked every path under the file's own root already, so each path is valid
+        // under any valid root too (the rules are about characters and segments).
+        let pathsChecked = targetRoot == snapshot.root || PathRules.problem(with: targetRoot) == nil
+        // Below any other root than "/", nothing lands in /zookeeper (the root itself was checked).
+        let internalPossible = targetRoot == "/"
         for node in snapshot.nodes {
             let path = BackupFormat.absolute(node.path, under: targetRoot)
             if !pathsChecked, let problem = PathRules.problem(with: path) { throw CommandError.badData("\(file): bad path '\(path)': \(problem)") }
-            if isZooKeeperInternal(path) { throw CommandError.badData("\(file): '\(path)' would land in ZooKeeper's own subtree") }
+            if internalPossible, isZooKeeperInternal(path) { throw CommandError.badData("\(file): '\(path)' would land in ZooKeeper's own subtree") }
             let op = MultiOp.create(path, data: node.data ?? Data(), mode: .persistent, acl: node.acl ?? ACL.openUnsafe)
             if !MultiBatcher.fitsAlone(op) {
                 throw CommandError.badData("\(file): '\(path)' holds \(node.data?.count ?? 0) bytes, more than the server takes in one request")
@@ -350,8 +353,8 @@ extension CommandTable {
 
     /// Reads and checks an export or zk-shell dump; every problem is exit 65 (66 if unreadable).
     static func readSnapshot(_ file: String) throws -> BackupSnapshot {
-        // Only the bytes stay while the nodes are made (the Data they were read into is gone).
-        let bytes = try [UInt8](Common.readInput(file))
+        // Only the bytes stay while the nodes are made, read straight into the array.
+        let bytes = try Common.readBytes(file)
         do {
             return try BackupFormat.read(bytes: bytes)
         } catch {

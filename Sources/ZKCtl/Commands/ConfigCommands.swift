@@ -554,19 +554,28 @@ extension CommandTable {
         handler: runConfigImport)
 
     @Sendable static func runConfigImport(_ inv: Invocation) async throws -> Int32 {
-        let input = try Common.readInput(inv.arguments[0])
-        let parsed: JSONValue
-        do { parsed = try JSONValue.parse(input) } catch {
-            throw CommandError.badData("\(inv.arguments[0] == "-" ? "stdin" : inv.arguments[0]): \(error)")
-        }
-        guard case .object(let wanted) = parsed else {
-            throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typePhrase)")
+        let input = try Common.readBytes(inv.arguments[0])
+        // Most inputs are read straight into keys and stored bytes; anything else is parsed
+        // whole, which also words every error.
+        let wanted: [(key: String, data: Data)]
+        if let entries = ConfigSupport.decodeImport(input) {
+            wanted = entries
+        } else {
+            let parsed: JSONValue
+            do { parsed = try JSONValue.parse(bytes: input) } catch {
+                throw CommandError.badData("\(inv.arguments[0] == "-" ? "stdin" : inv.arguments[0]): \(error)")
+            }
+            guard case .object(let object) = parsed else {
+                throw CommandError.badData("the input must be a JSON object {key: value}, not \(parsed.typePhrase)")
+            }
+            wanted = object.map { ($0.key, ConfigSupport.encode($0.value)) }
         }
         let root = inv.settings.configRoot.value
         let nested = inv[ConfigImportOptions.nested]
         let acl = try Common.acl(for: inv)
         var items: [(key: String, path: String, data: Data)] = []
-        for (key, value) in wanted {
+        items.reserveCapacity(wanted.count)
+        for (key, data) in wanted {
             if let problem = ConfigSupport.keyProblem(key, nested: nested) {
                 throw CommandError.badData("bad key '\(ConfigSupport.printable(key))' in the input: \(problem)")
             }
@@ -574,7 +583,6 @@ extension CommandTable {
             if let problem = PathRules.problem(with: path) {
                 throw CommandError.badData("bad key '\(ConfigSupport.printable(key))' in the input: \(problem)")
             }
-            let data = ConfigSupport.encode(value)
             try ConfigSupport.checkSize(key: key, path: path, data: data, acl: acl)
             items.append((key, path, data))
         }

@@ -9,6 +9,9 @@ enum ConfigSupport {
 
     /// Why `key` cannot be a config key, or nil.
     static func keyProblem(_ key: String, nested: Bool) -> String? {
+        // One pass over the bytes for a good printable-ASCII key; any other key, and every key
+        // with a problem, goes the long way, which words the answer.
+        if key.utf8.withContiguousStorageIfAvailable({ asciiKeyIsGood($0, nested: nested) }) == true { return nil }
         if key.isEmpty { return "a key cannot be empty" }
         let bytes = key.utf8
         let slash = UInt8(ascii: "/")
@@ -31,6 +34,25 @@ enum ConfigSupport {
         }
         if key == "." || key == ".." { return "a key cannot be '.' or '..'" }
         return nil
+    }
+
+    /// Whether `bytes` are a good key of printable ASCII: not empty, not '.' or '..', and with
+    /// '/' only when `nested`, between parts that are neither empty, '.' nor '..'.
+    private static func asciiKeyIsGood(_ bytes: UnsafeBufferPointer<UInt8>, nested: Bool) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var length = 0, dots = 0
+        for b in bytes {
+            guard b >= 0x20 && b < 0x7f else { return false }
+            if b == slash {
+                guard nested, length > 0, !(dots == length && length <= 2) else { return false }
+                length = 0
+                dots = 0
+                continue
+            }
+            length += 1
+            if b == dot { dots += 1 }
+        }
+        return length > 0 && !(dots == length && length <= 2)
     }
 
     /// The znode path of `key`; a bad key is a usage error (exit 64).
@@ -105,7 +127,7 @@ enum ConfigSupport {
 
     /// Refuses a value that ZooKeeper would not take in one request.
     static func checkSize(key: String, path: String, data: Data, acl: [ACL]) throws {
-        let size = ZooKeeperClient.estimatedMultiSize([.create(path, data: data, acl: acl)])
+        let size = ZooKeeperClient.estimatedMultiSize([]) + MultiOp.create(path, data: data, acl: acl).estimatedSize  // of [that create], no array made
         if size > ZooKeeperClient.maxPacketSize {
             let room = data.count - (size - ZooKeeperClient.maxPacketSize)
             throw CommandError.badData("value for '\(printable(key))' is \(data.count) bytes; ZooKeeper takes at most about \(room) bytes in one znode (jute.maxbuffer, 1 MB)")
@@ -327,6 +349,61 @@ enum ConfigSupport {
 
     // MARK: Import
 
+    /// A `config import` input read straight into its keys and the bytes each value is stored
+    /// as (`encode`), in the file's order, without the document's JSON tree. Nil for anything
+    /// it does not fully understand (not UTF-8, not valid JSON, not an object, a key given twice):
+    /// the caller then parses the whole document, which decides and words the answer.
+    static func decodeImport(_ bytes: [UInt8]) -> [(key: String, data: Data)]? {
+        guard JSONParser.firstInvalidUTF8Offset(bytes) == nil else { return nil }
+        var parser = JSONParser(bytes: bytes)
+        var entries: [(key: String, data: Data)] = []
+        var keys = Set<String>()
+        do {
+            guard parser.consume(JSONParser.openBrace) else { return nil }
+            if !parser.consume(JSONParser.closeBrace) {
+                // Values are mostly tens of bytes: room enough for most files from the start.
+                entries.reserveCapacity(bytes.count / 64)
+                keys.reserveCapacity(bytes.count / 64)
+                repeat {
+                    let key = try parser.parseKey(afterComma: false)
+                    // Last one wins in a JSON object: left to the general reader.
+                    guard keys.insert(key).inserted else { return nil }
+                    entries.append((key, try storedBytes(&parser)))
+                } while parser.consume(JSONParser.comma)
+                guard parser.consume(JSONParser.closeBrace) else { return nil }
+            }
+            parser.skipWhitespace()
+            guard parser.pos == bytes.count else { return nil }
+        } catch {
+            return nil
+        }
+        return entries
+    }
+
+    /// The next value's bytes as `encode` writes it. A string that `encode` writes as it stands
+    /// (no escape in it, no DEL) is its own text, quotes included.
+    private static func storedBytes(_ parser: inout JSONParser) throws(JSONParseError) -> Data {
+        parser.skipWhitespace()
+        if parser.peek == JSONParser.quote {
+            let start = parser.pos
+            let end: Int? = parser.bytes.withUnsafeBufferPointer { b in
+                var i = start + 1
+                while i < b.count {
+                    let c = b[i]
+                    if c == JSONParser.quote { return i }
+                    if c == 0x5C || c < 0x20 || c == 0x7F { return nil }
+                    i += 1
+                }
+                return nil
+            }
+            if let end {
+                parser.pos = end + 1
+                return Data(parser.bytes[start...end])
+            }
+        }
+        return encode(try parser.parseValue(depth: 1))
+    }
+
     struct ImportPlan: Sendable {
         var create: [String] = []
         var update: [String] = []
@@ -362,18 +439,25 @@ enum ConfigSupport {
                 }
             }
         }
+        // The parent path of the last item, which exists or is planned: siblings come together.
+        var lastParent: String? = nil
         for item in items {
             // Intermediate nodes of nested keys.
             // Up to the first one that exists or is planned: its own ancestors are too.
-            var parents: [String] = []
-            var cursor = PathRules.parent(of: item.path)
-            while let p = cursor, p != root, p.hasPrefix(root), existing[p] == nil, !planned.contains(p) {
-                parents.append(p)
-                cursor = PathRules.parent(of: p)
-            }
-            for p in parents.reversed() {
-                creates.append(.create(p, acl: acl))
-                planned.insert(p)
+            let sameParent = lastParent.map { parentOf(item.path, is: $0) } ?? false
+            if !sameParent {
+                var parents: [String] = []
+                let parent = PathRules.parent(of: item.path)
+                var cursor = parent
+                while let p = cursor, p != root, p.hasPrefix(root), existing[p] == nil, !planned.contains(p) {
+                    parents.append(p)
+                    cursor = PathRules.parent(of: p)
+                }
+                for p in parents.reversed() {
+                    creates.append(.create(p, acl: acl))
+                    planned.insert(p)
+                }
+                lastParent = parent
             }
             if let node = existing[item.path] {
                 if node.data ?? Data() == item.data {
@@ -401,6 +485,14 @@ enum ConfigSupport {
         }
         plan.ops = creates + deletes
         return plan
+    }
+
+    /// Whether `parent` is the parent path of `path` (compared on the bytes, no string made).
+    private static func parentOf(_ path: String, is parent: String) -> Bool {
+        let p = path.utf8, q = parent.utf8
+        guard let slash = p.lastIndex(of: UInt8(ascii: "/")) else { return false }
+        if slash == p.startIndex { return parent == "/" }
+        return p[..<slash].elementsEqual(q)
     }
 
     static func printPlan(_ plan: ImportPlan, output out: Output, applied: Bool) {
