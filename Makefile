@@ -26,6 +26,9 @@ TEST_TMP = $(CURDIR)/.tmp
 # The package's tools: dpkg-deb and dpkg-shlibdeps (make deb), lintian; bash-completion and man-db
 # let the package test find the installed completion and man page as a user's shell would.
 APT_PACKAGES += dpkg-dev lintian bash-completion man-db
+# GCC's static C++ runtime, which release builds link in (scripts/link); the Swift toolchain's own
+# prerequisites include it, named here so that a release build never meets its absence.
+APT_PACKAGES += libstdc++-12-dev
 # The one version: ZKCtl.version in Sources/ZKCtl/ZKCtl.swift. `zkctl --version` and the man page
 # print it; the package is named after it (make deb checks the binary agrees).
 VERSION := $(shell sed -n 's/^ *public static let version = "\([^"]*\)"$$/\1/p' Sources/ZKCtl/ZKCtl.swift)
@@ -64,7 +67,9 @@ build:
 # Release builds link the Swift runtime and Foundation statically, into a position-dependent
 # executable: a one-shot command starts about a third faster, and its peak RSS drops by about
 # 7 MiB, as the loader has far fewer relocations to apply (benchmarks/FINDINGS.md, finding 2).
-RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie --disable-local-rpath
+# scripts/link comes first on the linker's search path: its libstdc++.so is a linker script that
+# takes the C++ runtime the Swift runtime needs from GCC's static archive (finding 13).
+RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie --disable-local-rpath -Xlinker -L$(CURDIR)/scripts/link
 release:
 	$(SWIFT) build $(RELEASE_FLAGS)
 
