@@ -300,9 +300,11 @@ public final class Output: Sendable {
         var widths = [Int](repeating: 0, count: columns)
         for row in all { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], displayWidth(cell)) } }
         for (index, row) in all.enumerated() {
+            // Empty cells at the end of a row add no padding: no line ends in spaces.
+            let last = row.lastIndex { !$0.isEmpty } ?? 0
             var text = ""
-            for (i, cell) in row.enumerated() {
-                if i == row.count - 1 { text += cell } else { text += cell + String(repeating: " ", count: widths[i] - displayWidth(cell) + 2) }
+            for (i, cell) in row.enumerated() where i <= last {
+                if i == last { text += cell } else { text += cell + String(repeating: " ", count: widths[i] - displayWidth(cell) + 2) }
             }
             line(index == 0 ? styled(text, .bold) : text)
         }

@@ -292,6 +292,46 @@ final class EnsembleCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 64)
     }
 
+    /// The leader keeps a summary per learner (learner_handler_qp_size, keyed by the learner's
+    /// id): -o prometheus names it as ZooKeeper's Prometheus provider does, with a key label,
+    /// and every line is a TYPE line or a well-formed sample. The text table ends no line in spaces.
+    func testH_MetricsNameSummarySetsWithAKeyLabel() throws {
+        let server = try Self.ensemble()
+        try server.waitUntilServing()
+        let list = try members(server)
+        let leader = try XCTUnwrap(list.first { $0["mode"] as? String == "leader" }, "\(list)")
+        let leaderClient = try XCTUnwrap(leader["client"] as? String)
+        let followerIDs = list.filter { $0["mode"] as? String == "follower" }.compactMap { $0["id"] as? Int }
+        XCTAssertEqual(followerIDs.count, 2, "\(list)")
+
+        var r = try zkctl(server, ["metrics", "-o", "prometheus"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        let lines = r.stdoutText.split(separator: "\n").map(String.init)
+        for id in followerIDs {
+            XCTAssertTrue(lines.contains { $0.hasPrefix("learner_handler_qp_size_count{server=\"\(leaderClient)\",key=\"\(id)\"} ") },
+                          "no per-learner summary for \(id): \(r.stdoutText)")
+        }
+        XCTAssertTrue(lines.contains("# TYPE learner_handler_qp_size summary"), r.stdoutText)
+        var families = Set<String>()
+        for line in lines {
+            if line.hasPrefix("# TYPE ") {
+                let family = line.split(separator: " ")[2]
+                XCTAssertTrue(families.insert(String(family)).inserted, "two TYPE lines for \(family)")
+                XCTAssertFalse(family.hasPrefix("_"), line)
+                continue
+            }
+            XCTAssertNotNil(line.range(of: #"^[a-zA-Z][a-zA-Z0-9_]*\{server="[^"]+"(,[a-z_]+="[^"]*")*\} -?[0-9.eE+-]+$"#, options: .regularExpression),
+                            "not a sample: \(line)")
+        }
+
+        r = try zkctl(server, ["metrics"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertFalse(r.stdoutText.split(separator: "\n").contains { $0.hasSuffix(" ") }, r.stdoutText)
+        r = try zkctl(server, ["ensemble", "list"])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertFalse(r.stdoutText.split(separator: "\n").contains { $0.hasSuffix(" ") }, r.stdoutText)
+    }
+
     func testE_ReconfigDisabledSaysWhatTheServerNeeds() throws {
         let plain = try ZooKeeperServer.ensemble(size: 1)
         defer { plain.shutdown() }

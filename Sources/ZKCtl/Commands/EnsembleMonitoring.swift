@@ -115,8 +115,9 @@ extension CommandTable {
         same way. The names are mntr's without the zk_ prefix.
         -o prometheus prints the text exposition format, one sample a line with a server label,
         for node_exporter's textfile collector: latency summaries as ZooKeeper's Prometheus
-        provider names them (name{quantile="0.5"}, name_count, name_sum), text figures as labels
-        of zookeeper_server_info, and zkctl_member_up 1 or 0 per member. Exit 0 when every
+        provider names them (name{quantile="0.5"}, name_count, name_sum; a summary kept per
+        learner or per top-level znode with a key label, learner_handler_qp_size{key="2"}), text
+        figures as labels of zookeeper_server_info, and zkctl_member_up 1 or 0 per member. Exit 0 when every
         member answered, 69 when none did; a member that did not answer is named on stderr.
         """,
         examples: ["zkctl metrics", "zkctl metrics -o prometheus > /var/lib/node_exporter/zookeeper.prom",
@@ -198,7 +199,9 @@ extension CommandTable {
                 let server = "server=\"\(Self.label(m.server))\""
                 add("zkctl_member_up", "gauge", "zkctl_member_up{\(server)} \(m.source == nil ? 0 : 1)")
                 var info: [String] = []
-                for key in m.fields.keys.sorted() {
+                // In name order, but a family's 0.999 quantile after its 0.99 one.
+                let order = { (key: String) in key.hasPrefix("p999_") ? "p99_\u{7f}" + key.dropFirst(5) : key }
+                for key in m.fields.keys.sorted(by: { order($0) < order($1) }) {
                     let value = m.fields[key]!
                     guard Double(value) != nil, !value.hasPrefix("0x") else {
                         info.append("\(Self.name(key))=\"\(Self.label(value))\"")
@@ -218,24 +221,43 @@ extension CommandTable {
             return text
         }
 
-        /// `p99_x` -> `x{quantile="0.99"}`, `cnt_x` -> `x_count`, `sum_x` -> `x_sum` (a summary
-        /// family `x`, as ZooKeeper's Prometheus provider names it); anything else as it is.
+        /// ZooKeeper 3.8's summary sets: one summary per key (a learner's id, a top-level znode),
+        /// which mntr names `<stat>_<key>_<set>` and the Prometheus provider `<set>{key="<key>"}`.
+        static let summarySets = ["learner_handler_qp_size", "learner_handler_qp_time_ms", "write_per_namespace",
+                                  "read_per_namespace", "ack_latency"]
+
+        /// mntr's `p99_x` -> `x{quantile="0.99"}`, `cnt_x` -> `x_count`, `sum_x` -> `x_sum` (a summary
+        /// family `x`, as ZooKeeper's Prometheus provider names it), and a summary set's
+        /// `p99_<key>_x` -> `x{key="<key>",quantile="0.99"}`; anything else as it is.
         static func sample(_ key: String, server: String, value: String) -> (String, String, String) {
-            let quantiles = ["p50_": "0.5", "p95_": "0.95", "p99_": "0.99", "p999_": "0.999"]
-            for (prefix, q) in quantiles where key.hasPrefix(prefix) {
-                let family = name(String(key.dropFirst(prefix.count)))
-                return (family, "summary", "\(family){\(server),quantile=\"\(q)\"} \(value)")
+            let quantiles = [("p50_", "0.5"), ("p95_", "0.95"), ("p99_", "0.99"), ("p999_", "0.999")]
+            let parts: [(prefix: String, suffix: String, quantile: String?)] =
+                quantiles.map { ($0.0, "", $0.1) } + [("cnt_", "_count", nil), ("sum_", "_sum", nil)]
+            for part in parts where key.hasPrefix(part.prefix) {
+                var rest = String(key.dropFirst(part.prefix.count))
+                var labels = server
+                if let (set, setKey) = inSummarySet(rest) {
+                    labels += ",key=\"\(label(setKey))\""
+                    rest = set
+                }
+                let family = name(rest)
+                if let q = part.quantile { labels += ",quantile=\"\(q)\"" }
+                return (family, "summary", "\(family)\(part.suffix){\(labels)} \(value)")
             }
-            if key.hasPrefix("cnt_") {
-                let family = name(String(key.dropFirst(4)))
-                return (family, "summary", "\(family)_count{\(server)} \(value)")
-            }
-            if key.hasPrefix("sum_") {
-                let family = name(String(key.dropFirst(4)))
-                return (family, "summary", "\(family)_sum{\(server)} \(value)")
+            for stat in ["avg_", "min_", "max_"] where key.hasPrefix(stat) {
+                if let (set, setKey) = inSummarySet(String(key.dropFirst(stat.count))) {
+                    let family = name(stat + set)
+                    return (family, "untyped", "\(family){\(server),key=\"\(label(setKey))\"} \(value)")
+                }
             }
             let n = name(key)
             return (n, "untyped", "\(n){\(server)} \(value)")
+        }
+
+        /// `<key>_<set>` for one of `summarySets`: the set and the key.
+        static func inSummarySet(_ name: String) -> (set: String, key: String)? {
+            guard let set = summarySets.first(where: { name.count > $0.count + 1 && name.hasSuffix("_" + $0) }) else { return nil }
+            return (set, String(name.dropLast(set.count + 1)))
         }
 
         /// A metric or label name: letters, digits and `_` only.
