@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 
 /// What a bulk write (delete -r, import) has had acknowledged by the server, so that an interrupt

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -54,7 +55,7 @@ public enum Common {
     /// Reads a file, or stdin for `-`; an unreadable file is exit 66.
     public static func readInput(_ name: String) throws -> Data {
         if name == "-" {
-            return FileHandle.standardInput.readDataToEndOfFile()
+            return Data(readStandardInput())
         }
         guard let data = FileManager.default.contents(atPath: name) else {
             throw CommandError.noInput("cannot read '\(name)'")
@@ -111,3 +112,46 @@ public enum Common {
 
 /// Foundation also has an `Operation`; inside this module the name means ZooKeeper's request.
 typealias Operation = ZooKeeper.Operation
+
+/// All of standard input, to its end (a read interrupted by a signal is taken up again; a
+/// failed read ends it with what came before).
+func readStandardInput() -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return bytes }
+        bytes.append(contentsOf: chunk[..<n])
+    }
+}
+
+/// Writes `text` to stderr, all of it; a failure is not reported (there is nowhere to report it).
+func writeToStandardError(_ text: String) {
+    _ = WriteFailures.writeAll(2, Array(text.utf8))
+}
+
+/// Where temporary files go: $TMPDIR when set, else /tmp; without a trailing slash.
+func temporaryDirectory() -> String {
+    guard let raw = getenv("TMPDIR"), raw.pointee != 0 else { return "/tmp" }
+    var path = String(cString: raw)
+    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    return path
+}
+
+/// `path` without its last component: "/a/b/c" -> "/a/b", "/c" -> "/", "c" -> "".
+func parentDirectory(of path: String) -> String {
+    var p = Substring(path)
+    while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return "" }
+    if slash == p.startIndex { return "/" }
+    var parent = p[..<slash]
+    while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
+    return String(parent)
+}
+
+/// The user's home directory from the password database (for when HOME is not set).
+func homeDirectory() -> String {
+    guard let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir else { return "/" }
+    return String(cString: dir)
+}

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -284,7 +285,7 @@ public final class Output: Sendable {
             case "\t" where !keepingLines: out += "\\t"
             default:
                 if isControl(u) {
-                    out += u.value > 0xff ? String(format: "\\u%04x", u.value) : String(format: "\\x%02x", u.value)
+                    out += u.value > 0xff ? "\\u" + paddedHex(u.value, width: 4) : "\\x" + paddedHex(u.value, width: 2)
                 } else {
                     out.unicodeScalars.append(u)
                 }
@@ -413,7 +414,7 @@ public func jsonStat(_ s: Stat) -> JSONValue {
         ("czxid", .int(Int(s.czxid))), ("mzxid", .int(Int(s.mzxid))), ("pzxid", .int(Int(s.pzxid))),
         ("ctime", .int(Int(s.ctime))), ("mtime", .int(Int(s.mtime))),
         ("version", .int(Int(s.version))), ("cversion", .int(Int(s.cversion))), ("aversion", .int(Int(s.aversion))),
-        ("ephemeralOwner", .string(String(format: "0x%llx", s.ephemeralOwner))),
+        ("ephemeralOwner", .string(hexText(s.ephemeralOwner))),
         ("dataLength", .int(Int(s.dataLength))), ("numChildren", .int(Int(s.numChildren))),
     ]))
 }

@@ -1,5 +1,6 @@
 @preconcurrency import Dispatch
-import Foundation
+import Glibc
+import Dispatch
 import Synchronization
 
 /// What a long command has done so far, as its progress line shows it.

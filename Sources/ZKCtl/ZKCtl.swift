@@ -1,5 +1,6 @@
 @preconcurrency import Dispatch
-import Foundation
+import Glibc
+import Dispatch
 import Synchronization
 import ZooKeeper
 

@@ -1,5 +1,4 @@
 import CZooKeeper
-import Foundation
 import Synchronization
 
 // The one path of every asynchronous C call (`zoo_a*`, `zoo_add_auth`, `zoo_amulti`):

@@ -1,5 +1,5 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 // The C client calls these free functions, with the exact C signatures, on its one completion

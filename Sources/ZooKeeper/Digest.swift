@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension ACL {
     /// The id the `digest` scheme stores for `user:password`: `user:` followed by the base64 of

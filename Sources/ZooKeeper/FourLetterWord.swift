@@ -1,5 +1,5 @@
-import Foundation
 #if canImport(Glibc)
+import FoundationEssentials
 import Glibc
 #endif
 
@@ -167,8 +167,8 @@ public enum FourLetterWord {
         for line in answer.split(whereSeparator: \.isNewline) {
             let sep = line.firstIndex(of: "\t") ?? line.firstIndex(of: ":")
             guard let sep else { continue }
-            let key = line[..<sep].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: sep)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<sep].trimmingBlanks()
+            let value = line[line.index(after: sep)...].trimmingBlanks()
             out[key] = value
         }
         return out

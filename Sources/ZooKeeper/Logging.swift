@@ -1,5 +1,4 @@
 import CZooKeeper
-import Foundation
 import Synchronization
 
 /// The C client's log, which is process-global. By default it is silent: nothing reaches stderr.

@@ -1,5 +1,5 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
 
 // Lost replies (DESIGN.md 4b). A connection loss after a write was sent leaves its outcome
 // unknown: the server may have applied it and the answer was lost on the way back. Sending it

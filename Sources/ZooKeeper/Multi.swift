@@ -1,5 +1,6 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// One operation of an all-or-nothing `multi` transaction.

@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 import Synchronization
 
 /// A value that is set once and awaited: the first `resume` wins, later ones are dropped. Whoever

@@ -1,5 +1,5 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
 
 /// One request, as the single-call methods and the pipelined batch API send it.
 public enum Operation: Sendable, Hashable {

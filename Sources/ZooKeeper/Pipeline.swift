@@ -1,5 +1,4 @@
 import CZooKeeper
-import Foundation
 import Synchronization
 
 extension ZooKeeperClient {

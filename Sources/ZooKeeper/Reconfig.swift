@@ -1,5 +1,5 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
 
 extension ZooKeeperClient {
     /// Changes the ensemble's membership (`zoo_areconfig`): incrementally, with the servers

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a member says about itself outside a session: the four-letter words on its client port
 /// (`srvr`, `mntr`, `cons`, `dump`) where the server allows them, else the same figures from its
@@ -61,7 +61,7 @@ public enum ServerProbe {
 
     /// The status and body of an HTTP answer, or nil when it is not one.
     static func parseHTTP(_ answer: Data) -> (status: Int, body: Data)? {
-        guard let end = answer.range(of: Data("\r\n\r\n".utf8)) else { return nil }
+        guard let end = answer.firstRange(of: Array("\r\n\r\n".utf8)) else { return nil }
         let head = String(decoding: answer[..<end.lowerBound], as: UTF8.self)
         let statusLine = head.split(separator: "\r\n", maxSplits: 1).first ?? ""
         let parts = statusLine.split(separator: " ")
@@ -118,15 +118,15 @@ public enum ServerProbe {
     }
 
     /// One AdminServer command's JSON object; throws when the server refuses or is not there.
-    static func adminCommand(host: String, port: Int, command: String, timeout: Duration, tls: TLSOptions? = nil) throws -> [String: Any] {
+    static func adminCommand(host: String, port: Int, command: String, timeout: Duration, tls: TLSOptions? = nil) throws -> JSONObject {
         let (status, body) = try adminGet(host: host, port: port, path: "/commands/\(command)", timeout: timeout, tls: tls)
         guard status == 200 else {
             throw ZooKeeperError(.unavailable, message: "\(host):\(port): the AdminServer answered HTTP \(status) to \(command)")
         }
-        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+        guard let object = (try? JSONValue.parse(body))?.objectValue else {
             throw ZooKeeperError(.unavailable, message: "\(host):\(port): the AdminServer's \(command) answer is not JSON")
         }
-        if let error = object["error"] as? String {
+        if let error = object["error"]?.stringValue {
             throw ZooKeeperError(.unavailable, message: "\(host):\(port): the AdminServer refused \(command): \(error)")
         }
         return object
@@ -152,7 +152,7 @@ public enum ServerProbe {
     static func ask<T: Sendable>(host: String, port: Int, adminPort: Int, timeout: Duration, word: String, command: String,
                                  tls: TLSOptions? = nil,
                                  fromWord: @escaping @Sendable (String) -> T?,
-                                 fromAdmin: @escaping @Sendable ([String: Any]) -> T?) async -> Result<(Source, T), Failure> {
+                                 fromAdmin: @escaping @Sendable (JSONObject) -> T?) async -> Result<(Source, T), Failure> {
         await offload {
             let started = ContinuousClock.now
             do {
@@ -235,10 +235,10 @@ public enum ServerProbe {
                                            tls: TLSOptions? = nil) async -> Result<(source: Source, connections: [Connection]), Failure> {
         await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "cons", command: "connections", tls: tls,
                   fromWord: parseCons, fromAdmin: { object in
-                      guard let list = object["connections"] as? [[String: Any]] else { return nil }
+                      guard let list = object["connections"]?.arrayValue?.compactMap(\.objectValue) else { return nil }
                       return list.map { c in
-                          Connection(sessionID: sessionText(c["session_id"]), client: (c["remote_socket_address"] as? String).map(trimSlash) ?? "?",
-                                     lastOperation: c["last_operation"] as? String, received: intValue(c["packets_received"]),
+                          Connection(sessionID: sessionText(c["session_id"]), client: c["remote_socket_address"]?.stringValue.map(trimSlash) ?? "?",
+                                     lastOperation: c["last_operation"]?.stringValue, received: intValue(c["packets_received"]),
                                      sent: intValue(c["packets_sent"]), queued: intValue(c["outstanding_requests"]),
                                      timeoutMs: intValue(c["session_timeout"]))
                       }
@@ -251,11 +251,11 @@ public enum ServerProbe {
                                           tls: TLSOptions? = nil) async -> Result<[String: [String]], Failure> {
         await ask(host: host, port: port, adminPort: adminPort, timeout: timeout, word: "dump", command: "dump", tls: tls,
                   fromWord: parseDump, fromAdmin: { object in
-                      guard let map = object["session_id_to_ephemeral_paths"] as? [String: Any] else { return [:] }
+                      guard let map = object["session_id_to_ephemeral_paths"]?.objectValue else { return [:] }
                       var out: [String: [String]] = [:]
                       for (key, paths) in map {
-                          guard let id = sessionText(key) else { continue }
-                          out[id] = (paths as? [Any])?.compactMap { $0 as? String } ?? []
+                          guard let id = sessionText(.string(key)) else { continue }
+                          out[id] = paths.arrayValue?.compactMap(\.stringValue) ?? []
                       }
                       return out
                   }).map { $0.1 }
@@ -264,15 +264,15 @@ public enum ServerProbe {
     // MARK: Readers
 
     /// The AdminServer's `srvr` (server_stats) object as `srvr`'s fields.
-    static func srvrFields(_ object: [String: Any]) -> [String: String]? {
-        guard let stats = object["server_stats"] as? [String: Any], let state = stats["server_state"] as? String else { return nil }
+    static func srvrFields(_ object: JSONObject) -> [String: String]? {
+        guard let stats = object["server_stats"]?.objectValue, let state = stats["server_state"]?.stringValue else { return nil }
         var f: [String: String] = [:]
         f["Mode"] = state
-        if let version = object["version"] as? String { f["Zookeeper version"] = version }
+        if let version = object["version"]?.stringValue { f["Zookeeper version"] = version }
         if let min = scalarText(stats["min_latency"]), let avg = scalarText(stats["avg_latency"]), let max = scalarText(stats["max_latency"]) {
             f["Latency min/avg/max"] = "\(min)/\(avg)/\(max)"
         }
-        if let zxid = intValue(stats["last_processed_zxid"]) { f["Zxid"] = String(format: "0x%llx", UInt64(bitPattern: Int64(zxid))) }
+        if let zxid = intValue(stats["last_processed_zxid"]) { f["Zxid"] = hexText(Int64(zxid)) }
         if let n = scalarText(stats["outstanding_requests"]) { f["Outstanding"] = n }
         if let n = scalarText(stats["num_alive_client_connections"]) { f["Connections"] = n }
         if let n = scalarText(stats["packets_received"]) { f["Received"] = n }
@@ -285,7 +285,7 @@ public enum ServerProbe {
     static func parseCons(_ answer: String) -> [Connection]? {
         var out: [Connection] = []
         for line in answer.split(whereSeparator: \.isNewline) {
-            let text = line.trimmingCharacters(in: .whitespaces)
+            let text = line.trimmingBlanks()
             guard let bracket = text.firstIndex(of: "["), let open = text.firstIndex(of: "("), text.hasSuffix(")") else { continue }
             var pairs: [String: String] = [:]
             for pair in text[text.index(after: open)..<text.index(before: text.endIndex)].split(separator: ",") {
@@ -309,7 +309,7 @@ public enum ServerProbe {
             if line.hasPrefix("Sessions with Ephemerals") { inEphemerals = true; continue }
             guard inEphemerals else { continue }
             if line.hasPrefix("\t") || line.hasPrefix(" ") {
-                if let current { out[current, default: []].append(line.trimmingCharacters(in: .whitespaces)) }
+                if let current { out[current, default: []].append(line.trimmingBlanks()) }
             } else if line.hasPrefix("0x"), line.hasSuffix(":") {
                 current = String(line.dropLast())
                 out[current!] = out[current!] ?? []
@@ -322,37 +322,53 @@ public enum ServerProbe {
 
     private static func trimSlash(_ s: String) -> String { s.hasPrefix("/") ? String(s.dropFirst()) : s }
 
-    static func intValue(_ value: Any?) -> Int? {
-        if let n = value as? Int { return n }
-        if let n = value as? NSNumber { return n.intValue }
-        if let s = value as? String { return Int(s) }
-        return nil
+    // The AdminServer's numbers read as JSONSerialization read them before: a lexeme without a
+    // fraction or exponent is an integer (Int64, else UInt64), any other a Double.
+
+    private static func integer(_ lexeme: String) -> Int64? {
+        lexeme.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? nil : Int64(lexeme)
+    }
+
+    static func intValue(_ value: JSONValue?) -> Int? {
+        switch value {
+        case .number(let lexeme)?:
+            if let n = integer(lexeme) { return Int(n) }
+            if !lexeme.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let n = UInt64(lexeme) { return Int(truncatingIfNeeded: n) }
+            guard let d = Double(lexeme), d.isFinite, d > -9.3e18, d < 9.3e18 else { return nil }
+            return Int(d)
+        case .bool(let b)?: return b ? 1 : 0
+        case .string(let s)?: return Int(s)
+        default: return nil
+        }
     }
 
     /// A session id as `0x...`, from a number or decimal/hex text.
-    static func sessionText(_ value: Any?) -> String? {
-        if let s = value as? String {
+    static func sessionText(_ value: JSONValue?) -> String? {
+        switch value {
+        case .string(let s)?:
             if s.hasPrefix("0x") { return s }
-            if let n = Int64(s) { return String(format: "0x%llx", UInt64(bitPattern: n)) }
-            if let n = UInt64(s) { return String(format: "0x%llx", n) }
+            if let n = Int64(s) { return hexText(n) }
+            if let n = UInt64(s) { return hexText(n) }
             return nil
+        case .number(let lexeme)?:
+            if let n = integer(lexeme) { return hexText(n) }
+            if let n = UInt64(lexeme) { return hexText(n) }
+            guard let d = Double(lexeme), d.isFinite, d >= 0, d < 1.8e19 else { return nil }
+            return hexText(UInt64(d))
+        default: return nil
         }
-        if let n = value as? NSNumber { return String(format: "0x%llx", n.uint64Value) }
-        return nil
     }
 
     /// A JSON scalar as text: numbers as written, booleans as true/false, strings as they are.
-    static func scalarText(_ value: Any?) -> String? {
+    static func scalarText(_ value: JSONValue?) -> String? {
         switch value {
-        case let s as String: return s
-        case let n as NSNumber:
-            switch String(cString: n.objCType) {
-            case "c", "B": return n.boolValue ? "true" : "false"
-            case "d", "f":
-                let d = n.doubleValue
-                return d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)"
-            default: return String(n.int64Value)
-            }
+        case .string(let s)?: return s
+        case .bool(let b)?: return b ? "true" : "false"
+        case .number(let lexeme)?:
+            if let n = integer(lexeme) { return String(n) }
+            if !lexeme.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let n = UInt64(lexeme) { return String(n) }
+            guard let d = Double(lexeme) else { return nil }
+            return d == d.rounded() && abs(d) < 1e15 ? oneDecimal(d) : "\(d)"
         default: return nil
         }
     }

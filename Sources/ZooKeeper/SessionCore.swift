@@ -1,5 +1,4 @@
 import CZooKeeper
-import Foundation
 import Synchronization
 
 /// One watch's callback. The C client gets only its key; the core keeps it alive until it fires,

@@ -1,7 +1,7 @@
 import COpenSSL
-import Foundation
 import Synchronization
 #if canImport(Glibc)
+import FoundationEssentials
 import Glibc
 #endif
 

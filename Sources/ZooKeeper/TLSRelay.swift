@@ -1,7 +1,7 @@
 import COpenSSL
-import Foundation
 import Synchronization
 #if canImport(Glibc)
+import Dispatch
 import Glibc
 #endif
 
@@ -79,12 +79,14 @@ final class TLSRelay: @unchecked Sendable {
         listeners = made
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
-        let thread = Thread { [self] in
+        let started = startThread(name: "zkctl-tls-relay") { [self] in
             run()
             finished.signal()
         }
-        thread.name = "zkctl-tls-relay"
-        thread.start()
+        if !started {
+            finished.signal()
+            throw ZooKeeperError(.unavailable, message: "cannot start the TLS relay: no thread for it")
+        }
     }
 
     deinit { close() }

@@ -1,6 +1,6 @@
 import COpenSSL
-import Foundation
 #if canImport(Glibc)
+import FoundationEssentials
 import Glibc
 #endif
 

@@ -1,5 +1,5 @@
+import Glibc
 import CZooKeeper
-import Foundation
 
 /// A znode's metadata, as the server reports it.
 public struct Stat: Sendable, Hashable, Codable {
@@ -192,7 +192,7 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
         }
         var servers: [Server] = []
         for raw in hostsPart.split(separator: ",", omittingEmptySubsequences: false) {
-            let item = raw.trimmingCharacters(in: .whitespaces)
+            let item = raw.trimmingBlanks()
             guard !item.isEmpty else {
                 throw ZooKeeperError(.badArguments, message: "empty server in '\(text)'")
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// One node met by `walk`.
@@ -142,7 +142,7 @@ extension ZooKeeperClient {
         let parents = nodes.indices.filter { nodes[$0].stat.numChildren > 0 }
         if parents.isEmpty { return (nodes, []) }
         let listed = await pipeline(parents.map { Operation.children(nodes[$0].path) }, maxInFlight: maxInFlight)
-        var gone = IndexSet()
+        var gone = Set<Int>()
         var refused: [(String, ZooKeeperError)] = []
         for (index, result) in zip(parents, listed) {
             do {

@@ -1,5 +1,7 @@
 import CZooKeeper
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import Synchronization
 
 /// How to connect.
@@ -64,7 +66,7 @@ public final class ZooKeeperClient: Sendable {
     private let handle: Mutex<UInt>
     /// Held for the whole of a close, so that a second `close()` returns only once the session is
     /// really closed (closing runs on threads of its own, where blocking is fine).
-    private let closing = NSLock()
+    private let closing = BlockingLock()
     let core: SessionCore
     public let options: ConnectOptions
     public let connectString: ConnectString
@@ -465,7 +467,7 @@ public enum BlockingWork {
             s.job = job
             return true
         }
-        if handed { wake.signal() } else { Thread.detachNewThread(job) }
+        if handed { wake.signal() } else { startThread(job) }
     }
 
     /// Runs blocking work on the calling thread, one job at a time, for ever.

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 import ZooKeeper
 
@@ -138,6 +137,6 @@ public final class SessionLease: Sendable {
     }
 
     private func seconds(_ d: Duration) -> String {
-        String(format: "%.1f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        oneDecimal(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 
 // Apache Curator's service discovery layout: `<root>/<name>/<id>`, each instance a JSON

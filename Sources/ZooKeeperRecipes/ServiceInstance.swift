@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The data of a znode is not a service instance document (zkctl exits 65 for it).
 public struct ServiceInstanceError: Error, Sendable, CustomStringConvertible {

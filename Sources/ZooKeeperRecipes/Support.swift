@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ZooKeeper
 
 /// `86400s`, `500ms`: a duration as zkctl's parser reads it back (whole seconds when exact).
@@ -7,23 +8,17 @@ public func durationText(_ d: Duration) -> String {
     return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
 }
 
-/// Milliseconds since the epoch as ISO 8601 UTC.
+/// Milliseconds since the epoch as ISO 8601 UTC, with milliseconds: `2024-05-01T12:00:00.000Z`.
 public func isoTime(_ ms: Int64) -> String {
-    let date = Date(timeIntervalSince1970: Double(ms) / 1000)
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    f.timeZone = TimeZone(identifier: "UTC")
-    return f.string(from: date)
+    isoText(milliseconds: ms)
 }
 
 /// An ISO 8601 time as stored (run-once records) in milliseconds since the epoch, for JSON
-/// output; nil when it does not parse.
+/// output; nil when it does not parse. With or without fractional seconds, `Z` or an offset.
 public func isoMilliseconds(_ text: String) -> Int64? {
-    let f = ISO8601DateFormatter()
-    f.timeZone = TimeZone(identifier: "UTC")
-    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-        f.formatOptions = options
-        if let date = f.date(from: text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    let styles = [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()]
+    for style in styles {
+        if let date = try? style.parse(text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
     }
     return nil
 }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import ZKCtl
+import ZooKeeper
 import ZooKeeperRecipes
 import ZKTestSupport
 

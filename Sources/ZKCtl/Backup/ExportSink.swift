@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -7,7 +7,8 @@ import ZooKeeperRecipes
 /// once complete (so a failed export never leaves a file that looks whole).
 final class ExportSink {
     private let output: Output
-    private let handle: FileHandle?
+    /// FILE.partial, open for writing (nil: stdout).
+    private var handle: Int32?
     private let finalPath: String?
     private let partialPath: String?
     private var buffer: [UInt8] = []
@@ -19,11 +20,13 @@ final class ExportSink {
             return
         }
         let partial = file + ".partial"
-        guard FileManager.default.createFile(atPath: partial, contents: nil),
-              let h = FileHandle(forWritingAtPath: partial) else {
+        // A new empty file in place of any old one (a link is replaced, not followed).
+        unlink(partial)
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        guard fd >= 0 else {
             throw CommandError(ExitCode.cannotCreate, "cannot write '\(partial)'")
         }
-        handle = h; finalPath = file; partialPath = partial
+        handle = fd; finalPath = file; partialPath = partial
     }
 
     func write(_ text: String) {
@@ -37,10 +40,8 @@ final class ExportSink {
 
     private func flush() throws {
         guard let handle, !buffer.isEmpty else { return }
-        do {
-            try handle.write(contentsOf: buffer)
-        } catch {
-            throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath ?? "")': \(error.localizedDescription)")
+        if let failure = WriteFailures.writeAll(handle, buffer) {
+            throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath ?? "")': \(String(cString: strerror(failure)))")
         }
         buffer.removeAll(keepingCapacity: true)
     }
@@ -53,7 +54,12 @@ final class ExportSink {
             return
         }
         try flush()
-        do { try handle.close() } catch { throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath)': \(error.localizedDescription)") }
+        self.handle = nil
+        if close(handle) != 0 && errno != EINTR {
+            let reason = String(cString: strerror(errno))
+            unlink(partialPath)
+            throw CommandError(ExitCode.cannotCreate, "cannot write '\(partialPath)': \(reason)")
+        }
         if rename(partialPath, finalPath) != 0 {
             let reason = String(cString: strerror(errno))
             unlink(partialPath)
@@ -63,7 +69,8 @@ final class ExportSink {
 
     func abandon() {
         guard let handle, let partialPath else { return }
-        try? handle.close()
+        self.handle = nil
+        close(handle)
         unlink(partialPath)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 
 /// A node as it already exists in the target, read before planning.

@@ -1,4 +1,3 @@
-import Foundation
 
 /// What a value must look like. Checked while parsing, so a bad value is a usage error that
 /// quotes what was typed.

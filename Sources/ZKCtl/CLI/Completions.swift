@@ -1,4 +1,3 @@
-import Foundation
 
 /// Shell completion scripts, generated from the command table. The static part (commands,
 /// subcommands, options, choices) is written into the script; live values (znode paths, config
@@ -58,7 +57,7 @@ public enum Completions {
     }
 
     static func quote(_ s: String) -> String {
-        "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        "'" + s.replacingEvery("'", with: "'\\''") + "'"
     }
 
     // MARK: bash and zsh share the walking logic; each has its own glue.

@@ -1,4 +1,3 @@
-import Foundation
 
 /// Help text, generated from the command table.
 public enum Help {
@@ -14,18 +13,18 @@ public enum Help {
         }
         out += "Usage: \(name) \(spec.usageLine)\n"
         if !spec.description.isEmpty {
-            out += "\n" + spec.description.trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
+            out += "\n" + spec.description.trimmingBlanksAndNewlines() + "\n"
         }
         let visible = spec.subcommands.filter { !$0.hidden }
         if !visible.isEmpty {
             out += "\nCommands:\n"
             let width = (visible.map { $0.name.count }.max() ?? 0) + 2
-            for c in visible { out += "  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0) + c.summary + "\n" }
+            for c in visible { out += "  " + c.name.padded(to: width) + c.summary + "\n" }
         }
         if !spec.arguments.isEmpty {
             out += "\nArguments:\n"
             let width = (spec.arguments.map { $0.name.count }.max() ?? 0) + 2
-            for a in spec.arguments { out += "  " + a.name.padding(toLength: width, withPad: " ", startingAt: 0) + a.help + "\n" }
+            for a in spec.arguments { out += "  " + a.name.padded(to: width) + a.help + "\n" }
         }
         let options = spec.options.filter { !$0.hidden }
         if !options.isEmpty && !path.isEmpty {
@@ -68,7 +67,7 @@ public enum Help {
             var help = o.help
             if let d = o.defaultValue { help += " (default \(d))" }
             if let e = o.environment { help += " [env \(e)]" }
-            out += "  " + o.synopsis.padding(toLength: width, withPad: " ", startingAt: 0) + help + "\n"
+            out += "  " + o.synopsis.padded(to: width) + help + "\n"
         }
         return out
     }

@@ -1,4 +1,3 @@
-import Foundation
 import ZooKeeper
 
 /// The live half of completion: the values of a completion kind read from the server. The same

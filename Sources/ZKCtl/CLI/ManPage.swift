@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The man page, zkctl(1), generated from the command table and the facts below.
 public enum ManPage {
@@ -30,8 +30,8 @@ public enum ManPage {
     ]
 
     static func escape(_ s: String) -> String {
-        var out = s.replacingOccurrences(of: "\\", with: "\\e")
-        out = out.replacingOccurrences(of: "-", with: "\\-")
+        var out = s.replacingEvery("\\", with: "\\e")
+        out = out.replacingEvery("-", with: "\\-")
         // A line must not start with a control character.
         if out.hasPrefix(".") || out.hasPrefix("'") { out = "\\&" + out }
         return out
@@ -47,8 +47,8 @@ public enum ManPage {
         func endBlock() {
             guard !block.isEmpty else { return }
             let items = block.map { line -> (tag: String, body: String)? in
-                guard let gap = line.range(of: "  ") else { return nil }
-                return (String(line[..<gap.lowerBound]), line[gap.upperBound...].trimmingCharacters(in: .whitespaces))
+                guard let gap = line.firstRange(of: "  ") else { return nil }
+                return (String(line[..<gap.lowerBound]), line[gap.upperBound...].trimmingBlanks())
             }
             // .RS/.RE keep the list's indent from reaching the option list that follows.
             out.append(".RS 0")
@@ -68,7 +68,7 @@ public enum ManPage {
             afterBlock = true
         }
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmingBlanks()
             if raw.hasPrefix("  ") && !line.isEmpty {
                 block.append(line)
                 continue
@@ -102,7 +102,7 @@ public enum ManPage {
     /// Option help as a sentence, so that what the page adds after it ("Default: ...") reads as
     /// the next one.
     static func sentence(_ text: String) -> String {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingBlanks()
         guard let last = trimmed.last else { return trimmed }
         return ".!?".contains(last) ? trimmed : trimmed + "."
     }

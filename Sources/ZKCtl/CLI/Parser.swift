@@ -1,4 +1,3 @@
-import Foundation
 import ZooKeeper
 
 /// A mistake on the command line: one line for stderr, exit 64.

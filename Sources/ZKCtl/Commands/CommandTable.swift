@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 
 /// The whole command line, declared once. Parsing, help, usage errors, completions and the man

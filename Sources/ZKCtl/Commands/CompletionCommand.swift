@@ -1,4 +1,3 @@
-import Foundation
 
 extension CommandTable {
     // MARK: - completion

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -79,7 +79,7 @@ enum ConfigSupport {
         var out = ""
         for scalar in key.unicodeScalars {
             if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) {
-                out += String(format: "\\x%02x", scalar.value)
+                out += "\\x" + paddedHex(scalar.value, width: 2)
             } else {
                 out.unicodeScalars.append(scalar)
             }
@@ -307,7 +307,7 @@ enum ConfigSupport {
 
     /// `'text'` for a POSIX shell, with every `'` written as `'\''`.
     static func shellQuoted(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        "'" + text.replacingEvery("'", with: "'\\''") + "'"
     }
 
     static func envLines(_ entries: [(String, JSONValue)], prefix: String) throws -> [String] {
@@ -331,7 +331,7 @@ enum ConfigSupport {
 
     /// `'text'` for SQL, with every `'` doubled.
     static func sqlQuoted(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+        "'" + text.replacingEvery("'", with: "''") + "'"
     }
 
     static func sqlLines(_ entries: [(String, JSONValue, Int32)]) -> [String] {

@@ -1,5 +1,7 @@
 @preconcurrency import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes

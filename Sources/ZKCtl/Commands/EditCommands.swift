@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -53,14 +54,14 @@ extension CommandTable {
     static func editorCommand() -> String {
         let env = ProcessInfo.processInfo.environment
         for name in ["VISUAL", "EDITOR"] {
-            if let v = env[name], !v.trimmingCharacters(in: .whitespaces).isEmpty { return v }
+            if let v = env[name], !v.trimmingBlanks().isEmpty { return v }
         }
         return "vi"
     }
 
     /// A private temporary file holding `data`; its path. The caller removes it.
     static func privateFile(_ data: Data, suffix: String) throws -> String {
-        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("zkctl-edit-XXXXXX") + suffix).utf8CString)
+        var template = Array((temporaryDirectory() + "/zkctl-edit-XXXXXX" + suffix).utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, Int32(suffix.utf8.count)) }
         guard fd >= 0 else { throw CommandError(ExitCode.cannotCreate, "cannot create a temporary file: \(String(cString: strerror(errno)))") }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -148,7 +148,7 @@ extension CommandTable {
         return entries
     }
 
-    static func sessionText(_ owner: Int64) -> String { String(format: "0x%llx", UInt64(bitPattern: owner)) }
+    static func sessionText(_ owner: Int64) -> String { hexText(owner) }
 
     /// A short age such as 4s, 3m12s, 2h5m, 3d4h.
     static func ageText(_ ms: Int64) -> String {

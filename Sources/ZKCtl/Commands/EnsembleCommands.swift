@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -60,7 +60,7 @@ extension CommandTable {
 
         /// Parses `server.N=host:quorum:election[:role][;[clienthost:]clientport]`.
         init?(line raw: String) {
-            let text = raw.trimmingCharacters(in: .whitespaces)
+            let text = raw.trimmingBlanks()
             guard text.hasPrefix("server."), let eq = text.firstIndex(of: "="),
                   let id = Int(text[text.index(text.startIndex, offsetBy: 7)..<eq]), id >= 0 else { return nil }
             let value = text[text.index(after: eq)...]
@@ -445,7 +445,7 @@ extension CommandTable {
         let text = String(decoding: try Common.readInput(name), as: UTF8.self)
         var members: [Member] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmingBlanks()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("version=") { continue }
             guard let m = Member(line: line) else { throw CommandError.badData("\(name), line \(n + 1): not a server line: \(line)") }
             members.append(m)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -12,14 +12,14 @@ extension CommandTable {
     static func monitoredServers(_ inv: Invocation) async -> (servers: [ConnectString.Server], ownSession: String?) {
         let fromConnectString = (try? ConnectString(parsing: inv.settings.servers.value).servers) ?? []
         if inv.settings.tls != nil {
-            let own = (try? await inv.connect()).map { String(format: "0x%llx", $0.sessionID) }
+            let own = (try? await inv.connect()).map { hexText($0.sessionID) }
             return (fromConnectString, own)
         }
         // A quick look first: when no server answers at all there is no session to wait for.
         let probes = await FourLetterWord.probe(fromConnectString, timeout: probeTimeout(inv))
         guard probes.contains(where: { if case .unreachable = $0.outcome { return false }; return true }) else { return (fromConnectString, nil) }
         guard let client = try? await inv.connect() else { return (fromConnectString, nil) }
-        let own = String(format: "0x%llx", client.sessionID)
+        let own = hexText(client.sessionID)
         guard let config = try? await readConfig(client) else { return (fromConnectString, own) }
         var out: [ConnectString.Server] = []
         for m in config.members {
@@ -51,7 +51,7 @@ extension CommandTable {
     /// stat, lock --status and service discover --owners have no --admin-port: the AdminServer's
     /// port is the environment's, else the default.
     static func ephemeralOwners(_ inv: Invocation, client: ZooKeeperClient, sessions: Set<Int64>) async -> SessionOwners {
-        let wanted = Dictionary(uniqueKeysWithValues: sessions.filter { $0 != 0 }.map { (String(format: "0x%llx", UInt64(bitPattern: $0)), $0) })
+        let wanted = Dictionary(uniqueKeysWithValues: sessions.filter { $0 != 0 }.map { (hexText($0), $0) })
         guard !wanted.isEmpty else { return SessionOwners() }
         var servers: [ConnectString.Server] = []
         if inv.settings.tls == nil, let config = try? await readConfig(client) {
@@ -269,8 +269,8 @@ extension CommandTable {
 
         /// A label value with `\`, `"` and newlines escaped.
         static func label(_ value: String) -> String {
-            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                .replacingOccurrences(of: "\n", with: "\\n")
+            value.replacingEvery("\\", with: "\\\\").replacingEvery("\"", with: "\\\"")
+                .replacingEvery("\n", with: "\\n")
         }
     }
 

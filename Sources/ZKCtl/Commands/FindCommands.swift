@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -54,8 +55,8 @@ extension CommandTable {
     /// What `find` selects by: every given filter must pass.
     struct FindFilter {
         var name: String?
-        var regex: NSRegularExpression?
-        var data: NSRegularExpression?
+        var regex: SearchPattern?
+        var data: SearchPattern?
         var ephemeral: Bool?
         var owner: Int64?
         var minBytes: Int?
@@ -86,16 +87,16 @@ extension CommandTable {
             return true
         }
 
-        static func search(_ re: NSRegularExpression, _ text: String) -> Bool {
-            re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        static func search(_ re: SearchPattern, _ text: String) -> Bool {
+            re.matches(text)
         }
     }
 
     /// A regular expression from an option; an invalid one is a usage error naming the option.
-    static func regularExpression(_ pattern: String?, option: String, command: [String]) throws -> NSRegularExpression? {
+    static func regularExpression(_ pattern: String?, option: String, command: [String]) throws -> SearchPattern? {
         guard let pattern else { return nil }
         do {
-            return try NSRegularExpression(pattern: pattern)
+            return try SearchPattern(pattern)
         } catch {
             throw UsageError("--\(option) '\(Output.oneLine(pattern))' is not a valid regular expression", command: command)
         }
@@ -273,4 +274,26 @@ extension CommandTable {
         })
         return skipped.exitCode(ExitCode.success)
     }
+}
+
+/// A `--regex`/`--data` pattern: found anywhere in the text (not anchored), matched scalar by
+/// scalar as ICU's NSRegularExpression matched before.
+struct SearchPattern: @unchecked Sendable {
+    // @unchecked: a Regex is a value that is only read once made.
+    let regex: Regex<AnyRegexOutput>
+
+    init(_ pattern: String) throws {
+        regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
+    }
+
+    func matches(_ text: String) -> Bool {
+        if (try? regex.firstMatch(in: text)) != nil { return true }
+        // ICU's `$` also matches before a line end that ends the text; Swift's only at the end.
+        guard let last = text.unicodeScalars.last, Self.lineEnds.contains(last) else { return false }
+        var body = text.unicodeScalars.dropLast()
+        if last == "\n", body.last == "\r" { body = body.dropLast() }
+        return (try? regex.firstMatch(in: String(body))) != nil
+    }
+
+    private static let lineEnds: Set<Unicode.Scalar> = ["\n", "\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"]
 }

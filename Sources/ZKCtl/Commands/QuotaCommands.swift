@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -114,7 +114,7 @@ extension CommandTable {
     /// `count=N,bytes=N=;byteHardLimit=N;countHardLimit=N`. Nil when it is neither.
     static func parseQuotaStats(_ text: String) -> [String: Int64]? {
         var values: [String: Int64] = [:]
-        let flat = text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "=;", with: ";")
+        let flat = text.trimmingBlanksAndNewlines().replacingEvery("=;", with: ";")
         for pair in flat.split(whereSeparator: { $0 == "," || $0 == ";" }) {
             let kv = pair.split(separator: "=", omittingEmptySubsequences: false)
             guard kv.count == 2, let v = Int64(kv[1]) else { return nil }

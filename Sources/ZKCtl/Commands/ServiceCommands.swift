@@ -1,8 +1,8 @@
-import Foundation
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
 #if canImport(Glibc)
+import FoundationEssentials
 import Glibc
 #endif
 

@@ -1,4 +1,3 @@
-import Foundation
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -80,7 +79,7 @@ extension CommandTable {
                 let client = try await inv.connect()
                 var s = JSONObject()
                 s["server"] = client.connectedServer.map { .string($0) } ?? .null
-                s["sessionId"] = .string(String(format: "0x%llx", client.sessionID))
+                s["sessionId"] = .string(hexText(client.sessionID))
                 s["timeoutMs"] = .int(client.negotiatedTimeout)
                 s["chroot"] = .string(connectString.chroot ?? "/")
                 if !settings.credentials.isEmpty { s["authenticatedAs"] = .array(settings.credentialUsers.map { .string($0) }) }

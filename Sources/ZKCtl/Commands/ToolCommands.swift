@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -58,7 +58,7 @@ extension CommandTable {
     /// Stdin's text; on a terminal, one line read with echo off after a prompt on stderr.
     private static func readCredentialInput() -> String {
         guard isatty(0) == 1 else {
-            return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            return String(decoding: readStandardInput(), as: UTF8.self)
         }
         let prompt = "user:password: "
         _ = prompt.withCString { Glibc.write(2, $0, strlen($0)) }

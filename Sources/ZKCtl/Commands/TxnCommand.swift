@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ZooKeeper
 import ZooKeeperRecipes
 
@@ -54,7 +54,7 @@ extension CommandTable {
         var number = 0
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = raw.trimmingBlanksAndNewlines()
             if line.isEmpty || line.hasPrefix("#") { continue }
             func bad(_ why: String) -> CommandError { CommandError.badData("\(source) line \(number): \(why)") }
             let value: JSONValue

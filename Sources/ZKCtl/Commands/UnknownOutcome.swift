@@ -1,4 +1,3 @@
-import Foundation
 import ZooKeeper
 
 /// A write whose answer was lost and whose outcome could not be learned in time (the client's

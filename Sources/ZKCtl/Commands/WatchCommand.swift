@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -56,7 +56,7 @@ extension CommandTable {
             if let text = String(data: data, encoding: .utf8) {
                 // One line per event whatever the data holds: backslashes doubled, control
                 // characters escaped (a terminal never sees an ESC from a znode).
-                line += " = " + Output.oneLine(text.replacingOccurrences(of: "\\", with: "\\\\"))
+                line += " = " + Output.oneLine(text.replacingEvery("\\", with: "\\\\"))
             } else {
                 line += " = <\(data.count) bytes, not UTF-8; use -o json>"
             }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -223,7 +224,7 @@ final class ChangeRunner: Sendable {
     /// A descriptor reading `data` from its start: a private (0600) temporary file, removed at
     /// once, so a value of any size reaches CMD without zkctl writing into a pipe CMD may not read.
     static func privateInput(_ data: Data) throws -> Int32 {
-        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("zkctl-value-XXXXXX").utf8CString)
+        var template = Array((temporaryDirectory() + "/zkctl-value-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw CommandError(ExitCode.cannotCreate, "cannot create a temporary file: \(String(cString: strerror(errno)))") }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }

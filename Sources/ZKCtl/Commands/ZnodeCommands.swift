@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import ZooKeeper
 import ZooKeeperRecipes
@@ -82,7 +82,7 @@ extension CommandTable {
     static func statText(_ s: Stat) -> [String] {
         let fields = statFields(s)
         let width = fields.map(\.0.count).max() ?? 0
-        return fields.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }
+        return fields.map { $0.0.padded(to: width + 2) + $0.1 }
     }
 
     /// `{"path": ..., "stat": {...}}`.
@@ -183,7 +183,7 @@ extension CommandTable {
             o["owner"] = owner.map { .object(JSONObject([("client", .string($0.client)), ("member", .string($0.member))])) } ?? .null
             json = .object(o)
         }
-        let ownerLine = owner.map { ["ownerClient".padding(toLength: 16, withPad: " ", startingAt: 0) + "\($0.client) (on \($0.member))"] } ?? []
+        let ownerLine = owner.map { ["ownerClient".padded(to: 16) + "\($0.client) (on \($0.member))"] } ?? []
         inv.output.print(Printed(json: json, lines: statText(stat) + ownerLine))
         return ExitCode.success
     }

@@ -1,6 +1,7 @@
 @preconcurrency import Dispatch
-import Foundation
 import ZooKeeper
+import FoundationEssentials
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -182,7 +183,7 @@ final class ChildProcess: Sendable {
         guard rc == 0 else { throw SpawnError(program: program, errorNumber: rc) }
         let child = ChildProcess(pid: pid, program: program)
         child.ended.enter()
-        Thread.detachNewThread { child.awaitEnd() }
+        startThread { child.awaitEnd() }
         return child
     }
 
@@ -264,7 +265,7 @@ final class ChildProcess: Sendable {
     /// `stop` on a thread of its own, off the cooperative pool.
     func stop(_ signo: Int32 = SIGTERM, grace: Duration) async -> ChildTermination {
         await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: self.stop(signo, grace: grace)) }
+            startThread { continuation.resume(returning: self.stop(signo, grace: grace)) }
         }
     }
 }
@@ -343,7 +344,7 @@ final class ChildSupervisor: Sendable {
         }
         if let child {
             let grace = override ?? grace
-            Thread.detachNewThread { child.stop(SIGTERM, grace: grace) }
+            startThread { child.stop(SIGTERM, grace: grace) }
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ZooKeeper
 
 /// Where an effective setting came from.
@@ -116,7 +117,7 @@ public struct Settings: Sendable {
             }
             file = try IniFile(parsing: data, name: explicit, command: path)
         } else {
-            let home = env["HOME"] ?? NSHomeDirectory()
+            let home = env["HOME"] ?? homeDirectory()
             let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.config"
             let candidate = "\(base)/zkctl/config"
             if let data = FileManager.default.contents(atPath: candidate) {
@@ -358,7 +359,7 @@ public struct Settings: Sendable {
 
     /// Whether PEM text holds a private key (only the marker is looked for; nothing is kept).
     static func holdsPrivateKey(_ data: Data) -> Bool {
-        data.range(of: Data("PRIVATE KEY-----".utf8)) != nil
+        data.firstRange(of: Array("PRIVATE KEY-----".utf8)) != nil
     }
 
     /// A yes/no setting's value, nil when it is neither.
@@ -419,7 +420,7 @@ public struct Settings: Sendable {
         if stat(name, &info) == 0, info.st_mode & 0o044 != 0 {
             warnings.append("auth file '\(name)' can be read by other users; chmod 600 it")
         }
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingBlanks() }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !lines.isEmpty else { throw UsageError("auth file '\(name)' holds no user:password line", command: command) }
         return lines
@@ -429,7 +430,7 @@ public struct Settings: Sendable {
     /// sources below it.
     static func resolveServers(_ sources: [Sourced<String>], command: [String]) throws(UsageError) -> Sourced<String> {
         guard let first = sources.first else { return Sourced(value: defaultServers, source: .defaultValue) }
-        let text = first.value.trimmingCharacters(in: .whitespaces)
+        let text = first.value.trimmingBlanks()
         func checked(_ s: String) throws(UsageError) -> String {
             do {
                 return try ConnectString(parsing: s).description
@@ -495,20 +496,20 @@ public struct IniFile: Sendable {
         var section = ""
         // Any line end (LF, CR LF, CR): Swift keeps "\r\n" as one character, so split on newlines.
         for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = raw.trimmingBlanksAndNewlines()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]"), line.count > 2 else {
                     throw UsageError("bad config file '\(name)' line \(number + 1): malformed section header '\(line)'", command: command)
                 }
-                section = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                section = String(line.dropFirst().dropLast()).trimmingBlanks()
                 continue
             }
             guard let eq = line.firstIndex(of: "=") else {
                 throw UsageError("bad config file '\(name)' line \(number + 1): expected key = value, got '\(line)'", command: command)
             }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmingBlanks()
+            let value = line[line.index(after: eq)...].trimmingBlanks()
             guard !key.isEmpty else {
                 throw UsageError("bad config file '\(name)' line \(number + 1): empty key", command: command)
             }

@@ -1,6 +1,8 @@
 import CEditline
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
+import ZooKeeper
 
 /// Line editing on a terminal through libedit: Emacs keys, Up/Down through the history, Ctrl-R
 /// to search it. The history is kept in `$XDG_STATE_HOME/zkctl/history` (mode 0600).
@@ -68,7 +70,7 @@ final class LineEditor: @unchecked Sendable {
         guard !line.allSatisfy(\.isWhitespace) else { return }
         _ = zkctl_history_enter(history, line)
         guard let historyFile else { return }
-        let directory = (historyFile as NSString).deletingLastPathComponent
+        let directory = parentDirectory(of: historyFile)
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])
         // Created owner-only before libedit writes it; kept so if it was made otherwise.
@@ -92,8 +94,7 @@ extension LineEditor {
     /// holding one of the tasks' threads.
     func readLine(prompt: String) async -> String? {
         await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
-            let thread = Thread { continuation.resume(returning: self.readLine(prompt: prompt)) }
-            thread.start()
+            startThread { continuation.resume(returning: self.readLine(prompt: prompt)) }
         }
     }
 }
@@ -139,6 +140,6 @@ private func lineEditorComplete(_ editor: OpaquePointer?, _ key: Int32) -> UInt8
         return UInt8(CC_REFRESH)
     }
     let list = candidates.map(\.word).sorted().joined(separator: "  ")
-    FileHandle.standardError.write(Data(("\n" + list + "\n").utf8))
+    writeToStandardError("\n" + list + "\n")
     return UInt8(CC_REDISPLAY)
 }

@@ -1,4 +1,5 @@
-import Foundation
+import Glibc
+import Dispatch
 import Synchronization
 import ZooKeeper
 
@@ -98,12 +99,12 @@ enum ShellCommand {
                 if !Shell.holdsCredentials(line) { editor.remember(line) }
                 let code = await shell.runLine(line)
                 // After the terminal's '^C', the prompt starts on a line of its own.
-                if code == 128 + SIGINT { FileHandle.standardError.write(Data("\n".utf8)) }
+                if code == 128 + SIGINT { writeToStandardError("\n") }
                 if let code, errexit && code != ExitCode.success { return code }
                 if let code = shell.exitRequested { return code }
             }
             // Ctrl-D: end the prompt's line.
-            FileHandle.standardError.write(Data("\n".utf8))
+            writeToStandardError("\n")
             return shell.lastCode
         }
         while let line = readLine(prompt: nil) {
@@ -116,7 +117,7 @@ enum ShellCommand {
     /// The next line from stdin, after `prompt` on stderr; nil at end of input.
     static func readLine(prompt: String?) -> String? {
         if let prompt {
-            FileHandle.standardError.write(Data(prompt.utf8))
+            writeToStandardError(prompt)
         }
         return Swift.readLine(strippingNewline: true)
     }

@@ -1,4 +1,3 @@
-import Foundation
 
 /// A shell line split as a POSIX shell would split it, without expansions: words separated by
 /// blanks, `;` between commands, `'...'` taken literally, `"..."` with `\"`, `\\`, `\$` and

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // A small, strict JSON model for zkctl.
 //
