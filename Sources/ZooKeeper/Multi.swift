@@ -31,11 +31,17 @@ public enum MultiOp: Sendable, Hashable {
 /// the packet limit by `ZooKeeperClient.estimatedMultiSize` and of at most `maxCount`
 /// operations. The one place that owns the packet-limit rule for multis: add operations one at a
 /// time (when other work sits between them) or batch a whole list with `batches`.
+///
+/// Each batch leaves room for the two checks `multi(batches:)` puts in front of a batch sent
+/// while the one before is in flight (`guardRoom`: checks of paths no longer than the longest
+/// the batcher has seen), so that a full batch still goes out with them.
 public struct MultiBatcher: Sendable {
     public let limit: Int
     public let maxCount: Int
     private var current: [MultiOp] = []
     private var size = ZooKeeperClient.estimatedMultiSize([])
+    /// The longest path added so far, in any batch.
+    private var longestPath = 0
 
     public init(limit: Int = ZooKeeperClient.maxPacketSize, maxCount: Int = .max) {
         self.limit = limit
@@ -47,7 +53,8 @@ public struct MultiBatcher: Sendable {
     /// one of its own (`multi` then refuses it with a clear error).
     public mutating func add(_ op: MultiOp) -> [MultiOp]? {
         var finished: [MultiOp]? = nil
-        if !current.isEmpty && (size + op.estimatedSize > limit || current.count >= maxCount) {
+        longestPath = max(longestPath, op.path.utf8.count)
+        if !current.isEmpty && (size + op.estimatedSize + Self.guardRoom(longestPath: longestPath) > limit || current.count >= maxCount) {
             finished = finish()
         }
         current.append(op)
@@ -73,6 +80,11 @@ public struct MultiBatcher: Sendable {
         for op in ops { if let done = batcher.add(op) { result.append(done) } }
         if let last = batcher.finish() { result.append(last) }
         return result
+    }
+
+    /// The size of the guard checks (`ZooKeeperClient.guardChecks`) of paths up to `longestPath` bytes.
+    static func guardRoom(longestPath: Int) -> Int {
+        2 * MultiOp.check(String(), version: 0).estimatedSize + 2 * longestPath
     }
 
     /// Whether `op` fits in a transaction of its own.

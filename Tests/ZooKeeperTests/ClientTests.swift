@@ -204,6 +204,23 @@ final class ClientTests: XCTestCase {
         XCTAssertNil(m)
     }
 
+    func testFullBatchesStillTakeTheGuardOfTheOneBefore() {
+        // Small creates fill a batch to within a few bytes of the limit; paths grow longer
+        // halfway, so the checks of a batch of long paths come in front of the next one.
+        let ops: [MultiOp] = (0..<40_000).map { i in
+            let path = i < 20_000 ? "/t/a\(i % 100)/b\(i)" : "/t/a-rather-longer-directory-name-\(i % 100)/b\(i)"
+            return .create(path, data: Data(repeating: 0x78, count: 50))
+        }
+        let batches = MultiBatcher.batches(ops)
+        XCTAssertGreaterThan(batches.count, 4)
+        XCTAssertEqual(batches.flatMap { $0 }, ops)
+        for (before, batch) in zip(batches, batches.dropFirst()) {
+            let checks = ZooKeeperClient.guardChecks(after: before)
+            XCTAssertEqual(checks.count, 2)
+            XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(checks + batch), ZooKeeperClient.maxPacketSize)
+        }
+    }
+
     func testMultiIsAllOrNothing() async throws {
         try await zk.create("\(base)/m1", data: Data("one".utf8))
         do {
