@@ -368,8 +368,11 @@ struct MultiOutcome {
 
 extension ZooKeeperClient {
     /// The outcome of a transaction already sent as `pending`, settled after a lost answer:
-    /// applied (the results it would have answered), not applied (sent again), failed.
-    func settledMulti(_ ops: [MultiOp], _ first: PendingMulti) async throws -> [MultiOpResult] {
+    /// applied (the results it would have answered), not applied (sent again, without a guard
+    /// it was sent with), failed. With `resend` false (a batch after one that failed), nothing is
+    /// sent again and the session is not waited for: not applied is a failure saying so, and a
+    /// session not connected at once an unknown outcome.
+    func settledMulti(_ ops: [MultiOp], _ first: PendingMulti, resend: Bool = true) async throws -> [MultiOpResult] {
         var pending = first
         for attempt in 1...Self.writeAttempts {
             do {
@@ -377,11 +380,12 @@ extension ZooKeeperClient {
             } catch let error as ZooKeeperError where error.code == .operationTimeout {
                 throw unknownOutcome(.multi, path: ops.first?.path, .noAnswer)
             } catch let error as ZooKeeperError where error.code == .connectionLoss {
-                let (landing, results) = await settleMulti(ops)
+                let (landing, results) = await settleMulti(ops, waitForReconnect: resend)
                 switch landing {
                 case .applied: return results
                 case .failed(let error): throw error
                 case .notApplied:
+                    if !resend { throw Self.notApplied(ops) }
                     if attempt < Self.writeAttempts { pending = try startMulti(ops) }
                 }
             }
@@ -390,12 +394,12 @@ extension ZooKeeperClient {
                              message: "lost the connection to the servers (\(serverList)) before the answer came, \(Self.writeAttempts) times; the transaction was not applied")
     }
 
-    /// Reconnects (within the request timeout) and reads back every path the transaction
-    /// touches, pipelined.
-    private func settleMulti(_ ops: [MultiOp]) async -> (Landing, [MultiOpResult]) {
+    /// Reconnects (within the request timeout, or only if already connected) and reads back
+    /// every path the transaction touches, pipelined.
+    private func settleMulti(_ ops: [MultiOp], waitForReconnect: Bool) async -> (Landing, [MultiOpResult]) {
         let path = ops.first?.path
         let deadline = ContinuousClock.now + requestTimeout
-        if let reason = await reconnected(by: deadline) {
+        if let reason = await reconnected(by: waitForReconnect ? deadline : .now) {
             return (.failed(unknownOutcome(.multi, path: path, reason)), [])
         }
         let outcome = MultiOutcome(ops)

@@ -32,11 +32,17 @@ public enum MultiOp: Sendable, Hashable {
 /// the packet limit by `ZooKeeperClient.estimatedMultiSize` and of at most `maxCount`
 /// operations. The one place that owns the packet-limit rule for multis: add operations one at a
 /// time (when other work sits between them) or batch a whole list with `batches`.
+///
+/// Each batch leaves room for the two checks `multi(batches:)` puts in front of a batch sent
+/// while the one before is in flight (`guardRoom`: checks of paths no longer than the longest
+/// the batcher has seen), so that a full batch still goes out with them.
 public struct MultiBatcher: Sendable {
     public let limit: Int
     public let maxCount: Int
     private var current: [MultiOp] = []
     private var size = ZooKeeperClient.estimatedMultiSize([])
+    /// The longest path added so far, in any batch.
+    private var longestPath = 0
 
     public init(limit: Int = ZooKeeperClient.maxPacketSize, maxCount: Int = .max) {
         self.limit = limit
@@ -48,7 +54,8 @@ public struct MultiBatcher: Sendable {
     /// one of its own (`multi` then refuses it with a clear error).
     public mutating func add(_ op: MultiOp) -> [MultiOp]? {
         var finished: [MultiOp]? = nil
-        if !current.isEmpty && (size + op.estimatedSize > limit || current.count >= maxCount) {
+        longestPath = max(longestPath, op.path.utf8.count)
+        if !current.isEmpty && (size + op.estimatedSize + Self.guardRoom(longestPath: longestPath) > limit || current.count >= maxCount) {
             finished = finish()
         }
         current.append(op)
@@ -74,6 +81,11 @@ public struct MultiBatcher: Sendable {
         for op in ops { if let done = batcher.add(op) { result.append(done) } }
         if let last = batcher.finish() { result.append(last) }
         return result
+    }
+
+    /// The size of the guard checks (`ZooKeeperClient.guardChecks`) of paths up to `longestPath` bytes.
+    static func guardRoom(longestPath: Int) -> Int {
+        2 * MultiOp.check(String(), version: 0).estimatedSize + 2 * longestPath
     }
 
     /// Whether `op` fits in a transaction of its own.
@@ -106,25 +118,48 @@ extension ZooKeeperClient {
         return try await settledMulti(ops, startMulti(ops))
     }
 
-    /// Runs each of `batches` as one transaction, in order, with up to `maxInFlight` of them sent
-    /// before the first has answered (the server applies a session's requests in the order sent,
-    /// so a batch may create the parents of the next). Once one fails, no further batch is sent;
-    /// the results are those of the batches sent, in order, so a failure may be followed by the
-    /// outcome of batches already on their way. `stop` is asked before each batch is sent: once
-    /// it says yes, nothing more is sent and the batches already sent are awaited, so that the
-    /// results say exactly what the server did with each batch sent.
-    public func multi(batches: [[MultiOp]], maxInFlight: Int = 2,
-                      stop: () -> Bool = { false }) async -> [Result<[MultiOpResult], any Error>] {
+    /// Runs each of `batches` as one transaction, in order, with up to `maxInFlight` of them
+    /// sent before the first has answered (the server applies a session's requests in the order
+    /// sent, so a batch may create the parents of the next). What the server applies is the
+    /// batches up to the first that fails, never one after it: a batch sent while the one before
+    /// it has not answered starts with checks of nodes that one leaves (`guardChecks`), so the
+    /// server refuses it unless the one before was applied, and a batch after one that leaves no
+    /// such node waits until nothing is in flight. A batch refused by that check alone although
+    /// the one before it was applied (sent again after a lost answer, or the node changed in
+    /// between) is sent again without it, with nothing after it in flight.
+    ///
+    /// The results are those of the batches sent, in order: after the first failure, each batch
+    /// already on its way says what became of it (a failure saying it was not applied, or, where
+    /// a concurrent writer made the node it checks, its own outcome). `stop` is asked before each
+    /// batch is sent: once it says yes, nothing more is sent and the batches already sent are
+    /// awaited, so that the results say exactly what the server did with each batch sent.
+    /// `applied` is told each batch's index, in order, once it is known to be applied.
+    public func multi(batches: [[MultiOp]], maxInFlight: Int = 4, stop: () -> Bool = { false },
+                      applied: (Int) -> Void = { _ in }) async -> [Result<[MultiOpResult], any Error>] {
         var results: [Result<[MultiOpResult], any Error>] = []
         var sent: [PendingMulti] = []
         var next = 0
         var failed = false
         var refused: (any Error)? = nil
+        // The next batch goes out only when nothing is in flight (no check possible, or one sent again).
+        var alone = false
+        // The session may not read the nodes it checks: send each batch after the last answered.
+        var unguarded = false
+        let window = max(1, maxInFlight)
         while true {
-            while !failed, refused == nil, next < batches.count, sent.count < max(1, maxInFlight), !stop() {
+            while !failed, refused == nil, next < batches.count, sent.count < window, !(alone && !sent.isEmpty), !stop() {
+                var checks: [MultiOp] = []
+                if let previous = sent.last {
+                    checks = unguarded ? [] : Self.guardChecks(after: previous.ops)
+                    if checks.isEmpty { alone = true; break }
+                }
                 do {
-                    sent.append(try startMulti(batches[next]))
+                    sent.append(try startMulti(batches[next], after: checks))
                     next += 1
+                    alone = false
+                } catch let error as ZooKeeperError where !checks.isEmpty && error.code == .requestTooLarge {
+                    // Over the limit only with the check, perhaps: without it once the window is empty.
+                    alone = true
                 } catch {
                     // Refused before sending: nothing of it reached the server.
                     refused = error
@@ -134,7 +169,23 @@ extension ZooKeeperClient {
             let pending = sent.removeFirst()
             do {
                 // A lost answer is settled here, in order: the next batch's is looked at after.
-                results.append(.success(try await settledMulti(pending.ops, pending)))
+                // After a failure nothing is sent again, only learnt.
+                results.append(.success(try await settledMulti(pending.ops, pending, resend: !failed)))
+                applied(results.count - 1)
+            } catch let refusal as GuardRefusal where !failed {
+                // The batch before was applied (it answered since): the check only found it not
+                // applied yet, or its node changed. Sent again on its own.
+                if refusal.error.code == .notAuthorized { unguarded = true }
+                alone = true
+                do {
+                    results.append(.success(try await settledMulti(pending.ops, startMulti(pending.ops))))
+                    applied(results.count - 1)
+                } catch {
+                    results.append(.failure(error))
+                    failed = true
+                }
+            } catch is GuardRefusal {
+                results.append(.failure(Self.notApplied(pending.ops)))
             } catch {
                 results.append(.failure(error))
                 failed = true
@@ -144,14 +195,62 @@ extension ZooKeeperClient {
         return results
     }
 
-    /// Checks and sends one transaction; its outcome is awaited from what this returns.
-    func startMulti(_ ops: [MultiOp]) throws -> PendingMulti {
-        let count = ops.count
+    /// Checks that pass only once `ops` have been applied: two operations (the last and the
+    /// first that qualify) that each leave a node at a known version (a create: version 0; a set
+    /// with version v: v+1) on a path no other operation touches, preferring creates whose ACL
+    /// lets anyone read (a check needs the read permission). Two, so that a transaction refused
+    /// because one of those nodes was already there is still caught by the other. Empty when
+    /// no operation qualifies.
+    static func guardChecks(after ops: [MultiOp]) -> [MultiOp] {
+        func check(_ index: Int) -> (check: MultiOp, readable: Bool)? {
+            let found: (MultiOp, Bool)
+            switch ops[index] {
+            case .create(let path, _, let mode, let acl) where !mode.isSequential:
+                found = (.check(path, version: 0),
+                         acl.contains { $0.scheme == "world" && $0.id == "anyone" && $0.permissions.contains(.read) })
+            case .set(let path, _, let version) where version >= 0:
+                found = (.check(path, version: version &+ 1), false)
+            default:
+                return nil
+            }
+            let path = found.0.path
+            if ops.indices.contains(where: { $0 != index && ops[$0].path == path }) { return nil }
+            return found
+        }
+        func pick(_ indices: some Sequence<Int>) -> MultiOp? {
+            var fallback: MultiOp? = nil
+            for index in indices {
+                guard let (c, readable) = check(index) else { continue }
+                if readable { return c }
+                if fallback == nil { fallback = c }
+            }
+            return fallback
+        }
+        guard let last = pick(ops.indices.reversed().prefix(8)) else { return [] }
+        guard let first = pick(ops.indices.prefix(8)), first.path != last.path else { return [last] }
+        return [last, first]
+    }
+
+    /// The failure of a batch that was not applied because an earlier one failed.
+    static func notApplied(_ ops: [MultiOp]) -> ZooKeeperError {
+        ZooKeeperError(.runtimeInconsistency, path: ops.first?.path, message: "not applied: an earlier transaction failed")
+    }
+
+    /// Checks and sends one transaction, after `checks` (guards from `guardChecks`: they come
+    /// first in the request and their results are not among the results); its outcome is
+    /// awaited from what this returns.
+    func startMulti(_ ops: [MultiOp], after checks: [MultiOp] = []) throws -> PendingMulti {
+        let offset = checks.count
+        let count = ops.count + offset
         // One pass: the checks, the size estimate (`estimatedMultiSize`) and the bytes of one C
         // region for the whole request, where consecutive creates with the same ACL share its C
         // vector (the C client only reads it while it serialises the request).
         var size = Self.estimatedMultiSize([])
         var regionSize = CBuffers.regionSize(zoo_op_t.self, count: count) + CBuffers.regionSize(zoo_op_result_t.self, count: count)
+        for check in checks {
+            size += check.estimatedSize
+            regionSize += CBuffers.regionSize(string: check.path.utf8.count)
+        }
         var lastACL: [ACL]? = nil
         for op in ops {
             // The 3.8.0 C client cannot read the reply to a container or TTL create inside a multi
@@ -181,9 +280,12 @@ extension ZooKeeperClient {
         let buffers = CBuffers(capacity: regionSize)
         let cOps = buffers.allocate(zoo_op_t.self, count: count)
         let cResults = buffers.allocate(zoo_op_result_t.self, count: count)
+        for (i, check) in checks.enumerated() {
+            if case .check(let path, let version) = check { zoo_check_op_init(cOps + i, buffers.string(path), version) }
+        }
         var shared: (acl: [ACL], vector: UnsafeMutablePointer<ACL_vector>)? = nil
         for (i, op) in ops.enumerated() {
-            let slot = cOps + i
+            let slot = cOps + offset + i
             switch op {
             case .create(let path, let data, let mode, let acl):
                 let capacity = path.utf8.count + 32
@@ -212,7 +314,7 @@ extension ZooKeeperClient {
         }, reply: { rc, _ in .success(rc) }) { zh, context in
             zoo_amulti(zh, Int32(count), cOps, cResults, voidCompletion, context)
         }
-        return PendingMulti(ops: ops, buffers: buffers, results: cResults, answer: answer)
+        return PendingMulti(ops: ops, guards: offset, buffers: buffers, results: cResults, answer: answer)
     }
 }
 
@@ -223,13 +325,16 @@ final class PendingMulti: @unchecked Sendable {
     // Sendable: `ops`, `buffers` and `results` are read only after the completion has run (the
     // C client writes `results` before it), and `answer` is a Sendable one-shot.
     let ops: [MultiOp]
+    /// How many guard checks come before `ops` in the request (and in `results`).
+    let guards: Int
     private let buffers: CBuffers
     private let results: UnsafeMutablePointer<zoo_op_result_t>
     private let answer: OneShot<Result<Int32, ZooKeeperError>>
 
-    init(ops: [MultiOp], buffers: CBuffers, results: UnsafeMutablePointer<zoo_op_result_t>,
+    init(ops: [MultiOp], guards: Int, buffers: CBuffers, results: UnsafeMutablePointer<zoo_op_result_t>,
          answer: OneShot<Result<Int32, ZooKeeperError>>) {
         self.ops = ops
+        self.guards = guards
         self.buffers = buffers
         self.results = results
         self.answer = answer
@@ -237,9 +342,15 @@ final class PendingMulti: @unchecked Sendable {
 
     func outcome() async throws -> [MultiOpResult] {
         let rc = try await answer.wait().get()
-        // `buffers` (held by self) keeps the results readable.
+        // `buffers` (held by self) keeps the results readable; the guard's result comes first.
+        let results = self.results + guards
         if rc != ZOK.rawValue {
             // The failing op carries the real code; the others say "runtime inconsistency".
+            // A refusal by the server (an API error, which the C client also gives as the
+            // transaction's code) at the guard; after a lost connection nothing was read.
+            if rc < ZAPIERROR.rawValue, (0..<guards).contains(where: { self.results[$0].err == rc }) {
+                throw GuardRefusal(error: ZooKeeperError(rc: rc, path: nil))
+            }
             for i in ops.indices {
                 let err = results[i].err
                 if err != ZOK.rawValue && err != ZRUNTIMEINCONSISTENCY.rawValue {
@@ -263,6 +374,12 @@ final class PendingMulti: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The server refused a transaction at its guard check: the batch before it was not applied
+/// (yet) when this one came, or the checked node has changed since.
+struct GuardRefusal: Error {
+    var error: ZooKeeperError
 }
 
 extension ZooKeeperError {

@@ -109,9 +109,10 @@ public final class FaultRelay: @unchecked Sendable {
 
     /// Drops the next request with one of `opcodes` before it reaches the server and resets the
     /// connection both ways (the client cannot tell this from a lost reply); the relay is in
-    /// mode `then` afterwards. Dropped requests are counted in `droppedReplies` too.
-    public func dropNextRequest(to opcodes: Set<OpCode>, then: Mode = .pass) {
-        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then, request: true) }
+    /// mode `then` afterwards. Dropped requests are counted in `droppedReplies` too. With
+    /// `skipping` N, the first N such requests pass as with `dropNextReply`.
+    public func dropNextRequest(to opcodes: Set<OpCode>, skipping: Int = 0, then: Mode = .pass) {
+        state.withLock { $0.armed = Armed(opcodes: Set(opcodes.map(\.rawValue)), then: then, skip: max(0, skipping), request: true) }
     }
 
     /// The opcodes whose replies were dropped, in order.

@@ -159,24 +159,66 @@ final class ClientTests: XCTestCase {
         let (deepest, _) = try await zk.get(root + (0..<5).map { "/l\($0)" }.joined())
         XCTAssertEqual(deepest, Data("5".utf8))
 
-        // With two in flight, the batch after a failing one is already sent and reports its own
-        // outcome; nothing later is sent.
-        let after = await zk.multi(batches: [[.create("\(root)/a")], [.create("\(root)/l0")], [.create("\(root)/c")], [.create("\(root)/d")]],
-                                   maxInFlight: 2)
-        XCTAssertEqual(after.count, 3)
+        // With four in flight, the batches after a failing one are already sent (the fifth once
+        // the first has answered), but the server applies none of them: each starts with checks
+        // of what the one before leaves, here `b` (`l0` was there already).
+        let after = await zk.multi(batches: [[.create("\(root)/a")], [.create("\(root)/b"), .create("\(root)/l0")],
+                                             [.create("\(root)/c")], [.create("\(root)/d")], [.create("\(root)/e")]],
+                                   maxInFlight: 4)
+        XCTAssertEqual(after.count, 5)
         XCTAssertNoThrow(try after[0].get())
-        XCTAssertThrowsError(try after[1].get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.code, .nodeExists) }
-        XCTAssertNoThrow(try after[2].get())
-        let d = try await zk.exists("\(root)/d")
-        XCTAssertNil(d)
+        XCTAssertThrowsError(try after[1].get()) {
+            XCTAssertEqual(($0 as? ZooKeeperError)?.code, .nodeExists)
+            XCTAssertEqual(($0 as? ZooKeeperError)?.path, "\(root)/l0")
+            XCTAssertEqual(($0 as? ZooKeeperError)?.operationIndex, 1)
+        }
+        for late in after[2...] {
+            XCTAssertThrowsError(try late.get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.message, "not applied: an earlier transaction failed") }
+        }
+        for name in ["b", "c", "d", "e"] {
+            let stat = try await zk.exists("\(root)/\(name)")
+            XCTAssertNil(stat, name)
+        }
+
+        // A batch refused by its check although the one before was applied (here the session
+        // may not read the node it checks) is sent again and applied, and so is the one after.
+        var told: [Int] = []
+        let hidden = [ACL(permissions: .all, scheme: "digest", id: "nobody:x")]
+        let unreadable = await zk.multi(batches: [[.create("\(root)/f", acl: hidden)], [.create("\(root)/g", acl: hidden)],
+                                                  [.create("\(root)/h")]],
+                                        maxInFlight: 4, stop: { false }, applied: { told.append($0) })
+        XCTAssertEqual(unreadable.count, 3)
+        for result in unreadable { XCTAssertNoThrow(try result.get()) }
+        XCTAssertEqual(told, [0, 1, 2])
+        for name in ["f", "g", "h"] {
+            let stat = try await zk.exists("\(root)/\(name)")
+            XCTAssertNotNil(stat, name)
+        }
 
         // A batch refused before sending ends the run where it stands.
-        let refused = await zk.multi(batches: [[.create("\(root)/e")], [.create("\(root)/f", mode: .container)], [.create("\(root)/g")]])
+        let refused = await zk.multi(batches: [[.create("\(root)/k")], [.create("\(root)/l", mode: .container)], [.create("\(root)/m")]])
         XCTAssertEqual(refused.count, 2)
         XCTAssertNoThrow(try refused[0].get())
         XCTAssertThrowsError(try refused[1].get()) { XCTAssertEqual(($0 as? ZooKeeperError)?.code, .badArguments) }
-        let g = try await zk.exists("\(root)/g")
-        XCTAssertNil(g)
+        let m = try await zk.exists("\(root)/m")
+        XCTAssertNil(m)
+    }
+
+    func testFullBatchesStillTakeTheGuardOfTheOneBefore() {
+        // Small creates fill a batch to within a few bytes of the limit; paths grow longer
+        // halfway, so the checks of a batch of long paths come in front of the next one.
+        let ops: [MultiOp] = (0..<40_000).map { i in
+            let path = i < 20_000 ? "/t/a\(i % 100)/b\(i)" : "/t/a-rather-longer-directory-name-\(i % 100)/b\(i)"
+            return .create(path, data: Data(repeating: 0x78, count: 50))
+        }
+        let batches = MultiBatcher.batches(ops)
+        XCTAssertGreaterThan(batches.count, 4)
+        XCTAssertEqual(batches.flatMap { $0 }, ops)
+        for (before, batch) in zip(batches, batches.dropFirst()) {
+            let checks = ZooKeeperClient.guardChecks(after: before)
+            XCTAssertEqual(checks.count, 2)
+            XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(checks + batch), ZooKeeperClient.maxPacketSize)
+        }
     }
 
     func testMultiIsAllOrNothing() async throws {

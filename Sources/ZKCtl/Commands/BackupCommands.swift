@@ -313,22 +313,13 @@ extension CommandTable {
                     i += 1
                     continue
                 }
-                // A run of transactions, two in flight (the server applies them in order).
+                // A run of transactions, four in flight (the server applies them in order, and
+                // none after one that fails), counted on the progress line as each is applied.
                 var batches: [[MultiOp]] = []
                 while i < steps.count, case .multi(let ops) = steps[i] { batches.append(ops); i += 1 }
                 var failure: (any Error)? = nil
-                // The progress line counts a transaction once it is answered: with two in flight,
-                // asking whether to send the third means the first has been answered, and so on.
-                var asked = 0, counted = 0
-                let results = await zk.multi(batches: batches, maxInFlight: 2, stop: {
-                    if progress.stopRequested { return true }
-                    if asked >= 2 { counter.add(batches[counted].count); counted += 1 }
-                    asked += 1
-                    return false
-                })
-                for (i, result) in results.enumerated() where i >= counted {
-                    if case .success = result, i < batches.count { counter.add(batches[i].count) }
-                }
+                let results = await zk.multi(batches: batches, maxInFlight: 4, stop: { progress.stopRequested },
+                                             applied: { counter.add(batches[$0].count) })
                 for (ops, result) in zip(batches, results) {
                     switch result {
                     case .success:

@@ -602,15 +602,10 @@ extension CommandTable {
                 return ExitCode.success
             }
             let batches = MultiBatcher.batches(plan.ops)
-            // Two transactions in flight: the server applies them in order. The progress line
-            // counts one once it is answered (asking to send the third means the first was).
+            // Four transactions in flight: the server applies them in order, and none after one
+            // that fails. The progress line counts one once it is applied.
             counter.start("writes", total: plan.ops.count)
-            var asked = 0, counted = 0
-            let results = await zk.multi(batches: batches, maxInFlight: 2, stop: {
-                if asked >= 2 { counter.add(batches[counted].count); counted += 1 }
-                asked += 1
-                return false
-            })
+            let results = await zk.multi(batches: batches, maxInFlight: 4, applied: { counter.add(batches[$0].count) })
             let done = results.filter { if case .success = $0 { true } else { false } }.count
             if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {
                 if let error = failure as? ZooKeeperError, error.unknownOutcome != nil {
