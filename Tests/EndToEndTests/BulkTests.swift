@@ -272,8 +272,11 @@ final class BulkTests: XCTestCase {
 
     /// Runs `args` in the background; once `started` holds, freezes the server (so a transaction
     /// is on its way), sends SIGINT, lets the server go on, and returns the exit status and stderr.
-    func interrupt(_ args: [String], on dedicated: ZooKeeperServer, when started: () throws -> Bool) throws -> (Int32?, String) {
-        let process = try BackgroundProcess(zkctlBinaryPath(), ["-s", dedicated.connectString, "--timeout", "20s"] + args,
+    /// Runs zkctl `args` against `dedicated` (through `relay` when given), and once `started`
+    /// says the work is under way, stops the server, sends SIGINT and lets the server go on.
+    func interrupt(_ args: [String], on dedicated: ZooKeeperServer, through relay: FaultRelay? = nil,
+                   when started: () throws -> Bool) throws -> (Int32?, String) {
+        let process = try BackgroundProcess(zkctlBinaryPath(), ["-s", relay?.address ?? dedicated.connectString, "--timeout", "20s"] + args,
                                             environment: environment([:]), directory: scratch)
         let deadline = Date().addingTimeInterval(240)
         var seen = false
@@ -307,7 +310,13 @@ final class BulkTests: XCTestCase {
                                             environment: environment([:]), directory: scratch)
         defer { arrival.kill() }
         XCTAssertTrue(arrival.waitForStderr { $0.contains("does not exist yet") }, arrival.stderr)
-        var (status, stderr) = try interrupt(["import", file], on: dedicated) {
+        // With four transactions in flight the import can end before the signal lands: through a
+        // relay that delays every packet by 40 ms each way, the 50-odd transactions take over a
+        // second, while the first is seen (and the signal sent) within about 100 ms.
+        let slow = try FaultRelay(upstreamPort: serverPort(dedicated))
+        defer { slow.stop() }
+        slow.mode = .latency(milliseconds: 40)
+        var (status, stderr) = try interrupt(["import", file], on: dedicated, through: slow) {
             arrival.stdout.contains("created ")
         }
         XCTAssertEqual(status, 130, stderr)
