@@ -65,7 +65,7 @@ public enum Common {
 
     /// `readInput` into an array of bytes: a file is read straight into it (no `Data` copied).
     public static func readBytes(_ name: String) throws -> [UInt8] {
-        if name == "-" { return [UInt8](try readInput(name)) }
+        if name == "-" { return readStandardInput() }
         let fd = open(name, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CommandError.noInput("cannot read '\(name)'") }
         defer { close(fd) }

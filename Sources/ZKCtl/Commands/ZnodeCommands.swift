@@ -68,12 +68,11 @@ extension CommandTable {
     /// The stat for text output, with the JSON's field names in the JSON's order (so a reader of
     /// the text finds the key to give jq).
     static func statFields(_ s: Stat) -> [(String, String)] {
-        func hex(_ v: Int64) -> String { "0x" + String(UInt64(bitPattern: v), radix: 16) }
-        return [
-            ("czxid", hex(s.czxid)), ("mzxid", hex(s.mzxid)), ("pzxid", hex(s.pzxid)),
+        [
+            ("czxid", hexText(s.czxid)), ("mzxid", hexText(s.mzxid)), ("pzxid", hexText(s.pzxid)),
             ("ctime", isoTime(s.ctime)), ("mtime", isoTime(s.mtime)),
             ("version", String(s.version)), ("cversion", String(s.cversion)), ("aversion", String(s.aversion)),
-            ("ephemeralOwner", hex(s.ephemeralOwner)),
+            ("ephemeralOwner", hexText(s.ephemeralOwner)),
             ("dataLength", String(s.dataLength)), ("numChildren", String(s.numChildren)),
         ]
     }

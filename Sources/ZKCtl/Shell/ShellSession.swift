@@ -83,7 +83,7 @@ final class ShellSession: Sendable {
         let (id, how, ephemerals, watches) = state.withLock { s in
             (s.sessionID, old.ending ?? old.state, s.ephemerals, s.watches.sorted { $0.key < $1.key }.map(\.value))
         }
-        var parts = ["session 0x" + String(UInt64(bitPattern: id), radix: 16) + (how == .expired ? " expired" : how == .authFailed ? " ended: the server refused its credentials" : " ended")]
+        var parts = ["session " + hexText(id) + (how == .expired ? " expired" : how == .authFailed ? " ended: the server refused its credentials" : " ended")]
         if !ephemerals.isEmpty { parts.append("lost ephemeral " + ephemerals.joined(separator: ", ")) }
         if !watches.isEmpty { parts.append("lost watches on " + watches.joined(separator: "; ") + " (the running command sets them again)") }
         if ephemerals.isEmpty && watches.isEmpty { parts.append("no ephemeral nodes or watches were lost") }
@@ -102,7 +102,7 @@ final class ShellSession: Sendable {
             s.renewal = nil
         }
         monitor(client)
-        output.error((parts + ["the shell opened a new session 0x" + String(UInt64(bitPattern: client.sessionID), radix: 16)]).joined(separator: "; "))
+        output.error((parts + ["the shell opened a new session " + hexText(client.sessionID)]).joined(separator: "; "))
         return client
     }
 
