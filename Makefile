@@ -68,8 +68,14 @@ build:
 # executable: a one-shot command starts about a third faster, and its peak RSS drops by about
 # 7 MiB, as the loader has far fewer relocations to apply (benchmarks/FINDINGS.md, finding 2).
 # scripts/link comes first on the linker's search path: its libstdc++.so is a linker script that
-# takes the C++ runtime the Swift runtime needs from GCC's static archive (finding 13).
-RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie --disable-local-rpath -Xlinker -L$(CURDIR)/scripts/link
+# takes the C++ runtime the Swift runtime needs from GCC's static archive (finding 13); GCC's
+# own runtime is linked from its archive too (-static-libgcc: no libgcc_s to load, and no CPU
+# probe in its constructor). The frontend flag makes our modules reach generic types' metadata
+# through accessor functions instead of demangling their names at run time, which looked up
+# conformances on every first use (finding 14).
+RELEASE_FLAGS = -c release -Xswiftc -static-stdlib -Xswiftc -Xclang-linker -Xswiftc -no-pie --disable-local-rpath -Xlinker -L$(CURDIR)/scripts/link \
+	-Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
+	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors
 release:
 	$(SWIFT) build $(RELEASE_FLAGS)
 

@@ -57,42 +57,15 @@ public enum Common {
         if name == "-" {
             return Data(readStandardInput())
         }
-        guard let data = FileManager.default.contents(atPath: name) else {
-            throw CommandError.noInput("cannot read '\(name)'")
-        }
-        return data
+        guard let bytes = readFile(name) else { throw CommandError.noInput("cannot read '\(name)'") }
+        return Data(bytes)
     }
 
     /// `readInput` into an array of bytes: a file is read straight into it (no `Data` copied).
     public static func readBytes(_ name: String) throws -> [UInt8] {
         if name == "-" { return readStandardInput() }
-        let fd = open(name, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CommandError.noInput("cannot read '\(name)'") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw CommandError.noInput("cannot read '\(name)'") }
-        // The size is a first guess (a file may grow, and /proc or a pipe say 0): read to the end.
-        var bytes: [UInt8] = []
-        var room = max(Int(info.st_size) + 1, 64 * 1024)
-        while true {
-            let before = bytes.count
-            var failed = false
-            bytes.append(contentsOf: repeatElement(0, count: room))
-            let got = bytes.withUnsafeMutableBufferPointer { b -> Int in
-                var total = 0
-                while total < room {
-                    let n = read(fd, b.baseAddress! + before + total, room - total)
-                    if n < 0 { if errno == EINTR { continue }; failed = true; return total }
-                    if n == 0 { break }
-                    total += n
-                }
-                return total
-            }
-            bytes.removeLast(room - got)
-            if failed { throw CommandError.noInput("cannot read '\(name)'") }
-            if got < room { return bytes }
-            room = bytes.count
-        }
+        guard let bytes = readFile(name) else { throw CommandError.noInput("cannot read '\(name)'") }
+        return bytes
     }
 
     /// A znode's data as text for a terminal: UTF-8 with its control characters but newline and
@@ -112,6 +85,45 @@ public enum Common {
 
 /// Foundation also has an `Operation`; inside this module the name means ZooKeeper's request.
 typealias Operation = ZooKeeper.Operation
+
+/// The whole of a file's bytes, nil when it cannot be opened or read. The size is a first guess
+/// (a file may grow, and /proc or a pipe say 0): it reads to the end. Plain descriptor reads,
+/// so a config file read at start-up costs no `FileManager` or `Data`.
+func readFile(_ name: String) -> [UInt8]? {
+    let fd = open(name, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { return nil }
+    var bytes: [UInt8] = []
+    var room = max(Int(info.st_size) + 1, 4096)
+    while true {
+        let before = bytes.count
+        var failed = false
+        bytes.append(contentsOf: repeatElement(0, count: room))
+        let got = bytes.withUnsafeMutableBufferPointer { b -> Int in
+            var total = 0
+            while total < room {
+                let n = read(fd, b.baseAddress! + before + total, room - total)
+                if n < 0 { if errno == EINTR { continue }; failed = true; return total }
+                if n == 0 { break }
+                total += n
+            }
+            return total
+        }
+        bytes.removeLast(room - got)
+        if failed { return nil }
+        if got < room { return bytes }
+        room = bytes.count
+    }
+}
+
+/// Bytes as UTF-8 text, nil when they are not UTF-8; a leading byte-order mark is dropped, as
+/// Foundation's `String(data:encoding:)` drops it.
+func utf8Text(_ bytes: [UInt8]) -> String? {
+    if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return String(validating: bytes.dropFirst(3), as: UTF8.self) }
+    return String(validating: bytes, as: UTF8.self)
+}
 
 /// All of standard input, to its end (a read interrupted by a signal is taken up again; a
 /// failed read ends it with what came before).

@@ -28,6 +28,21 @@ extension Unicode.Scalar {
     }
 }
 
+extension Array where Element == String {
+    /// The strings with `separator` between them, as `joined(separator:)` gives them. The
+    /// standard library's generic `joined` looks up conformances at run time on its first call,
+    /// about a tenth of a millisecond of a one-shot command's start (benchmarks/FINDINGS.md §14);
+    /// this one is plain concatenation.
+    package func joinedText(_ separator: String) -> String {
+        var text = ""
+        for (i, part) in enumerated() {
+            if i > 0 { text += separator }
+            text += part
+        }
+        return text
+    }
+}
+
 extension StringProtocol {
     /// The text without leading and trailing blanks (`trimmingCharacters(in: .whitespaces)`).
     package func trimmingBlanks() -> String {

@@ -161,7 +161,7 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public init(host: String, port: Int) { self.host = host; self.port = port }
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
     public var servers: [Server]
@@ -266,14 +266,14 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
 
     /// The form people read and zkctl parses back: IPv6 addresses in brackets.
     public var description: String {
-        servers.map(\.description).joined(separator: ",") + (chroot ?? "")
+        servers.map(\.description).joinedText(",") + (chroot ?? "")
     }
 
     /// The form the C client takes. It splits each server at its last ':' and hands the host to
     /// getaddrinfo as it is, so an IPv6 address goes without brackets (`::1:2181`); with them,
     /// getaddrinfo refuses the name.
     public var clientForm: String {
-        servers.map { "\($0.host):\($0.port)" }.joined(separator: ",") + (chroot ?? "")
+        servers.map { "\($0.host):\($0.port)" }.joinedText(",") + (chroot ?? "")
     }
 }
 

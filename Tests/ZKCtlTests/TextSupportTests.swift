@@ -204,4 +204,35 @@ final class TextSupportTests: XCTestCase {
         }
         XCTAssertEqual(temporaryDirectory() + "/", NSTemporaryDirectory())
     }
+
+    func testJoinedTextMatchesJoined() {
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<2_000 {
+            let parts = (0..<Int(rng.next() % 5)).map { _ in randomText(&rng, maxLength: 4) }
+            for separator in ["", ",", ", ", " "] {
+                XCTAssertEqual(parts.joinedText(separator), parts.joined(separator: separator), "\(parts)")
+            }
+        }
+        // The connect string's forms, built with it.
+        let cs = ConnectString(servers: [.init(host: "a", port: 1), .init(host: "::1", port: 2181)], chroot: "/app")
+        XCTAssertEqual(cs.description, "a:1,[::1]:2181/app")
+        XCTAssertEqual(cs.clientForm, "a:1,::1:2181/app")
+    }
+
+    func testFilesReadAsFoundationReadThem() throws {
+        let dir = try ZKTestPaths.makeTemporaryDirectory(label: "readfile")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases: [[UInt8]] = [[], Array("[zkctl]\ntimeout = 3s\n".utf8), [0xEF, 0xBB, 0xBF] + Array("[zkctl]\n".utf8),
+                                [0xEF, 0xBB, 0xBF], Array(repeating: 0x61, count: 200_000), [0xFF, 0xFE, 0x0A]]
+        for (n, bytes) in cases.enumerated() {
+            let path = dir.path + "/f\(n)"
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+            XCTAssertEqual(readFile(path), bytes, "file \(n)")
+            XCTAssertEqual(try Common.readBytes(path), bytes, "file \(n)")
+            XCTAssertEqual(utf8Text(bytes), String(data: Data(bytes), encoding: .utf8), "file \(n)")
+            XCTAssertEqual(try? String(contentsOfFile: path, encoding: .utf8), readFile(path).flatMap(utf8Text), "file \(n)")
+        }
+        XCTAssertNil(readFile(dir.path + "/none"))
+        XCTAssertNil(readFile(dir.path), "a directory is not a file")
+    }
 }

@@ -223,7 +223,8 @@ public enum Parser {
 
     private static func checkArguments(_ parsed: ParsedCommand) throws(UsageError) {
         let specs = parsed.spec.arguments
-        let name = parsed.path.joined(separator: " ")
+        // The command's name, only for a message (joining costs a generic instantiation at start-up).
+        var name: String { parsed.path.joined(separator: " ") }
         let given = parsed.positionals
         let required = specs.filter { !$0.optional }.count
         if given.count < required {

@@ -112,7 +112,7 @@ public struct Settings: Sendable {
         let configFromEnvironment = configOption.environmentVariables.lazy.compactMap { env[$0] }.first { !$0.isEmpty }
         if let explicit = parsed[GlobalOptions.config] ?? configFromEnvironment {
             fileName = explicit
-            guard let data = FileManager.default.contents(atPath: explicit) else {
+            guard let data = readFile(explicit) else {
                 throw CommandError.noInput("cannot read config file '\(explicit)'")
             }
             file = try IniFile(parsing: data, name: explicit, command: path)
@@ -120,7 +120,7 @@ public struct Settings: Sendable {
             let home = env["HOME"] ?? homeDirectory()
             let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.config"
             let candidate = "\(base)/zkctl/config"
-            if let data = FileManager.default.contents(atPath: candidate) {
+            if let data = readFile(candidate) {
                 fileName = candidate
                 file = try IniFile(parsing: data, name: candidate, command: path)
             }
@@ -316,14 +316,14 @@ public struct Settings: Sendable {
         }
         for (what, file) in [("CA file", ca), ("certificate", cert), ("key", key)] {
             guard let file else { continue }
-            guard FileManager.default.isReadableFile(atPath: file.value) else {
+            guard access(file.value, R_OK) == 0 else {
                 throw CommandError.noInput("cannot read TLS \(what) '\(file.value)' (from \(file.source))")
             }
         }
         // The key: in --tls-key, else in the certificate's file (PEM may hold both).
         if let keyFile = key?.value ?? cert?.value {
             var info = stat()
-            if stat(keyFile, &info) == 0, info.st_mode & 0o044 != 0, key != nil || FileManager.default.contents(atPath: keyFile).map(holdsPrivateKey) == true {
+            if stat(keyFile, &info) == 0, info.st_mode & 0o044 != 0, key != nil || readFile(keyFile).map(holdsPrivateKey) == true {
                 warnings.append("TLS key file '\(keyFile)' can be read by other users; chmod 600 it")
             }
         }
@@ -358,8 +358,8 @@ public struct Settings: Sendable {
     }
 
     /// Whether PEM text holds a private key (only the marker is looked for; nothing is kept).
-    static func holdsPrivateKey(_ data: Data) -> Bool {
-        data.firstRange(of: Array("PRIVATE KEY-----".utf8)) != nil
+    static func holdsPrivateKey(_ bytes: [UInt8]) -> Bool {
+        bytes.firstRange(of: Array("PRIVATE KEY-----".utf8)) != nil
     }
 
     /// A yes/no setting's value, nil when it is neither.
@@ -413,7 +413,7 @@ public struct Settings: Sendable {
     }
 
     static func readAuthFile(_ name: String, warnings: inout [String], command: [String]) throws -> [String] {
-        guard let text = try? String(contentsOfFile: name, encoding: .utf8) else {
+        guard let text = readFile(name).flatMap(utf8Text) else {
             throw CommandError.noInput("cannot read auth file '\(name)'")
         }
         var info = stat()
@@ -463,7 +463,7 @@ public struct Settings: Sendable {
             }
             return Sourced(value: try checked(combined), source: first.source)
         }
-        if text.contains("://") {
+        if text.utf8.firstRange(of: "://".utf8) != nil {
             throw UsageError("bad server URL '\(text)' from \(first.source): only zookeeper:// URLs are understood", command: command)
         }
         return Sourced(value: try checked(text), source: first.source)
@@ -485,8 +485,8 @@ public struct IniFile: Sendable {
     public private(set) var entries: [Entry] = []
 
     /// Parses the file's bytes, which must be UTF-8 text.
-    public init(parsing data: Data, name: String, command: [String] = []) throws(UsageError) {
-        guard let text = String(data: data, encoding: .utf8) else {
+    public init(parsing bytes: [UInt8], name: String, command: [String] = []) throws(UsageError) {
+        guard let text = utf8Text(bytes) else {
             throw UsageError("bad config file '\(name)': not UTF-8 text", command: command)
         }
         try self.init(parsing: text, name: name, command: command)
