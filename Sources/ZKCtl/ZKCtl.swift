@@ -95,9 +95,12 @@ public enum ZKCtl {
 }
 
 extension ZKCtl {
-    /// Hands the calling thread (main's, while the command runs as a task) to the client's
-    /// blocking calls, such as closing the session, for the rest of the process.
-    public static func serveBlockingWork() -> Never {
+    /// The executor the command's task prefers: the main thread, once it calls `serveMainThread`.
+    public static var mainThread: any TaskExecutor { MainThreadExecutor.shared }
+
+    /// Hands the calling thread (main's) to the jobs of the tasks that prefer `mainThread` and to
+    /// the client's blocking calls, such as closing the session, for the rest of the process.
+    public static func serveMainThread() -> Never {
         BlockingWork.serve()
     }
 

@@ -450,36 +450,91 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
 /// Where blocking calls run (zookeeper_init2 with host names, zookeeper_close, probes), off
 /// Swift's cooperative pool: on the program's serving thread when it is free, else on a thread
 /// of their own. A program that has nothing else for its main thread to do (zkctl's main) hands
-/// it over with `serve()`, which saves a one-shot command creating a thread to close its session.
+/// it over with `serve()`: a one-shot command then creates no thread to close its session.
 public enum BlockingWork {
-    private struct State {
-        var serverIdle = false
-        var job: (@Sendable () -> Void)?
-    }
-
-    private static let state = Mutex(State())
-    private static let wake = DispatchSemaphore(value: 0)
-
     static func run(_ job: @escaping @Sendable () -> Void) {
-        let handed = state.withLock { s -> Bool in
-            guard s.serverIdle else { return false }
-            s.serverIdle = false
-            s.job = job
-            return true
-        }
-        if handed { wake.signal() } else { startThread(job) }
+        if !MainThreadExecutor.shared.takeIfIdle(job) { startThread(job) }
     }
 
-    /// Runs blocking work on the calling thread, one job at a time, for ever.
+    /// Serves the calling thread (the main thread) for ever: the jobs of the tasks that prefer
+    /// `MainThreadExecutor.shared`, and blocking work handed to it while it is idle.
     public static func serve() -> Never {
+        MainThreadExecutor.shared.serve()
+    }
+}
+
+/// The main thread as a task executor. zkctl starts its command as a task that prefers it (with
+/// its structured children: task groups, `async let`), so a one-shot command runs on the thread
+/// the process began with, and the global concurrent pool, with its worker and manager threads,
+/// is not started for it (benchmarks/FINDINGS.md §14). Unstructured tasks (`Task {}`: a lease's
+/// heartbeat and watchdog, a lock's watcher) do not inherit the preference and still run on the
+/// global pool, so a blocking call here never holds them up.
+///
+/// The same thread takes blocking work (`BlockingWork.run`) when it has no job to run; while it
+/// runs one, jobs wait, and other blocking work gets a thread of its own.
+public final class MainThreadExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked: every field below is read and written with `mutex` held; the mutex and the
+    // condition live at fixed addresses for the process's life (the executor is never freed).
+    public static let shared = MainThreadExecutor()
+
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let ready: UnsafeMutablePointer<pthread_cond_t>
+    private var jobs: [UnownedJob] = []
+    private var blocking: (@Sendable () -> Void)?
+    /// Waiting in `serve` with nothing to run.
+    private var idle = false
+    /// The thread in `serve`, once one is.
+    private var server: pthread_t?
+
+    private init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        ready = .allocate(capacity: 1)
+        ready.initialize(to: pthread_cond_t())
+        pthread_cond_init(ready, nil)
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        pthread_mutex_lock(mutex)
+        jobs.append(job)
+        pthread_cond_signal(ready)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Hands `work` to the serving thread if it is waiting with nothing to run, or if the caller
+    /// is a job on that thread (which is about to wait for `work`: the command closing its
+    /// session); false otherwise (no thread serves, or it is busy with something else).
+    func takeIfIdle(_ work: @escaping @Sendable () -> Void) -> Bool {
+        let caller = pthread_self()
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        guard blocking == nil, let server, idle && jobs.isEmpty || pthread_equal(server, caller) != 0 else { return false }
+        blocking = work
+        idle = false
+        pthread_cond_signal(ready)
+        return true
+    }
+
+    func serve() -> Never {
+        pthread_mutex_lock(mutex)
+        server = pthread_self()
+        pthread_mutex_unlock(mutex)
         while true {
-            state.withLock { $0.serverIdle = true }
-            wake.wait()
-            let job = state.withLock { s -> (@Sendable () -> Void)? in
-                defer { s.job = nil }
-                return s.job
+            pthread_mutex_lock(mutex)
+            while jobs.isEmpty && blocking == nil {
+                idle = true
+                pthread_cond_wait(ready, mutex)
             }
-            job?()
+            idle = false
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            let work = blocking
+            blocking = nil
+            pthread_mutex_unlock(mutex)
+            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            work?()
         }
     }
 }

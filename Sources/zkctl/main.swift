@@ -1,14 +1,14 @@
 import Glibc
 import ZKCtl
 
-// The command runs as a task and exits the process from there. The main thread serves the
-// client's blocking calls meanwhile (closing the session, say), so no thread is made for them.
-// (Swift's async main would park the main thread in dispatch_main, which ends it with
-// pthread_exit: an unwind of the main stack, then an exit through yet another thread, paid by
-// every one-shot command.)
+// The command runs as a task that prefers the main thread, and exits the process from there.
+// The main thread runs its jobs (and its task groups' children) and the client's blocking calls
+// (closing the session, say), so a one-shot command starts no thread of the global pool and none
+// for those calls. (Swift's async main would park the main thread in dispatch_main, which ends
+// it with pthread_exit: an unwind of the main stack, then an exit through yet another thread.)
 func start(_ arguments: [String]) {
-    Task.detached { exit(await ZKCtl.run(arguments)) }
+    Task(executorPreference: ZKCtl.mainThread) { exit(await ZKCtl.run(arguments)) }
 }
 
 start(Array(CommandLine.arguments.dropFirst()))
-ZKCtl.serveBlockingWork()
+ZKCtl.serveMainThread()
