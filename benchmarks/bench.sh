@@ -8,7 +8,7 @@
 #   BENCH_SHELL_GETS=1000   gets of one znode inside one `zkctl shell` (the shell job)
 #   BENCH_RUNS=5            runs of each fast tool at 10k (BENCH_RUNS_100K=2 at 100k)
 #   BENCH_SLOW_RUNS=3       runs of zkCli.sh, zk-shell and kazoo at 10k (1 at 100k)
-#   BENCH_ONESHOT_RUNS=11   runs of each one-shot command
+#   BENCH_ONESHOT_RUNS=51   runs of each one-shot command (a few ms each: 11 left the median to the noise)
 #   BENCH_SWEEP=16,64,128,256,512,1024   --max-inflight values swept at 10k (BENCH_SWEEP_RUNS=3 runs)
 #   BENCH_SWEEP_100K=64,256,1024         and at 100k (BENCH_SWEEP_RUNS_100K=1 run)
 #   BENCH_DEADLINE=1800     seconds after which bench.py stops starting new rounds
