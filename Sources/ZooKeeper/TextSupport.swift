@@ -99,6 +99,18 @@ extension StringProtocol {
         }
         return String(out)
     }
+
+    /// Every `target` scalar replaced by `replacement`, whatever follows it. For quoting and
+    /// escaping (shell, SQL, Prometheus labels): there a quote with a combining mark after it
+    /// still ends the quoted text, so `replacingEvery`'s Foundation rule (which leaves such a
+    /// quote alone) would let the rest of the value out of the quotes.
+    package func replacingEveryScalar(_ target: Unicode.Scalar, with replacement: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if scalar == target { out.append(contentsOf: replacement.unicodeScalars) } else { out.append(scalar) }
+        }
+        return String(out)
+    }
 }
 
 /// `0x` and the lower-case hex digits of `value` (printf's `0x%llx`).

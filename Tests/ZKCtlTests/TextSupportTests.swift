@@ -235,4 +235,25 @@ final class TextSupportTests: XCTestCase {
         XCTAssertNil(readFile(dir.path + "/none"))
         XCTAssertNil(readFile(dir.path), "a directory is not a file")
     }
+
+    func testQuotingTakesAQuoteWithACombiningMarkAfterIt() throws {
+        // A quote followed by a combining mark still ends a quoted string in a shell or in SQL.
+        let texts = ["it'\u{301}s; echo injected", "'\u{301}", "a'b", "plain", "''\u{308}'", "x\u{301}'"]
+        for text in texts {
+            let quoted = ConfigSupport.shellQuoted(text)
+            let sh = Process()
+            sh.executableURL = URL(fileURLWithPath: "/bin/sh")
+            sh.arguments = ["-c", "printf %s \(quoted)"]
+            let out = Pipe()
+            sh.standardOutput = out
+            try sh.run()
+            let printed = out.fileHandleForReading.readDataToEndOfFile()
+            sh.waitUntilExit()
+            XCTAssertEqual(String(decoding: printed, as: UTF8.self), text, "the shell reads back \(quoted)")
+            XCTAssertEqual(Completions.quote(text), quoted)
+            XCTAssertEqual(ConfigSupport.sqlQuoted(text).unicodeScalars.filter { $0 == "'" }.count,
+                           2 + 2 * text.unicodeScalars.filter { $0 == "'" }.count, "SQL doubles every quote in \(text)")
+        }
+        XCTAssertEqual("a\"\u{301}\\".replacingEveryScalar("\"", with: "\\\""), "a\\\"\u{301}\\")
+    }
 }

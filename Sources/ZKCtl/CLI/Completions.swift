@@ -57,7 +57,7 @@ public enum Completions {
     }
 
     static func quote(_ s: String) -> String {
-        "'" + s.replacingEvery("'", with: "'\\''") + "'"
+        "'" + s.replacingEveryScalar("'", with: "'\\''") + "'"
     }
 
     // MARK: bash and zsh share the walking logic; each has its own glue.

@@ -307,7 +307,7 @@ enum ConfigSupport {
 
     /// `'text'` for a POSIX shell, with every `'` written as `'\''`.
     static func shellQuoted(_ text: String) -> String {
-        "'" + text.replacingEvery("'", with: "'\\''") + "'"
+        "'" + text.replacingEveryScalar("'", with: "'\\''") + "'"
     }
 
     static func envLines(_ entries: [(String, JSONValue)], prefix: String) throws -> [String] {
@@ -331,7 +331,7 @@ enum ConfigSupport {
 
     /// `'text'` for SQL, with every `'` doubled.
     static func sqlQuoted(_ text: String) -> String {
-        "'" + text.replacingEvery("'", with: "''") + "'"
+        "'" + text.replacingEveryScalar("'", with: "''") + "'"
     }
 
     static func sqlLines(_ entries: [(String, JSONValue, Int32)]) -> [String] {

@@ -269,8 +269,8 @@ extension CommandTable {
 
         /// A label value with `\`, `"` and newlines escaped.
         static func label(_ value: String) -> String {
-            value.replacingEvery("\\", with: "\\\\").replacingEvery("\"", with: "\\\"")
-                .replacingEvery("\n", with: "\\n")
+            value.replacingEveryScalar("\\", with: "\\\\").replacingEveryScalar("\"", with: "\\\"")
+                .replacingEveryScalar("\n", with: "\\n")
         }
     }
 
