@@ -56,9 +56,8 @@ public enum Completions {
         ["--\(o.long)"] + (o.short.map { ["-\($0)"] } ?? [])
     }
 
-    static func quote(_ s: String) -> String {
-        "'" + s.replacingEveryScalar("'", with: "'\\''") + "'"
-    }
+    /// A word for the completion scripts, quoted as `config export --format env` quotes values.
+    static func quote(_ s: String) -> String { ConfigSupport.shellQuoted(s) }
 
     // MARK: bash and zsh share the walking logic; each has its own glue.
 
