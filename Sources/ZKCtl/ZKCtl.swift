@@ -1,6 +1,4 @@
-@preconcurrency import Dispatch
 import Glibc
-import Dispatch
 import Synchronization
 import ZooKeeper
 
@@ -124,41 +122,45 @@ extension ZKCtl {
 /// The handlers are installed with `sigaction(SA_SIGINFO)` so that zkctl learns how each signal
 /// came (see `SignalDelivery`): a child that shares zkctl's process group already got a
 /// terminal's Ctrl-C, and must not get it a second time from zkctl. The handler itself only
-/// writes the signal's number, code and sender to a pipe; a dispatch source reads it there.
-final class SignalGuard: @unchecked Sendable {
-    // Sendable: `source` is set once in init; cancel() is the only later use.
-    private let source: (any DispatchSourceRead)?
+/// writes the signal's number, code and sender to a pipe; the event thread (`EventThread`)
+/// reads it there, and the first signal's cleanups run on a thread of their own, since stopping
+/// a child may take its grace period and the event thread keeps every deadline.
+final class SignalGuard: Sendable {
+    private let watch: UInt64?
 
     init(invocation: Invocation) {
         let pipe = SignalPipe.shared
         guard pipe.readEnd >= 0 else {
-            source = nil
+            watch = nil
             return
         }
         pipe.drain()
-        let source = DispatchSource.makeReadSource(fileDescriptor: pipe.readEnd, queue: .global())
-        source.setEventHandler {
+        watch = EventThread.shared.watch(pipe.readEnd) {
             while let delivery = pipe.next() {
                 if invocation.interceptsSignal(delivery) { continue }
                 // A second signal while the first is handled changes nothing.
                 guard invocation.recordSignal(delivery) else { continue }
-                invocation.runInterruptCleanups()
-                invocation.output.flush()
-                Task {
-                    await invocation.closeAll()
-                    exit(128 + delivery.signo)
-                }
+                let started = startThread(name: "zkctl.signal") { Self.stop(invocation, delivery) }
+                if !started { Self.stop(invocation, delivery) }
             }
         }
-        source.resume()
-        self.source = source
         pipe.install()
+    }
+
+    /// The signal path: the command's cleanups, its output flushed, every session closed, exit.
+    private static func stop(_ invocation: Invocation, _ delivery: SignalDelivery) {
+        invocation.runInterruptCleanups()
+        invocation.output.flush()
+        Task {
+            await invocation.closeAll()
+            exit(128 + delivery.signo)
+        }
     }
 
     func cancel() {
         // Once the command is over, a late SIGINT or SIGTERM is ignored, as while it ends.
         SignalPipe.shared.ignore()
-        source?.cancel()
+        if let watch { EventThread.shared.unwatch(watch) }
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// A value that is set once and awaited: the first `resume` wins, later ones are dropped. Whoever
@@ -40,10 +39,10 @@ public final class OneShot<Value: Sendable>: Sendable {
     public var value: Value? { state.withLock { $0.value } }
 
     /// Once `deadline` passes, sets the value `late()` returns, unless it is set by then. `late`
-    /// runs on a global dispatch queue; it must not capture what the deadline should not keep
+    /// runs on the event thread (`EventThread`), so it must not block; it must not capture what the deadline should not keep
     /// alive (the timer itself holds this one-shot weakly).
     public func resume(at deadline: ContinuousClock.Instant, with late: @escaping @Sendable () -> Value) {
-        schedule(after: deadline - .now) { [weak self] in
+        EventThread.shared.schedule(at: deadline) { [weak self] in
             guard let self, self.value == nil else { return }
             self.resume(late())
         }
@@ -70,8 +69,7 @@ public final class OneShot<Value: Sendable>: Sendable {
     }
 }
 
-/// Runs `body` once after `delay` on a global queue.
+/// Runs `body` once after `delay` on the event thread (`EventThread`); it must not block.
 func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) {
-    let ms = max(0, delay.milliseconds)
-    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(clamping: ms)), execute: body)
+    EventThread.shared.schedule(at: .now + delay, body)
 }
