@@ -198,6 +198,23 @@ final class ParserTests: XCTestCase {
         check(root, path: [])
     }
 
+    /// The root's entries repeat each command's name, aliases and `hidden` so that the parser
+    /// need not build the others: they must agree with the specs, name every family's command
+    /// once and in the families' order, and find each command by every name it answers to.
+    func testRootEntriesAgreeWithTheCommandsTheyBuild() {
+        let built = CommandTable.root.subcommands
+        XCTAssertEqual(built.map(\.name), CommandTable.families.map(\.name))
+        XCTAssertEqual(built.map(\.aliases), CommandTable.families.map(\.aliases))
+        XCTAssertEqual(built.map(\.hidden), CommandTable.families.map(\.hidden))
+        XCTAssertEqual(CommandTable.root.visibleSubcommandNames, built.filter { !$0.hidden }.map(\.name))
+        for spec in CommandTable.families {
+            for word in [spec.name] + spec.aliases {
+                XCTAssertEqual(CommandTable.root.subcommand(named: word)?.name, spec.name, "'\(word)' finds \(spec.name)")
+            }
+        }
+        XCTAssertNil(CommandTable.root.subcommand(named: "gett"))
+    }
+
     func testHelpListsEveryVisibleCommand() {
         let text = Help.text(for: [], root: CommandTable.root)
         for c in CommandTable.root.subcommands where !c.hidden {

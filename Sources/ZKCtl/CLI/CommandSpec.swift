@@ -266,7 +266,17 @@ public struct CommandSpec: Sendable {
     public var examples: [String]
     public var arguments: [ArgumentSpec]
     public var options: [OptionSpec]
-    public var subcommands: [CommandSpec]
+    /// Every subcommand, built (for the root: each one built as this asks for it).
+    public var subcommands: [CommandSpec] {
+        get {
+            switch children {
+            case .built(let specs): return specs
+            case .entries(let entries): return entries.map(\.spec)
+            }
+        }
+        set { children = .built(newValue) }
+    }
+    private var children: Children
     /// Everything after `--` is a command to run (`lock NAME -- CMD ARGS...`).
     public var takesCommand: Bool
     /// With `takesCommand`: whether the command after `--` must be there (usage shows it so).
@@ -287,7 +297,7 @@ public struct CommandSpec: Sendable {
         self.examples = examples
         self.arguments = arguments
         self.options = options
-        self.subcommands = subcommands
+        self.children = .built(subcommands)
         self.takesCommand = takesCommand
         self.commandRequired = commandRequired
         self.hidden = hidden
@@ -295,8 +305,38 @@ public struct CommandSpec: Sendable {
         self.handler = handler
     }
 
+    /// A command whose subcommands are entries (the root): only the entry a command line
+    /// names has its spec built.
+    public init(_ name: String, summary: String, options: [OptionSpec], entries: [CommandEntry]) {
+        self.init(name, summary: summary, options: options)
+        children = .entries(entries)
+    }
+
+    private enum Children: Sendable {
+        case built([CommandSpec])
+        case entries([CommandEntry])
+    }
+
+    var hasSubcommands: Bool {
+        switch children {
+        case .built(let specs): return !specs.isEmpty
+        case .entries(let entries): return !entries.isEmpty
+        }
+    }
+
+    /// The names of the subcommands that are not hidden, without building their specs.
+    var visibleSubcommandNames: [String] {
+        switch children {
+        case .built(let specs): return specs.filter { !$0.hidden }.map(\.name)
+        case .entries(let entries): return entries.filter { !$0.hidden }.map(\.name)
+        }
+    }
+
     func subcommand(named word: String) -> CommandSpec? {
-        subcommands.first { $0.name == word || $0.aliases.contains(word) }
+        switch children {
+        case .built(let specs): return specs.first { $0.name == word || $0.aliases.contains(word) }
+        case .entries(let entries): return entries.first { $0.name == word || $0.aliases.contains(word) }?.spec
+        }
     }
 
     func option(long: String) -> OptionSpec? { options.first { $0.long == long } }
@@ -310,4 +350,24 @@ public struct CommandSpec: Sendable {
         if takesCommand { parts.append(commandRequired ? "-- CMD [ARGS...]" : "[-- CMD [ARGS...]]") }
         return parts.joined(separator: " ")
     }
+}
+
+/// A subcommand that the parser finds by its name before its spec is built: the name, aliases
+/// and `hidden` are repeated from the spec (a test checks that they agree), the spec itself is
+/// a global built the first time it is asked for. So a command line builds the one command it
+/// runs; building every command's spec was an eighth of a one-shot command's own work.
+public struct CommandEntry: Sendable {
+    public let name: String
+    public let aliases: [String]
+    public let hidden: Bool
+    private let build: @Sendable () -> CommandSpec
+
+    public init(_ name: String, aliases: [String] = [], hidden: Bool = false, _ build: @escaping @Sendable () -> CommandSpec) {
+        self.name = name
+        self.aliases = aliases
+        self.hidden = hidden
+        self.build = build
+    }
+
+    public var spec: CommandSpec { build() }
 }

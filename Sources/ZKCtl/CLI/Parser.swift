@@ -138,9 +138,9 @@ public enum Parser {
                     break
                 }
             case .word:
-                if !current.subcommands.isEmpty && positionals.isEmpty {
+                if current.hasSubcommands && positionals.isEmpty {
                     guard let sub = current.subcommand(named: token.text) else {
-                        let names = current.subcommands.filter { !$0.hidden }.map(\.name)
+                        let names = current.visibleSubcommandNames
                         var message = path.isEmpty ? "unknown command '\(token.text)'" : "unknown subcommand '\(token.text)' for '\(path.joined(separator: " "))'"
                         if let guess = suggestion(for: token.text, among: names) { message += " (did you mean '\(guess)'?)" }
                         throw UsageError(message, command: path)
@@ -157,9 +157,9 @@ public enum Parser {
                                    command: command, helpRequested: help,
                                    firstLiteralPositional: firstLiteral ?? positionals.count)
         if help { return parsed }
-        if current.handler == nil && !current.subcommands.isEmpty {
+        if current.handler == nil && current.hasSubcommands {
             if path.isEmpty { return parsed }
-            let names = current.subcommands.filter { !$0.hidden }.map(\.name).joined(separator: ", ")
+            let names = current.visibleSubcommandNames.joined(separator: ", ")
             throw UsageError("'\(path.joined(separator: " "))' needs a subcommand (\(names))", command: path)
         }
         // A path typed with a trailing '/' (as shell completion leaves it) is the same path.

@@ -4,13 +4,53 @@ import ZooKeeper
 /// The whole command line, declared once. Parsing, help, usage errors, completions and the man
 /// page are all generated from it. Each command family declares its commands in its own file.
 public enum CommandTable {
-    public static let root = CommandSpec(
+    /// The commands, in the order help lists them. Each entry repeats its command's name (and
+    /// aliases) so that the parser builds only the command it runs (`CommandEntry`).
+    public static let root: CommandSpec = CommandSpec(
         "zkctl",
         summary: "a command-line admin tool for Apache ZooKeeper",
         options: globalOptions,
-        subcommands: [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
-            + coordinationCommands + backupCommands + toolCommands + ensembleCommands + toolkitCommands + [helpCommand] + hiddenCommands
-            + shellCommands)
+        entries: [
+            CommandEntry("status") { statusCommand },
+            CommandEntry("tree") { treeCommand },
+            CommandEntry("config") { configCommand },
+            CommandEntry("service") { serviceCommand },
+            CommandEntry("get") { getCommand },
+            CommandEntry("stat") { statCommand },
+            CommandEntry("exists") { existsCommand },
+            CommandEntry("ls") { lsCommand },
+            CommandEntry("set") { setCommand },
+            CommandEntry("create") { createCommand },
+            CommandEntry("delete", aliases: ["rm"]) { deleteCommand },
+            CommandEntry("acl") { aclCommand },
+            CommandEntry("watch") { watchCommand },
+            CommandEntry("lock") { lockCommand },
+            CommandEntry("run-once") { runOnceCommand },
+            CommandEntry("elect") { electCommand },
+            CommandEntry("export") { exportCommand },
+            CommandEntry("import") { importCommand },
+            CommandEntry("diff") { diffCommand },
+            CommandEntry("digest") { digestCommand },
+            CommandEntry("completion") { completionCommand },
+            CommandEntry("ensemble") { ensembleCommand },
+            CommandEntry("metrics") { metricsCommand },
+            CommandEntry("sessions") { sessionsCommand },
+            CommandEntry("txn") { txnCommand },
+            CommandEntry("find") { findCommand },
+            CommandEntry("du") { duCommand },
+            CommandEntry("quota") { quotaCommand },
+            CommandEntry("edit") { editCommand },
+            CommandEntry("help") { helpCommand },
+            CommandEntry("__generate", hidden: true) { generateCommand },
+            CommandEntry("__complete", hidden: true) { completeCommand },
+            CommandEntry("shell") { ShellCommand.command },
+        ])
+
+    /// The command families as each file declares them, in the order of `root`'s entries (a
+    /// test checks that the entries name exactly these commands).
+    static let families: [CommandSpec] = [statusCommand, treeCommand] + configCommands + serviceCommands + znodeCommands
+        + coordinationCommands + backupCommands + toolCommands + ensembleCommands + toolkitCommands + [helpCommand] + hiddenCommands
+        + shellCommands
 
     /// Options every command accepts, before or after the command name. No command may reuse
     /// these names (a test checks).

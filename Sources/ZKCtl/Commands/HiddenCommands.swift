@@ -2,27 +2,28 @@ import ZooKeeper
 
 extension CommandTable {
     /// Commands for packagers and shells, left out of help.
-    static let hiddenCommands: [CommandSpec] = [
-        CommandSpec(
-            "__generate", summary: "write a completion script or the man page to stdout",
-            arguments: [ArgumentSpec("WHAT", help: "bash, zsh, fish or man", type: .choice(["bash", "zsh", "fish", "man"]))],
-            hidden: true,
-            handler: { inv in
-                switch inv.argument(0) {
-                case "man": inv.output.write(ManPage.render(root))
-                case let shell: inv.output.write(completionScript(for: shell ?? ""))
-                }
-                return ExitCode.success
-            }),
-        CommandSpec(
-            "__complete", summary: "print live completion candidates; prints nothing when the server cannot be reached",
-            arguments: [
-                ArgumentSpec("KIND", help: "znode, config-key, service or lock", type: .choice(LiveCompletion.kinds.map(Completions.kindName))),
-                ArgumentSpec("PREFIX", help: "what has been typed", optional: true),
-            ],
-            hidden: true,
-            handler: runComplete),
-    ]
+    static let hiddenCommands: [CommandSpec] = [generateCommand, completeCommand]
+
+    static let generateCommand = CommandSpec(
+        "__generate", summary: "write a completion script or the man page to stdout",
+        arguments: [ArgumentSpec("WHAT", help: "bash, zsh, fish or man", type: .choice(["bash", "zsh", "fish", "man"]))],
+        hidden: true,
+        handler: { inv in
+            switch inv.argument(0) {
+            case "man": inv.output.write(ManPage.render(root))
+            case let shell: inv.output.write(completionScript(for: shell ?? ""))
+            }
+            return ExitCode.success
+        })
+
+    static let completeCommand = CommandSpec(
+        "__complete", summary: "print live completion candidates; prints nothing when the server cannot be reached",
+        arguments: [
+            ArgumentSpec("KIND", help: "znode, config-key, service or lock", type: .choice(LiveCompletion.kinds.map(Completions.kindName))),
+            ArgumentSpec("PREFIX", help: "what has been typed", optional: true),
+        ],
+        hidden: true,
+        handler: runComplete)
 
     /// Live values for shell completion: children of the typed parent (znode paths), config keys,
     /// service names or lock names. Never an error: a slow or absent server means no candidates.
