@@ -268,15 +268,14 @@ public struct CommandSpec: Sendable {
     public var options: [OptionSpec]
     /// Every subcommand, built (for the root: each one built as this asks for it).
     public var subcommands: [CommandSpec] {
-        get {
-            switch children {
-            case .built(let specs): return specs
-            case .entries(let entries): return entries.map(\.spec)
-            }
-        }
-        set { children = .built(newValue) }
+        get { entries.isEmpty ? built : entries.map(\.spec) }
+        set { built = newValue; entries = [] }
     }
-    private var children: Children
+    // Two plain arrays rather than an enum with two array payloads: such an enum keeps its case
+    // in the pointer's spare bits, and LeakSanitizer (the fuzz build) then takes the root's
+    // entries for a leak. Either `built` or `entries` is empty.
+    private var built: [CommandSpec]
+    private var entries: [CommandEntry] = []
     /// Everything after `--` is a command to run (`lock NAME -- CMD ARGS...`).
     public var takesCommand: Bool
     /// With `takesCommand`: whether the command after `--` must be there (usage shows it so).
@@ -297,7 +296,7 @@ public struct CommandSpec: Sendable {
         self.examples = examples
         self.arguments = arguments
         self.options = options
-        self.children = .built(subcommands)
+        self.built = subcommands
         self.takesCommand = takesCommand
         self.commandRequired = commandRequired
         self.hidden = hidden
@@ -309,34 +308,21 @@ public struct CommandSpec: Sendable {
     /// names has its spec built.
     public init(_ name: String, summary: String, options: [OptionSpec], entries: [CommandEntry]) {
         self.init(name, summary: summary, options: options)
-        children = .entries(entries)
-    }
-
-    private enum Children: Sendable {
-        case built([CommandSpec])
-        case entries([CommandEntry])
+        self.entries = entries
     }
 
     var hasSubcommands: Bool {
-        switch children {
-        case .built(let specs): return !specs.isEmpty
-        case .entries(let entries): return !entries.isEmpty
-        }
+        !built.isEmpty || !entries.isEmpty
     }
 
     /// The names of the subcommands that are not hidden, without building their specs.
     var visibleSubcommandNames: [String] {
-        switch children {
-        case .built(let specs): return specs.filter { !$0.hidden }.map(\.name)
-        case .entries(let entries): return entries.filter { !$0.hidden }.map(\.name)
-        }
+        entries.isEmpty ? built.filter { !$0.hidden }.map(\.name) : entries.filter { !$0.hidden }.map(\.name)
     }
 
     func subcommand(named word: String) -> CommandSpec? {
-        switch children {
-        case .built(let specs): return specs.first { $0.name == word || $0.aliases.contains(word) }
-        case .entries(let entries): return entries.first { $0.name == word || $0.aliases.contains(word) }?.spec
-        }
+        if entries.isEmpty { return built.first { $0.name == word || $0.aliases.contains(word) } }
+        return entries.first { $0.name == word || $0.aliases.contains(word) }?.spec
     }
 
     func option(long: String) -> OptionSpec? { options.first { $0.long == long } }
