@@ -62,6 +62,18 @@ final class TextSupportTests: XCTestCase {
         XCTAssertEqual("''".replacingEvery("'", with: "'\\''"), "'\\'''\\''")
     }
 
+    func testContainsBytesMatchesFoundation() {
+        var rng = SplitMix(seed: 11)
+        for _ in 0..<20_000 {
+            let text = randomText(&rng), needle = randomText(&rng, maxLength: 3)
+            XCTAssertEqual(text.containsBytes(of: needle), needle.isEmpty || text.utf8.firstRange(of: needle.utf8) != nil,
+                           "\(text.debugDescription) \(needle.debugDescription)")
+        }
+        XCTAssertTrue("zookeeper://h:1".containsBytes(of: "://"))
+        XCTAssertFalse("h:1,h:2/chroot".containsBytes(of: "://"))
+        XCTAssertFalse(":/".containsBytes(of: "://"))
+    }
+
     func testPaddingMatchesFoundation() {
         for text in ["", "a", "get", "--connect-timeout DURATION", "é", "\u{1F600}x", "exactly10!", "longer than the width"] {
             for width in 0...24 {

@@ -463,7 +463,7 @@ public struct Settings: Sendable {
             }
             return Sourced(value: try checked(combined), source: first.source)
         }
-        if text.utf8.firstRange(of: "://".utf8) != nil {
+        if text.containsBytes(of: "://") {
             throw UsageError("bad server URL '\(text)' from \(first.source): only zookeeper:// URLs are understood", command: command)
         }
         return Sourced(value: try checked(text), source: first.source)
