@@ -147,7 +147,9 @@ public final class Invocation: Sendable {
         progressLines.withLock { $0.append(line) }
     }
 
-    /// Clears every progress line this command shows.
+    /// Clears every progress line this command shows. A command calls it once its counted work
+    /// is done, before it prints its result or summary, so that no redraw lands after them; the
+    /// runner calls it again (harmlessly) whatever the command did.
     public func endProgress() {
         let all = progressLines.withLock { l -> [ProgressLine] in defer { l = [] }; return l }
         for line in all { line.end() }

@@ -147,6 +147,7 @@ extension CommandTable {
         } else {
             try await zk.setACL(path, acl: acl, version: version)
         }
+        inv.endProgress()
         inv.output.print(Printed.silentInText(json: .object(JSONObject([("path", .string(path)), ("acl", Common.aclJSON(acl)), ("updated", .int(updated))]))))
         return unreadable.exitCode(ExitCode.success)
     }

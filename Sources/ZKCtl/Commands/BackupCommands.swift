@@ -118,6 +118,8 @@ extension CommandTable {
             }
             throw error
         }
+        // The work is done: the line goes before the summary, so no redraw lands after it.
+        inv.endProgress()
         var note = "exported \(written) node\(written == 1 ? "" : "s") from \(root)"
         if skipped > 0 { note += "; left out \(skipped) ephemeral node\(skipped == 1 ? "" : "s")" }
         if !unreadable.isEmpty { note += "; skipped \(unreadable.summary) (not authorized)" }
@@ -466,6 +468,7 @@ extension CommandTable {
     }
 
     static func printSummary(_ plan: ImportPlan, inv: Invocation, file: String, snapshot: BackupSnapshot, targetRoot: String, dryRun: Bool) {
+        inv.endProgress()
         inv.output.print(Printed(json: .object(summaryObject(plan, file: file, snapshot: snapshot, targetRoot: targetRoot, dryRun: dryRun))) { out in
             out.note("imported \(file) into \(targetRoot): \(plan.created) created, \(plan.updated) updated, \(plan.skipped) skipped, \(plan.removed) removed")
         })

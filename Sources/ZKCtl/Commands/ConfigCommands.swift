@@ -505,6 +505,7 @@ extension CommandTable {
         inv.showProgress("config export", counter)
         let entries = try await ConfigSupport.readAll(zk, root: inv.settings.configRoot.value, data: true, maxInFlight: inv.maxInFlight,
                                                       counter: counter)
+        inv.endProgress()
         let out = inv.output
         switch format {
         case "env":
@@ -598,6 +599,7 @@ extension CommandTable {
             let plan = try await ConfigSupport.importPlan(zk, root: root, items: items, prune: prune, acl: acl, maxInFlight: inv.maxInFlight,
                                                           counter: counter)
             if dryRun {
+                inv.endProgress()
                 ConfigSupport.printPlan(plan, output: inv.output, applied: false)
                 return ExitCode.success
             }
@@ -622,6 +624,7 @@ extension CommandTable {
                 let what = done == 0 ? "nothing was written" : "\(done) of \(batches.count) batches were written"
                 throw CommandError.conflict("the configuration changed during the import (\(ExitCode.message(for: error))); \(what)")
             }
+            inv.endProgress()
             ConfigSupport.printPlan(plan, output: inv.output, applied: true)
             return ExitCode.success
         }

@@ -158,6 +158,7 @@ extension CommandTable {
                 try out.check()
                 for node in level where filter.matches(node) { try emit(node) }
             }
+            inv.endProgress()
         }, ndjson: { node in
             statJSON(path: node.path, node.stat)
         }, collected: { nodes -> Printed in
@@ -265,6 +266,7 @@ extension CommandTable {
             for node in level { usage.add(node) }
             counter.add(level.count)
         }
+        inv.endProgress()
         if usage.rows.isEmpty { throw ZooKeeperError(.noNode, path: root) }
         let rows = usage.sorted(top: inv[DuOptions.top])
         out.print(Printed(json: .array(rows.map(\.json))) { out in

@@ -57,6 +57,7 @@ extension CommandTable {
                 for node in level { try emit(node) }
                 counter.add(level.count)
             }
+            inv.endProgress()
         }, ndjson: { node in
             nodeJSON(node, withStat: withStat, withData: withData, children: nil, maxDepth: depth)
         }, collected: { all -> Printed in

@@ -497,6 +497,7 @@ extension CommandTable {
                 throw CommandError.conflict("\(path): has children (use --recursive to delete the subtree)")
             }
         }
+        inv.endProgress()
         inv.output.print(Printed.silentInText(json: .object(JSONObject([("path", .string(path)), ("deleted", .int(deleted))]))))
         return unreadable.exitCode(ExitCode.success)
     }
