@@ -32,7 +32,10 @@ let package = Package(
         // nothing of argv or output, so that any Swift program can use them.
         .target(name: "ZooKeeperRecipes", dependencies: ["ZooKeeper"], swiftSettings: strict),
         .target(name: "ZKCtl", dependencies: ["ZooKeeper", "ZooKeeperRecipes", "CEditline"], swiftSettings: strict),
-        .executableTarget(name: "zkctl", dependencies: ["ZKCtl"], swiftSettings: strict),
+        // argv for main, kept from the C library's call to the executable's constructors; it also
+        // keeps the Swift runtime's own argv search (a read of /proc/self/maps) out of the binary.
+        .target(name: "CStartup"),
+        .executableTarget(name: "zkctl", dependencies: ["ZKCtl", "CStartup"], swiftSettings: strict),
         .target(name: "ZKTestSupport", path: "Tests/ZKTestSupport", swiftSettings: strict),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "ZKTestSupport"], swiftSettings: strict),
         .testTarget(name: "ZooKeeperRecipesTests", dependencies: ["ZooKeeperRecipes", "ZKTestSupport"], swiftSettings: strict),

@@ -1,3 +1,4 @@
+import CStartup
 import Glibc
 import ZKCtl
 
@@ -10,5 +11,13 @@ func start(_ arguments: [String]) {
     Task(executorPreference: ZKCtl.mainThread) { exit(await ZKCtl.run(arguments)) }
 }
 
-start(Array(CommandLine.arguments.dropFirst()))
+// argv as the C library passed it (Sources/CStartup says why not CommandLine.arguments), without
+// argv[0]; String(cString:) repairs bytes that are not UTF-8 as CommandLine.arguments does.
+func arguments() -> [String] {
+    var count: Int32 = 0
+    let argv = zkctl_startup_arguments(&count)
+    return count < 2 ? [] : (1..<Int(count)).map { argv[$0].map { String(cString: $0) } ?? "" }
+}
+
+start(arguments())
 ZKCtl.serveMainThread()

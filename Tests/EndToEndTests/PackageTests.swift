@@ -79,6 +79,16 @@ final class PackageTests: XCTestCase {
         _ = try run(zkctl, ["-s", server.connectString, "delete", node])
         let gone = try runProcess(zkctl, ["-s", server.connectString, "exists", node])
         XCTAssertEqual(gone.status, 1, gone.stderrText)
+        // A release binary takes argv from Sources/CStartup, not from the Swift runtime: arguments
+        // with spaces and UTF-8, an empty one, and one after it all arrive as given.
+        let spaced = "\(node) é ü"
+        _ = try run(zkctl, ["-s", server.connectString, "create", spaced, "two  words, ü"])
+        XCTAssertEqual(try run(zkctl, ["-s", server.connectString, "get", spaced]).stdoutText, "two  words, ü")
+        _ = try run(zkctl, ["-s", server.connectString, "set", spaced, ""])
+        XCTAssertEqual(try run(zkctl, ["-s", server.connectString, "get", spaced]).stdoutText, "")
+        let children = try run(zkctl, ["-s", server.connectString, "ls", "/"]).stdoutText
+        XCTAssertTrue(children.split(separator: "\n").contains(Substring(spaced.dropFirst())), children)
+        _ = try run(zkctl, ["-s", server.connectString, "delete", spaced])
 
         // man finds the page; bash-completion's loader, zsh's compinit and fish find the completions
         // in the vendor directories, as they would under /usr.
