@@ -174,12 +174,14 @@ test-asan: deps
 bench: deps
 	BENCH_SWIFT_FLAGS="$(RELEASE_FLAGS)" benchmarks/bench.sh
 
-# scripts/link/hot-sections from a fresh profile of the common one-shot commands (valgrind's
-# callgrind, installed when missing, on a throwaway server). Commit what it writes.
+# scripts/link/hot-sections from a fresh trace of the common one-shot commands (valgrind, installed
+# when missing, on a throwaway server); then the binary is linked again with it, as SwiftPM does
+# not relink when only the list changes. Commit what it writes.
 .PHONY: link-order
 link-order: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
-	scripts/link-order "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl"
+	bin="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl"; scripts/link-order "$$bin" && rm -f "$$bin"
+	$(SWIFT) build $(RELEASE_FLAGS)
 
 # The version, for scripts and the package test.
 .PHONY: version
