@@ -80,7 +80,7 @@ final class PackageTests: XCTestCase {
         let gone = try runProcess(zkctl, ["-s", server.connectString, "exists", node])
         XCTAssertEqual(gone.status, 1, gone.stderrText)
         // A release binary takes argv from Sources/CStartup, not from the Swift runtime: arguments
-        // with spaces and UTF-8, an empty one, and one after it all arrive as given.
+        // with spaces and UTF-8, and an empty one, arrive as given.
         let spaced = "\(node) é ü"
         _ = try run(zkctl, ["-s", server.connectString, "create", spaced, "two  words, ü"])
         XCTAssertEqual(try run(zkctl, ["-s", server.connectString, "get", spaced]).stdoutText, "two  words, ü")
