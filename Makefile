@@ -179,6 +179,7 @@ bench: deps
 # not relink when only the list changes. Commit what it writes.
 .PHONY: link-order
 link-order: deps
+	@$(MAKE) -s deps APT_PACKAGES=valgrind
 	$(SWIFT) build $(RELEASE_FLAGS)
 	bin="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl"; scripts/link-order "$$bin" && rm -f "$$bin"
 	$(SWIFT) build $(RELEASE_FLAGS)
