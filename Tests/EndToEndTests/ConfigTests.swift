@@ -528,6 +528,16 @@ final class ConfigTests: XCTestCase {
         // -q keeps the summary off stderr.
         XCTAssertEqual(try ok(["-q", "config", "import", "--nested", "-"], stdin: Data(#"{"a/b": 1}"#.utf8), root: copy), "")
         XCTAssertEqual(try ok(["config", "get", "--nested", "a/c/d"], root: copy), "2\n")
+
+        // A key after one nested under it: its node is made on the way, then given its value.
+        let order = "\(base)/order/config"
+        let childFirst = Data(#"{"x/y": "1", "x": "2"}"#.utf8)
+        try imports(["--nested", "-"], stdin: childFirst, root: order,
+                    summary: "2 created, 0 updated, 0 unchanged, 0 removed")
+        XCTAssertEqual(try ok(["config", "get", "x"], root: order), "\"2\"\n")
+        XCTAssertEqual(try ok(["config", "get", "--nested", "x/y"], root: order), "\"1\"\n")
+        try imports(["--nested", "-"], stdin: childFirst, root: order,
+                    summary: "0 created, 0 updated, 2 unchanged, 0 removed")
     }
 
     func testImportTooLargeForOneRequestGoesInBatches() throws {

@@ -603,10 +603,10 @@ extension CommandTable {
                 ConfigSupport.printPlan(plan, output: inv.output, applied: false)
                 return ExitCode.success
             }
-            let batches = MultiBatcher.batches(plan.ops)
+            let batches = plan.batches
             // Four transactions in flight: the server applies them in order, and none after one
             // that fails. The progress line counts one once it is applied.
-            counter.start("writes", total: plan.ops.count)
+            counter.start("writes", total: plan.writes)
             let results = await zk.multi(batches: batches, maxInFlight: 4, applied: { counter.add(batches[$0].count) })
             let done = results.filter { if case .success = $0 { true } else { false } }.count
             if let failure = results.lazy.compactMap({ if case .failure(let e) = $0 { e } else { nil } }).first {

@@ -353,22 +353,33 @@ enum ConfigSupport {
     /// as (`encode`), in the file's order, without the document's JSON tree. Nil for anything
     /// it does not fully understand (not UTF-8, not valid JSON, not an object, a key given twice):
     /// the caller then parses the whole document, which decides and words the answer.
+    ///
+    /// The values are slices of one buffer that holds them all, one after another: a value is
+    /// then no allocation of its own (a `Data` of more than 14 bytes would be two).
     static func decodeImport(_ bytes: [UInt8]) -> [(key: String, data: Data)]? {
         guard JSONParser.firstInvalidUTF8Offset(bytes) == nil else { return nil }
         var parser = JSONParser(bytes: bytes)
-        var entries: [(key: String, data: Data)] = []
-        var keys = Set<String>()
+        var keys: [String] = []
+        // Where each value ends in `stored`.
+        var ends: [Int] = []
+        var seen = Set<String>()
+        // Reserving touches no memory: the stored values are never longer than the input.
+        var stored = Data()
         do {
             guard parser.consume(JSONParser.openBrace) else { return nil }
             if !parser.consume(JSONParser.closeBrace) {
                 // Values are mostly tens of bytes: room enough for most files from the start.
-                entries.reserveCapacity(bytes.count / 64)
                 keys.reserveCapacity(bytes.count / 64)
+                ends.reserveCapacity(bytes.count / 64)
+                seen.reserveCapacity(bytes.count / 64)
+                stored.reserveCapacity(bytes.count)
                 repeat {
                     let key = try parser.parseKey(afterComma: false)
                     // Last one wins in a JSON object: left to the general reader.
-                    guard keys.insert(key).inserted else { return nil }
-                    entries.append((key, try storedBytes(&parser)))
+                    guard seen.insert(key).inserted else { return nil }
+                    keys.append(key)
+                    try appendStoredBytes(&parser, to: &stored)
+                    ends.append(stored.count)
                 } while parser.consume(JSONParser.comma)
                 guard parser.consume(JSONParser.closeBrace) else { return nil }
             }
@@ -377,12 +388,19 @@ enum ConfigSupport {
         } catch {
             return nil
         }
+        var entries: [(key: String, data: Data)] = []
+        entries.reserveCapacity(keys.count)
+        var start = 0
+        for (key, end) in zip(keys, ends) {
+            entries.append((key, stored[start..<end]))
+            start = end
+        }
         return entries
     }
 
-    /// The next value's bytes as `encode` writes it. A string that `encode` writes as it stands
-    /// (no escape in it, no DEL) is its own text, quotes included.
-    private static func storedBytes(_ parser: inout JSONParser) throws(JSONParseError) -> Data {
+    /// Appends the next value's bytes as `encode` writes it. A string that `encode` writes as it
+    /// stands (no escape in it, no DEL) is its own text, quotes included.
+    private static func appendStoredBytes(_ parser: inout JSONParser, to stored: inout Data) throws(JSONParseError) {
         parser.skipWhitespace()
         if parser.peek == JSONParser.quote {
             let start = parser.pos
@@ -390,7 +408,10 @@ enum ConfigSupport {
                 var i = start + 1
                 while i < b.count {
                     let c = b[i]
-                    if c == JSONParser.quote { return i }
+                    if c == JSONParser.quote {
+                        stored.append(UnsafeBufferPointer(rebasing: b[start...i]))
+                        return i
+                    }
                     if c == 0x5C || c < 0x20 || c == 0x7F { return nil }
                     i += 1
                 }
@@ -398,10 +419,10 @@ enum ConfigSupport {
             }
             if let end {
                 parser.pos = end + 1
-                return Data(parser.bytes[start...end])
+                return
             }
         }
-        return encode(try parser.parseValue(depth: 1))
+        stored.append(encode(try parser.parseValue(depth: 1)))
     }
 
     struct ImportPlan: Sendable {
@@ -409,7 +430,9 @@ enum ConfigSupport {
         var update: [String] = []
         var unchanged: [String] = []
         var remove: [String] = []
-        var ops: [MultiOp] = []
+        /// The writes, in order, cut into transactions as they are planned (`MultiBatcher`).
+        var batches: [[MultiOp]] = []
+        var writes = 0
     }
 
     /// Compares the wanted keys with what is stored and lists the operations that make them so:
@@ -423,8 +446,16 @@ enum ConfigSupport {
             for node in level { existing[node.path] = node }
         }
         var plan = ImportPlan()
-        var creates: [MultiOp] = []
+        var batcher = MultiBatcher()
+        func write(_ op: MultiOp) {
+            plan.writes += 1
+            if let done = batcher.add(op) { plan.batches.append(done) }
+        }
+        // Paths that an operation before creates: every new item's, and the intermediate nodes.
         var planned: Set<String> = []
+        planned.reserveCapacity(items.count)
+        // Intermediate nodes created empty for a key that comes later in the file.
+        var madeEmpty: Set<String> = []
         // Missing ancestors of the root, found with one pipelined round of exists.
         if existing[root] == nil {
             var chain: [String] = []
@@ -434,7 +465,7 @@ enum ConfigSupport {
             for (p, r) in zip(chain, results).reversed() {
                 switch r {
                 case .success(let res) where res.stat != nil: continue
-                case .success: creates.append(.create(p, acl: acl)); planned.insert(p)
+                case .success: write(.create(p, acl: acl)); planned.insert(p)
                 case .failure(let e): throw e
                 }
             }
@@ -454,8 +485,9 @@ enum ConfigSupport {
                     cursor = PathRules.parent(of: p)
                 }
                 for p in parents.reversed() {
-                    creates.append(.create(p, acl: acl))
+                    write(.create(p, acl: acl))
                     planned.insert(p)
+                    madeEmpty.insert(p)
                 }
                 lastParent = parent
             }
@@ -464,26 +496,29 @@ enum ConfigSupport {
                     plan.unchanged.append(item.key)
                 } else {
                     plan.update.append(item.key)
-                    creates.append(.set(item.path, data: item.data, version: node.stat.version))
+                    write(.set(item.path, data: item.data, version: node.stat.version))
                 }
+            } else if madeEmpty.contains(item.path) {
+                // A key after one nested under it: its node is made by then, at version 0.
+                plan.create.append(item.key)
+                write(.set(item.path, data: item.data, version: 0))
             } else {
                 plan.create.append(item.key)
-                creates.append(.create(item.path, data: item.data, acl: acl))
+                write(.create(item.path, data: item.data, acl: acl))
                 planned.insert(item.path)
             }
         }
-        var deletes: [MultiOp] = []
         if prune {
             let wanted = Set(items.map(\.path))
             let gone = existing.values.filter { node in
                 node.path != root && !wanted.contains(node.path) && node.stat.numChildren == 0
             }.sorted { ($0.depth, $0.path) > ($1.depth, $1.path) }
             for node in gone {
-                deletes.append(.delete(node.path, version: node.stat.version))
+                write(.delete(node.path, version: node.stat.version))
             }
             plan.remove = gone.map { key(for: $0.path, root: root) }.sorted()
         }
-        plan.ops = creates + deletes
+        if let last = batcher.finish() { plan.batches.append(last) }
         return plan
     }
 
