@@ -19,8 +19,9 @@ struct ExportDecoder {
     /// The last ACL array read: where its text was, and what it says (checked). Most nodes of an
     /// export carry the same ACL, so the same text is not read twice.
     private var lastACL: (start: Int, count: Int, acl: [ACL])? = nil
-    /// Room for a string's decoded bytes.
-    private var scratch: [UInt8] = []
+    /// Every node's data, one after another: a node's data is a slice of it (`nodeArray`), so
+    /// no node has an allocation of its own for it (a `Data` of more than 14 bytes would have two).
+    private var stored = Data()
 
     private struct Refused: Error {}
 
@@ -96,14 +97,26 @@ struct ExportDecoder {
         // About a hundred bytes a node: room enough for most files from the start.
         var placed = BackupFormat.Placement(capacity: parser.bytes.count / 128)
         nodes.reserveCapacity(parser.bytes.count / 128)
+        // Where each node's data ends in `stored`.
+        var ends: [Int] = []
+        ends.reserveCapacity(parser.bytes.count / 128)
+        // Reserving touches no memory, and the data is never longer than the file.
+        stored.reserveCapacity(parser.bytes.count)
         repeat {
             let node = try exportNode(index: nodes.count)
             try BackupFormat.place(node, index: nodes.count, placed: &placed, root: nil)
             // `root` is valid: the path joined to it is when the relative one is.
             if root != nil, !node.path.isEmpty, !PathRules.relativeIsValid(node.path) { throw Refused() }
             nodes.append(node)
+            ends.append(stored.count)
         } while parser.consume(JSONParser.comma)
         guard parser.consume(JSONParser.closeBracket) else { throw Refused() }
+        // Sliced once nothing more is appended: a slice taken before would make the next append copy.
+        var start = 0
+        for (k, end) in ends.enumerated() {
+            nodes[k].data = stored[start..<end]
+            start = end
+        }
         return nodes
     }
 
@@ -117,7 +130,7 @@ struct ExportDecoder {
     private mutating func exportNode(index i: Int) throws -> BackupNode {
         guard parser.consume(JSONParser.openBrace), !parser.consume(JSONParser.closeBrace) else { throw Refused() }
         var path, type, dataBase64: String?
-        var data: Data?
+        var hasData = false
         var ttl: Int?
         var acl: [ACL]?
         repeat {
@@ -126,8 +139,9 @@ struct ExportDecoder {
             case .type: try string(&type)
             case .data:
                 parser.skipWhitespace()
-                guard data == nil, parser.peek == JSONParser.quote else { throw Refused() }
-                data = try stringBytes()
+                guard !hasData, parser.peek == JSONParser.quote else { throw Refused() }
+                try appendStringBytes()
+                hasData = true
             case .dataBase64: try string(&dataBase64)
             case .ttl:
                 parser.skipWhitespace()
@@ -143,15 +157,14 @@ struct ExportDecoder {
         } while parser.consume(JSONParser.comma)
         guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
         let (checkedPath, nodeType) = try BackupFormat.nodeType(index: i, path: path, type: type, ttl: ttl)
-        let bytes: Data
-        switch (data, dataBase64) {
-        case (let text?, nil): bytes = text
-        case (nil, let b64?): bytes = try BackupFormat.nodeData(index: i, path: checkedPath, data: nil, dataBase64: .string(b64))
-        case (nil, nil): bytes = Data()
-        case (_?, _?): throw Refused()
+        switch (hasData, dataBase64) {
+        case (true, nil), (false, nil): break
+        case (false, let b64?): stored.append(try BackupFormat.nodeData(index: i, path: checkedPath, data: nil, dataBase64: .string(b64)))
+        case (true, _?): throw Refused()
         }
         guard let acl else { throw Refused() }
-        return BackupNode(path: checkedPath, type: nodeType, data: bytes, acl: acl)
+        // The data is the end of `stored`, given to the node by `nodeArray`.
+        return BackupNode(path: checkedPath, type: nodeType, data: Data(), acl: acl)
     }
 
     /// The key before a value (pos before its opening quote), matched on its bytes; a key with
@@ -183,15 +196,14 @@ struct ExportDecoder {
         return .other
     }
 
-    /// A string value's decoded bytes (pos at its opening quote). The file is valid UTF-8 and
-    /// the escapes read here stand for ASCII bytes, so these are the bytes of the string the
-    /// parser would make; a `\u` escape is left to the parser itself.
-    private mutating func stringBytes() throws -> Data {
+    /// Appends a string value's decoded bytes to `stored` (pos at its opening quote). The file
+    /// is valid UTF-8 and the escapes read here stand for ASCII bytes, so these are the bytes of
+    /// the string the parser would make; a `\u` escape is left to the parser itself.
+    private mutating func appendStringBytes() throws {
         let start = parser.pos
+        let before = stored.count
         var i = start + 1
         var runStart = i
-        scratch.removeAll(keepingCapacity: true)
-        var escaped = false
         let bytes = parser.bytes
         while true {
             guard i < bytes.count else { throw Refused() }
@@ -210,18 +222,21 @@ struct ExportDecoder {
             case UInt8(ascii: "t"): decoded = 0x09
             default:
                 parser.pos = start
-                return Data(try parser.parseString().utf8)
+                stored.removeSubrange(before...)
+                stored.append(contentsOf: try parser.parseString().utf8)
+                return
             }
-            scratch.append(contentsOf: bytes[runStart..<i])
-            scratch.append(decoded)
-            escaped = true
+            append(bytes, runStart..<i)
+            stored.append(decoded)
             i += 2
             runStart = i
         }
         parser.pos = i + 1
-        if !escaped { return Data(bytes[runStart..<i]) }
-        scratch.append(contentsOf: bytes[runStart..<i])
-        return Data(scratch)
+        append(bytes, runStart..<i)
+    }
+
+    private mutating func append(_ bytes: [UInt8], _ range: Range<Int>) {
+        bytes.withUnsafeBufferPointer { stored.append(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     /// A node's ACL array, checked; the same text as the last one read is the same ACL.
