@@ -276,6 +276,8 @@ final class BackupUnitTests: XCTestCase {
         for step in steps {
             guard case .multi(let ops) = step else { return XCTFail("expected only transactions, got \(step)") }
             XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(ops), ZooKeeperClient.maxPacketSize)
+            // Several transactions anyway: smaller ones, which the server finishes sooner.
+            XCTAssertLessThanOrEqual(ops.count, MultiBatcher.spreadCount)
             total += ops.count
         }
         XCTAssertEqual(total, nodes.count)
@@ -283,6 +285,11 @@ final class BackupUnitTests: XCTestCase {
         let small = ImportPlan.make(nodes: Array(nodes.prefix(50)), targetRoot: "/t", existing: Array(repeating: nil, count: 50),
                                     ancestors: [], prune: [], policy: .fail, identities: ["world:anyone"])
         XCTAssertEqual(small.steps().count, 1)
+        // So is one of more nodes than a spread transaction holds, when it fits in one request.
+        let many = [node("")] + (0..<3000).map { node("m\($0)") }
+        let whole = ImportPlan.make(nodes: many, targetRoot: "/t", existing: Array(repeating: nil, count: many.count),
+                                    ancestors: [], prune: [], policy: .fail, identities: ["world:anyone"])
+        XCTAssertEqual(whole.steps().map(\.count), [many.count])
     }
 
     func testTTLAndContainerCreatesComeBetweenTransactions() {

@@ -221,6 +221,27 @@ final class ClientTests: XCTestCase {
         }
     }
 
+    func testSpreadKeepsOneTransactionWholeAndCutsSeveralSmaller() {
+        // 5,000 small creates fit in one transaction: that one stays all or nothing.
+        let fits: [MultiOp] = (0..<5_000).map { .create("/t/k\($0)") }
+        XCTAssertEqual(MultiBatcher.spread(MultiBatcher.batches(fits)), [fits])
+        // 40,000 do not: the batches are cut at 1,000 operations, in order, each with the
+        // checks of the one before still under the limit.
+        let ops: [MultiOp] = (0..<40_000).map { .create("/t/a\($0 % 100)/b\($0)", data: Data(repeating: 0x78, count: 50)) }
+        let cut = MultiBatcher.batches(ops)
+        XCTAssertGreaterThan(cut.count, 1)
+        let spread = MultiBatcher.spread(cut)
+        XCTAssertEqual(spread.flatMap { $0 }, ops)
+        XCTAssertEqual(spread.map(\.count).max(), MultiBatcher.spreadCount)
+        XCTAssertGreaterThanOrEqual(spread.count, ops.count / MultiBatcher.spreadCount)
+        for (before, batch) in zip(spread, spread.dropFirst()) {
+            let checks = ZooKeeperClient.guardChecks(after: before)
+            XCTAssertLessThanOrEqual(ZooKeeperClient.estimatedMultiSize(checks + batch), ZooKeeperClient.maxPacketSize)
+        }
+        XCTAssertEqual(MultiBatcher.chunks(Array(ops.prefix(10)), count: 4).map(\.count), [4, 4, 2])
+        XCTAssertEqual(MultiBatcher.spread([]), [])
+    }
+
     func testMultiIsAllOrNothing() async throws {
         try await zk.create("\(base)/m1", data: Data("one".utf8))
         do {

@@ -166,9 +166,9 @@ struct ImportPlan: Sendable {
     }
 
     /// The writes, in order: creates, data changes and removals in transactions sized under
-    /// `limit`, TTL and container creates between them (after their parents' transaction,
-    /// pipelined), and ACL changes
-    /// last (so that a restrictive ACL never stops a child's create).
+    /// `limit` (of at most `MultiBatcher.spreadCount` operations when there are several), TTL and
+    /// container creates between them (after their parents' transaction, pipelined), and ACL
+    /// changes last (so that a restrictive ACL never stops a child's create).
     func steps(limit: Int = ZooKeeperClient.maxPacketSize) -> [Step] {
         var steps: [Step] = []
         var batcher = MultiBatcher(limit: limit)
@@ -211,6 +211,13 @@ struct ImportPlan: Sendable {
         flushBatch()
         flushSingles()
         if !aclChanges.isEmpty { steps.append(.pipelined(aclChanges)) }
+        // An import that is one transaction stays one; one of several goes in smaller ones, faster.
+        if steps.count(where: { if case .multi = $0 { true } else { false } }) > 1 {
+            steps = steps.flatMap { step -> [Step] in
+                guard case .multi(let ops) = step else { return [step] }
+                return MultiBatcher.chunks(ops).map { .multi($0) }
+            }
+        }
         return steps
     }
 }

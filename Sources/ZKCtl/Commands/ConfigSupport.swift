@@ -519,6 +519,7 @@ enum ConfigSupport {
             plan.remove = gone.map { key(for: $0.path, root: root) }.sorted()
         }
         if let last = batcher.finish() { plan.batches.append(last) }
+        plan.batches = MultiBatcher.spread(plan.batches)
         return plan
     }
 
