@@ -100,6 +100,13 @@ public final class BackgroundProcess: @unchecked Sendable {
         return exitStatus
     }
 
+    /// `kill`, then removes the directory it made for its output. For teardown blocks: XCTest
+    /// keeps them, and so this object, until the whole run ends, and `deinit` never comes.
+    public func discard() {
+        kill()
+        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
+    }
+
     /// SIGKILL (after SIGCONT, in case a test stopped it), then waits for the end.
     public func kill() {
         guard process.isRunning else { return }
