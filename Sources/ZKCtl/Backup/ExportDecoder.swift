@@ -107,7 +107,7 @@ struct ExportDecoder {
             try BackupFormat.place(node, index: nodes.count, placed: &placed, root: nil)
             // `root` is valid: the path joined to it is when the relative one is.
             if root != nil, !node.path.isEmpty, !PathRules.relativeIsValid(node.path) { throw Refused() }
-            nodes.append(node)
+            nodes.append(consume node)  // not copied: no retain of its strings and arrays
             ends.append(stored.count)
         } while parser.consume(JSONParser.comma)
         guard parser.consume(JSONParser.closeBracket) else { throw Refused() }
