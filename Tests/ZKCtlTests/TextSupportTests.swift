@@ -246,6 +246,21 @@ final class TextSupportTests: XCTestCase {
         }
         XCTAssertNil(readFile(dir.path + "/none"))
         XCTAssertNil(readFile(dir.path), "a directory is not a file")
+        // A file whose size stat does not know (0): read to its end all the same, well past the
+        // first guess of 4096 bytes.
+        // (Foundation stops at its first short read here: cat is the reference.)
+        let unsized = "/proc/kallsyms"
+        let cat = Process()
+        cat.executableURL = URL(fileURLWithPath: "/bin/cat")
+        cat.arguments = [unsized]
+        let pipe = Pipe()
+        cat.standardOutput = pipe
+        try cat.run()
+        let whole = pipe.fileHandleForReading.readDataToEndOfFile()
+        cat.waitUntilExit()
+        XCTAssertEqual(cat.terminationStatus, 0)
+        XCTAssertGreaterThan(whole.count, 100_000)
+        XCTAssertEqual(readFile(unsized).map { Data($0) }, whole)
     }
 
     func testQuotingTakesAQuoteWithACombiningMarkAfterIt() throws {
