@@ -3,6 +3,19 @@ import Foundation
 import Glibc
 #endif
 
+/// The output directories `BackgroundProcess` made and has not removed yet. They go when the test
+/// process exits: XCTest keeps teardown blocks, and the objects they hold, until the run ends,
+/// so `deinit` may never come for those.
+private let directoriesLeftLock: NSLock = NSLock()
+nonisolated(unsafe) private var directoriesLeft: Set<String> = []
+private let removeLeftDirectoriesAtExit: Void = {
+    atexit {
+        directoriesLeftLock.lock()
+        for path in directoriesLeft { try? FileManager.default.removeItem(atPath: path) }
+        directoriesLeftLock.unlock()
+    }
+}()
+
 /// A process that runs while a test goes on (`config watch`, a held registration, a writer), its
 /// output going to files so that no pipe can fill up. Killed when released.
 public final class BackgroundProcess: @unchecked Sendable {
@@ -24,6 +37,12 @@ public final class BackgroundProcess: @unchecked Sendable {
         ownsDirectory = directory == nil
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("zkctl-bg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        if ownsDirectory {
+            _ = removeLeftDirectoriesAtExit
+            directoriesLeftLock.lock()
+            directoriesLeft.insert(self.directory.path)
+            directoriesLeftLock.unlock()
+        }
         outURL = self.directory.appendingPathComponent("bg-\(id).out")
         errURL = self.directory.appendingPathComponent("bg-\(id).err")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -51,7 +70,15 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     deinit {
         kill()
-        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
+        removeDirectory()
+    }
+
+    private func removeDirectory() {
+        guard ownsDirectory else { return }
+        try? FileManager.default.removeItem(at: directory)
+        directoriesLeftLock.lock()
+        directoriesLeft.remove(directory.path)
+        directoriesLeftLock.unlock()
     }
 
     public var pid: Int32 { process.processIdentifier }
@@ -100,11 +127,11 @@ public final class BackgroundProcess: @unchecked Sendable {
         return exitStatus
     }
 
-    /// `kill`, then removes the directory it made for its output. For teardown blocks: XCTest
-    /// keeps them, and so this object, until the whole run ends, and `deinit` never comes.
+    /// `kill`, then removes the directory it made for its output now rather than at exit (for
+    /// teardown blocks, which keep this object until the whole run ends).
     public func discard() {
         kill()
-        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
+        removeDirectory()
     }
 
     /// SIGKILL (after SIGCONT, in case a test stopped it), then waits for the end.
