@@ -556,7 +556,7 @@ final class ConfigTests: XCTestCase {
         let s = server ?? self.server!
         let p = try BackgroundProcess(zkctlBinaryPath(), ["-s", s.connectString, "--config-root", root] + args,
                                       environment: Self.environment())
-        addTeardownBlock { p.discard() }
+        addTeardownBlock { p.kill() }
         return p
     }
 

@@ -558,7 +558,7 @@ final class ZnodeTests: XCTestCase {
                            "HOME": FileManager.default.temporaryDirectory.path]
         environment.merge(env) { $1 }
         let run = try BackgroundProcess(zkctlBinaryPath(), ["-s", (server ?? self.server).connectString] + args, environment: environment)
-        addTeardownBlock { run.discard() }
+        addTeardownBlock { run.kill() }
         return run
     }
 

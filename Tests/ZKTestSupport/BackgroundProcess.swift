@@ -70,10 +70,6 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     deinit {
         kill()
-        removeDirectory()
-    }
-
-    private func removeDirectory() {
         guard ownsDirectory else { return }
         try? FileManager.default.removeItem(at: directory)
         directoriesLeftLock.lock()
@@ -125,13 +121,6 @@ public final class BackgroundProcess: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.05)
         }
         return exitStatus
-    }
-
-    /// `kill`, then removes the directory it made for its output now rather than at exit (for
-    /// teardown blocks, which keep this object until the whole run ends).
-    public func discard() {
-        kill()
-        removeDirectory()
     }
 
     /// SIGKILL (after SIGCONT, in case a test stopped it), then waits for the end.

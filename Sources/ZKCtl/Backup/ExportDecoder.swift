@@ -158,7 +158,7 @@ struct ExportDecoder {
         guard parser.consume(JSONParser.closeBrace) else { throw Refused() }
         let (checkedPath, nodeType) = try BackupFormat.nodeType(index: i, path: path, type: type, ttl: ttl)
         switch (hasData, dataBase64) {
-        case (true, nil), (false, nil): break
+        case (_, nil): break
         case (false, let b64?): stored.append(try BackupFormat.nodeData(index: i, path: checkedPath, data: nil, dataBase64: .string(b64)))
         case (true, _?): throw Refused()
         }
