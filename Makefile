@@ -175,13 +175,17 @@ bench: deps
 	BENCH_SWIFT_FLAGS="$(RELEASE_FLAGS)" benchmarks/bench.sh
 
 # scripts/link/hot-sections from a fresh trace of the common one-shot commands (valgrind, installed
-# when missing, on a throwaway server); then the binary is linked again with it, as SwiftPM does
-# not relink when only the list changes. Commit what it writes.
+# when missing, on a throwaway server), read against the linker's map of the traced binary (the
+# binary is removed first, so that it is linked again with the map); then the binary is linked
+# again with the new list, as SwiftPM does not relink when only the list changes. Commit what it
+# writes.
 .PHONY: link-order
 link-order: deps
 	@$(MAKE) -s deps APT_PACKAGES=valgrind
-	$(SWIFT) build $(RELEASE_FLAGS)
-	bin="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl"; scripts/link-order "$$bin" && rm -f "$$bin"
+	bin="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/zkctl"; map=$$(mktemp /tmp/zkctl-link-map.XXXXXX); \
+	rm -f "$$bin"; status=0; \
+	{ $(SWIFT) build $(RELEASE_FLAGS) -Xlinker -Map="$$map" && scripts/link-order "$$bin" "$$map"; } || status=$$?; \
+	rm -f "$$map" "$$bin"; exit $$status
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 # The version, for scripts and the package test.
